@@ -1,0 +1,372 @@
+"""The provider interface: images, servers, the load-balancer pool, durable records and the lock.
+
+This is the only thing the engine knows about a cloud. Every provider implements all of it; nothing here
+does I/O. Values crossing the interface are frozen dataclasses of plain data (no driver back-references,
+no `extra` grab-bag); each provider maps its own statuses onto the enums below with a table.
+
+A provider instance is scoped to one app and one environment (`ProviderContext`): its pool is that
+environment's pool, and `list_servers` returns only servers tagged with that app and environment.
+
+Labels: providers store releasectl's labels on servers and images as string key/value metadata with the
+prefix `releasectl_` (Nova metadata, Glance properties, the local manifest). The engine sees the keys
+without the prefix. The well-known keys are in `Label`.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+LABEL_PREFIX = "releasectl_"
+
+
+class Label:
+    """Well-known label keys (stored with LABEL_PREFIX by providers)."""
+
+    APP = "app"
+    VERSION = "version"
+    ENV = "env"
+    ROLE = "role"  # servers: Role values
+    RELEASE = "release"  # servers: id of the release that launched or adopted them
+    RETIRE_AFTER = "retire_after"  # servers: epoch seconds after which a warm previous fleet is retired
+    SOURCE = "source"  # images: where the snapshot came from
+    CREATED_BY = "created_by"  # images: releasectl version that baked it
+    OUTCOME = "outcome"  # images: ImageOutcome value, set by the engine
+    PORT = "port"  # images: the app's port (the openstack provider needs it for members)
+
+
+class Role(str, enum.Enum):
+    """What a server is for. Stored as the `role` label."""
+
+    CANDIDATE = "candidate"  # launched by a release in progress
+    STABLE = "stable"  # serving the live version
+    PREVIOUS = "previous"  # the last live fleet, kept warm (drained, weight 0) for a fast rollback
+    STAGING = "staging"  # launched by `stage`, never in the pool
+
+
+class ImageOutcome(str, enum.Enum):
+    """What happened to a version, recorded on its image. Rollback only ever targets RELEASED."""
+
+    RELEASED = "released"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+
+
+class ServerStatus(str, enum.Enum):
+    BUILDING = "building"
+    ACTIVE = "active"
+    ERROR = "error"
+    STOPPED = "stopped"  # local: the process exited on its own
+    DELETING = "deleting"
+
+
+class ImageStatus(str, enum.Enum):
+    PENDING = "pending"  # queued / saving / being written
+    ACTIVE = "active"
+    FAILED = "failed"  # killed, deleted under us, or failed integrity
+
+
+class Health(str, enum.Enum):
+    """Health of a pool member as the load balancer sees it."""
+
+    HEALTHY = "healthy"
+    UNHEALTHY = "unhealthy"  # checks ran and failed (HAProxy DOWN, Octavia ERROR)
+    UNKNOWN = "unknown"  # not checked yet, checks disabled, or no monitor
+
+
+class AdminState(str, enum.Enum):
+    READY = "ready"  # eligible for traffic by weight
+    DRAIN = "drain"  # no new load-balanced requests; in-flight ones finish
+    MAINT = "maint"  # out of rotation (added, not yet enabled; or on its way out)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """The app's health check, used by the LB monitor and by releasectl's own probes."""
+
+    path: str = "/healthz"
+    expected_status: int = 200
+    interval: float = 1.0
+    timeout: float = 2.0
+    rise: int = 2
+    fall: int = 2
+
+
+@dataclass(frozen=True)
+class ProviderContext:
+    """Everything a provider is constructed with. `options` is the provider's validated config section."""
+
+    app: str
+    env: str
+    config_dir: Path
+    state_dir: Path
+    health: HealthCheck
+    app_port: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class Image:
+    id: str
+    name: str
+    app: str
+    version: str
+    status: ImageStatus
+    created_at: float  # epoch seconds
+    size: int | None = None
+    checksum: str | None = None  # sha256 hex where the provider has it
+    source: str = ""
+    protected: bool = False
+    labels: Mapping[str, str] = field(default_factory=dict)  # without LABEL_PREFIX
+
+    @property
+    def outcome(self) -> ImageOutcome | None:
+        value = self.labels.get(Label.OUTCOME)
+        return ImageOutcome(value) if value in ImageOutcome._value2member_map_ else None
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What to boot. The provider stores app/version/env/role/release as labels, plus `labels`."""
+
+    name: str
+    image_id: str
+    app: str
+    version: str
+    env: str
+    role: Role
+    release_id: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    name: str
+    app: str
+    version: str
+    env: str
+    role: Role | None
+    release_id: str
+    status: ServerStatus
+    address: str | None  # where the app listens (IP); None until known
+    port: int | None
+    image_id: str = ""
+    created_at: float = 0.0
+    labels: Mapping[str, str] = field(default_factory=dict)  # every releasectl label, without prefix
+    fault: str | None = None  # the provider's reason for ERROR/STOPPED
+
+
+@dataclass(frozen=True)
+class Member:
+    """A load-balancer pool member. `id` is what set_weights/drain/remove take."""
+
+    id: str
+    name: str
+    address: str
+    port: int
+    weight: int
+    admin: AdminState
+    health: Health
+    sessions: int | None = None  # current sessions; None when the LB cannot tell (Octavia)
+    server_id: str | None = None  # the Server behind it, when the provider can tell
+    version: str | None = None
+
+
+@dataclass(frozen=True)
+class MemberStats:
+    """Cumulative per-member counters since the LB started; the engine works with deltas."""
+
+    member_id: str
+    requests: int
+    http_5xx: int
+    errors: int  # connection + response errors
+    response_time_ms: float | None = None  # LB's recent average, when available
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One HTTP GET made by releasectl itself against a server."""
+
+    status: int | None
+    latency: float  # seconds
+    body: str = ""
+    error: str | None = None  # connection error text when status is None
+
+    def passed(self, expected_status: int) -> bool:
+        return self.status == expected_status
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    max_weight: int = 256
+    member_sessions: bool = True  # Member.sessions is meaningful, so a drain can wait for 0
+    member_stats: bool = True  # member_stats() returns data
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A held lock. `token` identifies this holder; renew/release must present it."""
+
+    key: str
+    token: str
+    owner: Mapping[str, str]  # host, pid, user, ci_job, command
+    acquired_at: float
+    expires_at: float
+
+
+class Provider(ABC):
+    """One cloud behind one interface. Every method is idempotent where its docstring says so."""
+
+    name: str = "base"
+    capabilities: Capabilities = Capabilities()
+
+    def __init__(self, ctx: ProviderContext) -> None:
+        self.ctx = ctx
+
+    # ---- images (shared by all environments of the app) --------------------------------------------
+
+    @abstractmethod
+    def list_images(self) -> list[Image]:
+        """Images of this app that are PENDING or ACTIVE. FAILED ones may be included; any order."""
+
+    @abstractmethod
+    def get_image(self, image_id: str) -> Image | None:
+        """None when it does not exist."""
+
+    @abstractmethod
+    def bake_image(self, version: str, name: str, labels: Mapping[str, str]) -> Image:
+        """Snapshot the builder into a new image and return it ACTIVE, or raise.
+
+        Atomic: if this raises or the process dies, no ACTIVE image for the version is left listed, and a
+        PENDING leftover is cleaned up by the next bake of that version or by `gc`. It never replaces an
+        existing image; the engine deletes first when forcing.
+        """
+
+    @abstractmethod
+    def update_image(
+        self, image_id: str, *, labels: Mapping[str, str | None] | None = None, protected: bool | None = None
+    ) -> Image:
+        """Set labels (a None value removes the label) and/or the protected flag."""
+
+    @abstractmethod
+    def delete_image(self, image_id: str) -> None:
+        """Idempotent: a missing image is success. Unprotects first when needed."""
+
+    # ---- servers (this app and environment) ---------------------------------------------------------
+
+    @abstractmethod
+    def list_servers(self) -> list[Server]:
+        """Servers tagged with this app and environment, found by labels (never by name pattern)."""
+
+    @abstractmethod
+    def get_server(self, server_id: str) -> Server | None:
+        """None when it is gone."""
+
+    @abstractmethod
+    def create_server(self, spec: ServerSpec) -> Server:
+        """Start booting. Returns promptly (possibly BUILDING); the engine waits with `wait_for`.
+
+        Never creates a duplicate: on an ambiguous result the provider looks the name up before retrying.
+        """
+
+    @abstractmethod
+    def update_server_labels(self, server_id: str, labels: Mapping[str, str | None]) -> Server:
+        """Merge labels (None removes one)."""
+
+    @abstractmethod
+    def delete_server(self, server_id: str) -> None:
+        """Stop and delete; return once it is gone. Idempotent. Callers remove its pool member first."""
+
+    @abstractmethod
+    def probe(self, server: Server, path: str, timeout: float) -> Probe:
+        """One HTTP GET of `path` on the server's app, from the runner. Never raises for HTTP errors."""
+
+    # ---- the load-balancer pool of this environment -------------------------------------------------
+
+    @abstractmethod
+    def ensure_pool(self) -> None:
+        """Make the pool usable: start the local LB, or check the cloud pool and its health monitor."""
+
+    @abstractmethod
+    def pool_endpoint(self) -> str | None:
+        """The URL clients use (e.g. http://127.0.0.1:8080), or None when there is no LB yet."""
+
+    @abstractmethod
+    def list_members(self) -> list[Member]:
+        """Every member of the pool, including ones releasectl did not add. Empty when no LB runs."""
+
+    @abstractmethod
+    def add_member(self, server: Server) -> Member:
+        """Add the server with weight 0 so it takes no traffic until set_weights raises it.
+
+        Idempotent: a member for the same address and port is adopted. The LB starts health-checking it;
+        the provider never puts a member whose checks have not passed into rotation.
+        """
+
+    @abstractmethod
+    def set_weights(self, weights: Mapping[str, int]) -> None:
+        """Apply the weights (member id -> 0..max_weight) in one change, then verify by reading back.
+
+        Members not named keep their weight. Weight 0 means drain: no new requests. A member in MAINT
+        that gets a weight above 0 is put into rotation (only if its checks pass).
+        """
+
+    @abstractmethod
+    def remove_member(self, member_id: str) -> None:
+        """Take the member out of the pool for good. Idempotent. Callers drain it first."""
+
+    @abstractmethod
+    def member_stats(self) -> Mapping[str, MemberStats]:
+        """Cumulative counters by member id; empty when capabilities.member_stats is False."""
+
+    @abstractmethod
+    def destroy_pool(self) -> None:
+        """For `releasectl down`: stop an LB that releasectl owns (local). No-op for a cloud pool."""
+
+    # ---- durable records: where release state lives, so any runner can resume --------------------
+
+    @abstractmethod
+    def read_record(self, key: str) -> str | None:
+        """The stored document for key (scoped to this app and environment), or None."""
+
+    @abstractmethod
+    def write_record(self, key: str, data: str) -> None:
+        """Store the document durably and atomically (a reader sees the old or the new, never half)."""
+
+    @abstractmethod
+    def list_records(self, prefix: str) -> list[str]:
+        """Keys starting with prefix."""
+
+    # ---- the lock: one release at a time per app and environment ---------------------------------
+
+    @abstractmethod
+    def acquire_lock(self, owner: Mapping[str, str], ttl: float) -> Lease:
+        """Take the lock atomically, or raise LockHeld naming the holder and when its lease expires.
+
+        A lease that has expired (or, where the provider can tell, whose holder process is dead) belongs to
+        a dead holder: it is taken over in the same atomic step, and the returned Lease's owner records
+        `took_over` naming the previous holder."""
+
+    @abstractmethod
+    def renew_lock(self, lease: Lease, ttl: float) -> Lease:
+        """Extend the lease; raise LockHeld if it was broken or taken over."""
+
+    @abstractmethod
+    def release_lock(self, lease: Lease) -> None:
+        """Give the lock up. Idempotent; does nothing if another holder has it now."""
+
+    @abstractmethod
+    def read_lock(self) -> Lease | None:
+        """The current holder, live or expired, or None."""
+
+    @abstractmethod
+    def break_lock(self) -> None:
+        """Remove whatever lock is there (for `unlock`)."""
+
+    def close(self) -> None:
+        """Release client resources (HTTP sessions). Never stops servers or the LB."""

@@ -1,0 +1,110 @@
+"""The one waiter. Every status poll in releasectl goes through `wait_for`.
+
+Shaped after openstacksdk's `iterate_timeout`/`wait_for_status`, without its flaws: the wait is always
+bounded, a declared failure raises at once instead of polling on, and giving up raises instead of returning
+quietly. The clock is injectable so tests can run waits without real sleeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol, TypeVar
+
+from releasectl.errors import ReleasectlError, WaitTimeout
+
+T = TypeVar("T")
+log = logging.getLogger("releasectl.wait")
+
+
+class Clock(Protocol):
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+@dataclass
+class RealClock:
+    """Wall time and real sleeps. `stop_check` lets a sleeping wait notice a signal within 0.2 s."""
+
+    stop_check: Callable[[], None] | None = None
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def time(self) -> float:
+        return time.time()
+
+    def sleep(self, seconds: float) -> None:
+        end = time.monotonic() + max(0.0, seconds)
+        while True:
+            if self.stop_check is not None:
+                self.stop_check()
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.2))
+
+
+REAL_CLOCK = RealClock()
+
+
+def wait_for(
+    probe: Callable[[], T | None],
+    *,
+    timeout: float,
+    interval: float = 0.5,
+    max_interval: float = 5.0,
+    backoff: float = 1.5,
+    what: str = "condition",
+    clock: Clock = REAL_CLOCK,
+) -> T:
+    """Call `probe` until it returns something other than None or False, and return that.
+
+    `probe` raises (typically ResourceFailure) to fail fast on a declared failure state. The interval grows
+    by `backoff` up to `max_interval`. After `timeout` seconds this raises WaitTimeout naming `what`.
+    """
+    if timeout <= 0:
+        raise ValueError("wait_for needs a positive timeout")
+    deadline = clock.monotonic() + timeout
+    delay = interval
+    attempts = 0
+    while True:
+        attempts += 1
+        result = probe()
+        if result is not None and result is not False:
+            return result
+        now = clock.monotonic()
+        if now >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what} ({attempts} checks)")
+        log.debug("waiting for %s (check %d)", what, attempts)
+        clock.sleep(min(delay, deadline - now))
+        delay = min(delay * backoff, max_interval)
+
+
+def retry_call(
+    func: Callable[[], T],
+    *,
+    retry_on: tuple[type[BaseException], ...],
+    attempts: int,
+    interval: float = 0.2,
+    what: str = "call",
+    clock: Clock = REAL_CLOCK,
+) -> T:
+    """Call `func`, retrying a bounded number of times on the listed exceptions; re-raise the last one."""
+    last: BaseException | None = None
+    for i in range(attempts):
+        try:
+            return func()
+        except retry_on as exc:  # noqa: PERF203 - bounded retry
+            last = exc
+            log.debug("%s failed (attempt %d/%d): %s", what, i + 1, attempts, exc)
+            if i + 1 < attempts:
+                clock.sleep(interval * (2**i))
+    assert last is not None
+    if isinstance(last, ReleasectlError):
+        raise last
+    raise last
