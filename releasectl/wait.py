@@ -26,7 +26,7 @@ class Clock(Protocol):
     def sleep(self, seconds: float) -> None: ...
 
 
-@dataclass
+@dataclass(frozen=True)
 class RealClock:
     """Wall time and real sleeps. `stop_check` lets a sleeping wait notice a signal within 0.2 s."""
 

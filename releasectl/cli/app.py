@@ -1,0 +1,367 @@
+"""The typer commands. Each one parses its input, makes one engine call and renders the result."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+try:  # typer >= 0.26 vendors click
+    from typer._click.exceptions import ClickException
+except ImportError:  # older typer uses click itself
+    from click import ClickException  # type: ignore[no-redef]
+
+from releasectl import __version__
+from releasectl.cli import views
+from releasectl.cli.exitcodes import ExitCode, classify
+from releasectl.cli.render import Result, emit_result
+from releasectl.cli.runtime import Globals, engine_context, settings
+from releasectl.errors import ReleasectlError, UsageError
+
+app = typer.Typer(
+    name="releasectl",
+    help="Blue-green and canary releases, and an image pipeline, for virtual-machine clouds.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+images_app = typer.Typer(help="List and prune baked images.", invoke_without_command=True, no_args_is_help=False)
+config_app = typer.Typer(help="Validate and show releasectl.yaml.", no_args_is_help=True)
+app.add_typer(images_app, name="images")
+app.add_typer(config_app, name="config")
+
+
+def _globals(ctx: typer.Context) -> Globals:
+    return ctx.ensure_object(Globals)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"releasectl {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[Optional[Path], typer.Option("--config", help="Path to releasectl.yaml (default: nearest one).")] = None,
+    env: Annotated[Optional[str], typer.Option("--env", help="Environment from releasectl.yaml (e.g. staging).")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or json (one JSON document on stdout).")] = "table",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs, provider requests and tracebacks.")] = False,
+    state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Local state folder (default .releasectl/ beside the config).")] = None,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    if output not in ("table", "json"):
+        raise UsageError(f"--output must be table or json, got {output!r}")
+    g = ctx.ensure_object(Globals)
+    g.config, g.env, g.output, g.verbose, g.state_dir = config, env, output, verbose, state_dir
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _finish(ctx: typer.Context, result: Result) -> None:
+    emit_result(result, _globals(ctx).output)
+    _globals(ctx).printer.close()
+
+
+# ---- setup --------------------------------------------------------------------------------------------
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    directory: Annotated[Path, typer.Argument(help="Folder to set up (created if missing).")] = Path("."),
+    provider: Annotated[str, typer.Option(help="local or openstack.")] = "local",
+    app_name: Annotated[Optional[str], typer.Option("--app", help="App name (default: the folder's name, or demo for openstack).")] = None,
+    cloud: Annotated[Optional[str], typer.Option(help="clouds.yaml entry (openstack).")] = None,
+    port: Annotated[int, typer.Option(help="Load-balancer port of production (local; staging gets port+1).")] = 8080,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing releasectl.yaml.")] = False,
+) -> None:
+    """Write a working releasectl.yaml (and for local, a sample app in app/)."""
+    from releasectl.cli.scaffold import scaffold
+
+    written = scaffold(directory, provider=provider, app=app_name, cloud=cloud, port=port, force=force)
+    _finish(ctx, views.init_result(directory, written))
+
+
+@config_app.command("check")
+def config_check(ctx: typer.Context) -> None:
+    """Validate releasectl.yaml and print the effective config (secrets masked)."""
+    _finish(ctx, views.config_result(settings(_globals(ctx))))
+
+
+@app.command("pipelines")
+def pipelines_cmd(ctx: typer.Context) -> None:
+    """List the built-in pipelines and their steps."""
+    from releasectl.config import builtin_pipelines, parse_pipeline
+
+    found = [parse_pipeline(path) for path in builtin_pipelines().values()]
+    _finish(ctx, views.pipelines_result(found))
+
+
+# ---- images -------------------------------------------------------------------------------------------
+
+
+@app.command()
+def bake(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Semantic version, e.g. 1.4.0 or 1.5.0-rc.1.")],
+    force: Annotated[bool, typer.Option(help="Replace an existing image of this version (only if not live).")] = False,
+) -> None:
+    """Snapshot the builder into a version-named image."""
+    from releasectl.engine.images import bake as do_bake
+    from releasectl.engine.versions import parse_version
+
+    parse_version(version)
+    ectx = engine_context(_globals(ctx))
+    image = do_bake(ectx, version, force=force)
+    _finish(ctx, views.image_result(image, ectx.env))
+
+
+@images_app.callback()
+def images_list(ctx: typer.Context) -> None:
+    """Images, newest version first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from releasectl.engine.images import list_images
+
+    rows = list_images(engine_context(_globals(ctx)))
+    _finish(ctx, views.images_result(rows))
+
+
+@images_app.command("prune")
+def images_prune(
+    ctx: typer.Context,
+    keep: Annotated[int, typer.Option(help="How many of the newest images to keep.")],
+    dry_run: Annotated[bool, typer.Option(help="Show what would be deleted; delete nothing.")] = False,
+) -> None:
+    """Delete old images; never a live one or the previous live one."""
+    from releasectl.engine.images import prune
+
+    _finish(ctx, views.prune_result(prune(engine_context(_globals(ctx)), keep, dry_run=dry_run)))
+
+
+@app.command()
+def stage(
+    ctx: typer.Context,
+    version: Annotated[str, typer.Argument(help="Version to stage.")],
+    keep: Annotated[bool, typer.Option(help="Leave the staging instance running.")] = False,
+) -> None:
+    """Boot one instance from the image and run the smoke checks; exit 1 if one fails."""
+    from releasectl.engine.stage import stage as do_stage
+    from releasectl.engine.versions import parse_version
+    from releasectl.errors import SmokeCheckFailed
+
+    parse_version(version)
+    ectx = engine_context(_globals(ctx))
+    try:
+        result = do_stage(ectx, version, keep=keep)
+    except SmokeCheckFailed as exc:
+        staged = getattr(exc, "result", None)
+        if staged is None:
+            raise
+        failed = views.stage_result(staged)
+        failed.exit_code = int(ExitCode.ROLLED_BACK)
+        failed.errors = [{"code": "smoke_check_failed", "message": exc.message}]
+        _finish(ctx, failed)
+        sys.stderr.write(f"releasectl: error: {exc.message}\n")
+        raise typer.Exit(int(ExitCode.ROLLED_BACK))
+    _finish(ctx, views.stage_result(result))
+
+
+# ---- releases -----------------------------------------------------------------------------------------
+
+
+@app.command()
+def rollout(
+    ctx: typer.Context,
+    version: Annotated[Optional[str], typer.Argument(help="Version to release (default: newest baked, not live).")] = None,
+    pipeline: Annotated[Optional[str], typer.Option(help="Pipeline name or YAML path (overrides the config).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted release.")] = False,
+) -> None:
+    """Boot the new version, shift traffic step by step, watch health, retire the old fleet."""
+    from releasectl.config import load_pipeline
+    from releasectl.engine.release import rollout as do_rollout
+
+    g = _globals(ctx)
+    s = settings(g)
+    chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir)
+    ectx = engine_context(g, s, pipeline_name=chosen.name)
+    _finish(ctx, views.release_result(do_rollout(ectx, version, chosen, resume=resume)))
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    full: Annotated[bool, typer.Option(help="Skip the remaining steps and go to 100%.")] = False,
+) -> None:
+    """Continue past a manual gate (or with --full, skip the remaining steps)."""
+    from releasectl.engine.release import promote as do_promote
+
+    _finish(ctx, views.release_result(do_promote(engine_context(_globals(ctx)), full=full)))
+
+
+@app.command()
+def abort(ctx: typer.Context) -> None:
+    """Roll back a release that is running, interrupted or paused."""
+    from releasectl.engine.release import abort as do_abort
+
+    _finish(ctx, views.release_result(do_abort(engine_context(_globals(ctx)))))
+
+
+@app.command()
+def rollback(
+    ctx: typer.Context,
+    to: Annotated[Optional[str], typer.Option(help="Known-good version to return to (default: the last one).")] = None,
+) -> None:
+    """Return traffic to the last known-good version (warm fleet at once, or relaunched)."""
+    from releasectl.engine.release import rollback as do_rollback
+
+    _finish(ctx, views.release_result(do_rollback(engine_context(_globals(ctx)), to)))
+
+
+@app.command()
+def status(ctx: typer.Context) -> None:
+    """What runs: members, versions, weights, health, and any release in progress."""
+    from releasectl.engine.status import status as do_status
+
+    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx)))))
+
+
+@app.command()
+def history(ctx: typer.Context) -> None:
+    """Releases of this environment, newest first."""
+    from releasectl.engine.status import history as do_history
+
+    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx)))))
+
+
+@app.command()
+def down(ctx: typer.Context) -> None:
+    """Stop the environment's servers and its local load balancer. Images stay."""
+    from releasectl.engine.release import down as do_down
+
+    _finish(ctx, views.down_result(do_down(engine_context(_globals(ctx)))))
+
+
+@app.command()
+def gc(
+    ctx: typer.Context,
+    dry_run: Annotated[bool, typer.Option(help="Show what would be removed; remove nothing.")] = False,
+) -> None:
+    """Remove tagged servers, members and images that no live, warm, staged or running release owns."""
+    from releasectl.engine.release import gc as do_gc
+
+    _finish(ctx, views.gc_result(do_gc(engine_context(_globals(ctx)), dry_run=dry_run)))
+
+
+@app.command()
+def unlock(
+    ctx: typer.Context,
+    force: Annotated[bool, typer.Option(help="Break the lock even while its lease is alive.")] = False,
+) -> None:
+    """Break the lock of a dead holder."""
+    from releasectl.engine.lock import unlock as do_unlock
+
+    ectx = engine_context(_globals(ctx))
+    _finish(ctx, views.unlock_result(do_unlock(ectx.provider, force=force, now=ectx.clock.time())))
+
+
+@app.command()
+def demo(
+    ctx: typer.Context,
+    directory: Annotated[Optional[Path], typer.Argument(help="Folder for the demo (default: a new temporary one).")] = None,
+    keep: Annotated[bool, typer.Option(help="Leave the demo's servers and load balancer running.")] = False,
+    port: Annotated[int, typer.Option(help="Load-balancer port.")] = 18080,
+) -> None:
+    """Init, bake and roll out a sample app, canary a new version under load, fail one, roll back."""
+    from releasectl.demo import run_demo
+
+    _finish(ctx, views.demo_result(run_demo(directory, keep=keep, port=port, emit=_globals(ctx).printer)))
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    cloud: Annotated[Optional[str], typer.Option(help="clouds.yaml entry the secret belongs to.")] = None,
+    application_credential: Annotated[bool, typer.Option("--application-credential", help="Store an application-credential secret instead of a password.")] = False,
+) -> None:
+    """Store a password or application-credential secret in the OS keyring (service `releasectl`)."""
+    from releasectl.providers.openstack.credentials import store_secret
+
+    kind = "application_credential_secret" if application_credential else "password"
+    secret = typer.prompt(f"{kind.replace('_', ' ')}", hide_input=True)
+    where = store_secret(cloud, kind, secret)
+    _finish(ctx, Result(data={"stored": kind, "cloud": cloud, "where": where}, text=lambda: f"stored the {kind.replace('_', ' ')} in {where}"))
+
+
+# ---- the error boundary ---------------------------------------------------------------------------------
+
+
+def run(argv: list[str]) -> int:
+    """Run the app; map every exception to one message on stderr and one exit code."""
+    g_output = "json" if _wants_json(argv) else "table"
+    verbose = "-v" in argv or "--verbose" in argv
+    try:
+        app(args=argv, prog_name="releasectl", standalone_mode=False)
+        return ExitCode.OK
+    except typer.Exit as exc:
+        return int(exc.exit_code or 0)
+    except typer.Abort:
+        return _fail(ExitCode.USAGE, "usage", "aborted", None, g_output)
+    except ClickException as exc:
+        hint = None
+        ctx = getattr(exc, "ctx", None)
+        if ctx is not None:
+            hint = f"see `{ctx.command_path} --help`"
+        return _fail(ExitCode.USAGE, "usage", exc.format_message(), hint, g_output)
+    except ReleasectlError as exc:
+        code, name = classify(exc)
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        return _fail(code, name, exc.message, exc.hint, g_output)
+    except KeyboardInterrupt:
+        return _fail(ExitCode.INFRA, "interrupted", "interrupted", "run `releasectl status` to see where things stand", g_output)
+    except Exception as exc:  # a bug: say so plainly, traceback only with -v
+        if verbose:
+            traceback.print_exc(file=sys.stderr)
+        return _fail(ExitCode.INFRA, "internal", f"internal error: {type(exc).__name__}: {exc}", "rerun with -v for a traceback", g_output)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, arg in enumerate(argv):
+        if arg in ("--output=json", "-o=json"):
+            return True
+        if arg in ("--output", "-o") and i + 1 < len(argv) and argv[i + 1] == "json":
+            return True
+    return False
+
+
+def _fail(code: ExitCode, name: str, message: str, hint: str | None, output: str) -> int:
+    hint_text = _hint_for(code, hint)
+    sys.stderr.write(f"releasectl: error: {message}\n")
+    if hint_text:
+        sys.stderr.write(f"  hint: {hint_text}\n")
+    if output == "json":
+        error = {"code": name, "message": message}
+        if hint_text:
+            error["hint"] = hint_text
+        emit_result(Result(data={}, exit_code=int(code), errors=[error]), "json")
+    return int(code)
+
+
+def _hint_for(code: ExitCode, hint: str | None) -> str | None:
+    if hint:
+        return hint
+    if code is ExitCode.INFRA:
+        return "the release (if any) is resumable: `releasectl status`, then `releasectl rollout --resume` or `releasectl abort`"
+    return None

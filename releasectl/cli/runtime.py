@@ -1,0 +1,99 @@
+"""Turn global options and releasectl.yaml into an EngineContext: settings, provider, progress, signals."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from releasectl.cli.render import ProgressPrinter
+from releasectl.config import Settings, load_settings
+from releasectl.engine.context import EngineContext, StopToken
+from releasectl.providers import load as load_provider
+from releasectl.providers.base import ProviderContext
+from releasectl.wait import RealClock
+
+CI_JOB_VARIABLES = ("RELEASECTL_JOB_ID", "CI_JOB_ID", "GITHUB_RUN_ID", "BUILDKITE_JOB_ID", "BUILD_TAG", "ZUUL_BUILD")
+
+
+@dataclass
+class Globals:
+    config: Path | None = None
+    env: str | None = None
+    output: str = "table"
+    verbose: bool = False
+    state_dir: Path | None = None
+    printer: ProgressPrinter = field(default_factory=ProgressPrinter)
+
+
+def actor() -> dict[str, str]:
+    """Who runs this: recorded on the lock and on each release, for `status` and `history`."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    job = next((f"{name}={os.environ[name]}" for name in CI_JOB_VARIABLES if os.environ.get(name)), "")
+    return {"host": socket.gethostname(), "user": user, "pid": str(os.getpid()), "ci_job": job}
+
+
+def settings(g: Globals) -> Settings:
+    return load_settings(g.config, g.env, g.state_dir)
+
+
+def engine_context(g: Globals, s: Settings | None = None, *, pipeline_name: str | None = None) -> EngineContext:
+    s = s or settings(g)
+    stop = StopToken()
+    _install_signal_handlers(stop)
+    pctx = ProviderContext(
+        app=s.app,
+        env=s.env,
+        config_dir=s.config_dir,
+        state_dir=s.state_dir,
+        health=s.health,
+        app_port=s.app_port,
+        options=dict(s.provider_options),
+        verbose=g.verbose,
+    )
+    provider = load_provider(s.provider, pctx)
+    return EngineContext(
+        provider=provider,
+        app=s.app,
+        env=s.env,
+        image_name=s.image_name,
+        count=s.rollout.count,
+        health=s.health,
+        pipeline_name=pipeline_name or s.rollout.pipeline,
+        progress_deadline=s.rollout.progress_deadline,
+        weight_tolerance=s.rollout.weight_tolerance,
+        stage_checks=s.stage.checks,
+        stage_timeout=s.stage.timeout,
+        image_keep=s.image_keep,
+        clock=RealClock(stop_check=stop.check),
+        emit=g.printer,
+        stop=stop,
+        actor=actor(),
+    )
+
+
+def _install_signal_handlers(stop: StopToken) -> None:
+    """SIGINT/SIGTERM ask the engine to stop at its next safe point; a second one stops at once."""
+    if sys.platform == "win32":
+        return
+
+    def handler(signum: int, _frame: object) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set:
+            raise KeyboardInterrupt(name)
+        logging.getLogger("releasectl").warning("%s received: stopping at the next safe point", name)
+        stop.set(name)
+
+    try:
+        signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (e.g. in-process test runners)
+        pass

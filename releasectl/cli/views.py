@@ -1,0 +1,227 @@
+"""Engine results -> Result(data for JSON, text for people). Presentation only; no decisions here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from releasectl.cli.render import Result, table, utc
+from releasectl.engine.model import Pipeline, Release, describe_step
+from releasectl.providers.base import Image
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def image_data(image: Image, status: str) -> dict[str, Any]:
+    return {
+        "version": image.version,
+        "name": image.name,
+        "id": image.id,
+        "status": status,
+        "size": image.size,
+        "sha256": image.checksum,
+        "created_at": utc(image.created_at),
+        "source": image.source,
+        "protected": image.protected,
+        "labels": dict(image.labels),
+    }
+
+
+def image_result(image: Image, env: str) -> Result:
+    from releasectl.engine.images import describe_status
+
+    data = image_data(image, describe_status(image, env))
+    return Result(data={"image": data}, text=lambda: f"baked {image.name} ({_size(image.size)}, sha256 {image.checksum})")
+
+
+def images_result(rows) -> Result:
+    items = [image_data(r.image, r.status) for r in rows]
+    return Result(
+        data={"images": items},
+        text=lambda: table(
+            [{"version": i["version"], "name": i["name"], "status": i["status"], "size": _size(i["size"]), "created": i["created_at"]} for i in items]
+        ),
+    )
+
+
+def prune_result(result) -> Result:
+    data = {
+        "dry_run": result.dry_run,
+        "deleted": [i.name for i in result.deleted],
+        "kept": [{"name": i.name, "reason": why} for i, why in result.kept],
+    }
+    verb = "would delete" if result.dry_run else "deleted"
+
+    def text() -> str:
+        rows = [{"image": i.name, "action": verb} for i in result.deleted]
+        rows += [{"image": i.name, "action": f"keep ({why})"} for i, why in result.kept]
+        return table(rows)
+
+    return Result(data=data, text=text)
+
+
+def stage_result(result) -> Result:
+    checks = [
+        {
+            "path": r.check.path,
+            "expected_status": r.check.expected_status,
+            "status": r.probe.status,
+            "latency_ms": round(r.probe.latency * 1000, 1),
+            "passed": r.passed,
+            "detail": r.detail,
+        }
+        for r in result.results
+    ]
+    data = {"version": result.version, "server": result.server.name, "kept": result.kept, "passed": result.passed, "checks": checks}
+
+    def text() -> str:
+        rows = [{"check": c["path"], "result": "pass" if c["passed"] else "FAIL", "detail": c["detail"]} for c in checks]
+        tail = f"\nstaging instance {result.server.name} kept running" if result.kept else ""
+        return table(rows) + tail
+
+    return Result(data=data, text=text)
+
+
+def release_data(rel: Release) -> dict[str, Any]:
+    return {
+        "id": rel.id,
+        "kind": rel.kind.value,
+        "app": rel.app,
+        "environment": rel.env,
+        "version": rel.version,
+        "previous_version": rel.previous_version,
+        "state": rel.phase.value,
+        "pipeline": rel.pipeline.name,
+        "step": rel.step_index + 1,
+        "steps": len(rel.pipeline.steps),
+        "reason": rel.reason,
+        "failure": rel.failure,
+        "started_at": utc(rel.started_at),
+        "ended_at": utc(rel.ended_at),
+    }
+
+
+def release_result(rel: Release) -> Result:
+    data = {"release": release_data(rel)}
+    return Result(data=data, text=lambda: f"{rel.kind.value} of {rel.app} {rel.version} in {rel.env}: {rel.phase.value} ({rel.reason})")
+
+
+def status_result(view) -> Result:
+    data = view.to_dict()
+
+    def text() -> str:
+        lines = [
+            f"app {view.app}, environment {view.environment}, provider {view.provider}",
+            f"live version: {view.live_version or 'none'}",
+            f"endpoint: {view.endpoint or 'no load balancer running'}",
+        ]
+        rel = view.release
+        if rel:
+            lines.append(
+                f"release in progress: {rel['kind']} of {rel['version']} is {rel['state']} at step "
+                f"{rel['step']}/{rel['steps']} ({rel['step_description']}): {rel['reason']}"
+            )
+            if rel["state"] == "interrupted":
+                lines.append("  its runner is gone: `releasectl rollout --resume` continues it, `releasectl abort` undoes it")
+        else:
+            lines.append("release in progress: none")
+        if view.lock:
+            holder = view.lock["holder"]
+            lines.append(f"lock: held by {holder.get('command')} {holder.get('user')}@{holder.get('host')} pid {holder.get('pid')}"
+                         + ("" if view.lock["alive"] else " (lease expired)"))
+        lines.append("")
+        lines.append("members:")
+        lines.append(table([
+            {k: m[k] for k in ("name", "version", "role", "address", "weight", "share", "health", "admin", "sessions")}
+            for m in view.members
+        ]))
+        lines.append("")
+        lines.append("servers:")
+        lines.append(table([{k: s[k] for k in ("name", "version", "role", "status", "address")} for s in view.servers]))
+        return "\n".join(lines)
+
+    return Result(data=data, text=text)
+
+
+def history_result(rows: list[dict[str, Any]]) -> Result:
+    def text() -> str:
+        return table([
+            {
+                "version": r["version"],
+                "kind": r["kind"],
+                "outcome": r["state"],
+                "from": r["previous_version"] or "-",
+                "started": utc(r["started_at"]),
+                "ended": utc(r["ended_at"]),
+                "by": f"{r['actor'].get('user', '?')}@{r['actor'].get('host', '?')}" + (f" ({r['actor']['ci_job']})" if r["actor"].get("ci_job") else ""),
+                "reason": (r["failure"] or r["reason"] or "")[:60],
+            }
+            for r in rows
+        ])
+
+    return Result(data={"releases": rows}, text=text)
+
+
+def pipelines_result(pipelines: list[Pipeline]) -> Result:
+    data = {"pipelines": [p.to_dict() for p in pipelines]}
+
+    def text() -> str:
+        blocks = []
+        for p in pipelines:
+            steps = "\n".join(f"  {i + 1}. {describe_step(s)}" for i, s in enumerate(p.steps))
+            blocks.append(f"{p.name}: {p.description}\n{steps}")
+        return "\n\n".join(blocks)
+
+    return Result(data=data, text=text)
+
+
+def config_result(settings) -> Result:
+    import yaml
+
+    effective = settings.effective()
+    return Result(data={"config": effective}, text=lambda: f"{settings.path}: valid\n" + yaml.safe_dump(effective, sort_keys=False))
+
+
+def init_result(directory: Path, written: list[Path]) -> Result:
+    files = [str(p) for p in written]
+    return Result(
+        data={"directory": str(directory.resolve()), "written": files},
+        text=lambda: "\n".join([*(f"wrote {f}" for f in files), f"next: cd {directory} && releasectl bake 1.0.0"]),
+    )
+
+
+def down_result(stopped: list[str]) -> Result:
+    return Result(data={"stopped": stopped}, text=lambda: f"stopped {len(stopped)} server(s) and the load balancer")
+
+
+def gc_result(report) -> Result:
+    data = {
+        "dry_run": report.dry_run,
+        "members": report.removed_members,
+        "servers": report.deleted_servers,
+        "images": report.deleted_images,
+    }
+    verb = "would remove" if report.dry_run else "removed"
+    return Result(
+        data=data,
+        text=lambda: f"{verb}: {len(report.removed_members)} member(s), {len(report.deleted_servers)} server(s), {len(report.deleted_images)} image(s)"
+        + "".join(f"\n  {n}" for n in report.removed_members + report.deleted_servers + report.deleted_images),
+    )
+
+
+def unlock_result(lease) -> Result:
+    if lease is None:
+        return Result(data={"broken": None}, text=lambda: "no lock was held")
+    return Result(data={"broken": dict(lease.owner)}, text=lambda: f"broke the lock held by {lease.owner.get('host')} pid {lease.owner.get('pid')}")
+
+
+def demo_result(summary: dict[str, Any]) -> Result:
+    return Result(data={"demo": summary}, text=lambda: summary.get("table", ""))

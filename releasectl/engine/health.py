@@ -1,0 +1,77 @@
+"""releasectl's own health probes, next to the load balancer's view.
+
+A new member takes traffic only after `rise` consecutive passing probes of ours *and* a HEALTHY verdict
+from the LB. Streaks live in memory: a resumed runner simply probes again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from releasectl.providers.base import HealthCheck, Probe
+
+
+@dataclass
+class Streak:
+    ok: int = 0
+    bad: int = 0  # consecutive wrong HTTP statuses (the app answered, and said no)
+    down: int = 0  # consecutive failures of any kind, connection errors included
+    last_at: float = float("-inf")
+    last: Probe | None = None
+
+
+@dataclass
+class HealthTracker:
+    check: HealthCheck
+    streaks: dict[str, Streak] = field(default_factory=dict)
+    latencies: list[float] = field(default_factory=list)  # of passing probes, for analysis p95
+    probes: int = 0
+    failures: int = 0
+
+    def due(self, server_id: str, now: float) -> bool:
+        return now - self.streaks.get(server_id, Streak()).last_at >= self.check.interval
+
+    def record(self, server_id: str, probe: Probe, now: float) -> Streak:
+        streak = self.streaks.setdefault(server_id, Streak())
+        streak.last_at, streak.last = now, probe
+        self.probes += 1
+        if probe.passed(self.check.expected_status):
+            streak.ok += 1
+            streak.bad = streak.down = 0
+            self.latencies.append(probe.latency)
+        else:
+            self.failures += 1
+            streak.ok = 0
+            streak.down += 1
+            if probe.status is not None:
+                streak.bad += 1
+        return streak
+
+    def passing(self, server_id: str) -> bool:
+        return self.streaks.get(server_id, Streak()).ok >= self.check.rise
+
+    def failed_at_launch(self, server_id: str) -> bool:
+        """The app answers with the wrong status `fall` times in a row (a slow start is not a failure)."""
+        return self.streaks.get(server_id, Streak()).bad >= self.check.fall
+
+    def failed_in_service(self, server_id: str) -> bool:
+        """Once in rotation, any `fall` consecutive failures count, connection errors included."""
+        return self.streaks.get(server_id, Streak()).down >= self.check.fall
+
+    def describe(self, server_id: str) -> str:
+        last = self.streaks.get(server_id, Streak()).last
+        if last is None:
+            return "not probed yet"
+        return f"HTTP {last.status}" if last.status is not None else (last.error or "no answer")
+
+    def reset_window(self) -> None:
+        self.latencies.clear()
+        self.probes = self.failures = 0
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, int(round(pct / 100.0 * len(ordered) + 0.5)) - 1))
+    return ordered[index]

@@ -1,0 +1,111 @@
+"""Bake, list and prune images. A version is baked once; --force replaces it only when it is not in use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import releasectl
+from releasectl.engine.context import EngineContext
+from releasectl.engine.versions import parse_version, version_key
+from releasectl.errors import UsageError
+from releasectl.providers.base import Image, ImageStatus, Label, Role
+
+
+def in_use(image: Image, ctx: EngineContext) -> str | None:
+    """Why the image must not be replaced or deleted, or None."""
+    roles = {k.removeprefix("role_"): v for k, v in image.labels.items() if k.startswith("role_")}
+    if roles:
+        return ", ".join(f"{role} in {env}" for env, role in sorted(roles.items()))
+    users = [s for s in ctx.provider.list_servers() if s.image_id == image.id]
+    if users:
+        return f"used by {len(users)} server(s) in {ctx.env}"
+    return None
+
+
+def bake(ctx: EngineContext, version: str, *, force: bool = False) -> Image:
+    parse_version(version)
+    existing = [i for i in ctx.provider.list_images() if i.version == version]
+    for image in existing:
+        if image.status is ImageStatus.PENDING:
+            ctx.event("bake", f"removing the unfinished image {image.name} left by an interrupted bake")
+            ctx.provider.delete_image(image.id)
+            continue
+        if not force:
+            raise UsageError(
+                f"{image.name} ({version}) is already baked",
+                hint=f"bake a new version, or replace it with `releasectl bake {version} --force`",
+            )
+        busy = in_use(image, ctx)
+        if busy:
+            raise UsageError(f"{image.name} cannot be replaced: it is {busy}")
+    name = ctx.image_name_for(version)
+    for image in existing:
+        if image.status is not ImageStatus.PENDING:
+            ctx.event("bake", f"replacing {image.name} (--force)")
+            ctx.provider.delete_image(image.id)
+    ctx.event("bake", f"snapshotting the builder into {name}")
+    labels = {Label.CREATED_BY: releasectl.__version__, Label.PORT: str(ctx.provider.ctx.app_port)}
+    image = ctx.provider.bake_image(version, name, labels)
+    ctx.event("bake", f"baked {image.name} ({image.size or 0} bytes, sha256 {(image.checksum or '')[:12]})")
+    return image
+
+
+@dataclass(frozen=True)
+class ImageRow:
+    image: Image
+    status: str  # pending | baked | live | previous | failed | rolled back | released
+
+
+def describe_status(image: Image, env: str) -> str:
+    if image.status is not ImageStatus.ACTIVE:
+        return image.status.value
+    role = image.labels.get(f"role_{env}")
+    if role:
+        return role
+    outcome = image.outcome
+    if outcome is not None and outcome.value == "failed":
+        return "failed"
+    state = image.labels.get(f"state_{env}")
+    if state:
+        return state.replace("_", " ")
+    return "baked"
+
+
+def list_images(ctx: EngineContext) -> list[ImageRow]:
+    images = sorted(ctx.provider.list_images(), key=lambda i: (version_key(i.version), i.created_at), reverse=True)
+    return [ImageRow(i, describe_status(i, ctx.env)) for i in images]
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    deleted: list[Image]
+    kept: list[tuple[Image, str]]  # image, reason
+    dry_run: bool
+
+
+def prune(ctx: EngineContext, keep: int, *, dry_run: bool) -> PruneResult:
+    """Delete all but the newest `keep` images; never one that is live, the previous live, or in use."""
+    if keep < 1:
+        raise UsageError("--keep must be at least 1")
+    images = sorted(ctx.provider.list_images(), key=lambda i: version_key(i.version), reverse=True)
+    servers = ctx.provider.list_servers()
+    deleted: list[Image] = []
+    kept: list[tuple[Image, str]] = []
+    for index, image in enumerate(images):
+        roles = [f"{v} in {k.removeprefix('role_')}" for k, v in image.labels.items() if k.startswith("role_")]
+        users = [s for s in servers if s.image_id == image.id and s.role is not Role.STAGING]
+        if roles:
+            kept.append((image, ", ".join(roles)))
+        elif users:
+            kept.append((image, f"used by {len(users)} server(s)"))
+        elif image.protected:
+            kept.append((image, "protected"))
+        elif index < keep:
+            kept.append((image, f"among the newest {keep}"))
+        else:
+            deleted.append(image)
+    if not dry_run:
+        for image in deleted:
+            ctx.provider.delete_image(image.id)
+            ctx.event("prune", f"deleted {image.name}")
+    return PruneResult(deleted, kept, dry_run)

@@ -1,0 +1,83 @@
+"""Observe: one read-only snapshot of the environment, classified into fleets.
+
+Everything the engine decides comes from here plus the release record: servers by their labels, pool
+members matched to servers, and images. Nothing is cached between passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from releasectl.providers.base import Image, ImageOutcome, Member, Provider, Role, Server, ServerStatus
+
+
+@dataclass(frozen=True)
+class Observed:
+    servers: tuple[Server, ...]
+    members: tuple[Member, ...]
+
+    def member_of(self, server: Server) -> Member | None:
+        for m in self.members:
+            if m.server_id == server.id or (m.address == server.address and m.port == server.port):
+                return m
+        return None
+
+    def server_of(self, member: Member) -> Server | None:
+        for s in self.servers:
+            if member.server_id == s.id or (member.address == s.address and member.port == s.port):
+                return s
+        return None
+
+    def of_release(self, release_id: str) -> list[Server]:
+        return [s for s in self.servers if s.release_id == release_id and s.status is not ServerStatus.DELETING]
+
+    def with_role(self, *roles: Role, exclude_release: str | None = None) -> list[Server]:
+        return [
+            s
+            for s in self.servers
+            if s.role in roles and s.release_id != exclude_release and s.status is not ServerStatus.DELETING
+        ]
+
+    def members_for(self, servers: list[Server]) -> list[Member]:
+        found = []
+        for s in servers:
+            m = self.member_of(s)
+            if m is not None:
+                found.append(m)
+        return found
+
+    def live_versions(self) -> list[str]:
+        """Versions that members with weight > 0 serve."""
+        versions = []
+        for m in self.members:
+            server = self.server_of(m)
+            version = server.version if server else m.version
+            if m.weight > 0 and version and version not in versions:
+                versions.append(version)
+        return versions
+
+
+def observe(provider: Provider) -> Observed:
+    return Observed(servers=tuple(provider.list_servers()), members=tuple(provider.list_members()))
+
+
+def live_version(observed: Observed) -> str | None:
+    """The version the stable fleet serves, from labels; falls back to what the pool routes to."""
+    stable = {s.version for s in observed.with_role(Role.STABLE)}
+    if len(stable) == 1:
+        return stable.pop()
+    live = observed.live_versions()
+    return live[0] if len(live) == 1 else None
+
+
+def rollback_targets(images: list[Image], env: str) -> list[Image]:
+    """Versions that went live in `env` and were never marked failed or rolled back, newest release first,
+    excluding the live one."""
+    good = [
+        i
+        for i in images
+        if i.labels.get(f"state_{env}") == ImageOutcome.RELEASED.value
+        and i.outcome is not ImageOutcome.FAILED
+        and i.labels.get(f"role_{env}") != "live"
+    ]
+    return sorted(good, key=lambda i: float(i.labels.get(f"released_at_{env}", i.created_at)), reverse=True)

@@ -1,0 +1,307 @@
+"""Operator verbs on releases: rollout, resume, promote, abort, rollback, gc and down.
+
+Each one takes the lock, writes its intent into the release record, and lets the reconcile Runner act.
+Input is validated before anything changes; a bad request raises UsageError (exit 2) untouched.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from releasectl.engine import records
+from releasectl.engine.context import EngineContext
+from releasectl.engine.lock import LockKeeper
+from releasectl.engine.model import (
+    Launch,
+    Phase,
+    Pipeline,
+    Release,
+    ReleaseKind,
+    Retire,
+    SetWeight,
+)
+from releasectl.engine.observe import Observed, live_version, observe, rollback_targets
+from releasectl.engine.reconcile import Runner, new_release_id
+from releasectl.engine.versions import parse_version, version_key
+from releasectl.engine.weights import plan_weights
+from releasectl.errors import UsageError
+from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, ServerStatus
+
+ROLLBACK_PIPELINE = Pipeline(
+    name="rollback",
+    description="Bring the last known-good version back: adopt its warm fleet or relaunch it, switch, retire.",
+    steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=30.0, keep_previous=0.0)),
+)
+
+
+def _locked(ctx: EngineContext, command: str) -> LockKeeper:
+    return LockKeeper(ctx.provider, {**ctx.actor, "command": command}, ttl=ctx.lock_ttl)
+
+
+def _unfinished(ctx: EngineContext) -> Release | None:
+    rel = records.load_current(ctx.provider)
+    return rel if rel is not None and not rel.phase.finished else None
+
+
+def _in_progress_error(rel: Release) -> UsageError:
+    return UsageError(
+        f"a {rel.kind.value} of {rel.app} {rel.version} is {rel.phase.value} at step "
+        f"{rel.step_index + 1}/{len(rel.pipeline.steps)}",
+        hint="continue it with `releasectl rollout --resume` (or `promote` at a gate), or undo it with `releasectl abort`",
+    )
+
+
+def choose_image(ctx: EngineContext, version: str | None, live: str | None) -> Image:
+    """The image to roll out: the named version, or the newest baked one that is not live."""
+    images = [i for i in ctx.provider.list_images() if i.status is ImageStatus.ACTIVE]
+    if version is not None:
+        parse_version(version)
+        match = [i for i in images if i.version == version]
+        if not match:
+            raise UsageError(f"no image for {ctx.app} {version}", hint=f"bake it first: `releasectl bake {version}`")
+        image = match[0]
+        if image.outcome is ImageOutcome.FAILED:
+            raise UsageError(
+                f"{version} failed an earlier release and is marked failed",
+                hint=f"fix it and bake a new version, or re-bake it with `releasectl bake {version} --force`",
+            )
+        if version == live:
+            raise UsageError(
+                f"{version} is already live in {ctx.env}",
+                hint="bake a new version to roll out, or use `releasectl rollback` to go back",
+            )
+        return image
+    candidates = sorted(
+        (i for i in images if i.version != live and i.outcome is not ImageOutcome.FAILED),
+        key=lambda i: version_key(i.version),
+        reverse=True,
+    )
+    if not candidates:
+        raise UsageError(f"no baked version of {ctx.app} to roll out", hint="bake one: `releasectl bake VERSION`")
+    if live is not None and version_key(candidates[0].version) < version_key(live):
+        raise UsageError(
+            f"no baked version newer than the live {live}",
+            hint=f"bake a new version, or name an older one explicitly: `releasectl rollout {candidates[0].version}`",
+        )
+    return candidates[0]
+
+
+def check_weight_steps(ctx: EngineContext, pipeline: Pipeline, n_new: int, n_old: int) -> None:
+    """Refuse, before anything changes, a weight step the integer weights cannot reach within tolerance."""
+    for index, step in enumerate(pipeline.steps):
+        if isinstance(step, SetWeight):
+            plan = plan_weights(step.percent, n_new, n_old, ctx.provider.capabilities.max_weight)
+            if plan.error > ctx.weight_tolerance:
+                raise UsageError(
+                    f"step {index + 1} asks for {step.percent:g}% but {n_new} new and {n_old} old members can only "
+                    f"get {plan.achieved:.2f}% (off by {plan.error:.2f} points, tolerance {ctx.weight_tolerance:g})",
+                    hint="change the step's percent, the instance count, or rollout.weight_tolerance",
+                )
+
+
+def _new_release(ctx: EngineContext, kind: ReleaseKind, image: Image, pipeline: Pipeline, previous: str | None, count: int) -> Release:
+    now = ctx.clock.time()
+    return Release(
+        id=new_release_id(),
+        app=ctx.app,
+        env=ctx.env,
+        kind=kind,
+        version=image.version,
+        image_id=image.id,
+        previous_version=previous,
+        pipeline=pipeline,
+        count=count,
+        started_at=now,
+        updated_at=now,
+        progress_deadline=ctx.progress_deadline,
+        actor=dict(ctx.actor),
+    )
+
+
+def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resume: bool = False) -> Release:
+    if version is not None:
+        parse_version(version)
+    with _locked(ctx, "rollout") as lock:
+        current = _unfinished(ctx)
+        if resume:
+            if current is None:
+                raise UsageError("there is no unfinished release to resume", hint="start one with `releasectl rollout VERSION`")
+            if version is not None and version != current.version:
+                raise UsageError(f"the unfinished release is {current.version}, not {version}")
+            if current.phase is Phase.PAUSED:
+                return Runner(ctx, current, lock).run()  # re-checks the gate: exits 4 until promoted
+            ctx.event("resume", f"resuming {current.kind.value} of {current.version} at step {current.step_index + 1}")
+            return Runner(ctx, current, lock).run()
+        if current is not None:
+            raise _in_progress_error(current)
+        observed = observe(ctx.provider)
+        live = live_version(observed)
+        image = choose_image(ctx, version, live)
+        old_count = len(observed.members_for(observed.with_role(Role.STABLE)))
+        check_weight_steps(ctx, pipeline, ctx.count, old_count)
+        retire_expired_warm(ctx, observed)
+        release = _new_release(ctx, ReleaseKind.ROLLOUT, image, pipeline, live, ctx.count)
+        ctx.event("start", f"rollout of {ctx.app} {image.version} ({image.name}) to {ctx.env} with pipeline "
+                  f"{pipeline.name}; live: {live or 'none'}")
+        return Runner(ctx, release, lock).run()
+
+
+def promote(ctx: EngineContext, *, full: bool = False) -> Release:
+    with _locked(ctx, "promote") as lock:
+        current = _unfinished(ctx)
+        if current is None:
+            raise UsageError("there is no release in progress to promote")
+        if current.phase is Phase.ROLLING_BACK:
+            raise UsageError("the release is rolling back; it cannot be promoted", hint="run `releasectl rollout --resume` to finish the rollback")
+        if current.phase is not Phase.PAUSED and not full:
+            raise UsageError(
+                f"the release is {current.phase.value}, not paused at a gate",
+                hint="use `releasectl promote --full` to skip the remaining steps, or `releasectl rollout --resume`",
+            )
+        current.phase = Phase.PROGRESSING
+        current.promoted_step = current.step_index
+        current.promote_full = full
+        records.save(ctx.provider, current)
+        ctx.event("promote", f"promoted {current.version}" + (" fully" if full else f" past step {current.step_index + 1}"))
+        return Runner(ctx, current, lock).run()
+
+
+def abort(ctx: EngineContext) -> Release:
+    with _locked(ctx, "abort") as lock:
+        current = _unfinished(ctx)
+        if current is None:
+            raise UsageError("there is no release in progress to abort", hint="use `releasectl rollback` after a finished rollout")
+        return _abort(ctx, current, lock)
+
+
+def _abort(ctx: EngineContext, current: Release, lock: LockKeeper) -> Release:
+    if current.phase is not Phase.ROLLING_BACK:
+        current.abort_requested = True
+        current.phase = Phase.PROGRESSING
+        records.save(ctx.provider, current)
+    ctx.event("abort", f"aborting the {current.kind.value} of {current.version}")
+    return Runner(ctx, current, lock).run()
+
+
+def rollback(ctx: EngineContext, to: str | None = None) -> Release:
+    """Back to the last known-good version: its warm fleet if there is one, else relaunched from its image."""
+    if to is not None:
+        parse_version(to)
+    with _locked(ctx, "rollback") as lock:
+        current = _unfinished(ctx)
+        if current is not None:
+            if to is not None and to != current.previous_version:
+                raise _in_progress_error(current)
+            return _abort(ctx, current, lock)
+        observed = observe(ctx.provider)
+        live = live_version(observed)
+        images = ctx.provider.list_images()
+        targets = rollback_targets(images, ctx.env)
+        if to is not None:
+            chosen = [i for i in images if i.version == to]
+            if not chosen:
+                raise UsageError(f"no image for {ctx.app} {to}")
+            if chosen[0] not in targets:
+                raise UsageError(
+                    f"{to} is not a known-good version of {ctx.env} (never released there, or marked failed or rolled back)",
+                    hint=f"known-good versions: {', '.join(i.version for i in targets) or 'none'}",
+                )
+            target = chosen[0]
+        elif targets:
+            target = targets[0]
+        else:
+            raise UsageError(f"no earlier known-good version of {ctx.app} in {ctx.env} to roll back to")
+        if target.version == live:
+            raise UsageError(f"{target.version} is already live: nothing to roll back")
+        warm = [s for s in observed.with_role(Role.PREVIOUS) if s.version == target.version and s.status is ServerStatus.ACTIVE]
+        count = max(ctx.count, len(warm))
+        release = _new_release(ctx, ReleaseKind.ROLLBACK, target, ROLLBACK_PIPELINE, live, count)
+        how = f"its {len(warm)} warm server(s)" if warm else "a relaunch from its image"
+        ctx.event("start", f"rollback of {ctx.app} in {ctx.env} from {live or 'none'} to {target.version} using {how}")
+        return Runner(ctx, release, lock).run()
+
+
+# ---- housekeeping ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GcReport:
+    removed_members: list[str] = field(default_factory=list)
+    deleted_servers: list[str] = field(default_factory=list)
+    deleted_images: list[str] = field(default_factory=list)
+    dry_run: bool = False
+
+
+def retire_expired_warm(ctx: EngineContext, observed: Observed) -> list[str]:
+    """Warm previous fleets past their keep_previous time are drained already (weight 0): remove them."""
+    now = ctx.clock.time()
+    retired = []
+    for server in observed.with_role(Role.PREVIOUS):
+        if float(server.labels.get(Label.RETIRE_AFTER, "inf")) <= now:
+            member = observed.member_of(server)
+            if member is not None:
+                ctx.provider.set_weights({member.id: 0})
+                ctx.provider.remove_member(member.id)
+            ctx.provider.delete_server(server.id)
+            ctx.event("retire", f"retired warm server {server.name} ({server.version}): its keep time is over")
+            retired.append(server.name)
+    return retired
+
+
+def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> tuple[list, list, list]:
+    """What releasectl tagged but no live, warm, staged or in-progress release owns."""
+    active_release = current.id if current is not None and not current.phase.finished else None
+    now = ctx.clock.time()
+    servers = []
+    for s in observed.servers:
+        if s.role in (Role.STABLE, Role.STAGING):
+            continue
+        if s.role is Role.PREVIOUS and float(s.labels.get(Label.RETIRE_AFTER, "inf")) > now:
+            continue
+        if s.release_id == active_release:
+            continue
+        servers.append(s)
+    members = [m for m in observed.members if observed.server_of(m) is None or observed.server_of(m) in servers]
+    images = [i for i in ctx.provider.list_images() if i.status is ImageStatus.PENDING and now - i.created_at > 3600]
+    return members, servers, images
+
+
+def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
+    with _locked(ctx, "gc"):
+        current = records.load_current(ctx.provider)
+        observed = observe(ctx.provider)
+        members, servers, images = orphans(ctx, observed, current)
+        report = GcReport(
+            removed_members=[m.name for m in members],
+            deleted_servers=[s.name for s in servers],
+            deleted_images=[i.name for i in images],
+            dry_run=dry_run,
+        )
+        if dry_run:
+            return report
+        for m in members:
+            ctx.provider.set_weights({m.id: 0})
+            ctx.provider.remove_member(m.id)
+        for s in servers:
+            ctx.provider.delete_server(s.id)
+        for i in images:
+            ctx.provider.delete_image(i.id)
+        return report
+
+
+def down(ctx: EngineContext) -> list[str]:
+    """Stop the environment: every member, every server, and an LB releasectl owns. Images stay."""
+    with _locked(ctx, "down"):
+        current = _unfinished(ctx)
+        if current is not None:
+            raise _in_progress_error(current)
+        observed = observe(ctx.provider)
+        for m in observed.members:
+            ctx.provider.set_weights({m.id: 0})
+            ctx.provider.remove_member(m.id)
+        stopped = []
+        for s in observed.servers:
+            ctx.provider.delete_server(s.id)
+            stopped.append(s.name)
+        ctx.provider.destroy_pool()
+        return stopped

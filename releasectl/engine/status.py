@@ -1,0 +1,120 @@
+"""Status and history views: read-only, no lock, safe from any machine while a release runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from releasectl.engine import records
+from releasectl.engine.context import EngineContext
+from releasectl.engine.model import Phase, Release, describe_step
+from releasectl.engine.observe import live_version, observe
+from releasectl.providers.base import Lease
+
+
+@dataclass
+class StatusView:
+    app: str
+    environment: str
+    provider: str
+    live_version: str | None
+    endpoint: str | None
+    members: list[dict[str, Any]]
+    servers: list[dict[str, Any]]
+    release: dict[str, Any] | None
+    lock: dict[str, Any] | None
+    warm: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def release_state(rel: Release, lease: Lease | None, now: float) -> str:
+    """A running phase without a live lock holder means its runner died: the release is interrupted."""
+    if rel.phase in (Phase.PROGRESSING, Phase.ROLLING_BACK) and (lease is None or lease.expires_at <= now):
+        return "interrupted"
+    return rel.phase.value
+
+
+def release_summary(rel: Release, lease: Lease | None, now: float) -> dict[str, Any]:
+    step = rel.current_step
+    return {
+        "id": rel.id,
+        "kind": rel.kind.value,
+        "version": rel.version,
+        "previous_version": rel.previous_version,
+        "state": release_state(rel, lease, now),
+        "step": rel.step_index + 1 if step is not None else len(rel.pipeline.steps),
+        "steps": len(rel.pipeline.steps),
+        "step_description": describe_step(step) if step is not None else "finalize",
+        "pipeline": rel.pipeline.name,
+        "reason": rel.reason,
+        "failure": rel.failure,
+        "started_at": rel.started_at,
+        "ended_at": rel.ended_at,
+        "actor": rel.actor,
+    }
+
+
+def status(ctx: EngineContext) -> StatusView:
+    provider = ctx.provider
+    observed = observe(provider)
+    now = ctx.clock.time()
+    lease = provider.read_lock()
+    current = records.load_current(provider)
+    total = sum(m.weight for m in observed.members if m.admin.value == "ready")
+    members = []
+    for m in observed.members:
+        server = observed.server_of(m)
+        share = (100.0 * m.weight / total) if total and m.admin.value == "ready" else 0.0
+        members.append(
+            {
+                "name": m.name,
+                "id": m.id,
+                "version": server.version if server else m.version,
+                "role": server.role.value if server and server.role else None,
+                "address": f"{m.address}:{m.port}",
+                "weight": m.weight,
+                "share": round(share, 2),
+                "health": m.health.value,
+                "admin": m.admin.value,
+                "sessions": m.sessions,
+            }
+        )
+    servers = [
+        {
+            "name": s.name,
+            "id": s.id,
+            "version": s.version,
+            "role": s.role.value if s.role else None,
+            "status": s.status.value,
+            "address": f"{s.address}:{s.port}" if s.address else None,
+            "release": s.release_id,
+            "retire_after": s.labels.get("retire_after"),
+        }
+        for s in sorted(observed.servers, key=lambda s: (s.version, s.name))
+    ]
+    release = None
+    if current is not None and not current.phase.finished:
+        release = release_summary(current, lease, now)
+    lock = None
+    if lease is not None:
+        lock = {"holder": dict(lease.owner), "expires_in": round(lease.expires_at - now, 1), "alive": lease.expires_at > now}
+    return StatusView(
+        app=ctx.app,
+        environment=ctx.env,
+        provider=provider.name,
+        live_version=live_version(observed),
+        endpoint=provider.pool_endpoint(),
+        members=members,
+        servers=servers,
+        release=release,
+        lock=lock,
+        warm=[s for s in servers if s["role"] == "previous"],
+    )
+
+
+def history(ctx: EngineContext) -> list[dict[str, Any]]:
+    lease = ctx.provider.read_lock()
+    now = ctx.clock.time()
+    return [release_summary(r, lease, now) for r in records.load_history(ctx.provider)]
