@@ -1,0 +1,261 @@
+"""HAProxy 2.6: the runtime API over its admin UNIX socket, the state tables, and config rendering.
+
+No pool logic here (that is pool.py); this module only speaks HAProxy. Facts it relies on were checked on
+2.6.12 (see shared/reference/haproxy.md and the notes below):
+
+- The worker socket answers one line of commands (';'-separated) and closes. A successful set/enable/disable
+  prints nothing; errors are plain text.
+- `show servers state` codes: srv_admin_state is a mask (MAINT = 0x23, DRAIN = 0x18; 0x04 is only the
+  config's `disabled` marker), srv_check_state is a mask (0x02 configured, 0x04 enabled, 0x08 paused by a
+  transition into maintenance). srv_check_result reads 0 while a check is in flight, so health is derived
+  from srv_check_status (the last finished check) and srv_check_health (the rise/fall counter).
+- Checks keep running on a server that was *added* in MAINT and had `enable health`; a server that
+  *entered* MAINT (config `disabled`, `state maint`) has its checks paused, and `enable health` does not
+  resume them.
+"""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass
+from typing import Iterable
+
+from releasectl.errors import ProviderError
+from releasectl.providers.base import AdminState, Health, HealthCheck
+
+BACKEND = "app"
+FRONTEND = "fe"
+
+ADMF_MAINT = 0x01 | 0x02 | 0x20  # forced, inherited, resolution
+ADMF_DRAIN = 0x08 | 0x10
+CHK_CONFIGURED = 0x02
+CHK_ENABLED = 0x04
+CHK_PAUSED = 0x08
+OP_STOPPED = 0
+
+# srv_check_status (enum healthcheck_status in 2.6)
+CHECK_PASSED = {6, 9, 15, 16, 20}  # L4OK, L6OK, L7OKD, L7OKCD, PROCOK
+CHECK_FAILED = {4, 5, 7, 8, 10, 11, 12, 13, 17, 18, 19}  # HANA, SOCKERR, L4TOUT, L4CON, L6*, L7TOUT, L7RSP, L7STS, PROC*
+
+
+class LBUnavailable(ProviderError):
+    """The admin socket does not answer."""
+
+
+class RuntimeAPI:
+    """One HAProxy admin socket. Every call is one connection: send a line, read until HAProxy closes."""
+
+    def __init__(self, path: str, timeout: float = 5.0) -> None:
+        self.path = path
+        self.timeout = timeout
+
+    def call(self, command: str) -> str:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(self.timeout)
+                s.connect(self.path)
+                s.sendall(command.encode() + b"\n")
+                s.shutdown(socket.SHUT_WR)
+                out = bytearray()
+                while chunk := s.recv(65536):
+                    out += chunk
+        except OSError as exc:
+            raise LBUnavailable(f"HAProxy admin socket {self.path} did not answer: {exc}") from exc
+        return out.decode(errors="replace")
+
+    def batch(self, commands: Iterable[str]) -> list[str]:
+        """Run commands whose success prints nothing, in one line; return the error lines (empty = all ok)."""
+        cmds = list(commands)
+        if not cmds:
+            return []
+        reply = self.call("; ".join(cmds))
+        return [line for line in reply.splitlines() if line.strip()]
+
+    def ping(self) -> bool:
+        try:
+            return self.call("show info").startswith("Name: HAProxy")
+        except LBUnavailable:
+            return False
+
+    def servers_state(self, backend: str = BACKEND) -> dict[str, dict[str, str]]:
+        """'show servers state <be>' as {server name: {column: value}}."""
+        lines = self.call(f"show servers state {backend}").splitlines()
+        header: list[str] = []
+        out: dict[str, dict[str, str]] = {}
+        for line in lines:
+            if line.startswith("# be_id"):
+                header = line[2:].split()
+            elif line and not line.startswith("#") and header and len(line.split()) >= 5:
+                row = dict(zip(header, line.split()))
+                out[row["srv_name"]] = row
+        if not header and lines and lines[0].strip() != "1":
+            raise ProviderError(f"unexpected reply to 'show servers state': {lines[0][:200]}")
+        return out
+
+    def dump_servers_state(self) -> str:
+        """All backends, in the format `server-state-file` loads."""
+        return self.call("show servers state")
+
+    def stat(self, backend: str = BACKEND) -> dict[str, dict[str, str]]:
+        """'show stat <be> 4 -1' (servers only) as {server name: {column: value}}."""
+        lines = self.call(f"show stat {backend} 4 -1").splitlines()
+        if not lines or not lines[0].startswith("# pxname"):
+            raise ProviderError(f"unexpected reply to 'show stat': {(lines or [''])[0][:200]}")
+        header = lines[0][2:].split(",")
+        out = {}
+        for line in lines[1:]:
+            if line.strip():
+                row = dict(zip(header, line.split(",")))
+                out[row["svname"]] = row
+        return out
+
+
+# ---- interpreting state ----------------------------------------------------------------------------
+
+
+def admin_state(row: dict[str, str]) -> AdminState:
+    mask = int(row.get("srv_admin_state", "0"))
+    if mask & ADMF_MAINT:
+        return AdminState.MAINT
+    if mask & ADMF_DRAIN:
+        return AdminState.DRAIN
+    return AdminState.READY
+
+
+def checks_running(row: dict[str, str]) -> bool:
+    st = int(row.get("srv_check_state", "0"))
+    return bool(st & CHK_CONFIGURED) and bool(st & CHK_ENABLED) and not st & CHK_PAUSED
+
+
+def member_health(row: dict[str, str], rise: int) -> Health:
+    """HEALTHY: the last check passed and the rise counter has reached `rise` (HAProxy routes to it).
+    UNHEALTHY: the last check failed, or the server is DOWN and still rising. UNKNOWN: no finished check
+    yet, or checks off or paused."""
+    if not checks_running(row):
+        return Health.UNKNOWN
+    status = int(row.get("srv_check_status", "0"))
+    counter = int(row.get("srv_check_health", "0"))
+    if status in CHECK_FAILED:
+        return Health.UNHEALTHY
+    if status not in CHECK_PASSED:
+        return Health.UNKNOWN
+    if counter >= rise:
+        return Health.HEALTHY
+    if admin_state(row) is not AdminState.MAINT and int(row.get("srv_op_state", "0")) == OP_STOPPED:
+        return Health.UNHEALTHY  # DOWN, recovering
+    return Health.UNKNOWN  # rising, still in MAINT
+
+
+# ---- rendering -------------------------------------------------------------------------------------
+
+
+def _ms(seconds: float) -> str:
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
+def check_args(health: HealthCheck) -> str:
+    """Dynamic servers ignore default-server (G1): every server line and `add server` gets these."""
+    return (
+        f"check inter {_ms(health.interval)} fall {int(health.fall)} rise {int(health.rise)} "
+        f"pool-max-conn -1 pool-purge-delay 5s"
+    )
+
+
+def add_server_command(name: str, address: str, port: int, weight: int, health: HealthCheck) -> str:
+    return f"add server {BACKEND}/{name} {address}:{port} {check_args(health)} weight {int(weight)}"
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    """A member as persisted to members.json and rendered into haproxy.cfg."""
+
+    name: str
+    address: str
+    port: int
+    weight: int
+    admin: str  # AdminState value
+    checks_running: bool  # MAINT with checks still running: added, waiting for the health gate
+
+    def to_json(self) -> dict:
+        return {
+            "name": self.name,
+            "address": self.address,
+            "port": self.port,
+            "weight": self.weight,
+            "admin": self.admin,
+            "checks_running": self.checks_running,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> MemberConfig:
+        return cls(
+            name=str(d["name"]),
+            address=str(d["address"]),
+            port=int(d["port"]),
+            weight=int(d.get("weight", 0)),
+            admin=str(d.get("admin", AdminState.READY.value)),
+            checks_running=bool(d.get("checks_running", False)),
+        )
+
+    @classmethod
+    def from_state(cls, row: dict[str, str]) -> MemberConfig:
+        return cls(
+            name=row["srv_name"],
+            address=row["srv_addr"],
+            port=int(row["srv_port"]),
+            weight=int(row["srv_uweight"]),
+            admin=admin_state(row).value,
+            checks_running=checks_running(row),
+        )
+
+
+def render_config(
+    *,
+    bind: str,
+    port: int,
+    socket_path: str,
+    state_file: str,
+    health: HealthCheck,
+    members: Iterable[MemberConfig],
+    app: str,
+    env: str,
+) -> str:
+    """haproxy.cfg for one app and environment. Members in MAINT are rendered `disabled`, so a restarted
+    HAProxy never puts them in rotation; weights come from the line, admin state from the state file."""
+    lines = [
+        f"# Generated by releasectl for {app}/{env}; rewritten after every pool change. Do not edit.",
+        "global",
+        f"    stats socket {socket_path} mode 600 level admin",
+        "    stats timeout 30s",
+        f"    server-state-file {state_file}",
+        "    noreuseport",  # a second HAProxy on the same port fails to start instead of sharing it
+        "    maxconn 4096",
+        "",
+        "defaults",
+        "    mode http",
+        "    timeout connect 2s",
+        "    timeout client 30s",
+        "    timeout server 30s",
+        "    timeout http-request 10s",
+        "    timeout http-keep-alive 10s",
+        "    timeout queue 10s",
+        "    option redispatch",
+        "    retries 2",
+        "    load-server-state-from-file global",
+        "",
+        f"frontend {FRONTEND}",
+        f"    bind {bind}:{int(port)}",
+        f"    default_backend {BACKEND}",
+        "",
+        f"backend {BACKEND}",
+        "    balance roundrobin",
+        f"    option httpchk GET {health.path}",
+        f"    http-check expect status {int(health.expected_status)}",
+        f"    timeout check {_ms(health.timeout)}",
+    ]
+    for m in members:
+        line = f"    server {m.name} {m.address}:{m.port} {check_args(health)} weight {m.weight}"
+        if m.admin == AdminState.MAINT.value:
+            line += " disabled"
+        lines.append(line)
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,459 @@
+"""The pool: one HAProxy per app and environment, started detached and owned by releasectl.
+
+    envs/<env>/lb/
+        lb.json          pid, pid_start, boot_id, socket, bind, port of the running HAProxy
+        haproxy.cfg      rendered from members.json; rewritten after every pool change
+        members.json     the members (name, address, port, weight, admin state) as last read back
+        server-state     `show servers state` dumped after every change (server-state-file, G6)
+        lb.log           HAProxy's stderr
+        pool.lock        flock held around every pool change, so two CLI runs never interleave
+        admin.sock       the admin socket, or under /tmp/releasectl-<hash>/ when this path is too long
+
+Member ids are HAProxy server names; releasectl names its members after the server id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Mapping
+
+from releasectl.errors import Conflict, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
+from releasectl.providers.base import AdminState, Health, HealthCheck, Member, MemberStats, Server
+from releasectl.wait import wait_for
+
+from . import procs
+from .files import atomic_write, flocked, read_json, write_json
+from .haproxy import (
+    BACKEND,
+    LBUnavailable,
+    MemberConfig,
+    RuntimeAPI,
+    add_server_command,
+    admin_state,
+    checks_running,
+    member_health,
+    render_config,
+)
+
+log = logging.getLogger("releasectl.providers.local")
+
+MAX_WEIGHT = 256
+SOCKET_PATH_LIMIT = 100
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+class Pool:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        app: str,
+        env: str,
+        health: HealthCheck,
+        bind: str,
+        port: int,
+        haproxy_bin: str,
+        stop_timeout: float,
+        drain_timeout: float,
+        servers: Callable[[], list[Server]],
+    ) -> None:
+        self.root = root
+        self.app = app
+        self.env = env
+        self.health = health
+        self.bind = bind
+        self.port = port
+        self.haproxy_bin = haproxy_bin
+        self.stop_timeout = stop_timeout
+        self.drain_timeout = drain_timeout
+        self._servers = servers
+        self.cfg_path = root / "haproxy.cfg"
+        self.members_path = root / "members.json"
+        self.state_path = root / "server-state"
+        self.info_path = root / "lb.json"
+        self.log_path = root / "lb.log"
+        self.lock_path = root / "pool.lock"
+
+    # ---- process and socket -----------------------------------------------------------------------
+
+    def socket_path(self) -> str:
+        """admin.sock beside the config, or a short path under /tmp when that would be too long."""
+        preferred = str(self.root.resolve() / "admin.sock")
+        if len(preferred.encode()) <= SOCKET_PATH_LIMIT:
+            return preferred
+        return str(self._short_socket_dir() / "admin.sock")
+
+    def _short_socket_dir(self) -> Path:
+        digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+        return Path("/tmp") / f"releasectl-{digest}"
+
+    def _info(self) -> dict | None:
+        info = read_json(self.info_path)
+        return info if isinstance(info, dict) and info.get("pid") else None
+
+    @staticmethod
+    def _proc(info: dict) -> procs.ProcId:
+        return procs.ProcId(int(info["pid"]), int(info.get("pid_start", -1)), str(info.get("boot_id", "")))
+
+    def running(self) -> dict | None:
+        """lb.json when its HAProxy process is alive, else None."""
+        info = self._info()
+        if info is not None and procs.is_alive(self._proc(info)):
+            return info
+        return None
+
+    def _api(self, info: dict | None = None) -> RuntimeAPI:
+        info = info or self.running()
+        if info is None:
+            raise ProviderError(
+                f"no load balancer runs for {self.app}/{self.env}",
+                hint="a rollout starts it (ensure_pool); `releasectl status` shows it",
+            )
+        return RuntimeAPI(str(info["socket"]))
+
+    def _members_config(self) -> list[MemberConfig]:
+        data = read_json(self.members_path) or []
+        return [MemberConfig.from_json(d) for d in data]
+
+    def _render(self, members: list[MemberConfig], socket_path: str) -> str:
+        return render_config(
+            bind=self.bind,
+            port=self.port,
+            socket_path=socket_path,
+            state_file=str(self.state_path.resolve()),
+            health=self.health,
+            members=members,
+            app=self.app,
+            env=self.env,
+        )
+
+    # ---- the interface ----------------------------------------------------------------------------
+
+    def endpoint(self) -> str | None:
+        if self.running() is None:
+            return None
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1", "": "127.0.0.1"}.get(self.bind, self.bind)
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+    def ensure(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with flocked(self.lock_path):
+            info = self._info()
+            if info is not None and procs.is_alive(self._proc(info)):
+                api = RuntimeAPI(str(info["socket"]))
+                try:
+                    wait_for(api.ping, timeout=3.0, interval=0.05, what="the HAProxy admin socket")
+                    return
+                except WaitTimeout:
+                    log.warning("HAProxy pid %s runs but its admin socket is silent; restarting it", info["pid"])
+                    procs.terminate(self._proc(info), timeout=self.stop_timeout, what="HAProxy")
+            self._start()
+
+    def _start(self) -> None:
+        members = self._members_config()
+        sock = self.socket_path()
+        sock_dir = Path(sock).parent
+        sock_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(sock)
+        # Members waiting for their health gate are re-added after start (so their checks run in MAINT);
+        # everything else comes back from the config lines, weights included.
+        in_config = [m for m in members if not m.checks_running or m.admin != AdminState.MAINT.value]
+        atomic_write(self.cfg_path, self._render(in_config, sock))
+        if self.log_path.exists() and self.log_path.stat().st_size > 1_000_000:
+            os.replace(self.log_path, self.log_path.with_suffix(".log.1"))
+        with open(self.log_path, "a") as f:
+            f.write(f"--- releasectl starting HAProxy at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+        proc = procs.spawn(
+            [self.haproxy_bin, "-db", "-f", str(self.cfg_path.resolve())],
+            cwd=self.root,
+            env=dict(os.environ),
+            log_path=self.log_path,
+        )
+        info = {
+            "pid": proc.pid,
+            "pid_start": proc.start,
+            "boot_id": proc.boot,
+            "socket": sock,
+            "bind": self.bind,
+            "port": self.port,
+            "started_at": time.time(),
+        }
+        write_json(self.info_path, info)
+        api = RuntimeAPI(sock)
+
+        def ready() -> bool:
+            if not procs.is_alive(proc):
+                raise ResourceFailure(
+                    f"HAProxy for {self.app}/{self.env} exited during start-up:\n{procs.tail(self.log_path, 8)}",
+                    hint=f"is port {self.port} on {self.bind} taken? set local.lb_port in releasectl.yaml",
+                )
+            return api.ping()
+
+        try:
+            wait_for(ready, timeout=10.0, interval=0.02, max_interval=0.2, what="HAProxy's admin socket")
+        except BaseException:
+            procs.terminate(proc, timeout=self.stop_timeout, what="HAProxy")
+            with contextlib.suppress(FileNotFoundError):
+                self.info_path.unlink()
+            raise
+        log.info("started HAProxy pid %d on %s:%d (%d members)", proc.pid, self.bind, self.port, len(members))
+        self._reconcile(api, members)
+        self._persist(api)
+
+    def _reconcile(self, api: RuntimeAPI, members: list[MemberConfig]) -> None:
+        """After a start, make the runtime match members.json exactly (the state file alone cannot bring
+        back DRAIN for a server whose previous initial weight was 0, nor running checks in MAINT)."""
+        rows = api.servers_state()
+        cmds: list[str] = []
+        for m in members:
+            row = rows.get(m.name)
+            if m.admin == AdminState.MAINT.value and m.checks_running:
+                if row is None:
+                    self._add(api, m.name, m.address, m.port, m.weight)
+                continue
+            if row is None:
+                log.warning("member %s did not come back after the restart", m.name)
+                continue
+            if int(row["srv_uweight"]) != m.weight:
+                cmds.append(f"set server {BACKEND}/{m.name} weight {m.weight}")
+            if admin_state(row).value != m.admin:
+                cmds.append(f"set server {BACKEND}/{m.name} state {m.admin}")
+        errors = api.batch(cmds)
+        if errors:
+            log.warning("restoring members after an HAProxy start: %s", "; ".join(errors))
+
+    def _persist(self, api: RuntimeAPI) -> None:
+        """G6: rewrite members.json and haproxy.cfg from the runtime, and dump the server state."""
+        rows = api.servers_state()
+        state = api.dump_servers_state()
+        members = [MemberConfig.from_state(r) for r in rows.values()]
+        write_json(self.members_path, [m.to_json() for m in members])
+        info = self.running()
+        sock = str(info["socket"]) if info else self.socket_path()
+        atomic_write(self.cfg_path, self._render(members, sock))
+        atomic_write(self.state_path, state)
+
+    def _add(self, api: RuntimeAPI, name: str, address: str, port: int, weight: int) -> None:
+        reply = api.call(add_server_command(name, address, port, weight, self.health))
+        if "New server registered" not in reply:
+            raise ProviderError(f"HAProxy refused to add member {name} ({address}:{port}): {reply.strip()}")
+        errors = api.batch([f"enable health {BACKEND}/{name}"])
+        if errors:
+            raise ProviderError(f"HAProxy refused to enable checks on member {name}: {'; '.join(errors)}")
+
+    def _member_name(self, server: Server) -> str:
+        name = "".join(c if c in _NAME_OK else "_" for c in server.id)
+        return name or f"m-{server.port}"
+
+    def members(self) -> list[Member]:
+        info = self.running()
+        if info is None:
+            return []
+        api = RuntimeAPI(str(info["socket"]))
+        try:
+            rows = api.servers_state()
+            stats = api.stat()
+        except LBUnavailable:
+            if self.running() is None:
+                return []  # it stopped under us
+            raise
+        by_addr = {(s.address, s.port): s for s in self._servers()}
+        out = []
+        for name, row in rows.items():
+            address, port = row["srv_addr"], int(row["srv_port"])
+            server = by_addr.get((address, port))
+            scur = stats.get(name, {}).get("scur", "")
+            out.append(
+                Member(
+                    id=name,
+                    name=name,
+                    address=address,
+                    port=port,
+                    weight=int(row["srv_uweight"]),
+                    admin=admin_state(row),
+                    health=member_health(row, self.health.rise),
+                    sessions=int(scur) if scur.isdigit() else None,
+                    server_id=server.id if server else None,
+                    version=server.version if server else None,
+                )
+            )
+        return out
+
+    def _member(self, api: RuntimeAPI, name: str) -> Member:
+        for m in self.members():
+            if m.id == name:
+                return m
+        raise ProviderError(f"member {name} vanished from the pool right after the change")
+
+    def add(self, server: Server) -> Member:
+        if not server.address or not server.port:
+            raise Conflict(f"server {server.id} has no address yet; wait for it to be ACTIVE")
+        with flocked(self.lock_path):
+            api = self._api()
+            rows = api.servers_state()
+            for name, row in rows.items():
+                if row["srv_addr"] == server.address and int(row["srv_port"]) == server.port:
+                    if admin_state(row) is AdminState.MAINT and not checks_running(row):
+                        # it entered MAINT (an interrupted removal): re-arm it so its checks run again
+                        log.info("re-adding member %s so its health checks run again", name)
+                        self._delete_server(api, name)
+                        self._add(api, name, server.address, server.port, 0)
+                        self._persist(api)
+                    else:
+                        log.info("adopting existing member %s for %s:%d", name, server.address, server.port)
+                    return self._member(api, name)
+            name = self._member_name(server)
+            if name in rows:
+                raise Conflict(
+                    f"a pool member named {name} already exists for another address "
+                    f"({rows[name]['srv_addr']}:{rows[name]['srv_port']})"
+                )
+            self._add(api, name, server.address, server.port, 0)
+            self._persist(api)
+            log.info("added member %s (%s:%d) in MAINT at weight 0; checks running", name, server.address,
+                     server.port)
+            return self._member(api, name)
+
+    def set_weights(self, weights: Mapping[str, int]) -> None:
+        if not weights:
+            return
+        for name, w in weights.items():
+            if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= MAX_WEIGHT:
+                raise UsageError(f"weight {w!r} for member {name} is outside 0..{MAX_WEIGHT}")
+        with flocked(self.lock_path):
+            api = self._api()
+            rows = api.servers_state()
+            missing = [n for n in weights if n not in rows]
+            if missing:
+                raise NotFound(f"no pool member {', '.join(missing)} in {self.app}/{self.env}")
+            cmds = []
+            for name, w in weights.items():
+                row = rows[name]
+                admin = admin_state(row)
+                if w > 0 and admin is AdminState.MAINT:
+                    health = member_health(row, self.health.rise)
+                    if health is not Health.HEALTHY:
+                        raise Conflict(
+                            f"member {name} ({row['srv_addr']}:{row['srv_port']}) has not passed its health "
+                            f"checks ({health.value}); it stays out of rotation",
+                            hint=f"check the app's {self.health.path} and its log",
+                        )
+            for name, w in weights.items():
+                admin = admin_state(rows[name])
+                cmds.append(f"set server {BACKEND}/{name} weight {w}")
+                if w > 0 and admin is AdminState.MAINT:
+                    cmds.append(f"enable server {BACKEND}/{name}")
+                elif w > 0 and admin is AdminState.DRAIN:
+                    cmds.append(f"set server {BACKEND}/{name} state ready")
+            errors = api.batch(cmds)
+            after = api.servers_state()
+            wrong = []
+            for name, w in weights.items():
+                row = after.get(name)
+                if row is None:
+                    wrong.append(f"{name} vanished")
+                elif int(row["srv_uweight"]) != w:
+                    wrong.append(f"{name} has weight {row['srv_uweight']}, not {w}")
+                elif w > 0 and admin_state(row) is not AdminState.READY:
+                    wrong.append(f"{name} is {admin_state(row).value}, not ready")
+            self._persist(api)
+            if wrong or errors:
+                raise ProviderError(
+                    f"HAProxy did not apply the weights: {'; '.join(wrong + errors)}",
+                    hint="run the release again; it resumes from its record",
+                )
+            log.info("weights applied: %s", ", ".join(f"{n}={w}" for n, w in weights.items()))
+
+    def _delete_server(self, api: RuntimeAPI, name: str) -> None:
+        """maint, then del, with the 2.6 retry for idle connections (G4): drain -> maint again."""
+        api.batch([f"set server {BACKEND}/{name} state maint"])
+
+        def try_del() -> bool | None:
+            reply = api.call(f"del server {BACKEND}/{name}")
+            if "Server deleted" in reply or "No such server" in reply:
+                return True
+            if "still has connections" not in reply and "maintenance mode" not in reply:
+                raise ProviderError(f"HAProxy refused to delete member {name}: {reply.strip()}")
+            api.batch([f"set server {BACKEND}/{name} state drain", f"set server {BACKEND}/{name} state maint"])
+            return None
+
+        wait_for(try_del, timeout=15.0, interval=0.1, max_interval=0.5, what=f"HAProxy to delete member {name}")
+
+    def remove(self, name: str) -> None:
+        with flocked(self.lock_path):
+            info = self.running()
+            if info is None:
+                members = [m for m in self._members_config() if m.name != name]
+                if self.members_path.exists():
+                    write_json(self.members_path, [m.to_json() for m in members])
+                return
+            api = RuntimeAPI(str(info["socket"]))
+            if name not in api.servers_state():
+                return
+            api.batch([f"set server {BACKEND}/{name} state drain"])
+
+            def idle() -> bool:
+                row = api.stat().get(name)
+                return row is None or row.get("scur") in ("0", "")
+
+            try:
+                wait_for(idle, timeout=self.drain_timeout, interval=0.05, max_interval=0.5,
+                         what=f"member {name} to finish its sessions")
+            except WaitTimeout:
+                log.warning("member %s still has sessions after %gs; putting it in MAINT anyway (in-flight "
+                            "requests still finish)", name, self.drain_timeout)
+            self._delete_server(api, name)
+            self._persist(api)
+            log.info("removed member %s (drain, maint, del)", name)
+
+    def stats(self) -> dict[str, MemberStats]:
+        info = self.running()
+        if info is None:
+            return {}
+        rows = RuntimeAPI(str(info["socket"])).stat()
+
+        def num(row: dict[str, str], key: str) -> int:
+            v = row.get(key, "")
+            return int(v) if v.isdigit() else 0
+
+        out = {}
+        for name, row in rows.items():
+            if row.get("req_tot", "").isdigit():
+                requests = int(row["req_tot"])
+            else:
+                requests = sum(num(row, k) for k in ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx",
+                                                     "hrsp_other"))
+            rtime = row.get("rtime", "")
+            out[name] = MemberStats(
+                member_id=name,
+                requests=requests,
+                http_5xx=num(row, "hrsp_5xx"),
+                errors=num(row, "econ") + num(row, "eresp"),
+                response_time_ms=float(rtime) if rtime.isdigit() else None,
+            )
+        return out
+
+    def destroy(self) -> None:
+        with flocked(self.lock_path):
+            info = self._info()
+            if info is not None:
+                procs.terminate(self._proc(info), timeout=self.stop_timeout, what="HAProxy")
+            for path in (self.info_path, self.state_path, self.members_path, self.cfg_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            sock = str(info["socket"]) if info else self.socket_path()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(sock)
+            short = self._short_socket_dir()
+            if Path(sock).parent == short:
+                shutil.rmtree(short, ignore_errors=True)
+            log.info("stopped the load balancer of %s/%s", self.app, self.env)

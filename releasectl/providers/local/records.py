@@ -1,0 +1,179 @@
+"""Durable records and the release lock of one app and environment, as files.
+
+    envs/<env>/records/<key, %-encoded>.rec   one document per key, written atomically (temp, fsync, replace)
+    envs/<env>/lock.json                      the lock's owner record: token, owner, acquired_at, expires_at
+    envs/<env>/lock.flock                     flock'ed only around the read-check-write of lock.json
+
+The flock is never held while a release runs: the lease in lock.json is the lock, and it expires unless
+renewed. A holder is dead when its lease expired, or when it ran on this host and its PID is gone (or was
+reused: the start time of the acquiring process is kept in the record when it is the holder itself).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Mapping
+
+from releasectl.errors import LockHeld, ProviderError
+from releasectl.providers.base import Lease
+
+from . import procs
+from .files import decode_name, encode_name, flocked, fsync_dir, read_json, write_json, atomic_write
+
+SUFFIX = ".rec"
+
+
+class RecordStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        if not isinstance(key, str):
+            raise ProviderError(f"record keys are strings, not {type(key).__name__}")
+        return self.root / (encode_name(key) + SUFFIX)
+
+    def read(self, key: str) -> str | None:
+        try:
+            return self._path(key).read_text()
+        except FileNotFoundError:
+            return None
+
+    def write(self, key: str, data: str) -> None:
+        atomic_write(self._path(key), data)
+
+    def list(self, prefix: str) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        keys = []
+        for entry in self.root.iterdir():
+            if entry.name.endswith(SUFFIX) and not entry.name.startswith("."):
+                key = decode_name(entry.name[: -len(SUFFIX)])
+                if key.startswith(prefix):
+                    keys.append(key)
+        return sorted(keys)
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def describe_holder(owner: Mapping[str, str]) -> str:
+    """'pid 123 on host ci-7 (CI job 991, command "releasectl rollout 1.2.0")' from an owner mapping."""
+    who = f"pid {owner.get('pid', '?')} on host {owner.get('host', '?')}"
+    if owner.get("user"):
+        who += f" (user {owner['user']})"
+    extra = []
+    if owner.get("ci_job"):
+        extra.append(f"CI job {owner['ci_job']}")
+    if owner.get("command"):
+        extra.append(f'command "{owner["command"]}"')
+    return who + (f" [{', '.join(extra)}]" if extra else "")
+
+
+class LockStore:
+    def __init__(self, root: Path, key: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.root = root
+        self.key = key
+        self.clock = clock
+        self.path = root / "lock.json"
+        self.flock_path = root / "lock.flock"
+
+    def _read(self) -> dict | None:
+        try:
+            data = read_json(self.path)
+        except ProviderError:
+            return None  # a corrupt lock record holds nothing; the next acquire rewrites it
+        return data if isinstance(data, dict) and data.get("token") else None
+
+    def _lease(self, rec: dict) -> Lease:
+        return Lease(
+            key=self.key,
+            token=str(rec["token"]),
+            owner={str(k): str(v) for k, v in dict(rec.get("owner", {})).items()},
+            acquired_at=float(rec.get("acquired_at", 0.0)),
+            expires_at=float(rec.get("expires_at", 0.0)),
+        )
+
+    def _dead_reason(self, rec: dict, now: float) -> str | None:
+        """Why the holder counts as gone, or None when it may still be alive."""
+        expires = float(rec.get("expires_at", 0.0))
+        if expires <= now:
+            return f"its lease expired at {_when(expires)}"
+        owner = rec.get("owner", {})
+        pid_text = str(owner.get("pid", ""))
+        if owner.get("host") == procs.hostname() and pid_text.isdigit():
+            pid = int(pid_text)
+            if not procs.pid_is_running(pid):
+                return f"its process {pid} on this host is gone"
+            if rec.get("pid_start") is not None and procs.start_time(pid) != rec["pid_start"]:
+                return f"its process {pid} on this host is gone (the PID was reused)"
+        return None
+
+    def _held_message(self, rec: dict, now: float) -> str:
+        expires = float(rec.get("expires_at", 0.0))
+        return (
+            f"{self.key} is locked by {describe_holder(rec.get('owner', {}))} since "
+            f"{_when(float(rec.get('acquired_at', 0.0)))}; its lease expires at {_when(expires)} "
+            f"(in {max(0, round(expires - now))}s)"
+        )
+
+    def acquire(self, owner: Mapping[str, str], ttl: float) -> Lease:
+        with flocked(self.flock_path):
+            now = self.clock()
+            current = self._read()
+            new_owner = {str(k): str(v) for k, v in owner.items()}
+            new_owner.pop("took_over", None)
+            if current is not None:
+                reason = self._dead_reason(current, now)
+                if reason is None:
+                    raise LockHeld(
+                        self._held_message(current, now),
+                        hint="wait for it to finish, or run `releasectl unlock` if that run is gone for good",
+                    )
+                new_owner["took_over"] = f"{describe_holder(current.get('owner', {}))}: {reason}"
+            rec = {
+                "token": secrets.token_hex(16),
+                "owner": new_owner,
+                "acquired_at": now,
+                "expires_at": now + ttl,
+            }
+            if new_owner.get("pid") == str(os.getpid()) and new_owner.get("host") == procs.hostname():
+                rec["pid_start"] = procs.start_time(os.getpid())
+            write_json(self.path, rec)
+            return self._lease(rec)
+
+    def renew(self, lease: Lease, ttl: float) -> Lease:
+        with flocked(self.flock_path):
+            now = self.clock()
+            current = self._read()
+            if current is None or current.get("token") != lease.token:
+                who = describe_holder(current.get("owner", {})) if current else "nobody"
+                raise LockHeld(
+                    f"the lock of {self.key} was broken or taken over; it is now held by {who}",
+                    hint="this run no longer owns the release; check `releasectl status`",
+                )
+            current["expires_at"] = now + ttl
+            write_json(self.path, current)
+            return self._lease(current)
+
+    def release(self, lease: Lease) -> None:
+        with flocked(self.flock_path):
+            current = self._read()
+            if current is not None and current.get("token") == lease.token:
+                self.path.unlink()
+                fsync_dir(self.root)
+
+    def read(self) -> Lease | None:
+        current = self._read()
+        return None if current is None else self._lease(current)
+
+    def break_(self) -> None:
+        with flocked(self.flock_path):
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+                fsync_dir(self.root)

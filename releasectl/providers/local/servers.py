@@ -1,0 +1,291 @@
+"""Servers as processes on loopback: one folder per server under `<state_dir>/envs/<env>/servers/`.
+
+    servers/srv-5d2e8f01a9b3/
+        server.json   id, name, app, version, env, role, release, labels, pid, pid_start, boot_id, port,
+                      image_id, created_at (written atomically, read by any later CLI run)
+        app/          the image, unpacked; the start command runs here
+        server.log    the process's stdout and stderr
+
+Status: BUILDING until the process is recorded, ACTIVE while it runs, STOPPED (with the log tail as `fault`)
+once it has exited. A process is only ever signalled after its PID and start time are checked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import requests
+
+from releasectl.errors import Conflict, NotFound, ProviderError, ResourceFailure
+from releasectl.providers.base import (
+    LABEL_PREFIX,
+    Label,
+    Probe,
+    Role,
+    Server,
+    ServerSpec,
+    ServerStatus,
+)
+
+from . import procs
+from .files import flocked, read_json, write_json
+from .images import ImageStore
+
+log = logging.getLogger("releasectl.providers.local")
+
+ADDRESS = "127.0.0.1"
+RECORD = "server.json"
+LOG = "server.log"
+BUILD_GRACE = 60.0  # a record without a PID older than this was interrupted mid-create
+
+
+def free_port(avoid: set[int]) -> int:
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((ADDRESS, 0))
+            port = s.getsockname()[1]
+        if port not in avoid:
+            return port
+    raise ResourceFailure("could not find a free loopback port")
+
+
+class ServerStore:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        app: str,
+        env: str,
+        images: ImageStore,
+        start_command: Sequence[str],
+        stop_timeout: float,
+        avoid_ports: set[int] | None = None,
+    ) -> None:
+        self.root = root
+        self.app = app
+        self.env = env
+        self.images = images
+        self.start_command = list(start_command)
+        self.stop_timeout = stop_timeout
+        self.avoid_ports = set(avoid_ports or ())
+        self._session: requests.Session | None = None
+
+    # ---- records ------------------------------------------------------------------------------------
+
+    def _record_path(self, server_id: str) -> Path:
+        return self.root / server_id / RECORD
+
+    def _read(self, server_id: str) -> dict | None:
+        if not server_id.startswith("srv-") or "/" in server_id or server_id in (".", ".."):
+            return None
+        try:
+            rec = read_json(self._record_path(server_id))
+        except ProviderError as exc:
+            log.warning("skipping server %s: %s", server_id, exc)
+            return None
+        if not isinstance(rec, dict) or rec.get("app") != self.app or rec.get("env") != self.env:
+            return None
+        return rec
+
+    def _records(self) -> list[dict]:
+        if not self.root.is_dir():
+            return []
+        out = []
+        for entry in sorted(self.root.iterdir()):
+            if entry.is_dir() and not entry.name.startswith("."):
+                rec = self._read(entry.name)
+                if rec is not None:
+                    out.append(rec)
+        return out
+
+    @staticmethod
+    def _proc(rec: dict) -> procs.ProcId | None:
+        if rec.get("pid") is None:
+            return None
+        return procs.ProcId(int(rec["pid"]), int(rec.get("pid_start", -1)), str(rec.get("boot_id", "")))
+
+    def log_path(self, server_id: str) -> Path:
+        return self.root / server_id / LOG
+
+    def _to_server(self, rec: dict) -> Server:
+        labels = {k[len(LABEL_PREFIX) :]: v for k, v in rec.get("labels", {}).items() if k.startswith(LABEL_PREFIX)}
+        role_value = labels.get(Label.ROLE, rec.get("role"))
+        role = Role(role_value) if role_value in Role._value2member_map_ else None
+        proc = self._proc(rec)
+        fault = None
+        if proc is None:
+            if time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE:
+                status = ServerStatus.BUILDING
+            else:
+                status, fault = ServerStatus.ERROR, "its creation was interrupted before the process started"
+        elif procs.is_alive(proc):
+            status = ServerStatus.DELETING if rec.get("deleting") else ServerStatus.ACTIVE
+        else:
+            status = ServerStatus.STOPPED
+            code = procs.exit_code(proc.pid)
+            head = f"process {proc.pid} exited" + (f" with code {code}" if code is not None else "")
+            last = procs.tail(self.log_path(rec["id"]))
+            fault = f"{head}; last log lines:\n{last}" if last else head
+        return Server(
+            id=rec["id"],
+            name=rec.get("name", ""),
+            app=rec["app"],
+            version=labels.get(Label.VERSION, rec.get("version", "")),
+            env=rec["env"],
+            role=role,
+            release_id=labels.get(Label.RELEASE, rec.get("release", "")),
+            status=status,
+            address=ADDRESS,
+            port=rec.get("port"),
+            image_id=rec.get("image_id", ""),
+            created_at=float(rec.get("created_at", 0.0)),
+            labels=labels,
+            fault=fault,
+        )
+
+    # ---- the interface ------------------------------------------------------------------------------
+
+    def list(self) -> list[Server]:
+        return [self._to_server(r) for r in self._records()]
+
+    def get(self, server_id: str) -> Server | None:
+        rec = self._read(server_id)
+        return None if rec is None else self._to_server(rec)
+
+    def used_ports(self) -> set[int]:
+        return {int(r["port"]) for r in self._records() if r.get("port")}
+
+    def create(self, spec: ServerSpec) -> Server:
+        if spec.app != self.app or spec.env != self.env:
+            raise ProviderError(
+                f"server spec for {spec.app}/{spec.env} given to the provider of {self.app}/{self.env}"
+            )
+        self.root.mkdir(parents=True, exist_ok=True)
+        with flocked(self.root / ".create.lock"):  # name lookup + record creation, one CLI run at a time
+            for rec in self._records():
+                if rec.get("name") == spec.name:
+                    log.info("server %s already exists as %s; not creating a duplicate", spec.name, rec["id"])
+                    return self._to_server(rec)
+            image = self.images.get(spec.image_id)
+            if image is None:
+                raise NotFound(f"image {spec.image_id} does not exist for app {self.app}")
+            server_id = f"srv-{secrets.token_hex(6)}"
+            sdir = self.root / server_id
+            labels = {f"{LABEL_PREFIX}{k}": str(v) for k, v in spec.labels.items() if v is not None}
+            labels.update(
+                {
+                    f"{LABEL_PREFIX}{Label.APP}": spec.app,
+                    f"{LABEL_PREFIX}{Label.VERSION}": spec.version,
+                    f"{LABEL_PREFIX}{Label.ENV}": spec.env,
+                    f"{LABEL_PREFIX}{Label.ROLE}": Role(spec.role).value,
+                    f"{LABEL_PREFIX}{Label.RELEASE}": spec.release_id,
+                }
+            )
+            port = free_port(self.used_ports() | self.avoid_ports)
+            rec = {
+                "format": 1,
+                "id": server_id,
+                "name": spec.name,
+                "app": spec.app,
+                "version": spec.version,
+                "env": spec.env,
+                "role": Role(spec.role).value,
+                "release": spec.release_id,
+                "labels": labels,
+                "pid": None,
+                "pid_start": None,
+                "boot_id": procs.boot_id(),
+                "port": port,
+                "image_id": spec.image_id,
+                "created_at": time.time(),
+            }
+            sdir.mkdir()
+            write_json(sdir / RECORD, rec)  # BUILDING; a crash from here on leaves a visible ERROR record
+        try:
+            self.images.unpack(spec.image_id, sdir / "app")
+            argv = [a.replace("{python}", sys.executable).replace("{port}", str(port)) for a in self.start_command]
+            env = dict(os.environ)
+            env.setdefault("PYTHONUNBUFFERED", "1")
+            env.update(
+                {
+                    "PORT": str(port),
+                    "RELEASECTL_VERSION": spec.version,
+                    "RELEASECTL_APP": spec.app,
+                    "RELEASECTL_ENV": spec.env,
+                    "RELEASECTL_SERVER_ID": server_id,
+                }
+            )
+            proc = procs.spawn(argv, cwd=sdir / "app", env=env, log_path=sdir / LOG)
+        except BaseException:
+            shutil.rmtree(sdir, ignore_errors=True)  # nothing was started: leave no record behind
+            raise
+        rec.update({"pid": proc.pid, "pid_start": proc.start, "boot_id": proc.boot})
+        write_json(sdir / RECORD, rec)
+        log.info("started server %s (%s %s) pid %d on %s:%d", server_id, spec.app, spec.version, proc.pid,
+                 ADDRESS, port)
+        return self._to_server(rec)
+
+    def update_labels(self, server_id: str, labels: Mapping[str, str | None]) -> Server:
+        with flocked(self.root / ".create.lock"):
+            rec = self._read(server_id)
+            if rec is None:
+                raise NotFound(f"server {server_id} does not exist in {self.app}/{self.env}")
+            stored = dict(rec.get("labels", {}))
+            for key, value in labels.items():
+                if value is None:
+                    stored.pop(f"{LABEL_PREFIX}{key}", None)
+                else:
+                    stored[f"{LABEL_PREFIX}{key}"] = str(value)
+            rec["labels"] = stored
+            for key, field in ((Label.VERSION, "version"), (Label.ROLE, "role"), (Label.RELEASE, "release")):
+                if key in labels:
+                    rec[field] = labels[key] if labels[key] is not None else ""
+            write_json(self._record_path(server_id), rec)
+        return self._to_server(rec)
+
+    def delete(self, server_id: str) -> None:
+        rec = self._read(server_id)
+        if rec is None:
+            return
+        proc = self._proc(rec)
+        if proc is None and time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE:
+            raise Conflict(f"server {server_id} is still being created; try again in a moment")
+        if proc is None:  # interrupted create: a process may have started without being recorded
+            for orphan in procs.find_by_cwd(self.root / server_id):
+                procs.terminate(orphan, timeout=self.stop_timeout, what=f"unrecorded process of {server_id}")
+        else:
+            if not rec.get("deleting"):
+                rec["deleting"] = True
+                with contextlib.suppress(OSError):
+                    write_json(self._record_path(server_id), rec)
+            procs.terminate(proc, timeout=self.stop_timeout, what=f"server {server_id}")
+        shutil.rmtree(self.root / server_id, ignore_errors=True)
+        log.info("deleted server %s", server_id)
+
+    def probe(self, server: Server, path: str, timeout: float) -> Probe:
+        if not server.address or not server.port:
+            return Probe(status=None, latency=0.0, error=f"server {server.id} has no address yet")
+        if self._session is None:
+            self._session = requests.Session()
+        host = f"[{server.address}]" if ":" in server.address else server.address
+        url = f"http://{host}:{server.port}/{path.lstrip('/')}"
+        t0 = time.monotonic()
+        try:
+            resp = self._session.get(url, timeout=timeout, allow_redirects=False)
+            return Probe(status=resp.status_code, latency=time.monotonic() - t0, body=resp.text[:200])
+        except requests.RequestException as exc:
+            return Probe(status=None, latency=time.monotonic() - t0, error=f"{type(exc).__name__}: {exc}")
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None

@@ -1,0 +1,118 @@
+#!/usr/bin/env python3
+"""releasectl's sample app: a tiny HTTP service to try blue-green and canary releases with.
+
+Standard library only. Environment:
+  PORT                 port to listen on (default 8000), always on 127.0.0.1 unless HOST says otherwise
+  RELEASECTL_VERSION   the version it reports on /
+  APP_LOG_REQUESTS=1   log each request to stderr (off by default)
+
+Routes:
+  /          200, the version
+  /healthz   200, or 500 while a file named FAIL_HEALTH exists next to this script (checked on every
+             request; that is how a demo bakes a broken version)
+  anything   404
+
+On SIGTERM it stops accepting, lets in-flight requests finish (up to 10 s), then exits.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FAIL_FLAG = HERE / "FAIL_HEALTH"
+VERSION = os.environ.get("RELEASECTL_VERSION", "dev")
+LOG_REQUESTS = os.environ.get("APP_LOG_REQUESTS", "").lower() in ("1", "true", "yes", "on")
+GRACE_SECONDS = 10.0
+
+_inflight = 0
+_inflight_cond = threading.Condition()
+_stopping = threading.Event()
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
+    disable_nagle_algorithm = True  # TCP_NODELAY: without it keep-alive costs ~40 ms per request
+    server_version = "releasectl-sample"
+    sys_version = ""
+    timeout = 120  # drop idle keep-alive connections eventually (longer than any LB idle pool)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        global _inflight
+        with _inflight_cond:
+            _inflight += 1
+        try:
+            path = self.path.split("?", 1)[0]
+            if path == "/":
+                self._reply(200, f"{VERSION}\n")
+            elif path == "/healthz":
+                if FAIL_FLAG.exists():
+                    self._reply(500, "unhealthy\n")
+                else:
+                    self._reply(200, "ok\n")
+            else:
+                self._reply(404, "not found\n")
+        finally:
+            with _inflight_cond:
+                _inflight -= 1
+                _inflight_cond.notify_all()
+
+    def _reply(self, status: int, text: str) -> None:
+        body = text.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        if _stopping.is_set():
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server signature
+        if LOG_REQUESTS:
+            super().log_message(format, *args)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+    allow_reuse_address = True
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # Load-balancer health checks close with a reset; a peer that went away is not worth a traceback.
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
+def main() -> int:
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "8000"))
+    server = Server((host, port), Handler)
+
+    def on_term(signum: int, frame: object) -> None:
+        if not _stopping.is_set():
+            _stopping.set()
+            # shutdown() blocks until serve_forever returns, so it cannot run in this (the serving) thread
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
+    print(f"app {VERSION} listening on http://{host}:{port}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever(poll_interval=0.2)
+    finally:
+        server.server_close()  # stop accepting
+    with _inflight_cond:  # let in-flight requests finish
+        _inflight_cond.wait_for(lambda: _inflight == 0, timeout=GRACE_SECONDS)
+    print(f"app {VERSION} stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
