@@ -435,7 +435,11 @@ def load_settings(path: Path | None = None, env: str | None = None, state_dir: P
         base = _section(doc, data.get(name), name, keys)
         return _merge(base, _section(doc, env_data.get(name), f"{env_path}.{name}", keys))
 
-    # validate every environment's overrides, not only the chosen one, so `config check` catches them
+    # validate every provider section and every environment's overrides, not only the chosen ones, so a
+    # mistake (or a secret) anywhere in the file is caught before anything runs
+    for section, keys in PROVIDER_KEYS.items():
+        if section in data:
+            _section(doc, data[section], section, keys)
     for name, other in envs_data.items():
         for section, keys in (("health", HEALTH_KEYS), ("rollout", ROLLOUT_KEYS), *PROVIDER_KEYS.items()):
             if other and section in other:

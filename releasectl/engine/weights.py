@@ -42,18 +42,17 @@ def plan_weights(percent: float, n_new: int, n_old: int, max_weight: int = 256) 
         return WeightPlan(percent, 0.0, 0, full)
     if percent == 100:
         return WeightPlan(percent, 100.0, full, 0)
-    best: WeightPlan | None = None
     p = percent / 100.0
+    # Candidates: the all-or-nothing extremes, then for every old weight the integer neighbours of the exact
+    # solution of n*wn / (n*wn + m*wo) = p. Iterating old weights downwards makes ties keep larger weights.
+    candidates = [(0, full), (full, 0)]
     for old_weight in range(max_weight, 0, -1):
-        # exact solution of n*wn / (n*wn + m*wo) = p for wn, then its integer neighbours
         ideal = p * n_old * old_weight / (n_new * (1.0 - p))
-        for new_weight in {int(ideal), int(ideal) + 1}:
-            if not 1 <= new_weight <= max_weight:
-                continue
-            plan = WeightPlan(percent, achieved_share(n_new, new_weight, n_old, old_weight), new_weight, old_weight)
-            if best is None or plan.error < best.error - 1e-12:
-                best = plan
-    if best is None:  # share so small or large that even 1 vs max_weight overshoots: take the extreme
-        extreme = (1, max_weight) if p < 0.5 else (max_weight, 1)
-        best = WeightPlan(percent, achieved_share(n_new, extreme[0], n_old, extreme[1]), *extreme)
+        candidates += [(min(max_weight, w), old_weight) for w in (int(ideal), int(ideal) + 1)]
+    best: WeightPlan | None = None
+    for new_weight, old_weight in candidates:
+        plan = WeightPlan(percent, achieved_share(n_new, new_weight, n_old, old_weight), new_weight, old_weight)
+        if best is None or plan.error < best.error - 1e-12:
+            best = plan
+    assert best is not None
     return best
