@@ -1,0 +1,259 @@
+"""Keystone v3: version discovery, token issue/validate/revoke, the service catalog.
+
+Supports password auth (user and project by name or id, with domains) and application-credential
+auth (by id, or by name plus user). Tokens live in the store with an expiry, so a test can let one
+run out (short ``token_ttl``) or invalidate all of them at once (the ``expire_tokens`` fault).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from .server import ApiError, Request, Response, Service, Unauthorized, empty_response, json_response, keystone_error
+from .state import hex_id, iso
+
+DOMAIN = {"id": "default", "name": "Default"}
+KEYSTONE_VERSION = "v3.14"
+VERSION_UPDATED = "2020-04-07T00:00:00Z"
+
+# (catalog type, service name, path below the simulator root)
+CATALOG = [
+    ("identity", "keystone", "/v3"),
+    ("compute", "nova", "/compute/v2.1"),
+    ("image", "glance", "/image"),
+    ("load-balancer", "octavia", "/load-balancer"),
+    ("network", "neutron", "/networking"),
+]
+
+
+@dataclass
+class Token:
+    id: str
+    user_id: str
+    project_id: str
+    methods: list[str]
+    issued_at: float
+    expires_at: float
+    audit_id: str
+    app_cred: dict | None = None
+    roles: list[dict] = field(default_factory=list)
+
+
+class Identity(Service):
+    name = "identity"
+    prefix = ""
+
+    def __init__(self, ctx: Any) -> None:
+        opts = ctx.options
+        self.user = {"id": hex_id(), "name": opts.username, "domain": dict(DOMAIN), "password": opts.password}
+        self.project = {"id": hex_id(), "name": opts.project, "domain": dict(DOMAIN)}
+        self.roles = [{"id": hex_id(), "name": "member"}, {"id": hex_id(), "name": "reader"}]
+        self.app_cred = {
+            "id": hex_id(),
+            "name": opts.app_cred_name,
+            "secret": secrets.token_urlsafe(24),
+            "user_id": self.user["id"],
+            "project_id": self.project["id"],
+        }
+        self.service_ids = {stype: hex_id() for stype, _, _ in CATALOG}
+        super().__init__(ctx)
+
+    def register(self) -> None:
+        self.add("GET", "/", self.versions, auth=False)
+        self.add("GET", "/v3", self.version, auth=False)
+        self.add("POST", "/v3/auth/tokens", self.issue, auth=False)
+        self.add("GET", "/v3/auth/tokens", self.validate_subject)
+        self.add("DELETE", "/v3/auth/tokens", self.revoke)
+        self.add("GET", "/v3/auth/catalog", self.get_catalog)
+
+    # ----- errors -----
+    def render_error(self, req: Request, err: ApiError) -> Response:
+        titles = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                  405: "Method Not Allowed", 409: "Conflict", 500: "Internal Server Error",
+                  503: "Service Unavailable"}
+        return keystone_error(err.status, titles.get(err.status, "Error"), err.message)
+
+    # ----- discovery -----
+    def _version_doc(self) -> dict:
+        return {
+            "id": KEYSTONE_VERSION,
+            "status": "stable",
+            "updated": VERSION_UPDATED,
+            "links": [{"rel": "self", "href": f"{self.ctx.url}/v3/"}],
+            "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
+        }
+
+    def versions(self, req: Request) -> Response:
+        return json_response(300, {"versions": {"values": [self._version_doc()]}})
+
+    def version(self, req: Request) -> Response:
+        return json_response(200, {"version": self._version_doc()})
+
+    # ----- catalog -----
+    def catalog(self) -> list[dict]:
+        region = self.ctx.options.region
+        entries = []
+        for stype, sname, path in CATALOG:
+            url = self.ctx.url + path
+            endpoints = [
+                {"id": hex_id()[:16] + iface[:4], "interface": iface, "region_id": region, "region": region, "url": url}
+                for iface in ("public", "internal", "admin")
+            ]
+            entries.append({"type": stype, "name": sname, "id": self.service_ids[stype], "endpoints": endpoints})
+        return entries
+
+    def get_catalog(self, req: Request) -> Response:
+        return json_response(200, {"catalog": self.catalog(), "links": {"self": f"{self.ctx.url}/v3/auth/catalog"}})
+
+    # ----- token issue -----
+    def issue(self, req: Request) -> Response:
+        body = req.json()
+        auth = body.get("auth") if isinstance(body, dict) else None
+        if not isinstance(auth, dict) or not isinstance(auth.get("identity"), dict):
+            raise ApiError(400, "Expecting to find identity in auth. The server could not comply with the "
+                                "request since it is either malformed or otherwise incorrect.")
+        identity = auth["identity"]
+        methods = identity.get("methods")
+        if not isinstance(methods, list) or not methods:
+            raise ApiError(400, "Expecting to find methods in identity.")
+        scope = auth.get("scope")
+        app_cred = None
+        if "application_credential" in methods:
+            if scope:
+                raise Unauthorized("Application credentials cannot request a scope.")
+            app_cred = self._check_app_cred(identity.get("application_credential"))
+            project_id = app_cred["project_id"]
+        elif "password" in methods:
+            self._check_password(identity.get("password"))
+            project_id = self._scope_project(scope)
+        elif "token" in methods:
+            tok = (identity.get("token") or {}).get("id")
+            if not tok or self.lookup(tok) is None:
+                raise Unauthorized("Could not find token.")
+            project_id = self._scope_project(scope)
+        else:
+            raise Unauthorized("Attempted to authenticate with an unsupported method.")
+        now = time.time()
+        token = Token(
+            id=secrets.token_urlsafe(32),
+            user_id=self.user["id"],
+            project_id=project_id,
+            methods=[m for m in methods if m in ("password", "application_credential", "token")],
+            issued_at=now,
+            expires_at=now + self.ctx.options.token_ttl,
+            audit_id=secrets.token_urlsafe(16)[:22],
+            app_cred=app_cred,
+            roles=[dict(r) for r in self.roles],
+        )
+        with self.ctx.store.lock:
+            self.ctx.store.tokens[token.id] = token
+        return json_response(201, {"token": self.token_body(token)}, {"X-Subject-Token": token.id})
+
+    def _resolve_domain(self, domain: Any) -> bool:
+        if not isinstance(domain, dict):
+            return False
+        return domain.get("id") == DOMAIN["id"] or domain.get("name") == DOMAIN["name"]
+
+    def _check_user(self, user: Any) -> None:
+        if not isinstance(user, dict):
+            raise ApiError(400, "Expecting to find user in password.")
+        if "id" in user:
+            ok = user["id"] == self.user["id"]
+        else:
+            ok = user.get("name") == self.user["name"] and self._resolve_domain(user.get("domain"))
+        if not ok:
+            raise Unauthorized()
+
+    def _check_password(self, password: Any) -> None:
+        if not isinstance(password, dict):
+            raise ApiError(400, "Expecting to find password in identity.")
+        user = password.get("user")
+        self._check_user(user)
+        if user.get("password") != self.user["password"]:
+            raise Unauthorized()
+
+    def _check_app_cred(self, cred: Any) -> dict:
+        if not isinstance(cred, dict) or "secret" not in cred:
+            raise ApiError(400, "Expecting to find secret in application_credential.")
+        if "id" in cred:
+            ok = cred["id"] == self.app_cred["id"]
+        elif "name" in cred:
+            self._check_user(cred.get("user"))
+            ok = cred["name"] == self.app_cred["name"]
+        else:
+            raise ApiError(400, "Expecting to find id or name in application_credential.")
+        if not ok or cred["secret"] != self.app_cred["secret"]:
+            raise Unauthorized()
+        return self.app_cred
+
+    def _scope_project(self, scope: Any) -> str:
+        if scope in (None, {}):
+            return self.project["id"]  # the user's default project
+        if not isinstance(scope, dict) or not isinstance(scope.get("project"), dict):
+            raise Unauthorized("The simulator only supports project scope.")
+        project = scope["project"]
+        if "id" in project:
+            ok = project["id"] == self.project["id"]
+        else:
+            ok = project.get("name") == self.project["name"] and self._resolve_domain(project.get("domain"))
+        if not ok:
+            raise Unauthorized(f"User {self.user['id']} has no access to project {project}")
+        return self.project["id"]
+
+    def token_body(self, token: Token) -> dict:
+        user = {k: v for k, v in self.user.items() if k != "password"}
+        user["password_expires_at"] = None
+        body = {
+            "methods": token.methods,
+            "user": user,
+            "audit_ids": [token.audit_id],
+            "expires_at": iso(token.expires_at, micro=True),
+            "issued_at": iso(token.issued_at, micro=True),
+            "project": dict(self.project),
+            "is_domain": False,
+            "roles": token.roles,
+            "catalog": self.catalog(),
+        }
+        if token.app_cred:
+            body["application_credential"] = {"id": token.app_cred["id"], "name": token.app_cred["name"],
+                                              "restricted": True}
+        return body
+
+    # ----- token checks, used by every service -----
+    def lookup(self, token_id: str) -> Token | None:
+        with self.ctx.store.lock:
+            token = self.ctx.store.tokens.get(token_id)
+            if token is not None and time.time() >= token.expires_at:
+                del self.ctx.store.tokens[token_id]
+                token = None
+            return token
+
+    def authenticate(self, req: Request) -> Token:
+        token_id = req.header("X-Auth-Token").strip()
+        token = self.lookup(token_id) if token_id else None
+        if token is None:
+            raise Unauthorized()
+        return token
+
+    def expire_all(self) -> int:
+        """Invalidate every issued token (the ``expire_tokens`` fault)."""
+        with self.ctx.store.lock:
+            n = len(self.ctx.store.tokens)
+            self.ctx.store.tokens.clear()
+            return n
+
+    def validate_subject(self, req: Request) -> Response:
+        token = self.lookup(req.header("X-Subject-Token").strip())
+        if token is None:
+            raise ApiError(404, "Failed to validate token")
+        return json_response(200, {"token": self.token_body(token)}, {"X-Subject-Token": token.id})
+
+    def revoke(self, req: Request) -> Response:
+        subject = req.header("X-Subject-Token").strip()
+        with self.ctx.store.lock:
+            if self.ctx.store.tokens.pop(subject, None) is None:
+                raise ApiError(404, "Failed to validate token")
+        return empty_response(204)
