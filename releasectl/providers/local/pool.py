@@ -44,7 +44,7 @@ from .haproxy import (
 log = logging.getLogger("releasectl.providers.local")
 
 MAX_WEIGHT = 256
-SOCKET_PATH_LIMIT = 100
+SOCKET_PATH_LIMIT = 90  # HAProxy 2.6 refuses more than 97 bytes (it binds "<path>.<pid>.tmp" first)
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 

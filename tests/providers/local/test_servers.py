@@ -1,0 +1,130 @@
+"""Servers: detached processes on loopback, recorded so a later CLI run finds them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from releasectl.providers.base import Role, ServerStatus
+from releasectl.providers.local import procs
+from releasectl.wait import wait_for
+
+from .conftest import processes_under, spec, start_server
+
+
+def _proc(provider, server_id):
+    rec = json.loads((provider.servers.root / server_id / "server.json").read_text())
+    return procs.ProcId(rec["pid"], rec["pid_start"], rec["boot_id"])
+
+
+def test_lifecycle(provider, factory):
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {})
+    server = provider.create_server(spec("1.0.0", image.id, team="web"))
+    assert server.status in (ServerStatus.BUILDING, ServerStatus.ACTIVE)
+    assert server.address == "127.0.0.1" and server.port and server.port != factory.lb_port
+    assert server.role is Role.CANDIDATE and server.release_id == "rel-1" and server.image_id == image.id
+    assert server.labels["team"] == "web" and server.labels["version"] == "1.0.0"
+
+    wait_for(lambda: provider.probe(server, "/", 1.0).status == 200, timeout=15, interval=0.05)
+    root = provider.probe(server, "/", 1.0)
+    assert root.body.strip() == "1.0.0" and root.error is None and root.latency >= 0
+    assert provider.probe(server, "/healthz", 1.0).passed(200)
+    assert provider.probe(server, "/nope", 1.0).status == 404
+    assert provider.get_server(server.id).status is ServerStatus.ACTIVE
+    assert [s.id for s in provider.list_servers()] == [server.id]
+
+    proc = _proc(provider, server.id)
+    assert procs.is_alive(proc)
+    log_path = provider.server_log_path(server.id)
+    provider.delete_server(server.id)
+    assert not procs.is_alive(proc)
+    assert not log_path.parent.exists()
+    assert provider.get_server(server.id) is None and provider.list_servers() == []
+    provider.delete_server(server.id)  # idempotent
+
+    # the probe of a server that is gone reports, never raises
+    gone = provider.probe(server, "/healthz", 0.5)
+    assert gone.status is None and gone.error
+
+
+def test_create_is_idempotent_by_name(provider):
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {})
+    first = provider.create_server(spec("1.0.0", image.id, name="demo-1.0.0-x"))
+    again = provider.create_server(spec("1.0.0", image.id, name="demo-1.0.0-x"))
+    assert again.id == first.id and len(provider.list_servers()) == 1
+
+
+def test_crashed_process_is_stopped_with_fault(factory):
+    provider = factory(start_command=["{python}", "-c", "import sys; print('boom: no config found'); sys.exit(3)"])
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {})
+    server = provider.create_server(spec("1.0.0", image.id))
+    stopped = wait_for(
+        lambda: (s := provider.get_server(server.id)) and s.status is ServerStatus.STOPPED and s,
+        timeout=10, interval=0.05, what="the crashed server to show STOPPED",
+    )
+    assert "boom: no config found" in stopped.fault
+    assert "code 3" in stopped.fault  # known here because this process is its parent
+    # another CLI run sees the same, from the log alone
+    later = factory(start_command=["{python}", "app.py"]).get_server(server.id)
+    assert later.status is ServerStatus.STOPPED and "boom: no config found" in later.fault
+    provider.delete_server(server.id)
+    assert provider.list_servers() == []
+
+
+def test_server_survives_into_a_new_provider(factory):
+    first = factory()
+    server = start_server(first, "1.0.0")
+    first.close()
+
+    second = factory()  # what a later CLI run constructs
+    seen = second.get_server(server.id)
+    assert seen is not None and seen.status is ServerStatus.ACTIVE
+    assert (seen.port, seen.version, seen.role, seen.labels) == (server.port, "1.0.0", Role.CANDIDATE, server.labels)
+    assert factory(env="other").list_servers() == []  # scoped to the environment
+
+    relabeled = second.update_server_labels(server.id, {"role": "stable", "release": None, "retire_after": "5"})
+    assert relabeled.role is Role.STABLE and relabeled.release_id == "" and relabeled.labels["retire_after"] == "5"
+    assert first.get_server(server.id).role is Role.STABLE
+
+    proc = _proc(second, server.id)
+    procs._CHILDREN.pop(proc.pid, None)  # forget the Popen, as a fresh CLI process would not have it
+    second.delete_server(server.id)
+    assert not procs.is_alive(proc)
+    assert first.list_servers() == []
+
+
+def test_sigterm_ignored_means_sigkill_after_stop_timeout(factory):
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(60)"
+    provider = factory(start_command=["{python}", "-c", code], stop_timeout=0.5)
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {})
+    server = provider.create_server(spec("1.0.0", image.id))
+    wait_for(lambda: "up" in provider.server_log_path(server.id).read_text(), timeout=10, interval=0.05)
+    proc = _proc(provider, server.id)
+    provider.delete_server(server.id)
+    assert not procs.is_alive(proc)
+    assert processes_under(factory.tmp_path) == []
+
+
+def test_reused_pid_is_never_signalled(provider):
+    server = start_server(provider, "1.0.0")
+    path = provider.servers.root / server.id / "server.json"
+    rec = json.loads(path.read_text())
+    real = procs.ProcId(rec["pid"], rec["pid_start"], rec["boot_id"])
+    rec["pid_start"] = rec["pid_start"] - 1  # as if the PID now belonged to another process
+    path.write_text(json.dumps(rec))
+    assert provider.get_server(server.id).status is ServerStatus.STOPPED
+    provider.delete_server(server.id)
+    assert procs.is_alive(real)  # untouched
+    procs.terminate(real, timeout=3, what="test server")
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_sample_app_health_flag(provider, factory, fail):
+    if fail:
+        (factory.builder / "FAIL_HEALTH").touch()
+    server = start_server(provider, "1.0.0")
+    assert provider.probe(server, "/healthz", 1.0).status == (500 if fail else 200)
+    flag = provider.servers.root / server.id / "app" / "FAIL_HEALTH"
+    flag.unlink() if fail else flag.touch()  # checked on every request
+    assert provider.probe(server, "/healthz", 1.0).status == (200 if fail else 500)
