@@ -312,8 +312,9 @@ def run(argv: list[str]) -> int:
     g_output = "json" if _wants_json(argv) else "table"
     verbose = "-v" in argv or "--verbose" in argv
     try:
-        app(args=argv, prog_name="releasectl", standalone_mode=False)
-        return ExitCode.OK
+        # without standalone mode, click hands back an Exit's code as the return value
+        returned = app(args=argv, prog_name="releasectl", standalone_mode=False)
+        return returned if isinstance(returned, int) else ExitCode.OK
     except typer.Exit as exc:
         return int(exc.exit_code or 0)
     except typer.Abort:

@@ -311,7 +311,7 @@ class Runner:
         if rel.wake_at is None:
             return wait(f"weight {step.percent:g}% verified; holding {step.hold:g}s", wake_at=self.now() + step.hold)
         if self.now() < rel.wake_at:
-            return wait(f"holding at {step.percent:g}% for {rel.wake_at - self.now():.0f}s more")
+            return wait(f"holding at {step.percent:g}% until {_clock(rel.wake_at)}")
         return Decision(Kind.ADVANCE, f"held {step.percent:g}% for {step.hold:g}s, healthy")
 
     def set_weights(self, weights: dict[str, int], plan: WeightPlan) -> None:
@@ -329,7 +329,7 @@ class Runner:
         if rel.wake_at is None:
             return wait(f"pausing {step.duration:g}s", wake_at=self.now() + step.duration)
         if self.now() < rel.wake_at:
-            return wait(f"paused for {rel.wake_at - self.now():.0f}s more")
+            return wait(f"paused until {_clock(rel.wake_at)}")
         return Decision(Kind.ADVANCE, f"paused {step.duration:g}s")
 
     # analyze -----------------------------------------------------------------------------------------------
@@ -342,7 +342,7 @@ class Runner:
             self.health.reset_window()
             return wait(f"analysing for {step.duration:g}s", wake_at=self.now() + step.duration)
         if self.now() < rel.wake_at:
-            return wait(f"analysing for {rel.wake_at - self.now():.0f}s more")
+            return wait(f"analysing until {_clock(rel.wake_at)}")
         new, old = self.fleets(obs)
         verdict = analyse(step, stats, rel.baseline, new, old, self.health)
         return Decision(Kind.FAIL if verdict.failed else Kind.ADVANCE, verdict.reason)
@@ -436,6 +436,12 @@ class Runner:
 _NO_MEMBER = Member(id="", name="", address="", port=0, weight=0, admin=None, health=Health.UNKNOWN)  # type: ignore[arg-type]
 
 
+def _clock(ts: float) -> str:
+    import time
+
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
 def _find(members: tuple[Member, ...], member_id: str) -> Member | None:
     return next((m for m in members if m.id == member_id), None)
 
@@ -462,8 +468,7 @@ def retire_decision(runner: Runner, obs: Observed, servers: list[Server], drain_
         sessions_known = runner.provider.capabilities.member_sessions and member.sessions is not None
         drained = sessions_known and member.sessions == 0
         if not drained and runner.now() < rel.wake_at:
-            left = rel.wake_at - runner.now()
-            return wait(f"{why}: waiting for {server.name} to drain ({left:.0f}s left)")
+            return wait(f"{why}: waiting for {server.name} to drain (at most until {_clock(rel.wake_at)})")
 
         def remove() -> None:
             runner.provider.remove_member(member.id)
