@@ -236,6 +236,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "openstack-sim/1"
     sys_version = ""
     timeout = 60  # idle keep-alive connections are closed after this many seconds
+    disable_nagle_algorithm = True  # headers and body go out in two writes: avoid 40 ms delayed-ACK stalls
 
     def _serve(self) -> None:
         try:
