@@ -136,12 +136,14 @@ class Pool:
     # ---- the interface ----------------------------------------------------------------------------
 
     def endpoint(self) -> str | None:
-        if self.running() is None:
+        info = self.running()
+        if info is None:
             return None
-        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1", "": "127.0.0.1"}.get(self.bind, self.bind)
+        bind = str(info.get("bind", self.bind))
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "*": "127.0.0.1", "": "127.0.0.1"}.get(bind, bind)
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        return f"http://{host}:{int(info.get('port', self.port))}"
 
     def ensure(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -149,12 +151,18 @@ class Pool:
             info = self._info()
             if info is not None and procs.is_alive(self._proc(info)):
                 api = RuntimeAPI(str(info["socket"]))
+                moved = (info.get("bind"), info.get("port")) != (self.bind, self.port)
                 try:
                     wait_for(api.ping, timeout=3.0, interval=0.05, what="the HAProxy admin socket")
-                    return
+                    if not moved:
+                        return
+                    log.warning("the load balancer of %s/%s listens on %s:%s but the config says %s:%d; "
+                                "restarting it", self.app, self.env, info.get("bind"), info.get("port"),
+                                self.bind, self.port)
+                    self._persist(api)  # keep the members across the restart
                 except WaitTimeout:
                     log.warning("HAProxy pid %s runs but its admin socket is silent; restarting it", info["pid"])
-                    procs.terminate(self._proc(info), timeout=self.stop_timeout, what="HAProxy")
+                procs.terminate(self._proc(info), timeout=self.stop_timeout, what="HAProxy")
             self._start()
 
     def _start(self) -> None:
@@ -172,12 +180,17 @@ class Pool:
             os.replace(self.log_path, self.log_path.with_suffix(".log.1"))
         with open(self.log_path, "a") as f:
             f.write(f"--- releasectl starting HAProxy at {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
-        proc = procs.spawn(
-            [self.haproxy_bin, "-db", "-f", str(self.cfg_path.resolve())],
-            cwd=self.root,
-            env=dict(os.environ),
-            log_path=self.log_path,
-        )
+        try:
+            proc = procs.spawn(
+                [self.haproxy_bin, "-db", "-f", str(self.cfg_path.resolve())],
+                cwd=self.root,
+                env=dict(os.environ),
+                log_path=self.log_path,
+            )
+        except ResourceFailure as exc:
+            raise ResourceFailure(
+                exc.message, hint="install HAProxy 2.6 or later (apt-get install haproxy), or set local.haproxy"
+            ) from exc
         info = {
             "pid": proc.pid,
             "pid_start": proc.start,
@@ -288,7 +301,7 @@ class Pool:
             )
         return out
 
-    def _member(self, api: RuntimeAPI, name: str) -> Member:
+    def _member(self, name: str) -> Member:
         for m in self.members():
             if m.id == name:
                 return m
@@ -310,7 +323,7 @@ class Pool:
                         self._persist(api)
                     else:
                         log.info("adopting existing member %s for %s:%d", name, server.address, server.port)
-                    return self._member(api, name)
+                    return self._member(name)
             name = self._member_name(server)
             if name in rows:
                 raise Conflict(
@@ -321,7 +334,7 @@ class Pool:
             self._persist(api)
             log.info("added member %s (%s:%d) in MAINT at weight 0; checks running", name, server.address,
                      server.port)
-            return self._member(api, name)
+            return self._member(name)
 
     def set_weights(self, weights: Mapping[str, int]) -> None:
         if not weights:

@@ -42,25 +42,36 @@ class Handler(BaseHTTPRequestHandler):
     sys_version = ""
     timeout = 120  # drop idle keep-alive connections eventually (longer than any LB idle pool)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+    def parse_request(self) -> bool:
+        # Called once a request line has arrived: from here until its reply is written, it is in flight.
         global _inflight
         with _inflight_cond:
             _inflight += 1
+        self._counted = True
+        return super().parse_request()
+
+    def handle_one_request(self) -> None:
+        global _inflight
+        self._counted = False
         try:
-            path = self.path.split("?", 1)[0]
-            if path == "/":
-                self._reply(200, f"{VERSION}\n")
-            elif path == "/healthz":
-                if FAIL_FLAG.exists():
-                    self._reply(500, "unhealthy\n")
-                else:
-                    self._reply(200, "ok\n")
-            else:
-                self._reply(404, "not found\n")
+            super().handle_one_request()
         finally:
-            with _inflight_cond:
-                _inflight -= 1
-                _inflight_cond.notify_all()
+            if self._counted:
+                with _inflight_cond:
+                    _inflight -= 1
+                    _inflight_cond.notify_all()
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        path = self.path.split("?", 1)[0]
+        if path == "/":
+            self._reply(200, f"{VERSION}\n")
+        elif path == "/healthz":
+            if FAIL_FLAG.exists():
+                self._reply(500, "unhealthy\n")
+            else:
+                self._reply(200, "ok\n")
+        else:
+            self._reply(404, "not found\n")
 
     def _reply(self, status: int, text: str) -> None:
         body = text.encode()

@@ -206,3 +206,24 @@ def test_long_state_path_uses_a_short_socket(factory, tmp_path):
     assert [m.id for m in provider.list_members()] == [v1.id]
     provider.destroy_pool()
     assert not Path(sock).parent.exists()
+
+
+def test_changed_lb_port_restarts_with_the_same_members(provider, factory):
+    from .conftest import free_port
+
+    provider.ensure_pool()
+    v1 = live_member(provider, start_server(provider, "1.0.0"))
+    moved = factory(lb_port=free_port())  # the user edited local.lb_port
+    moved.ensure_pool()
+    assert moved.pool_endpoint() != f"http://127.0.0.1:{factory.lb_port}"
+    assert provider.pool_endpoint() == moved.pool_endpoint()  # what runs, not what the config says
+    assert [(m.id, m.weight) for m in moved.list_members()] == [(v1.id, 100)]
+    assert get(moved.pool_endpoint(), 3) == [(200, "1.0.0")] * 3
+
+
+def test_missing_haproxy_binary_says_what_to_do(factory):
+    provider = factory(haproxy="/nonexistent/haproxy")
+    with pytest.raises(ResourceFailure) as err:
+        provider.ensure_pool()
+    assert "install HAProxy" in (err.value.hint or "")
+    assert provider.pool_endpoint() is None
