@@ -22,6 +22,24 @@ def in_use(image: Image, ctx: EngineContext) -> str | None:
     return None
 
 
+def usable_image(ctx: EngineContext, version: str) -> Image:
+    """The ACTIVE image of a version, or a UsageError saying why there is none and what to do."""
+    parse_version(version)
+    found = [i for i in ctx.provider.list_images() if i.version == version]
+    active = [i for i in found if i.status is ImageStatus.ACTIVE]
+    if active:
+        return active[0]
+    if any(i.status is ImageStatus.FAILED for i in found):
+        raise UsageError(
+            f"the image of {ctx.app} {version} is unusable: its archive or snapshot failed the integrity check",
+            hint=f"re-bake it: `releasectl bake {version} --force`",
+        )
+    if found:
+        raise UsageError(f"the image of {ctx.app} {version} is still being baked (or its bake was interrupted)",
+                         hint=f"wait for the bake, or run `releasectl bake {version}` again")
+    raise UsageError(f"no image for {ctx.app} {version}", hint=f"bake it first: `releasectl bake {version}`")
+
+
 def bake(ctx: EngineContext, version: str, *, force: bool = False) -> Image:
     parse_version(version)
     existing = [i for i in ctx.provider.list_images() if i.version == version]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from releasectl.engine import records
 from releasectl.engine.context import EngineContext
+from releasectl.engine.images import usable_image
 from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import (
     Launch,
@@ -53,13 +54,8 @@ def _in_progress_error(rel: Release) -> UsageError:
 
 def choose_image(ctx: EngineContext, version: str | None, live: str | None) -> Image:
     """The image to roll out: the named version, or the newest baked one that is not live."""
-    images = [i for i in ctx.provider.list_images() if i.status is ImageStatus.ACTIVE]
     if version is not None:
-        parse_version(version)
-        match = [i for i in images if i.version == version]
-        if not match:
-            raise UsageError(f"no image for {ctx.app} {version}", hint=f"bake it first: `releasectl bake {version}`")
-        image = match[0]
+        image = usable_image(ctx, version)
         if image.outcome is ImageOutcome.FAILED:
             raise UsageError(
                 f"{version} failed an earlier release and is marked failed",
@@ -71,6 +67,7 @@ def choose_image(ctx: EngineContext, version: str | None, live: str | None) -> I
                 hint="bake a new version to roll out, or use `releasectl rollback` to go back",
             )
         return image
+    images = [i for i in ctx.provider.list_images() if i.status is ImageStatus.ACTIVE]
     candidates = sorted(
         (i for i in images if i.version != live and i.outcome is not ImageOutcome.FAILED),
         key=lambda i: version_key(i.version),
@@ -87,7 +84,14 @@ def choose_image(ctx: EngineContext, version: str | None, live: str | None) -> I
 
 
 def check_weight_steps(ctx: EngineContext, pipeline: Pipeline, n_new: int, n_old: int) -> None:
-    """Refuse, before anything changes, a weight step the integer weights cannot reach within tolerance."""
+    """Refuse, before anything changes, a weight step the integer weights cannot reach within tolerance.
+
+    With no old fleet (the first release) there is nothing to split: every step sends all traffic to the
+    new fleet, which is the only possible share, and the rollout says so instead of refusing."""
+    if n_old == 0:
+        if any(isinstance(s, SetWeight) and s.percent < 100 for s in pipeline.steps):
+            ctx.event("start", "no live fleet yet: every weight step sends all traffic to the new version")
+        return
     for index, step in enumerate(pipeline.steps):
         if isinstance(step, SetWeight):
             plan = plan_weights(step.percent, n_new, n_old, ctx.provider.capabilities.max_weight)

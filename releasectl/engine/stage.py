@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from releasectl.engine.context import EngineContext
 from releasectl.engine.model import SmokeCheck
-from releasectl.engine.versions import parse_version
-from releasectl.errors import ResourceFailure, SmokeCheckFailed, UsageError
-from releasectl.providers.base import ImageStatus, Probe, Role, Server, ServerSpec, ServerStatus
+from releasectl.engine.images import usable_image
+from releasectl.errors import ResourceFailure, SmokeCheckFailed
+from releasectl.providers.base import Probe, Role, Server, ServerSpec, ServerStatus
 from releasectl.wait import wait_for
 
 
@@ -48,11 +48,7 @@ def evaluate(check: SmokeCheck, probe: Probe) -> CheckResult:
 
 
 def stage(ctx: EngineContext, version: str, *, keep: bool = False) -> StageResult:
-    parse_version(version)
-    images = [i for i in ctx.provider.list_images() if i.version == version and i.status is ImageStatus.ACTIVE]
-    if not images:
-        raise UsageError(f"no image for {ctx.app} {version}", hint=f"bake it first: `releasectl bake {version}`")
-    image = images[0]
+    image = usable_image(ctx, version)
     spec = ServerSpec(
         name=f"{ctx.app}-{version}-stage-{uuid.uuid4().hex[:6]}",
         image_id=image.id,
