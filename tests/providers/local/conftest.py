@@ -53,6 +53,22 @@ def processes_under(root: Path) -> list[tuple[int, str]]:
     return found
 
 
+_ROOTS: list[Path] = []  # every tmp_path a factory used in this session
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_process_left_at_the_end():
+    """The final check: after the last local-provider test, nothing any of them started still runs."""
+    yield
+    left = [p for root in _ROOTS for p in processes_under(root)]
+    for pid, _ in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not left, f"processes left behind by the local provider tests: {left}"
+
+
 class Factory:
     """Builds providers for one test and cleans up after it."""
 
@@ -63,6 +79,7 @@ class Factory:
         shutil.copytree(TEMPLATE_APP, self.builder, ignore=shutil.ignore_patterns("__pycache__"))
         self.lb_port = free_port()
         self.providers: list[LocalProvider] = []
+        _ROOTS.append(tmp_path)
 
     def __call__(
         self,
