@@ -657,6 +657,18 @@ def test_member_list_paging(cloud: Cloud) -> None:
     assert seen == [m["address"] for m in members]
 
 
+def test_neutron_networks_list_and_show(cloud: Cloud) -> None:
+    networks = cloud.call("network", "GET", "/v2.0/networks?name=private").json()["networks"]
+    assert [(n["id"], n["name"]) for n in networks] == [(cloud.sim.network_id, "private")]
+    assert cloud.call("network", "GET", "/v2.0/networks?name=public").json()["networks"] == []
+    shown = cloud.call("network", "GET", f"/v2.0/networks/{cloud.sim.network_id}").json()["network"]
+    assert shown["subnets"] == [cloud.sim.subnet_id]
+    subnet = cloud.call("network", "GET", f"/v2.0/subnets/{cloud.sim.subnet_id}").json()["subnet"]
+    assert subnet["cidr"] == "127.0.1.0/24"
+    missing = cloud.call("network", "GET", "/v2.0/networks/nope")
+    assert missing.status_code == 404 and missing.json()["NeutronError"]["type"] == "NetworkNotFound"
+
+
 # ----------------------------------------------------------------------------- faults
 
 

@@ -9,6 +9,7 @@ if its parent (the simulator) dies, so a crashed test run leaves no listener beh
 import argparse
 import json
 import os
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +24,7 @@ def main() -> None:
     parser.add_argument("--version", default="")
     parser.add_argument("--fail-health", action="store_true")
     parser.add_argument("--parent-pid", type=int, default=0)
+    parser.add_argument("--fd", type=int, default=-1, help="an inherited socket already bound to host:port")
     args = parser.parse_args()
 
     identity = {"version": args.version, "server_id": args.server_id, "name": args.name,
@@ -56,7 +58,15 @@ def main() -> None:
         def log_message(self, format, *a):  # noqa: A002 - quiet
             pass
 
-    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    if args.fd >= 0:
+        # The simulator reserved host:port by binding this socket; listen on it (no bind race).
+        server = ThreadingHTTPServer((args.host, args.port), Handler, bind_and_activate=False)
+        server.socket.close()
+        server.socket = socket.socket(fileno=args.fd)
+        server.server_address = server.socket.getsockname()
+        server.server_activate()
+    else:
+        server = ThreadingHTTPServer((args.host, args.port), Handler)
     server.daemon_threads = True
 
     def watch_parent() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -50,14 +51,26 @@ class AppManager:
         self._lock = threading.Lock()
 
     def start(self, server_id: str, *, name: str, address: str, port: int, version: str,
-              fail_health: bool) -> AppProcess:
+              fail_health: bool, sock: socket.socket | None = None) -> AppProcess:
+        """Spawn the app. With ``sock`` (bound to address:port), the app listens on that socket.
+
+        The parent's copy of ``sock`` is closed here in every case.
+        """
         cmd = [sys.executable, "-I", "-S", str(APP_SCRIPT), "--host", address, "--port", str(port),
                "--server-id", server_id, "--name", name, "--version", version,
                "--parent-pid", str(os.getpid())]
         if fail_health:
             cmd.append("--fail-health")
-        popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, close_fds=True)
+        pass_fds: tuple[int, ...] = ()
+        if sock is not None:
+            cmd += ["--fd", str(sock.fileno())]
+            pass_fds = (sock.fileno(),)
+        try:
+            popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, close_fds=True, pass_fds=pass_fds)
+        finally:
+            if sock is not None:
+                sock.close()
         proc = AppProcess(server_id, name, address, port, version, fail_health, popen, time.time())
         with self._lock:
             old = self._procs.pop(server_id, None)

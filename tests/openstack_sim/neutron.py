@@ -19,23 +19,30 @@ LAST_HOST = 249  # .250 is the load balancer VIP
 VIP_HOST = 250
 
 
-def port_is_free(address: str, port: int) -> bool:
-    """True when nothing else (another simulator, say) already listens on address:port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((address, port))
-        except OSError:
-            return False
-    return True
+def _reserve(address: str, port: int) -> socket.socket | None:
+    """Bind (without listening) to hold address:port until the app process takes the socket over.
+
+    Without SO_REUSEADDR this bind fails while anything else holds the pair, and it makes other
+    binds fail; the app inherits the bound socket, so there is no window in which two simulators
+    running at once could both hand out the same address and port.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
 class AddressPool:
-    """Hands out ``prefix.N`` addresses in order, skipping ones whose app port is taken."""
+    """Hands out ``prefix.N`` addresses in order; with a port, skips and reserves busy pairs."""
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self._next = FIRST_HOST
         self._lock = threading.Lock()
+        self._reserved: dict[tuple[str, int], socket.socket] = {}
 
     @property
     def vip(self) -> str:
@@ -46,14 +53,36 @@ class AddressPool:
         return f"{self.prefix}.0/24"
 
     def allocate(self, port: int | None = None) -> str | None:
-        """Next address, or None when the subnet is exhausted. With ``port``, skip busy ones."""
+        """Next address, or None when the subnet is exhausted. With ``port``, also reserve address:port."""
         with self._lock:
             while self._next <= LAST_HOST:  # bounded by the subnet size
                 address = f"{self.prefix}.{self._next}"
                 self._next += 1
-                if port is None or port_is_free(address, port):
+                if port is None:
+                    return address
+                sock = _reserve(address, port)
+                if sock is not None:
+                    self._reserved[(address, port)] = sock
                     return address
             return None
+
+    def take(self, address: str | None, port: int) -> socket.socket | None:
+        """Hand the reserved, bound socket over (to the app process, which listens on it)."""
+        with self._lock:
+            return self._reserved.pop((address, port), None) if address else None
+
+    def release(self, address: str | None, port: int) -> None:
+        """Drop the reservation (the server failed or went away)."""
+        sock = self.take(address, port)
+        if sock is not None:
+            sock.close()
+
+    def release_all(self) -> None:
+        with self._lock:
+            socks = list(self._reserved.values())
+            self._reserved.clear()
+        for sock in socks:
+            sock.close()
 
 
 class Networking(Service):

@@ -269,27 +269,37 @@ class Compute(Service):
         opts = self.ctx.options
         with self.ctx.store.lock:
             server = self.ctx.store.servers.get(server_id)
-            if server is None or server.task_state == "deleting" or server.status != "BUILD":
+            if server is None:
                 return
-            if error:
-                self._to_error(server, error)
-                return
-            if server.network and not server.address:
-                self._to_error(server, f"Build of instance {server_id} aborted: No more IP addresses available "
-                                       f"on network {server.network}.")
-                return
-            if not (opts.serve_apps and server.address):
-                self._to_active(server)
-                return
-            props = self.image_props(server)
+            # The address:port reservation goes to the app process, or is dropped.
+            reserved = self.ctx.neutron.pool.take(server.address, server.app_port)
             try:
-                # Started under the lock so a concurrent delete always finds the process to stop.
-                self.ctx.apps.start(server.id, name=server.name, address=server.address, port=server.app_port,
-                                    version=props.get("releasectl_version", ""),
-                                    fail_health=self.fails_health(server))
-            except OSError as exc:
-                self._to_error(server, f"openstack_sim could not start the app process: {exc}")
-                return
+                if server.task_state == "deleting" or server.status != "BUILD":
+                    return
+                if error:
+                    self._to_error(server, error)
+                    return
+                if server.network and not server.address:
+                    self._to_error(server, f"Build of instance {server_id} aborted: No more IP addresses "
+                                           f"available on network {server.network}.")
+                    return
+                if not (opts.serve_apps and server.address):
+                    self._to_active(server)
+                    return
+                props = self.image_props(server)
+                try:
+                    # Started under the lock so a concurrent delete always finds the process to stop.
+                    self.ctx.apps.start(server.id, name=server.name, address=server.address,
+                                        port=server.app_port, version=props.get("releasectl_version", ""),
+                                        fail_health=self.fails_health(server), sock=reserved)
+                except OSError as exc:
+                    self._to_error(server, f"openstack_sim could not start the app process: {exc}")
+                    return
+                finally:
+                    reserved = None  # apps.start closed it
+            finally:
+                if reserved is not None:
+                    reserved.close()
         self._await_app(server_id, time.monotonic() + opts.app_start_timeout)
 
     def _await_app(self, server_id: str, deadline: float) -> None:
@@ -319,7 +329,8 @@ class Compute(Service):
             server = self.ctx.store.servers[self.builder_id]
             props = self.image_props(server)
             self.ctx.apps.start(server.id, name=server.name, address=server.address, port=server.app_port,
-                                version=props.get("releasectl_version", ""), fail_health=False)
+                                version=props.get("releasectl_version", ""), fail_health=False,
+                                sock=self.ctx.neutron.pool.take(server.address, server.app_port))
         deadline = time.monotonic() + opts.app_start_timeout
         while time.monotonic() < deadline:  # bounded by app_start_timeout
             state = self.ctx.apps.probe(server.id, timeout=0.2)
@@ -333,7 +344,9 @@ class Compute(Service):
     def _finish_delete(self, server_id: str) -> None:
         self.ctx.apps.stop(server_id)  # by PID; before the server 404s, so "gone" means gone
         with self.ctx.store.lock:
-            self.ctx.store.servers.pop(server_id, None)
+            server = self.ctx.store.servers.pop(server_id, None)
+            if server is not None:
+                self.ctx.neutron.pool.release(server.address, server.app_port)
 
     # ----- rendering -----
     def _links(self, kind: str, ident: str) -> list[dict]:

@@ -154,6 +154,7 @@ class Simulator:
         """Stop serving and stop every thread and process this simulator started. Idempotent."""
         if self._stopped or not self._started:
             self._stopped = True
+            self.ctx.neutron.pool.release_all()
             return
         self._stopped = True
         if self._httpd is not None:
@@ -165,6 +166,7 @@ class Simulator:
         self._health.stop()
         self.ctx.scheduler.stop()
         self.ctx.apps.stop_all()
+        self.ctx.neutron.pool.release_all()
         atexit.unregister(self.stop)
 
     def __enter__(self) -> "Simulator":
