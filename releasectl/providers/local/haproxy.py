@@ -128,22 +128,26 @@ def checks_running(row: dict[str, str]) -> bool:
 
 
 def member_health(row: dict[str, str], rise: int) -> Health:
-    """HEALTHY: the last check passed and the rise counter has reached `rise` (HAProxy routes to it).
-    UNHEALTHY: the last check failed, or the server is DOWN and still rising. UNKNOWN: no finished check
-    yet, or checks off or paused."""
+    """The LB's verdict, from the rise/fall counter (UP iff counter >= rise) and the last finished check.
+
+    HEALTHY: UP and the last check passed, i.e. checks passed `rise` times in a row and have not failed
+    since (HAProxy routes to it, or would once enabled). UNHEALTHY: DOWN (counter below rise) after a
+    failed check, or still DOWN while recovering. UNKNOWN: no finished check yet, checks off or paused, UP
+    but failing (fewer than `fall` failures so far), or a new member in MAINT still rising.
+    """
     if not checks_running(row):
         return Health.UNKNOWN
     status = int(row.get("srv_check_status", "0"))
-    counter = int(row.get("srv_check_health", "0"))
+    if status not in CHECK_PASSED and status not in CHECK_FAILED:
+        return Health.UNKNOWN
+    up = int(row.get("srv_check_health", "0")) >= rise
+    if up:
+        return Health.HEALTHY if status in CHECK_PASSED else Health.UNKNOWN
     if status in CHECK_FAILED:
         return Health.UNHEALTHY
-    if status not in CHECK_PASSED:
-        return Health.UNKNOWN
-    if counter >= rise:
-        return Health.HEALTHY
     if admin_state(row) is not AdminState.MAINT and int(row.get("srv_op_state", "0")) == OP_STOPPED:
         return Health.UNHEALTHY  # DOWN, recovering
-    return Health.UNKNOWN  # rising, still in MAINT
+    return Health.UNKNOWN  # a new member in MAINT, rising
 
 
 # ---- rendering -------------------------------------------------------------------------------------

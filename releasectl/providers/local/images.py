@@ -33,7 +33,7 @@ from releasectl.errors import ConfigError, Conflict, NotFound, ProviderError, Re
 from releasectl.providers.base import LABEL_PREFIX, Image, ImageStatus, Label
 
 from . import procs
-from .files import fsync_dir, read_json, write_json
+from .files import flocked, fsync_dir, read_json, write_json
 
 log = logging.getLogger("releasectl.providers.local")
 
@@ -178,7 +178,7 @@ class ImageStore:
             return removed
         now = time.time()
         for entry in self.root.iterdir():
-            if not (entry.name.startswith(".tmp-") or entry.name.startswith(".del-")):
+            if not (entry.name.startswith(".tmp-") or entry.name.startswith(".del-")) or not entry.is_dir():
                 continue
             try:
                 age = now - entry.stat().st_mtime
@@ -202,6 +202,11 @@ class ImageStore:
         return info
 
     def bake(self, builder: Path, version: str, name: str, labels: Mapping[str, str]) -> Image:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with flocked(self.root / ".bake.lock"):  # two bakes of one version never both publish
+            return self._bake(builder, version, name, labels)
+
+    def _bake(self, builder: Path, version: str, name: str, labels: Mapping[str, str]) -> Image:
         builder = builder.resolve()
         if not builder.is_dir():
             raise ConfigError(
@@ -214,7 +219,6 @@ class ImageStore:
                     f"an image of {self.app} {version} already exists ({existing.id})",
                     hint="delete it first to bake the version again",
                 )
-        self.root.mkdir(parents=True, exist_ok=True)
         self.sweep()
         image_id = f"img-{secrets.token_hex(6)}"
         tmp = self.root / f".tmp-{image_id}-{os.getpid()}"

@@ -17,6 +17,10 @@ from releasectl.providers.local import images as images_mod
 from .conftest import spec
 
 
+def folders(store):
+    return sorted(p.name for p in store.iterdir() if p.is_dir())
+
+
 def test_bake_list_get(provider, factory):
     (factory.builder / "__pycache__").mkdir()
     (factory.builder / "__pycache__" / "junk.pyc").write_bytes(b"x")
@@ -81,7 +85,7 @@ def test_interrupted_bake_leaves_nothing_listed(provider, factory, monkeypatch):
         provider.bake_image("1.0.0", "demo-1.0.0", {})
     monkeypatch.undo()
     assert provider.list_images() == []
-    assert list(store.iterdir()) == []  # the temp folder was removed on the way out
+    assert folders(store) == []  # the temp folder was removed on the way out
 
     # a process killed mid-bake leaves its temp folder: never listed, swept by the next bake
     leftover = store / ".tmp-img-0123456789ab-999999999"
@@ -93,7 +97,7 @@ def test_interrupted_bake_leaves_nothing_listed(provider, factory, monkeypatch):
     assert provider.list_images() == []
     image = provider.bake_image("1.0.0", "demo-1.0.0", {})
     assert [i.id for i in provider.list_images()] == [image.id]
-    assert sorted(p.name for p in store.iterdir()) == [image.id]
+    assert folders(store) == [image.id]
 
 
 def test_tampered_archive_is_detected(provider, factory):

@@ -1,0 +1,71 @@
+"""HAProxy state interpretation and config rendering, on rows captured from 2.6.12 (no processes)."""
+
+from __future__ import annotations
+
+import pytest
+
+from releasectl.providers.base import AdminState, Health, HealthCheck
+from releasectl.providers.local.haproxy import MemberConfig, admin_state, member_health, render_config
+
+HEADER = ("be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight "
+          "srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state").split()
+
+
+def row(op, admin, status, result, counter, check_state, weight=0):
+    values = ["3", "app", "1", "s1", "127.0.0.1", op, admin, str(weight), "0", "0", status, result, counter, check_state]
+    return dict(zip(HEADER, values)) | {"srv_port": "18001"}
+
+
+@pytest.mark.parametrize(
+    ("r", "health", "admin"),
+    [
+        (row("0", "1", "1", "0", "0", "2"), Health.UNKNOWN, AdminState.MAINT),  # added, checks off
+        (row("0", "1", "1", "0", "0", "6"), Health.UNKNOWN, AdminState.MAINT),  # enable health, no result yet
+        (row("0", "1", "15", "3", "1", "6"), Health.UNKNOWN, AdminState.MAINT),  # 1 of rise 2 passed
+        (row("0", "1", "15", "3", "2", "6"), Health.HEALTHY, AdminState.MAINT),  # rise reached in MAINT
+        (row("0", "1", "15", "0", "2", "7"), Health.HEALTHY, AdminState.MAINT),  # a check in flight: result 0
+        (row("0", "1", "17", "2", "0", "6"), Health.UNHEALTHY, AdminState.MAINT),  # /healthz 500
+        (row("2", "0", "15", "3", "3", "6"), Health.HEALTHY, AdminState.READY),  # UP
+        (row("2", "0", "17", "2", "2", "6"), Health.UNKNOWN, AdminState.READY),  # UP 1/2: failing, not down
+        (row("0", "0", "17", "2", "0", "6"), Health.UNHEALTHY, AdminState.READY),  # DOWN
+        (row("0", "0", "15", "3", "1", "6"), Health.UNHEALTHY, AdminState.READY),  # DOWN 1/2, recovering
+        (row("0", "0", "8", "2", "0", "6"), Health.UNHEALTHY, AdminState.READY),  # L4CON: process gone
+        (row("2", "8", "15", "3", "3", "6"), Health.HEALTHY, AdminState.DRAIN),
+        (row("0", "1", "15", "3", "0", "14"), Health.UNKNOWN, AdminState.MAINT),  # entered maint: paused
+        (row("2", "4", "15", "3", "2", "6"), Health.HEALTHY, AdminState.READY),  # config `disabled`, enabled
+        (row("0", "5", "1", "0", "0", "14"), Health.UNKNOWN, AdminState.MAINT),  # config `disabled`
+    ],
+)
+def test_state_tables(r, health, admin):
+    assert member_health(r, rise=2) is health
+    assert admin_state(r) is admin
+
+
+def test_render_config():
+    cfg = render_config(
+        bind="127.0.0.1",
+        port=18080,
+        socket_path="/tmp/x/admin.sock",
+        state_file="/tmp/x/server-state",
+        health=HealthCheck(path="/up", expected_status=204, interval=0.25, timeout=2, rise=3, fall=4),
+        members=[
+            MemberConfig("srv-a", "127.0.0.1", 4001, 100, "ready", False),
+            MemberConfig("srv-b", "127.0.0.1", 4002, 30, "maint", False),
+        ],
+        app="demo",
+        env="prod",
+    )
+    for line in (
+        "stats socket /tmp/x/admin.sock mode 600 level admin",
+        "server-state-file /tmp/x/server-state",
+        "load-server-state-from-file global",
+        "bind 127.0.0.1:18080",
+        "balance roundrobin",
+        "option httpchk GET /up",
+        "http-check expect status 204",
+        "option redispatch",
+        "retries 2",
+        "server srv-a 127.0.0.1:4001 check inter 250ms fall 4 rise 3 pool-max-conn -1 pool-purge-delay 5s weight 100\n",
+        "server srv-b 127.0.0.1:4002 check inter 250ms fall 4 rise 3 pool-max-conn -1 pool-purge-delay 5s weight 30 disabled",
+    ):
+        assert line in cfg, line
