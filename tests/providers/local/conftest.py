@@ -12,7 +12,7 @@ import shutil
 import signal
 import socket
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -170,4 +170,3 @@ def wait_health(provider: LocalProvider, member_id: str, health, timeout: float 
     return wait_for(check, timeout=timeout, interval=0.05, max_interval=0.2, what=f"{member_id} to be {health}")
 
 
-Builder = Callable[..., Path]

@@ -249,14 +249,16 @@ def test_self_signed_keystone_fails_verification_unless_cacert_is_given(https_ke
         Auth(creds, Transport(verify=creds.verify), None).token()
 
 
-def test_verbose_log_has_no_secret(make_provider, openstack_sim, caplog) -> None:
+def test_verbose_log_has_no_secret(make_provider, openstack_sim_factory, caplog, tmp_path) -> None:
     caplog.set_level(logging.DEBUG, logger="releasectl")
-    provider = make_provider(verbose=True)
+    openstack_sim = openstack_sim_factory(password="pw-Zq81-unique")
+    provider = make_provider(verbose=True, sim=openstack_sim, clouds=write_clouds(openstack_sim, tmp_path / "v.yaml"))
     provider.list_servers()
     provider.ensure_pool()
     openstack_sim.set_faults(expire_tokens=True)
     provider.list_images()
-    appcred = make_provider(auth_type="v3applicationcredential", state="s3", verbose=True)
+    appcred = make_provider(auth_type="v3applicationcredential", state="s3", verbose=True, sim=openstack_sim,
+                            clouds=write_clouds(openstack_sim, tmp_path / "va.yaml", auth_type="v3applicationcredential"))
     appcred.list_servers()
     text = caplog.text
     lines = [r.getMessage() for r in caplog.records if r.name == "releasectl.providers.openstack.http"]
