@@ -4,7 +4,7 @@
   catalog); an application credential sends none (the credential fixes project and roles).
 - The token is cached in `<state_dir>/openstack/tokens/<hash>.json`, mode 0600 in a 0700 folder, keyed by
   the auth URL, the user (or application credential) and the project. It is used until it has less than
-  `MIN_TOKEN_LIFE` seconds left, like keystoneauth. The file holds the token and the catalog, never the
+  `MIN_TOKEN_LIFE` seconds left, like keystoneauth (a quarter of its lifetime for tokens shorter than 8 min). The file holds the token and the catalog, never the
   password or secret.
 - A 401 from a service makes the Transport call `token(refresh=True)`: the cache entry is dropped and a new
   token issued, once per call.
@@ -54,12 +54,16 @@ class Token:
     catalog: list[dict[str, Any]]
     project_id: str | None
     user_id: str | None
+    issued_at: float = 0.0  # local clock when Keystone issued it
 
     def __repr__(self) -> str:
         return f"Token(value='***', expires_at={self.expires_at!r}, project_id={self.project_id!r})"
 
     def fresh(self, now: float) -> bool:
-        return self.expires_at - now > MIN_TOKEN_LIFE
+        """Usable for a while yet: more than MIN_TOKEN_LIFE left (a quarter of the lifetime for short-lived
+        tokens, so a cloud issuing 100 s tokens does not get a new token request before every call)."""
+        lifetime = self.expires_at - self.issued_at if self.issued_at else MIN_TOKEN_LIFE * 4
+        return self.expires_at - now > min(MIN_TOKEN_LIFE, lifetime / 4)
 
 
 class Auth:
@@ -130,6 +134,7 @@ class Auth:
                 catalog=list(data["catalog"]),
                 project_id=data.get("project_id"),
                 user_id=data.get("user_id"),
+                issued_at=float(data.get("issued_at") or 0.0),
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -153,6 +158,7 @@ class Auth:
                         "catalog": token.catalog,
                         "project_id": token.project_id,
                         "user_id": token.user_id,
+                        "issued_at": token.issued_at,
                     },
                     fh,
                 )
@@ -238,6 +244,7 @@ class Auth:
             catalog=catalog,
             project_id=(body.get("project") or {}).get("id"),
             user_id=(body.get("user") or {}).get("id"),
+            issued_at=time.time(),
         )
 
     # ---- the catalog ----------------------------------------------------------------------------------

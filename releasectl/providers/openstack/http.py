@@ -201,6 +201,9 @@ class Transport:
     ) -> None:
         self.session = requests.Session()
         self.session.verify = verify
+        # Passed with every request as well: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the
+        # environment override a Session's own `verify`, which would silently drop openstack.cacert.
+        self.verify = verify
         self.session.headers["User-Agent"] = user_agent
         self.timeouts = timeouts
         self.policy = policy
@@ -250,7 +253,7 @@ class Transport:
             started = time.monotonic()
             try:
                 resp = self.session.request(
-                    method, url, data=body, headers=hdrs, params=params,
+                    method, url, data=body, headers=hdrs, params=params, verify=self.verify,
                     timeout=(self.timeouts.connect, self.timeouts.read), allow_redirects=False,
                 )
             except rex.SSLError as exc:
