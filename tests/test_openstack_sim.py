@@ -21,7 +21,6 @@ import requests
 
 from tests.openstack_sim import Simulator
 from tests.openstack_sim.fixtures import (  # noqa: F401 - pytest fixtures
-    FAST,
     openstack_sim,
     openstack_sim_apps,
     openstack_sim_factory,
@@ -218,23 +217,27 @@ def test_application_credential_auth_by_id_and_by_name(openstack_sim: Simulator)
     assert state["credentials"]["application_credential"]["secret"] == sim.app_credential_secret
 
 
-@pytest.mark.parametrize("body", [
+def app_cred_auth(sim: Simulator, secret: str, scope: dict | None = None) -> dict:
+    auth: dict = {"identity": {"methods": ["application_credential"], "application_credential": {
+        "id": sim.app_credential_id, "secret": secret}}}
+    if scope is not None:
+        auth["scope"] = scope
+    return {"auth": auth}
+
+
+@pytest.mark.parametrize("case", [
     "wrong_password", "unknown_user", "wrong_secret", "app_cred_with_scope", "unknown_project"])
-def test_bad_credentials_get_401_in_keystone_format(openstack_sim: Simulator, body: str) -> None:
+def test_bad_credentials_get_401_in_keystone_format(openstack_sim: Simulator, case: str) -> None:
     sim = openstack_sim
-    app_cred = {"auth": {"identity": {"methods": ["application_credential"], "application_credential": {
-        "id": sim.app_credential_id, "secret": "nope"}}}}
-    bodies = {
-        "wrong_password": password_auth(sim, user={"password": "nope"}),
-        "unknown_user": password_auth(sim, user={"name": "mallory"}),
-        "wrong_secret": app_cred,
-        "app_cred_with_scope": {"auth": {**json.loads(json.dumps(app_cred["auth"])),
-                                         "scope": {"project": {"id": sim.project_id}}}},
-        "unknown_project": password_auth(sim, scope={"project": {"name": "other", "domain": {"name": "Default"}}}),
-    }
-    if body == "app_cred_with_scope":
-        bodies[body]["auth"]["identity"]["application_credential"]["secret"] = sim.app_credential_secret
-    resp = requests.post(f"{sim.auth_url}/auth/tokens", json=bodies[body], timeout=5)
+    body = {
+        "wrong_password": lambda: password_auth(sim, user={"password": "nope"}),
+        "unknown_user": lambda: password_auth(sim, user={"name": "mallory"}),
+        "wrong_secret": lambda: app_cred_auth(sim, "nope"),
+        "app_cred_with_scope": lambda: app_cred_auth(sim, sim.app_credential_secret,
+                                                     {"project": {"id": sim.project_id}}),
+        "unknown_project": lambda: password_auth(sim, scope={"project": {"name": "x", "domain": {"name": "Default"}}}),
+    }[case]()
+    resp = requests.post(f"{sim.auth_url}/auth/tokens", json=body, timeout=5)
     assert resp.status_code == 401
     assert resp.json()["error"]["code"] == 401 and resp.json()["error"]["title"] == "Unauthorized"
     assert resp.headers["WWW-Authenticate"].startswith("Keystone uri=")

@@ -59,6 +59,8 @@ class Identity(Service):
             "project_id": self.project["id"],
         }
         self.service_ids = {stype: hex_id() for stype, _, _ in CATALOG}
+        self.endpoint_ids = {(stype, iface): hex_id() for stype, _, _ in CATALOG
+                             for iface in ("public", "internal", "admin")}
         super().__init__(ctx)
 
     def register(self) -> None:
@@ -99,7 +101,8 @@ class Identity(Service):
         for stype, sname, path in CATALOG:
             url = self.ctx.url + path
             endpoints = [
-                {"id": hex_id()[:16] + iface[:4], "interface": iface, "region_id": region, "region": region, "url": url}
+                {"id": self.endpoint_ids[(stype, iface)], "interface": iface, "region_id": region, "region": region,
+                 "url": url}
                 for iface in ("public", "internal", "admin")
             ]
             entries.append({"type": stype, "name": sname, "id": self.service_ids[stype], "endpoints": endpoints})

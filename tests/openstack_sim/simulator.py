@@ -136,7 +136,7 @@ class Simulator:
         self._httpd = SimHTTPServer((self.options.host, self.options.port), self._dispatcher, self.options.verbose)
         host, port = self._httpd.server_address[:2]
         self.ctx.url = f"http://{host}:{port}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="openstack-sim-http", daemon=True)
         self._thread.start()
         self.ctx.scheduler.start()
