@@ -1,0 +1,100 @@
+"""`releasectl demo` end to end: a real CLI process, real HAProxy and app processes, real load."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    """A free loopback port whose neighbour (init gives staging port+1) is free too."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port >= 65534:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+def processes_under(root: Path) -> list[tuple[int, str]]:
+    """Live processes whose working folder is under root or whose command line mentions it."""
+    root_s = str(root.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if stat[stat.rindex(")") + 2] in "ZX":
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            try:
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                cwd = ""
+        except (OSError, ValueError):
+            continue
+        if root_s in cmd or cwd == root_s or cwd.startswith(root_s + "/"):
+            found.append((int(entry.name), cmd or "?"))
+    return found
+
+
+@pytest.mark.slow
+def test_demo_releases_under_load_without_a_failed_request_and_cleans_up(tmp_path):
+    folder = tmp_path / "demo"
+    port = free_port()
+    env = {**os.environ}
+    env.pop("OS_CLOUD", None)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "releasectl", "demo", str(folder), "--port", str(port), "--output", "json"],
+            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240,
+        )
+    finally:
+        leftovers = processes_under(folder)
+        for pid, _cmd in leftovers:  # stop by PID what the demo left behind, then fail below
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    document = json.loads(proc.stdout)
+    assert document["errors"] == []
+    demo = document["demo"]
+    assert Path(demo["directory"]) == folder.resolve()
+
+    phases = {p["version"]: p for p in demo["phases"]}
+    assert [p["version"] for p in demo["phases"]] == ["1.0.0", "1.1.0", "1.2.0", "1.0.0"]
+    canary, broken, restore = demo["phases"][1:]
+    assert canary["outcome"] == "succeeded", canary
+    assert broken["outcome"] == "failed" and broken["rolled_back"] is True, broken
+    assert broken["traffic_back_on"] == "1.1.0"
+    assert restore["outcome"] == "succeeded", restore
+    assert demo["live_version"] == "1.0.0"
+    assert demo["rollback_path"] in ("warm", "relaunch")
+    assert phases["1.1.0"]["versions_seen"].keys() >= {"1.0.0", "1.1.0"}, "the canary shifted no traffic"
+
+    for phase in (canary, broken, restore):
+        assert phase["requests"] > 0, f"no load during {phase['phase']}"
+        assert phase["failed"] == 0, f"failed requests during {phase['phase']}: {phase['load']['whole']}"
+        assert phase["p50_ms"] is not None and phase["p99_ms"] is not None
+    totals = demo["totals"]
+    assert totals["failed"] == 0 and totals["requests"] == sum(p["requests"] for p in demo["phases"])
+    assert demo["zero_downtime"] is True
+    assert "requests" in demo["table"] and "failed" in demo["table"]
+
+    assert not leftovers, f"processes left running from the demo folder: {leftovers}"
