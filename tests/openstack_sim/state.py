@@ -108,18 +108,15 @@ class Scheduler:
             self._thread.join(timeout)
 
     def _run(self) -> None:
-        # Service loop: lives until stop(); every wait is bounded by _IDLE_WAIT.
-        while True:
+        # Service loop: runs until stop(); every wait is bounded by _IDLE_WAIT.
+        while not self._stopped:
             with self._cond:
                 if self._stopped:
                     return
-                if not self._heap:
-                    self._cond.wait(self._IDLE_WAIT)
-                    continue
-                due = self._heap[0][0]
                 now = time.monotonic()
-                if due > now:
-                    self._cond.wait(min(due - now, self._IDLE_WAIT))
+                if not self._heap or self._heap[0][0] > now:
+                    wait = self._heap[0][0] - now if self._heap else self._IDLE_WAIT
+                    self._cond.wait(min(wait, self._IDLE_WAIT))
                     continue
                 _, _, fn, args = heapq.heappop(self._heap)
             try:
