@@ -354,7 +354,7 @@ class Runner:
         old_stable = obs.with_role(Role.STABLE, exclude_release=rel.id)
         warm = obs.with_role(Role.PREVIOUS, exclude_release=rel.id)
         if step.keep_previous > 0:
-            older = [s for s in warm if s.version != rel.previous_version or not old_stable]
+            older = [s for s in warm if s.version != rel.previous_version]
             if older:  # only one warm fleet is kept: the one this release replaces
                 return self.retire_servers(obs, older, step.drain_timeout, "retiring an older warm fleet")
             if old_stable:
