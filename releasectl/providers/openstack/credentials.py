@@ -2,7 +2,7 @@
 
 The search order is openstacksdk's, without its rewriting machinery:
 
-1. `OS_CLIENT_CONFIG_FILE`, then `./clouds.{yaml,yml,json}`, the user config folder
+1. `OS_CLIENT_CONFIG_FILE` (which must exist), else `./clouds.{yaml,yml,json}`, the user config folder
    (`$XDG_CONFIG_HOME/openstack` or `~/.config/openstack`; `~/Library/Application Support/openstack` on
    macOS) and `/etc/openstack`. The first file found wins.
 2. `secure.yaml` is searched in the same places (`OS_CLIENT_SECURE_FILE` first) and deep-merged over it.
@@ -185,16 +185,18 @@ def _config_dirs(env: Mapping[str, str], cwd: Path, home: Path) -> list[Path]:
 
 
 def find_file(names: tuple[str, ...], override: str | None, env: Mapping[str, str], cwd: Path, home: Path) -> Path | None:
-    candidates: list[Path] = []
+    """The first file found. A file named by OS_CLIENT_CONFIG_FILE / OS_CLIENT_SECURE_FILE must exist:
+    openstacksdk would quietly fall back to the other places, which hides a typo."""
     if override:
-        candidates.append(Path(override).expanduser())
-    for folder in _config_dirs(env, cwd, home):
-        candidates.extend(folder / n for n in names)
-    for path in candidates:
+        path = Path(override).expanduser()
         if path.is_file():
             return path
-    if override:
-        raise ConfigError(f"{override}: no such file (named by {'OS_CLIENT_CONFIG_FILE' if 'clouds' in names[0] else 'OS_CLIENT_SECURE_FILE'})")
+        var = "OS_CLIENT_CONFIG_FILE" if names[0].startswith("clouds") else "OS_CLIENT_SECURE_FILE"
+        raise ConfigError(f"{override}: no such file (named by {var})")
+    for folder in _config_dirs(env, cwd, home):
+        for name in names:
+            if (folder / name).is_file():
+                return folder / name
     return None
 
 
