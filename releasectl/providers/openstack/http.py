@@ -7,8 +7,9 @@ through `Transport.request`, which:
 - on a 401 asks the token source for a fresh token once and replays the call (safe for any method: a 401
   means nothing was done), and raises AuthError on a second one;
 - retries, with capped exponential backoff and jitter and a bounded number of attempts:
-  connection failures where the request was never sent (any method); read timeouts, resets, 500 (GET
-  only), 502, 503 and 504 for idempotent methods; 429 (and 413 with a Retry-After), honouring
+  connection failures where the request was never sent (any method); read timeouts, resets, 500, 502,
+  503 and 504 for idempotent calls (GET, HEAD, PUT, DELETE, and the writes callers mark idempotent because
+  they state an end value: a replay cannot do harm); 429 (and 413 with a Retry-After), honouring
   Retry-After, for any method since the call was refused unprocessed;
 - never retries a POST whose fate is unknown: it raises `UncertainWrite`, and the caller reconciles (looks
   the resource up by its unique name and marker) before trying again;
@@ -293,7 +294,7 @@ class Transport:
                     wait = policy.backoff(attempt) if after is None else after
                     if wait > policy.max_retry_after:
                         wait = None
-                elif idempotent and (status in RETRY_IDEMPOTENT or (status == 500 and method in ("GET", "HEAD"))):
+                elif idempotent and (status in RETRY_IDEMPOTENT or status == 500):
                     after = _retry_after(resp) if status == 503 else None
                     wait = min(after, policy.max_retry_after) if after is not None else policy.backoff(attempt)
                 if wait is not None:

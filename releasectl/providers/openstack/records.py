@@ -145,7 +145,12 @@ class LockStore:
         return gen, state
 
     def _create(self, gen: int, state: State) -> bool:
-        ok = self.store.put(self._name(gen), json.dumps(state, sort_keys=True).encode(), create_only=True)
+        data = json.dumps(state, sort_keys=True).encode()
+        ok = self.store.put(self._name(gen), data, create_only=True)
+        if not ok:
+            # 412: someone has that generation. It may be us: a PUT whose answer was lost (a 5xx or a
+            # timeout after it was stored) is replayed by the transport and then finds its own object.
+            ok = self.store.get(self._name(gen)) == data
         if ok and gen > KEEP:
             try:
                 self.store.delete(self._name(gen - KEEP))

@@ -11,7 +11,8 @@ releasectl uses, with Swift's semantics:
 - `GET`/`HEAD` an object (404 if missing), `DELETE` (204, 404 if missing); names are reused after DELETE;
 - `GET .../<container>?format=json&prefix=&marker=&limit=` lists names in byte order, paged.
 
-A request counter (`counts`) lets tests assert how many calls a lock operation made.
+A request counter (`counts`) lets tests assert how many calls a lock operation made, and
+`lose_put_answers` stores the next PUTs but answers 503, as a proxy that lost the backend's answer.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class SwiftDouble:
         self.containers: dict[str, dict[str, tuple[bytes, str, str]]] = {}  # name -> {object: (data, etag, type)}
         self.counts: collections.Counter[str] = collections.Counter()
         self._valid: dict[str, float] = {}
+        self.lose_put_answers = 0  # the next N object PUTs are stored, but answered 503 (a lost answer)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -153,6 +155,9 @@ class SwiftDouble:
                 return 412, {"Content-Type": "text/plain"}, b"Precondition Failed"
             etag = hashlib.md5(body).hexdigest()  # noqa: S324 - Swift's etag
             objects[name] = (body, etag, headers.get("Content-Type", "application/octet-stream"))
+            if self.lose_put_answers > 0:
+                self.lose_put_answers -= 1
+                return 503, {"Content-Type": "text/plain"}, b"Service Unavailable"
             return 201, {"Etag": etag}, b""
         if current is None:
             return 404, {"Content-Type": "text/plain"}, b"Not Found"

@@ -1,0 +1,176 @@
+"""The Octavia pool through the provider: monitor requirement, members, batch weights, waits and 409s."""
+
+from __future__ import annotations
+
+import pytest
+
+from releasectl.errors import ResourceFailure, UsageError
+from releasectl.providers.base import AdminState, Capabilities, Health, Label, Role, ServerSpec, ServerStatus
+from releasectl.wait import wait_for
+
+BATCH = "/v2/lbaas/pools/{id}/members"
+
+
+def batch_puts(sim) -> int:
+    return sim.request_count("load-balancer", "PUT", BATCH)
+
+
+@pytest.fixture
+def servers(provider, openstack_sim):
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {Label.PORT: "8000"})
+    made = []
+    for i in range(3):
+        s = provider.create_server(ServerSpec(name=f"demo-1.0.0-{i}", image_id=image.id, app="demo", version="1.0.0",
+                                              env="production", role=Role.CANDIDATE, release_id="r1"))
+        made.append(s.id)
+    return [wait_for(lambda sid=sid: (s := provider.get_server(sid)) and s.status is ServerStatus.ACTIVE and s,
+                     timeout=10, interval=0.02) for sid in made]
+
+
+def test_capabilities_and_endpoint(provider, openstack_sim) -> None:
+    assert provider.capabilities == Capabilities(member_sessions=False, member_stats=False)
+    provider.ensure_pool()
+    assert provider.pool_endpoint() == "http://127.0.1.250:80"
+    assert provider.member_stats() == {}
+    provider.destroy_pool()  # the operator's: nothing happens
+    assert openstack_sim.state()["pools"][0]["id"] == openstack_sim.pool_id
+
+
+def _drop_monitor(provider, sim) -> None:
+    provider.octavia.call("DELETE", f"/healthmonitors/{sim.healthmonitor_id}")
+    provider.pool.wait_active()
+    wait_for(lambda: sim.healthmonitor_id is None or None, timeout=5, interval=0.02)
+
+
+def test_a_pool_without_monitor_is_refused(provider, openstack_sim) -> None:
+    provider.ensure_pool()
+    _drop_monitor(provider, openstack_sim)
+    with pytest.raises(UsageError) as err:
+        provider.ensure_pool()
+    assert "no health monitor" in str(err.value) and "create_monitor: true" in err.value.hint
+
+
+def test_create_monitor_makes_one_from_the_health_settings(make_provider, openstack_sim) -> None:
+    first = make_provider()
+    first.ensure_pool()
+    _drop_monitor(first, openstack_sim)
+    provider = make_provider(create_monitor=True, state="s2")
+    provider.ensure_pool()
+    hm_id = openstack_sim.healthmonitor_id
+    assert hm_id
+    hm = provider.octavia.call("GET", f"/healthmonitors/{hm_id}").json()["healthmonitor"]
+    assert (hm["type"], hm["url_path"], hm["expected_codes"], hm["delay"], hm["max_retries"]) == ("HTTP", "/healthz", "200", 1, 1)
+    assert hm["name"] == "releasectl-demo-production"
+    provider.ensure_pool()  # now it has one: nothing more
+    assert openstack_sim.request_count("load-balancer", "POST", "/v2/lbaas/healthmonitors") == 1
+
+
+def test_unknown_pool_is_a_usage_error(make_provider) -> None:
+    with pytest.raises(UsageError, match="no Octavia pool 'nope'"):
+        make_provider(pool="nope").ensure_pool()
+
+
+def test_add_member_at_weight_0_and_adopt_a_duplicate(provider, openstack_sim, servers) -> None:
+    provider.ensure_pool()
+    member = provider.add_member(servers[0])
+    assert (member.weight, member.admin, member.address, member.port) == (0, AdminState.DRAIN, servers[0].address, 8000)
+    again = provider.add_member(servers[0])
+    assert again.id == member.id
+    assert openstack_sim.request_count("load-balancer", "POST", "/v2/lbaas/pools/{id}/members") == 1
+    assert [m.id for m in provider.list_members()] == [member.id]
+    healthy = wait_for(lambda: (m := provider.list_members()[0]).health is Health.HEALTHY and m, timeout=5, interval=0.02)
+    assert healthy.admin is AdminState.DRAIN  # weight 0 reports DRAINING, and its checks pass
+
+
+def test_add_member_adopts_after_a_409_duplicate(provider, openstack_sim, servers) -> None:
+    provider.ensure_pool()
+    # Someone else adds the same address between our look-up and our POST: Octavia answers 409.
+    pool = provider.pool
+    original = pool.find_member
+    calls = {"n": 0}
+
+    def racing_find(address, port):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            provider.octavia.call("POST", f"/pools/{pool.id}/members", json={"member": {"address": address, "protocol_port": port, "weight": 0}})
+            return None
+        return original(address, port)
+
+    pool.find_member = racing_find
+    member = provider.add_member(servers[0])
+    assert member.address == servers[0].address
+    assert len(provider.list_members()) == 1
+
+
+def test_set_weights_is_one_batch_put_with_the_full_state(provider, openstack_sim, servers) -> None:
+    provider.ensure_pool()
+    a, b, c = (provider.add_member(s) for s in servers)
+    openstack_sim.reset_requests()
+    provider.set_weights({a.id: 10, b.id: 20})
+    assert batch_puts(openstack_sim) == 1
+    weights = {m.id: m.weight for m in provider.list_members()}
+    assert weights == {a.id: 10, b.id: 20, c.id: 0}  # c kept weight 0 (an omitted field would reset it to 1)
+    provider.set_weights({c.id: 256})
+    assert batch_puts(openstack_sim) == 2
+    assert {m.id: m.weight for m in provider.list_members()} == {a.id: 10, b.id: 20, c.id: 256}
+    provider.set_weights({c.id: 256})  # already so: no change to make
+    assert batch_puts(openstack_sim) == 2
+    states = {m.id: m.admin for m in provider.list_members()}
+    assert states[c.id] is AdminState.READY
+    with pytest.raises(UsageError):
+        provider.set_weights({a.id: 300})
+
+
+def test_no_write_while_the_lb_is_pending(provider, openstack_sim, servers) -> None:
+    provider.ensure_pool()
+    members = [provider.add_member(s) for s in servers]
+    provider.set_weights({m.id: 5 for m in members})
+    provider.remove_member(members[0].id)
+    writes = [e for e in openstack_sim.requests()["journal"] if e["service"] == "load-balancer" and e["method"] != "GET"]
+    assert writes and all(e["status"] < 400 for e in writes)  # never hit the LB while PENDING_UPDATE
+
+
+def test_409_while_pending_update_is_waited_out(provider, openstack_sim, servers) -> None:
+    provider.ensure_pool()
+    a = provider.add_member(servers[0])
+    openstack_sim.set_faults(octavia_conflicts=2)
+    openstack_sim.reset_requests()
+    provider.set_weights({a.id: 7})
+    assert provider.list_members()[0].weight == 7
+    puts = [e["status"] for e in openstack_sim.requests()["journal"] if e["method"] == "PUT"]
+    assert puts == [409, 409, 202]
+    openstack_sim.set_faults(octavia_conflicts=1)
+    b = provider.add_member(servers[1])
+    assert b.weight == 0
+
+
+def test_lb_in_error_is_a_resource_failure(provider, openstack_sim, servers) -> None:
+    provider.ensure_pool()
+    with openstack_sim.ctx.store.lock:
+        openstack_sim.ctx.store.loadbalancers[openstack_sim.loadbalancer_id].provisioning_status = "ERROR"
+    with pytest.raises(ResourceFailure) as err:
+        provider.add_member(servers[0])
+    assert "ERROR" in str(err.value) and "failover" in err.value.hint
+    with pytest.raises(ResourceFailure):
+        provider.ensure_pool()
+
+
+def test_remove_member_is_idempotent(provider, openstack_sim, servers) -> None:
+    provider.ensure_pool()
+    member = provider.add_member(servers[0])
+    provider.remove_member(member.id)
+    wait_for(lambda: provider.list_members() == [] or None, timeout=5, interval=0.02)
+    provider.remove_member(member.id)
+
+
+def test_health_follows_operating_status(provider, openstack_sim) -> None:
+    openstack_sim.set_builder_fail_health(True)
+    bad = provider.bake_image("9.9.9", "demo-9.9.9", {})
+    openstack_sim.set_builder_fail_health(False)
+    server = provider.create_server(ServerSpec(name="demo-bad", image_id=bad.id, app="demo", version="9.9.9",
+                                               env="production", role=Role.CANDIDATE, release_id="r2"))
+    server = wait_for(lambda: (s := provider.get_server(server.id)) and s.status is ServerStatus.ACTIVE and s, timeout=5, interval=0.02)
+    provider.ensure_pool()
+    provider.add_member(server)
+    failing = wait_for(lambda: (m := provider.list_members()[0]).health is Health.UNHEALTHY and m, timeout=5, interval=0.02)
+    assert failing.weight == 0
