@@ -224,11 +224,12 @@ def table(results: list[dict[str, Any]]) -> str:
             fmt(r["during"]["p50_ms"]),
             fmt(r["during"]["p99_ms"]),
             ", ".join(f"{v} {n}" for v, n in r["during"]["versions"].items()),
+            r["note"] or "-",
         ]
         for r in results
     ]
     headers = ["scenario", "exit", "cmd s", "load s", "requests", "non-2xx", "conn err",
-               "p50 before", "p99 before", "p50 during", "p99 during", "versions during"]
+               "p50 before", "p99 before", "p50 during", "p99 during", "versions during", "rollback path"]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
