@@ -77,6 +77,7 @@ def engine_context(g: Globals, s: Settings | None = None, *, pipeline_name: str 
         emit=g.printer,
         stop=stop,
         actor=actor(),
+        lock_ttl=float(os.environ.get("RELEASECTL_LOCK_TTL", "30")),
     )
 
 

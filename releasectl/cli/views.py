@@ -136,7 +136,7 @@ def status_result(view) -> Result:
         if view.lock:
             holder = view.lock["holder"]
             lines.append(f"lock: held by {holder.get('command')} {holder.get('user')}@{holder.get('host')} pid {holder.get('pid')}"
-                         + ("" if view.lock["alive"] else " (lease expired)"))
+                         + ("" if view.lock["alive"] else f" (dead: {view.lock['dead_reason'] or 'lease expired'})"))
         lines.append("")
         lines.append("members:")
         lines.append(table([

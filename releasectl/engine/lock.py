@@ -77,7 +77,7 @@ def unlock(provider: Provider, *, force: bool, now: float) -> Lease | None:
     lease = provider.read_lock()
     if lease is None:
         return None
-    if lease.expires_at > now and not force:
+    if lease.alive(now) and not force:
         raise UsageError(
             f"the lock is held by {describe_holder(lease)} and its lease is alive "
             f"for {lease.expires_at - now:.0f}s more",

@@ -179,6 +179,7 @@ class Release:
     actor: dict[str, str] = field(default_factory=dict)  # host, user, pid, ci_job
     reason: str = ""  # why it is in its phase (last decision)
     failure: str | None = None
+    relaunches: int = 0  # broken new servers replaced during launch (bounded by count)
     rollback_outcome: str | None = None  # "failed" or "aborted": the phase a rollback in progress ends in
     promote_full: bool = False  # intent: skip remaining steps
     promoted_step: int | None = None  # intent: the manual gate at this index was opened

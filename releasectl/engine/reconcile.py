@@ -190,7 +190,11 @@ class Runner:
         broken = [s for s in new if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED)]
         if broken:
             s = broken[0]
-            return Decision(Kind.FAIL, f"server {s.name} is {s.status.value}: {s.fault or 'no reason given'}")
+            why = f"server {s.name} is {s.status.value}: {s.fault or 'no reason given'}"
+            if isinstance(step, Launch) and rel.relaunches < rel.count:
+                # a failed boot (or a create cut short by a crash) gets a bounded number of replacements
+                return act(f"replacing {why}", lambda: self.replace_broken(s, obs.member_of(s)))
+            return Decision(Kind.FAIL, why)
         if isinstance(step, Launch):
             return self.decide_launch(obs, step)
         problem = self.watch_health(obs, new)
@@ -262,6 +266,12 @@ class Runner:
             release_id=rel.id,
         )
         self.provider.create_server(spec)
+
+    def replace_broken(self, server: Server, member: Member | None) -> None:
+        self.release.relaunches += 1
+        if member is not None:
+            self.provider.remove_member(member.id)
+        self.provider.delete_server(server.id)
 
     def adopt(self, server: Server) -> None:
         self.provider.update_server_labels(

@@ -31,7 +31,7 @@ class StatusView:
 
 def release_state(rel: Release, lease: Lease | None, now: float) -> str:
     """A running phase without a live lock holder means its runner died: the release is interrupted."""
-    if rel.phase in (Phase.PROGRESSING, Phase.ROLLING_BACK) and (lease is None or lease.expires_at <= now):
+    if rel.phase in (Phase.PROGRESSING, Phase.ROLLING_BACK) and (lease is None or not lease.alive(now)):
         return "interrupted"
     return rel.phase.value
 
@@ -99,7 +99,12 @@ def status(ctx: EngineContext) -> StatusView:
         release = release_summary(current, lease, now)
     lock = None
     if lease is not None:
-        lock = {"holder": dict(lease.owner), "expires_in": round(lease.expires_at - now, 1), "alive": lease.expires_at > now}
+        lock = {
+            "holder": dict(lease.owner),
+            "expires_in": round(lease.expires_at - now, 1),
+            "alive": lease.alive(now),
+            "dead_reason": lease.dead_reason,
+        }
     return StatusView(
         app=ctx.app,
         environment=ctx.env,

@@ -217,6 +217,11 @@ class Lease:
     owner: Mapping[str, str]  # host, pid, user, ci_job, command
     acquired_at: float
     expires_at: float
+    dead_reason: str | None = None  # set by read_lock when the provider knows the holder is gone
+
+    def alive(self, now: float) -> bool:
+        """Whether the holder may still be running: its lease is current and nothing says it died."""
+        return self.dead_reason is None and self.expires_at > now
 
 
 class Provider(ABC):

@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
@@ -170,7 +171,11 @@ class LockStore:
 
     def read(self) -> Lease | None:
         current = self._read()
-        return None if current is None else self._lease(current)
+        if current is None:
+            return None
+        lease = self._lease(current)
+        reason = self._dead_reason(current, self.clock())
+        return lease if reason is None else replace(lease, dead_reason=reason)
 
     def break_(self) -> None:
         with flocked(self.flock_path):
