@@ -58,14 +58,20 @@ def image_status(status: str | None) -> ImageStatus:
 
 # Octavia member `operating_status` -> health.
 #
-# DRAINING is what the amphora reports for a weight-0 member whose checks pass (HAProxy's DRAIN: up, but
-# weight 0); a failing weight-0 member reports ERROR. So DRAINING is healthy: the engine's launch gate
-# waits for a HEALTHY member at weight 0 before giving it traffic.
+# - ONLINE: checks pass. ERROR: checks fail (UNHEALTHY).
+# - DRAINING is what the amphora reports for a weight-0 member whose checks pass (HAProxy's DRAIN: up, but
+#   weight 0); a failing weight-0 member reports ERROR. So DRAINING is healthy: the engine's launch gate
+#   waits for a HEALTHY member at weight 0 before giving it traffic.
+# - OFFLINE is what Octavia reports for a member the amphora has not reported on yet (a new member of a
+#   monitored pool starts OFFLINE) and for one with admin_state_up false (not checked at all). Neither is a
+#   failed check, so it is UNKNOWN: treating it as UNHEALTHY would fail a release whose new member simply
+#   has not been checked yet.
+# - NO_MONITOR, DEGRADED and anything else: UNKNOWN.
 MEMBER_HEALTH: dict[str, Health] = {
     "ONLINE": Health.HEALTHY,
     "DRAINING": Health.HEALTHY,
     "ERROR": Health.UNHEALTHY,
-    "OFFLINE": Health.UNHEALTHY,
+    "OFFLINE": Health.UNKNOWN,
     "NO_MONITOR": Health.UNKNOWN,
     "DEGRADED": Health.UNKNOWN,
 }

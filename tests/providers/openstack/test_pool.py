@@ -174,3 +174,18 @@ def test_health_follows_operating_status(provider, openstack_sim) -> None:
     provider.add_member(server)
     failing = wait_for(lambda: (m := provider.list_members()[0]).health is Health.UNHEALTHY and m, timeout=5, interval=0.02)
     assert failing.weight == 0
+
+
+def test_status_tables() -> None:
+    from releasectl.providers.base import ImageStatus, ServerStatus as S
+    from releasectl.providers.openstack.status import image_status, member_admin, member_health, server_status
+
+    assert [member_health(s) for s in ("ONLINE", "DRAINING", "ERROR", "OFFLINE", "NO_MONITOR", "weird")] == [
+        Health.HEALTHY, Health.HEALTHY, Health.UNHEALTHY, Health.UNKNOWN, Health.UNKNOWN, Health.UNKNOWN]
+    assert (member_admin(True, 0), member_admin(True, 5), member_admin(False, 5)) == (
+        AdminState.DRAIN, AdminState.READY, AdminState.MAINT)
+    assert server_status("ACTIVE", "deleting") is S.DELETING and server_status("ACTIVE", "image_snapshot") is S.ACTIVE
+    assert (server_status("BUILD", "spawning"), server_status("ERROR", None), server_status("SHUTOFF", None)) == (
+        S.BUILDING, S.ERROR, S.STOPPED)
+    assert [image_status(s) for s in ("queued", "saving", "active", "killed", "deactivated")] == [
+        ImageStatus.PENDING, ImageStatus.PENDING, ImageStatus.ACTIVE, ImageStatus.FAILED, ImageStatus.FAILED]
