@@ -189,3 +189,13 @@ def test_status_tables() -> None:
         S.BUILDING, S.ERROR, S.STOPPED)
     assert [image_status(s) for s in ("queued", "saving", "active", "killed", "deactivated")] == [
         ImageStatus.PENDING, ImageStatus.PENDING, ImageStatus.ACTIVE, ImageStatus.FAILED, ImageStatus.FAILED]
+
+
+def test_probe_false_reports_the_load_balancers_view(make_provider, openstack_sim, servers) -> None:
+    provider = make_provider(probe=False, state="p")
+    server = servers[0]
+    assert provider.probe(server, "/healthz", 1.0).error == "not a pool member yet (probe: false)"
+    provider.ensure_pool()
+    provider.add_member(server)
+    ok = wait_for(lambda: (p := provider.probe(server, "/healthz", 1.0)).status == 200 and p, timeout=5, interval=0.02)
+    assert ok.passed(200) and "load balancer" in ok.body
