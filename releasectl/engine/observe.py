@@ -29,14 +29,12 @@ class Observed:
         return None
 
     def of_release(self, release_id: str) -> list[Server]:
-        return [s for s in self.servers if s.release_id == release_id and s.status is not ServerStatus.DELETING]
+        """Every server of the release, a half-deleted one included (a crash may have cut its delete short:
+        the engine must see it to finish the job)."""
+        return [s for s in self.servers if s.release_id == release_id]
 
     def with_role(self, *roles: Role, exclude_release: str | None = None) -> list[Server]:
-        return [
-            s
-            for s in self.servers
-            if s.role in roles and s.release_id != exclude_release and s.status is not ServerStatus.DELETING
-        ]
+        return [s for s in self.servers if s.role in roles and s.release_id != exclude_release]
 
     def members_for(self, servers: list[Server]) -> list[Member]:
         found = []

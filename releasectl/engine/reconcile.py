@@ -80,6 +80,7 @@ class Runner:
     lock: LockKeeper | None = None
     health: HealthTracker = field(init=False)
     _last_reason: str = ""
+    _asserted: set[str] = field(default_factory=set)  # members this runner added or re-asserted
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health)
@@ -218,6 +219,10 @@ class Runner:
     def decide_launch(self, obs: Observed, step: Launch) -> Decision:
         rel = self.release
         want = step.count or rel.count
+        deleting = [s for s in obs.of_release(rel.id) if s.status is ServerStatus.DELETING]
+        if deleting:  # a replacement cut short by a crash: finish deleting before counting capacity
+            server = deleting[0]
+            return act(f"finishing the removal of {server.name}", lambda: self.replace_broken(server, obs.member_of(server)))
         new = obs.of_release(rel.id)
         if len(new) < want:
             warm = [
@@ -235,8 +240,13 @@ class Runner:
         if building:
             return wait(f"waiting for {len(building)} server(s) to boot")
         for server in new:
-            if obs.member_of(server) is None:
+            member = obs.member_of(server)
+            if member is None:
                 return act(f"adding {server.name} to the pool (weight 0)", lambda s=server: self.add_member(s))
+            if member.health is not Health.HEALTHY and server.id not in self._asserted:
+                # this runner did not add it: a crash may have cut the add short (checks never enabled),
+                # so assert it once; add_member is idempotent and re-arms a half-added member
+                return act(f"checking {server.name}'s pool membership", lambda s=server: self.add_member(s))
         self.probe_fleet(new)
         for server in new:
             if self.health.failed_at_launch(server.id):
@@ -268,7 +278,8 @@ class Runner:
         self.provider.create_server(spec)
 
     def replace_broken(self, server: Server, member: Member | None) -> None:
-        self.release.relaunches += 1
+        if server.status is not ServerStatus.DELETING:
+            self.release.relaunches += 1
         if member is not None:
             self.provider.remove_member(member.id)
         self.provider.delete_server(server.id)
@@ -280,6 +291,7 @@ class Runner:
 
     def add_member(self, server: Server) -> None:
         self.provider.add_member(server)
+        self._asserted.add(server.id)
 
     def probe_fleet(self, servers: list[Server]) -> None:
         now = self.now()
