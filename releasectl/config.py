@@ -296,6 +296,7 @@ PROVIDER_KEYS: dict[str, dict[str, Parser]] = {
         "lb_port": port,
         "lb_bind": string,
         "stop_timeout": parse_duration,
+        "drain_timeout": parse_duration,
         "haproxy": string,
     },
     "openstack": {

@@ -71,6 +71,10 @@ def main_options(
 def _finish(ctx: typer.Context, result: Result) -> None:
     emit_result(result, _globals(ctx).output)
     _globals(ctx).printer.close()
+    if result.exit_code:
+        for error in result.errors:
+            sys.stderr.write(f"releasectl: error: {error['message']}\n")
+        raise typer.Exit(result.exit_code)
 
 
 # ---- setup --------------------------------------------------------------------------------------------
@@ -173,8 +177,6 @@ def stage(
         failed.exit_code = int(ExitCode.ROLLED_BACK)
         failed.errors = [{"code": "smoke_check_failed", "message": exc.message}]
         _finish(ctx, failed)
-        sys.stderr.write(f"releasectl: error: {exc.message}\n")
-        raise typer.Exit(int(ExitCode.ROLLED_BACK))
     _finish(ctx, views.stage_result(result))
 
 
@@ -285,8 +287,13 @@ def demo(
 ) -> None:
     """Init, bake and roll out a sample app, canary a new version under load, fail one, roll back."""
     from releasectl.demo import run_demo
+    from releasectl.errors import Interrupted
 
-    _finish(ctx, views.demo_result(run_demo(directory, keep=keep, port=port, emit=_globals(ctx).printer)))
+    try:
+        summary = run_demo(directory, keep=keep, port=port, emit=_globals(ctx).printer)
+    except Interrupted as exc:
+        raise Interrupted(exc.message, hint="the demo left things running (--keep)" if keep else "the demo stopped everything it had started") from None
+    _finish(ctx, views.demo_result(summary))
 
 
 @app.command()

@@ -39,7 +39,8 @@ def image_result(image: Image, env: str) -> Result:
     from releasectl.engine.images import describe_status
 
     data = image_data(image, describe_status(image, env))
-    return Result(data={"image": data}, text=lambda: f"baked {image.name} ({_size(image.size)}, sha256 {image.checksum})")
+    digest = f", sha256 {image.checksum}" if image.checksum else ""
+    return Result(data={"image": data}, text=lambda: f"baked {image.name} ({_size(image.size)}{digest})")
 
 
 def images_result(rows) -> Result:
@@ -224,4 +225,9 @@ def unlock_result(lease) -> Result:
 
 
 def demo_result(summary: dict[str, Any]) -> Result:
-    return Result(data={"demo": summary}, text=lambda: summary.get("table", ""))
+    result = Result(data={"demo": summary}, text=lambda: summary.get("table", ""))
+    if not summary.get("zero_downtime", True):
+        failed = summary.get("totals", {}).get("failed", "some")
+        result.exit_code = 1
+        result.errors = [{"code": "requests_failed", "message": f"the demo saw {failed} failed requests through the load balancer"}]
+    return result

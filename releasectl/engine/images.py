@@ -64,7 +64,8 @@ def bake(ctx: EngineContext, version: str, *, force: bool = False) -> Image:
     ctx.event("bake", f"snapshotting the builder into {name}")
     labels = {Label.CREATED_BY: releasectl.__version__, Label.PORT: str(ctx.provider.ctx.app_port)}
     image = ctx.provider.bake_image(version, name, labels)
-    ctx.event("bake", f"baked {image.name} ({image.size or 0} bytes, sha256 {(image.checksum or '')[:12]})")
+    digest = f", sha256 {image.checksum[:12]}" if image.checksum else ""
+    ctx.event("bake", f"baked {image.name} ({image.size or 0} bytes{digest})")
     return image
 
 

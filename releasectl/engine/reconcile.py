@@ -437,6 +437,11 @@ class Runner:
 
     # rollback --------------------------------------------------------------------------------------------
 
+    def traffic_started(self) -> bool:
+        """Whether any weight step was reached: before that, new members only ever had weight 0."""
+        steps = self.release.pipeline.steps
+        return any(isinstance(s, SetWeight) for s in steps[: self.release.step_index + 1])
+
     def decide_rollback(self, obs: Observed) -> Decision:
         """Restore all traffic to the old fleet, then drain, remove and stop the new one."""
         rel = self.release
@@ -451,7 +456,9 @@ class Runner:
                     lambda: self.provider.set_weights(pending),
                 )
         if new_servers:
-            return retire_decision(self, obs, new_servers, ROLLBACK_DRAIN_TIMEOUT, "removing the new fleet")
+            # members that never took traffic (the release failed during launch) have nothing to drain
+            drain = ROLLBACK_DRAIN_TIMEOUT if self.traffic_started() else 0.0
+            return retire_decision(self, obs, new_servers, drain, "removing the new fleet")
         return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
 
 
