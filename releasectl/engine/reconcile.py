@@ -30,7 +30,7 @@ from releasectl.engine.model import (
 )
 from releasectl.engine.observe import Observed, observe
 from releasectl.engine.weights import FULL_WEIGHT, WeightPlan, plan_weights
-from releasectl.errors import PausedAtGate, ProviderError, ReleaseFailed
+from releasectl.errors import Conflict, PausedAtGate, ReleaseFailed
 from releasectl.providers.base import (
     Health,
     ImageOutcome,
@@ -81,6 +81,7 @@ class Runner:
     health: HealthTracker = field(init=False)
     _last_reason: str = ""
     _asserted: set[str] = field(default_factory=set)  # members this runner added or re-asserted
+    _busy_since: float | None = None  # first Conflict of the current run of busy answers
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health)
@@ -113,7 +114,18 @@ class Runner:
             rel.reason = decision.reason
             if decision.kind is Kind.ACT:
                 assert decision.action is not None
-                decision.action()
+                try:
+                    decision.action()
+                except Conflict as exc:
+                    # busy (an LB update in flight, a server still being created): observe again later,
+                    # for as long as the progress deadline allows
+                    self._busy_since = self._busy_since or self.now()
+                    if self.now() - self._busy_since > rel.progress_deadline:
+                        raise
+                    self.ctx.event("wait", f"{decision.reason}: busy, retrying ({exc})")
+                    self.ctx.clock.sleep(poll)
+                    continue
+                self._busy_since = None
                 self._save()
                 continue
             if decision.kind is Kind.WAIT:

@@ -25,7 +25,8 @@ from releasectl.engine.observe import Observed, live_version, observe, rollback_
 from releasectl.engine.reconcile import Runner, new_release_id
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
-from releasectl.errors import UsageError
+from releasectl.errors import Conflict, UsageError
+from releasectl.wait import retry_call
 from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, ServerStatus
 
 ROLLBACK_PIPELINE = Pipeline(
@@ -236,6 +237,18 @@ class GcReport:
     dry_run: bool = False
 
 
+def delete_server(ctx: EngineContext, server_id: str, timeout: float = 60.0) -> None:
+    """Delete, waiting out a server that is busy (still being created): Conflict means try again."""
+    retry_call(
+        lambda: ctx.provider.delete_server(server_id),
+        retry_on=(Conflict,),
+        attempts=max(2, int(timeout / 2)),
+        interval=1.0,
+        what=f"deleting server {server_id}",
+        clock=ctx.clock,
+    )
+
+
 def retire_expired_warm(ctx: EngineContext, observed: Observed) -> list[str]:
     """Warm previous fleets past their keep_previous time are drained already (weight 0): remove them."""
     now = ctx.clock.time()
@@ -246,7 +259,7 @@ def retire_expired_warm(ctx: EngineContext, observed: Observed) -> list[str]:
             if member is not None:
                 ctx.provider.set_weights({member.id: 0})
                 ctx.provider.remove_member(member.id)
-            ctx.provider.delete_server(server.id)
+            delete_server(ctx, server.id)
             ctx.event("retire", f"retired warm server {server.name} ({server.version}): its keep time is over")
             retired.append(server.name)
     return retired
@@ -287,7 +300,7 @@ def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
             ctx.provider.set_weights({m.id: 0})
             ctx.provider.remove_member(m.id)
         for s in servers:
-            ctx.provider.delete_server(s.id)
+            delete_server(ctx, s.id)
         for i in images:
             ctx.provider.delete_image(i.id)
         return report
@@ -305,7 +318,7 @@ def down(ctx: EngineContext) -> list[str]:
             ctx.provider.remove_member(m.id)
         stopped = []
         for s in observed.servers:
-            ctx.provider.delete_server(s.id)
+            delete_server(ctx, s.id)
             stopped.append(s.name)
         ctx.provider.destroy_pool()
         return stopped

@@ -113,6 +113,16 @@ class ServerStore:
             return None
         return procs.ProcId(int(rec["pid"]), int(rec.get("pid_start", -1)), str(rec.get("boot_id", "")))
 
+    @staticmethod
+    def _creator_alive(rec: dict) -> bool:
+        """Whether the CLI run that is creating this server may still finish: same boot, PID still its own.
+        A record without a creator (older format) gets the benefit of the doubt for BUILD_GRACE."""
+        creator = rec.get("creator")
+        if not isinstance(creator, dict) or creator.get("pid") is None:
+            return True
+        proc = procs.ProcId(int(creator["pid"]), int(creator.get("start") or -1), str(creator.get("boot", "")))
+        return procs.is_alive(proc)
+
     def log_path(self, server_id: str) -> Path:
         return self.root / server_id / LOG
 
@@ -123,7 +133,7 @@ class ServerStore:
         proc = self._proc(rec)
         fault = None
         if proc is None:
-            if time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE:
+            if time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE and self._creator_alive(rec):
                 status = ServerStatus.BUILDING
             else:
                 status, fault = ServerStatus.ERROR, "its creation was interrupted before the process started"
@@ -191,7 +201,9 @@ class ServerStore:
                 }
             )
             port = free_port(self.used_ports() | self.avoid_ports)
+            creator = os.getpid()
             rec = {
+                "creator": {"pid": creator, "start": procs.start_time(creator), "boot": procs.boot_id()},
                 "format": 1,
                 "id": server_id,
                 "name": spec.name,
@@ -257,7 +269,7 @@ class ServerStore:
         if rec is None:
             return
         proc = self._proc(rec)
-        if proc is None and time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE:
+        if proc is None and time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE and self._creator_alive(rec):
             raise Conflict(f"server {server_id} is still being created; try again in a moment")
         if proc is None:  # interrupted create: a process may have started without being recorded
             for orphan in procs.find_by_cwd(self.root / server_id):

@@ -128,3 +128,46 @@ def test_sample_app_health_flag(provider, factory, fail):
     flag = provider.servers.root / server.id / "app" / "FAIL_HEALTH"
     flag.unlink() if fail else flag.touch()  # checked on every request
     assert provider.probe(server, "/healthz", 1.0).status == (200 if fail else 500)
+
+
+def test_a_create_cut_short_by_a_dead_cli_run_is_an_error_at_once(provider):
+    """kill -9 between the BUILDING record and the process start: the record names its creator, whose death
+    makes the server ERROR immediately (and deletable), instead of BUILDING for BUILD_GRACE."""
+    import subprocess
+
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {})
+    server = provider.create_server(spec("1.0.0", image.id))
+    record_path = provider.servers.root / server.id / "server.json"
+    rec = json.loads(record_path.read_text())
+    provider.delete_server(server.id)
+    ghost = subprocess.Popen(["true"])
+    ghost.wait()  # a creator process that has exited
+    rec.update(pid=None, pid_start=None, creator={"pid": ghost.pid, "start": 1, "boot": procs.boot_id()})
+    record_path.parent.mkdir(parents=True)
+    record_path.write_text(json.dumps(rec))
+    found = provider.get_server(server.id)
+    assert found.status is ServerStatus.ERROR and "interrupted" in found.fault
+    provider.delete_server(server.id)  # no Conflict: nobody is still creating it
+    assert provider.get_server(server.id) is None
+
+
+def test_a_create_in_progress_is_building_and_not_deletable(provider):
+    import os
+
+    from releasectl.errors import Conflict
+
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {})
+    server = provider.create_server(spec("1.0.0", image.id))
+    record_path = provider.servers.root / server.id / "server.json"
+    rec = json.loads(record_path.read_text())
+    provider.delete_server(server.id)
+    me = os.getpid()
+    rec.update(pid=None, pid_start=None, creator={"pid": me, "start": procs.start_time(me), "boot": procs.boot_id()})
+    record_path.parent.mkdir(parents=True)
+    record_path.write_text(json.dumps(rec))
+    assert provider.get_server(server.id).status is ServerStatus.BUILDING
+    with pytest.raises(Conflict):
+        provider.delete_server(server.id)
+    rec["creator"]["pid"] = -1
+    record_path.write_text(json.dumps(rec))
+    provider.delete_server(server.id)
