@@ -151,3 +151,24 @@ def test_a_provider_fault_exits_5_and_leaves_the_release_resumable(live_100):
     resumed = ws.cli("rollout", "--resume") if release["state"] != "paused" else ws.cli("promote")
     assert resumed.code == 0, resumed.stderr
     assert_converged(ws, "1.1.0")
+
+
+def test_gc_removes_what_no_release_owns(live_100):
+    """A crashed run can leave a tagged server (and its pool member) that no release owns any more."""
+    from releasectl.providers.base import Role, ServerSpec
+
+    ws = live_100
+    provider = ws.provider()
+    image = next(i for i in provider.list_images() if i.version == "1.0.0")
+    ghost = provider.create_server(
+        ServerSpec(name="shop-1.0.0-ghost", image_id=image.id, app="shop", version="1.0.0", env="production",
+                   role=Role.CANDIDATE, release_id="long-gone")
+    )
+    provider.add_member(provider.get_server(ghost.id))
+    dry = ws.ok("gc", "--dry-run", "-o", "json").json()
+    assert dry["servers"] == ["shop-1.0.0-ghost"] and len(dry["members"]) == 1
+    assert any(s["name"] == "shop-1.0.0-ghost" for s in ws.status()["servers"])  # dry run removed nothing
+    with Watch(ws) as watch:
+        ws.ok("gc")
+    watch.assert_served_throughout()
+    assert_converged(ws, "1.0.0")
