@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from releasectl.providers.base import Image, ImageOutcome, Member, Provider, Role, Server, ServerStatus
+from releasectl.providers.base import Image, ImageOutcome, Member, Provider, Role, Server
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 from releasectl.engine import records
@@ -32,6 +32,7 @@ from releasectl.engine.observe import Observed, observe
 from releasectl.engine.weights import FULL_WEIGHT, WeightPlan, plan_weights
 from releasectl.errors import Conflict, PausedAtGate, ReleaseFailed
 from releasectl.providers.base import (
+    AdminState,
     Health,
     ImageOutcome,
     Label,
@@ -265,11 +266,7 @@ class Runner:
                 return Decision(
                     Kind.FAIL, f"health check failed on {server.name}: {self.health.describe(server.id)}"
                 )
-        not_ready = [
-            s
-            for s in new
-            if not self.health.passing(s.id) or (obs.member_of(s) or _NO_MEMBER).health is not Health.HEALTHY
-        ]
+        not_ready = [s for s in new if not (self.health.passing(s.id) and _lb_healthy(obs, s))]
         if not_ready:
             names = ", ".join(s.name for s in not_ready)
             return wait(f"health gate: waiting for {names} ({len(new) - len(not_ready)}/{len(new)} healthy)")
@@ -474,7 +471,9 @@ class Runner:
         return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
 
 
-_NO_MEMBER = Member(id="", name="", address="", port=0, weight=0, admin=None, health=Health.UNKNOWN)  # type: ignore[arg-type]
+def _lb_healthy(obs: Observed, server: Server) -> bool:
+    member = obs.member_of(server)
+    return member is not None and member.health is Health.HEALTHY
 
 
 def _clock(ts: float) -> str:
@@ -488,8 +487,6 @@ def _find(members: tuple[Member, ...], member_id: str) -> Member | None:
 
 
 def _applied(member: Member | None, weight: int) -> bool:
-    from releasectl.providers.base import AdminState
-
     if member is None:
         return True  # gone: nothing to set
     if member.weight != weight:
@@ -591,4 +588,4 @@ def new_release_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-__all__ = ["Runner", "Decision", "Kind", "new_release_id", "record_release_on_images", "replace"]
+__all__ = ["Runner", "Decision", "Kind", "new_release_id", "record_release_on_images"]
