@@ -29,6 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--monitor-delay", type=float, default=defaults.monitor_delay)
     parser.add_argument("--app-port", type=int, default=defaults.app_port)
     parser.add_argument("--address-prefix", default=defaults.address_prefix)
+    parser.add_argument("--external-keystone", default="", metavar="URL",
+                        help="validate service tokens against this real Keystone instead of the built-in one")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     return parser.parse_args(argv)
 
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.host, port=args.port, serve_apps=args.serve_apps, token_ttl=args.token_ttl,
         build_delay=args.build_delay, delete_delay=args.delete_delay, snapshot_delay=args.snapshot_delay,
         lb_delay=args.lb_delay, monitor_delay=args.monitor_delay, app_port=args.app_port,
-        address_prefix=args.address_prefix, verbose=args.verbose,
+        address_prefix=args.address_prefix, verbose=args.verbose, external_keystone=args.external_keystone,
     )
     done = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -7,8 +7,13 @@ run out (short ``token_ttl``) or invalidate all of them at once (the ``expire_to
 
 from __future__ import annotations
 
+import datetime
+import json
 import secrets
+import threading
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +66,8 @@ class Identity(Service):
         self.service_ids = {stype: hex_id() for stype, _, _ in CATALOG}
         self.endpoint_ids = {(stype, iface): hex_id() for stype, _, _ in CATALOG
                              for iface in ("public", "internal", "admin")}
+        external = getattr(opts, "external_keystone", "")
+        self.external = ExternalKeystone(external) if external else None
         super().__init__(ctx)
 
     def register(self) -> None:
@@ -236,6 +243,8 @@ class Identity(Service):
 
     def authenticate(self, req: Request) -> Token:
         token_id = req.header("X-Auth-Token").strip()
+        if self.external is not None:  # option external_keystone: only a real Keystone's tokens count
+            return self.external.validate(token_id)
         token = self.lookup(token_id) if token_id else None
         if token is None:
             raise Unauthorized()
@@ -246,7 +255,9 @@ class Identity(Service):
         with self.ctx.store.lock:
             n = len(self.ctx.store.tokens)
             self.ctx.store.tokens.clear()
-            return n
+        if self.external is not None:
+            n += self.external.expire_all()
+        return n
 
     def validate_subject(self, req: Request) -> Response:
         token = self.lookup(req.header("X-Subject-Token").strip())
@@ -260,3 +271,83 @@ class Identity(Service):
             if self.ctx.store.tokens.pop(subject, None) is None:
                 raise ApiError(404, "Failed to validate token")
         return empty_response(204)
+
+
+class ExternalKeystone:
+    """Validates service tokens against a real Keystone (option ``external_keystone``), as keystonemiddleware
+    does: ``GET /v3/auth/tokens`` with the token as both ``X-Auth-Token`` and ``X-Subject-Token`` (Keystone
+    lets a token validate itself). A valid token is cached until its ``expires_at``, so a revocation in
+    Keystone is not seen before then; the ``expire_tokens`` fault still invalidates every cached token.
+    A token Keystone refuses is a 401; Keystone unreachable or failing is a 503."""
+
+    MAX_CACHE = 1000
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        url = url.rstrip("/")
+        self.url = url if url.endswith("/v3") else url + "/v3"
+        self.timeout = timeout
+        self.lock = threading.Lock()
+        self.cache: dict[str, Token] = {}
+        self.revoked: set[str] = set()
+        self.validations = 0  # calls made to the real Keystone
+
+    def validate(self, token_id: str) -> Token:
+        if not token_id:
+            raise Unauthorized()
+        now = time.time()
+        with self.lock:
+            if token_id in self.revoked:
+                raise Unauthorized()
+            token = self.cache.get(token_id)
+            if token is not None and now < token.expires_at:
+                return token
+        token = self._fetch(token_id)
+        with self.lock:
+            if len(self.cache) >= self.MAX_CACHE:
+                for key in [k for k, t in self.cache.items() if t.expires_at <= now]:
+                    del self.cache[key]
+            if len(self.cache) < self.MAX_CACHE:
+                self.cache[token_id] = token
+        return token
+
+    def _fetch(self, token_id: str) -> Token:
+        req = urllib.request.Request(f"{self.url}/auth/tokens", method="GET", headers={
+            "X-Auth-Token": token_id, "X-Subject-Token": token_id, "Accept": "application/json"})
+        with self.lock:
+            self.validations += 1
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                body = json.loads(resp.read())["token"]
+        except urllib.error.HTTPError as err:
+            err.close()
+            if err.code in (401, 403, 404):
+                raise Unauthorized() from None
+            raise ApiError(503, f"The identity service answered HTTP {err.code} to a token validation.") from None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ApiError(503, f"The identity service could not validate the token: {type(exc).__name__}.") from None
+        expires = body.get("expires_at")
+        try:
+            expires_at = (datetime.datetime.fromisoformat(str(expires).replace("Z", "+00:00")).timestamp()
+                          if expires else float("inf"))
+        except ValueError:
+            expires_at = time.time() + 60
+        issued = body.get("issued_at")
+        try:
+            issued_at = datetime.datetime.fromisoformat(str(issued).replace("Z", "+00:00")).timestamp()
+        except ValueError:
+            issued_at = time.time()
+        if time.time() >= expires_at:
+            raise Unauthorized()
+        return Token(
+            id=token_id, user_id=(body.get("user") or {}).get("id", ""),
+            project_id=(body.get("project") or {}).get("id", ""), methods=list(body.get("methods") or []),
+            issued_at=issued_at, expires_at=expires_at, audit_id=(body.get("audit_ids") or [""])[0],
+            app_cred=body.get("application_credential"), roles=list(body.get("roles") or []),
+        )
+
+    def expire_all(self) -> int:
+        with self.lock:
+            n = len(self.cache)
+            self.revoked.update(self.cache)
+            self.cache.clear()
+            return n

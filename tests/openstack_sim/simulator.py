@@ -14,6 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .apps import AppManager
 from .control import Control
@@ -56,6 +57,7 @@ class Options:
     max_limit: int = 1000
     max_servers: int = 100
     verbose: bool = False
+    external_keystone: str = ""  # URL of a real Keystone: services then accept its tokens (and only those)
 
     def validate(self) -> None:
         host = "127.0.0.1" if self.host == "localhost" else self.host
@@ -63,6 +65,12 @@ class Options:
             raise ValueError(f"the simulator serves loopback only, not {self.host!r}")
         if not ipaddress.ip_address(f"{self.address_prefix}.1").is_loopback:
             raise ValueError(f"address_prefix must be inside 127.0.0.0/8, not {self.address_prefix!r}")
+        if self.external_keystone:
+            ext = urlsplit(self.external_keystone)
+            if ext.scheme not in ("http", "https") or not ext.hostname:
+                raise ValueError(f"external_keystone must be an http(s) URL, not {self.external_keystone!r}")
+            if ext.hostname != "localhost" and not ipaddress.ip_address(ext.hostname).is_loopback:
+                raise ValueError(f"external_keystone must be on loopback, not {ext.hostname!r}")
         for name in ("token_ttl", "build_delay", "delete_delay", "snapshot_delay", "lb_delay", "monitor_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
