@@ -41,6 +41,7 @@ class RolloutSettings:
     count: int = 2
     pipeline: str = "canary"
     progress_deadline: float = 600.0
+    drain_timeout: float = 30.0  # rollbacks and expired warm fleets; pipelines set their own
     weight_tolerance: float = 1.0  # percentage points between requested and achieved share
 
 
@@ -279,6 +280,7 @@ ROLLOUT_KEYS: dict[str, Parser] = {
     "count": positive_int,
     "pipeline": string,
     "progress_deadline": parse_duration,
+    "drain_timeout": parse_duration,
     "weight_tolerance": parse_percent,
 }
 STAGE_KEYS: dict[str, Parser] = {"timeout": parse_duration, "checks": lambda v: v}

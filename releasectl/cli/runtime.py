@@ -69,6 +69,7 @@ def engine_context(g: Globals, s: Settings | None = None, *, pipeline_name: str 
         health=s.health,
         pipeline_name=pipeline_name or s.rollout.pipeline,
         progress_deadline=s.rollout.progress_deadline,
+        drain_timeout=s.rollout.drain_timeout,
         weight_tolerance=s.rollout.weight_tolerance,
         stage_checks=s.stage.checks,
         stage_timeout=s.stage.timeout,

@@ -46,6 +46,7 @@ class EngineContext:
     health: HealthCheck
     pipeline_name: str = "canary"
     progress_deadline: float = 600.0
+    drain_timeout: float = 30.0  # for rollbacks and expired warm fleets (pipelines set their own)
     weight_tolerance: float = 1.0
     stage_checks: tuple[SmokeCheck, ...] = ()
     stage_timeout: float = 60.0

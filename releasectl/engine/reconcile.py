@@ -43,7 +43,6 @@ from releasectl.providers.base import (
     ServerStatus,
 )
 
-ROLLBACK_DRAIN_TIMEOUT = 10.0
 MAX_EVENTS = 50
 
 
@@ -466,7 +465,7 @@ class Runner:
                 )
         if new_servers:
             # members that never took traffic (the release failed during launch) have nothing to drain
-            drain = ROLLBACK_DRAIN_TIMEOUT if self.traffic_started() else 0.0
+            drain = self.ctx.drain_timeout if self.traffic_started() else 0.0
             return retire_decision(self, obs, new_servers, drain, "removing the new fleet")
         return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
 
@@ -495,24 +494,27 @@ def _applied(member: Member | None, weight: int) -> bool:
 
 
 def retire_decision(runner: Runner, obs: Observed, servers: list[Server], drain_timeout: float, why: str) -> Decision:
+    """Retire a fleet: drain every member at once (one weight change), wait until all have 0 sessions or
+    the drain timeout passes (one wait for the whole fleet), then remove the members and stop the servers,
+    one action per pass. Never stops a process that is still in the pool."""
     rel = runner.release
-    server = servers[0]
-    member = obs.member_of(server)
-    if member is not None:
-        if member.weight != 0:
-            return act(f"{why}: draining {server.name}", lambda: runner.provider.set_weights({member.id: 0}))
+    members = [m for m in (obs.member_of(s) for s in servers) if m is not None]
+    undrained = {m.id: 0 for m in members if m.weight != 0}
+    if undrained:
+        return act(f"{why}: draining {len(undrained)} member(s)", lambda: runner.provider.set_weights(undrained))
+    if members:
         if rel.wake_at is None:
-            return wait(f"{why}: draining {server.name}", wake_at=runner.now() + drain_timeout)
-        sessions_known = runner.provider.capabilities.member_sessions and member.sessions is not None
-        drained = sessions_known and member.sessions == 0
+            return wait(f"{why}: draining {len(members)} member(s)", wake_at=runner.now() + drain_timeout)
+        sessions_known = runner.provider.capabilities.member_sessions and all(m.sessions is not None for m in members)
+        drained = sessions_known and all(m.sessions == 0 for m in members)
         if not drained and runner.now() < rel.wake_at:
-            return wait(f"{why}: waiting for {server.name} to drain (at most until {_clock(rel.wake_at)})")
-
-        def remove() -> None:
-            runner.provider.remove_member(member.id)
-            rel.wake_at = None
-
-        return act(f"{why}: removing {server.name} from the pool", remove)
+            return wait(f"{why}: waiting for {len(members)} member(s) to drain (at most until {_clock(rel.wake_at)})")
+        member = members[0]
+        server = obs.server_of(member)
+        name = server.name if server is not None else member.name
+        return act(f"{why}: removing {name} from the pool", lambda: runner.provider.remove_member(member.id))
+    rel.wake_at = None
+    server = servers[0]
     return act(f"{why}: stopping {server.name}", lambda: runner.provider.delete_server(server.id))
 
 

@@ -29,11 +29,12 @@ from releasectl.errors import Conflict, UsageError
 from releasectl.wait import retry_call
 from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, ServerStatus
 
-ROLLBACK_PIPELINE = Pipeline(
-    name="rollback",
-    description="Bring the last known-good version back: adopt its warm fleet or relaunch it, switch, retire.",
-    steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=30.0, keep_previous=0.0)),
-)
+def rollback_pipeline(drain_timeout: float) -> Pipeline:
+    return Pipeline(
+        name="rollback",
+        description="Bring the last known-good version back: adopt its warm fleet or relaunch it, switch, retire.",
+        steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=drain_timeout, keep_previous=0.0)),
+    )
 
 
 def _locked(ctx: EngineContext, command: str) -> LockKeeper:
@@ -220,7 +221,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
             raise UsageError(f"{target.version} is already live: nothing to roll back")
         warm = [s for s in observed.with_role(Role.PREVIOUS) if s.version == target.version and s.status is ServerStatus.ACTIVE]
         count = max(ctx.count, len(warm))
-        release = _new_release(ctx, ReleaseKind.ROLLBACK, target, ROLLBACK_PIPELINE, live, count)
+        release = _new_release(ctx, ReleaseKind.ROLLBACK, target, rollback_pipeline(ctx.drain_timeout), live, count)
         how = f"its {len(warm)} warm server(s)" if warm else "a relaunch from its image"
         ctx.event("start", f"rollback of {ctx.app} in {ctx.env} from {live or 'none'} to {target.version} using {how}")
         return Runner(ctx, release, lock).run()

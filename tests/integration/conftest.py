@@ -104,7 +104,7 @@ def make_workspace(root: Path) -> Workspace:
     config = root / "releasectl.yaml"
     text = config.read_text()
     text = text.replace("interval: 1s", "interval: 100ms").replace("timeout: 2s", "timeout: 1s")
-    text = text.replace("progress_deadline: 5m", "progress_deadline: 30s")
+    text = text.replace("progress_deadline: 5m", "progress_deadline: 30s\n  drain_timeout: 5s")
     config.write_text(text)
     for name, body in FAST_PIPELINES.items():
         (root / name).write_text(body)
