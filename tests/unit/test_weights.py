@@ -22,10 +22,13 @@ def test_weights_in_range_and_share_reported_truthfully(p, n, m):
 
 
 @given(percent, count, count)
-def test_canary_sized_fleets_reach_the_share_within_one_point(p, n, m):
-    # when the new fleet is no larger than the old one, 0..256 weights always get within one point
-    n = min(n, m)
-    assert plan_weights(p, n, m).error <= 1.0
+def test_reachable_shares_are_met_within_one_point(p, n, m):
+    # between the smallest and the largest non-trivial share the weights can express, they always get
+    # within one point; outside it (e.g. 97 % with 1 new vs 11 old: at most 256/267 = 95.9 %) the engine
+    # refuses the step against rollout.weight_tolerance instead
+    lowest, highest = achieved_share(n, 1, m, 256), achieved_share(n, 256, m, 1)
+    if lowest <= p <= highest or p in (0, 100):
+        assert plan_weights(p, n, m).error <= 1.0
 
 
 def test_a_share_the_weights_cannot_reach_is_reported_not_hidden():
