@@ -6,8 +6,10 @@ with a bounded waiter, never a bare sleep.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -65,7 +67,8 @@ def issue_token(sim: Simulator) -> str:
 class Cloud:
     """A minimal raw client: one token, the simulator's service roots, JSON by default."""
 
-    ROOTS = {"compute": "/compute/v2.1", "image": "/image", "lb": "/load-balancer/v2", "network": "/networking"}
+    ROOTS = {"compute": "/compute/v2.1", "image": "/image", "lb": "/load-balancer/v2", "network": "/networking",
+             "swift": "/object-store/v1"}
 
     def __init__(self, sim: Simulator, token: str | None = None) -> None:
         self.sim = sim
@@ -89,6 +92,10 @@ class Cloud:
 
     def lb(self, method: str, path: str, **kw: Any) -> requests.Response:
         return self.call("lb", method, "/lbaas" + path, **kw)
+
+    def swift(self, method: str, path: str = "", **kw: Any) -> requests.Response:
+        """A call below this project's Swift account: ``swift("PUT", "/c/o", data=b"x")``."""
+        return self.call("swift", method, f"/AUTH_{self.sim.project_id}{path}", **kw)
 
     # ----- compound helpers -----
     def create_server(self, name: str, image_id: str | None = None, mv: str = "2.96", **extra: Any) -> str:
@@ -196,7 +203,8 @@ def test_password_token_has_catalog_for_every_service(openstack_sim: Simulator) 
             urls[entry["type"]] = entry["endpoints"][0]["url"]
         assert urls == {"identity": sim.url + "/v3", "compute": sim.url + "/compute/v2.1",
                         "image": sim.url + "/image", "load-balancer": sim.url + "/load-balancer",
-                        "network": sim.url + "/networking"}
+                        "network": sim.url + "/networking",
+                        "object-store": f"{sim.url}/object-store/v1/AUTH_{sim.project_id}"}
 
 
 def test_application_credential_auth_by_id_and_by_name(openstack_sim: Simulator) -> None:
@@ -643,6 +651,53 @@ def test_member_operating_status_follows_server_health(cloud: Cloud) -> None:
     assert cloud.member_status(error) == "ERROR"
 
 
+def test_weight_0_member_is_offline_until_checked_then_draining(cloud: Cloud) -> None:
+    """Octavia reports OFFLINE until the amphora has checked a member, whatever its weight; DRAINING only
+    for a weight-0 member whose checks pass."""
+    sim = cloud.sim
+    address = cloud.wait_server(cloud.create_server("new"))["addresses"]["private"][0]["addr"]
+    cloud.wait_lb_active()
+    resp = cloud.lb("POST", f"/pools/{sim.pool_id}/members",
+                    json={"member": {"address": address, "protocol_port": 8000, "weight": 0}})
+    assert resp.status_code == 201 and resp.json()["member"]["operating_status"] == "OFFLINE"
+    member = resp.json()["member"]["id"]
+    assert cloud.member_status(member) == "OFFLINE"  # PENDING_CREATE: not checked yet
+    cloud.wait_lb_active()
+    assert cloud.member_status(member) == "DRAINING"
+
+
+def test_weight_0_member_over_real_checks_goes_offline_then_draining(openstack_sim_factory: Callable[..., Simulator]) -> None:
+    """With real health checks: OFFLINE (unknown to the provider) until the first check passes, then DRAINING
+    (healthy), never ERROR on the way; a failing weight-0 member goes to ERROR."""
+    from releasectl.providers.base import Health
+    from releasectl.providers.openstack.status import member_health
+
+    sim = openstack_sim_factory(serve_apps=True, monitor_delay=0.3, lb_delay=0.5)
+    cloud = Cloud(sim)
+    good = cloud.wait_server(cloud.create_server("good"))["addresses"]["private"][0]["addr"]
+    sim.set_builder_fail_health(True)
+    bad_image = cloud.snapshot(sim.builder_id, "bad")
+    sim.set_builder_fail_health(False)
+    bad = cloud.wait_server(cloud.create_server("bad", bad_image))["addresses"]["private"][0]["addr"]
+    cloud.wait_lb_active()
+    created = cloud.lb("POST", f"/pools/{sim.pool_id}/members",
+                       json={"member": {"address": good, "protocol_port": 8000, "weight": 0}})
+    assert created.status_code == 201, created.text
+    member = created.json()["member"]["id"]
+    seen: list[str] = [created.json()["member"]["operating_status"]]
+
+    def draining() -> bool:
+        seen.append(cloud.member_status(member))
+        return seen[-1] == "DRAINING"
+
+    wait_for(draining, timeout=5, interval=0.01, what="DRAINING after the first passing check")
+    assert seen[0] == "OFFLINE" and set(seen) <= {"OFFLINE", "DRAINING"}, seen
+    assert [member_health(s) for s in ("OFFLINE", "DRAINING")] == [Health.UNKNOWN, Health.HEALTHY]
+    failing = cloud.add_member(bad, weight=0)
+    wait_for(lambda: cloud.member_status(failing) == "ERROR", timeout=5, what="ERROR for a failing weight-0 member")
+    assert member_health("ERROR") is Health.UNHEALTHY
+
+
 def test_member_list_paging(cloud: Cloud) -> None:
     cloud.wait_lb_active()
     members = [{"address": f"127.0.1.{70 + i}", "protocol_port": 8000} for i in range(3)]
@@ -670,6 +725,176 @@ def test_neutron_networks_list_and_show(cloud: Cloud) -> None:
     assert subnet["cidr"] == "127.0.1.0/24"
     missing = cloud.call("network", "GET", "/v2.0/networks/nope")
     assert missing.status_code == 404 and missing.json()["NeutronError"]["type"] == "NetworkNotFound"
+
+
+# ----------------------------------------------------------------------------- Swift
+
+
+def test_swift_catalog_entry_is_this_projects_account_and_token_checked(openstack_sim: Simulator) -> None:
+    sim = openstack_sim
+    cloud = Cloud(sim)
+    info = requests.get(sim.url + "/object-store/info", timeout=5)
+    assert info.status_code == 200 and info.json()["swift"]["container_listing_limit"] == 10000
+    account = f"{sim.url}/object-store/v1/AUTH_{sim.project_id}"
+    for headers in ({}, {"X-Auth-Token": "bogus"}):
+        resp = requests.get(account + "/c", headers=headers, timeout=5)
+        assert resp.status_code == 401 and resp.text.startswith("<html><h1>Unauthorized</h1>")
+        assert resp.headers["X-Trans-Id"].startswith("tx")
+    other = requests.put(f"{sim.url}/object-store/v1/AUTH_{'0' * 32}/c", headers={"X-Auth-Token": cloud.token},
+                         timeout=5)
+    assert other.status_code == 403 and "<h1>Forbidden</h1>" in other.text
+    head = cloud.swift("HEAD")
+    assert head.status_code == 204 and head.headers["X-Account-Container-Count"] == "0"
+
+
+def test_swift_objects_put_get_head_delete(cloud: Cloud) -> None:
+    assert cloud.swift("PUT", "/records/a/b").status_code == 404  # no container yet
+    assert cloud.swift("PUT", "/records").status_code == 201
+    assert cloud.swift("PUT", "/records").status_code == 202  # exists
+    body = json.dumps({"phase": "progressing"}).encode()
+    put = cloud.swift("PUT", "/records/app/prod/current", data=body, headers={"Content-Type": "application/json"})
+    assert put.status_code == 201 and put.headers["Etag"] == hashlib.md5(body).hexdigest()
+    assert re.fullmatch(r"tx[0-9a-f]{21}-[0-9a-f]{10}", put.headers["X-Trans-Id"])
+    got = cloud.swift("GET", "/records/app/prod/current")
+    assert got.status_code == 200 and got.content == body and got.headers["Content-Type"] == "application/json"
+    assert got.headers["Etag"] == put.headers["Etag"] and got.headers["Last-Modified"].endswith("GMT")
+    head = cloud.swift("HEAD", "/records/app/prod/current")
+    assert head.status_code == 200 and head.headers["Content-Length"] == str(len(body)) and head.content == b""
+    replaced = cloud.swift("PUT", "/records/app/prod/current", data=b"v2")  # a PUT replaces it whole
+    assert replaced.status_code == 201 and cloud.swift("GET", "/records/app/prod/current").content == b"v2"
+    bad_etag = cloud.swift("PUT", "/records/x", data=b"data", headers={"Etag": "0" * 32})
+    assert bad_etag.status_code == 422 and cloud.swift("GET", "/records/x").status_code == 404
+    good_etag = cloud.swift("PUT", "/records/x", data=b"data", headers={"Etag": hashlib.md5(b"data").hexdigest()})
+    assert good_etag.status_code == 201
+    assert cloud.swift("DELETE", "/records/records-none").status_code == 404
+    assert cloud.swift("DELETE", "/records").status_code == 409  # not empty
+    assert cloud.swift("DELETE", "/records/x").status_code == 204
+    missing = cloud.swift("GET", "/records/x")
+    assert missing.status_code == 404 and missing.text == (
+        "<html><h1>Not Found</h1><p>The resource could not be found.</p></html>")
+    assert cloud.swift("PUT", "/records/x", data=b"again").status_code == 201  # names are reused after DELETE
+    assert cloud.swift("PATCH", "/records/x").status_code == 405
+    assert cloud.swift("PUT", "/records/" + "n" * 1025, data=b"").status_code == 400
+
+
+def test_swift_conditional_requests(cloud: Cloud) -> None:
+    assert cloud.swift("PUT", "/lock").status_code == 201
+    gen = "/lock/app/prod/lock/000000000001"
+    first = cloud.swift("PUT", gen, data=b"mine", headers={"If-None-Match": "*"})
+    assert first.status_code == 201
+    second = cloud.swift("PUT", gen, data=b"theirs", headers={"If-None-Match": "*"})
+    assert second.status_code == 412 and "<h1>Precondition Failed</h1>" in second.text
+    assert cloud.swift("GET", gen).content == b"mine"
+    bad = cloud.swift("PUT", gen, data=b"x", headers={"If-None-Match": first.headers["Etag"]})
+    assert bad.status_code == 400 and bad.text == "If-None-Match only supports *"
+    etag = first.headers["Etag"]
+    assert cloud.swift("PUT", gen, data=b"x", headers={"If-Match": "0" * 32}).status_code == 412
+    assert cloud.swift("PUT", "/lock/nothing", data=b"x", headers={"If-Match": "*"}).status_code == 412
+    moved = cloud.swift("PUT", gen, data=b"next", headers={"If-Match": f'"{etag}"'})
+    assert moved.status_code == 201
+    assert cloud.swift("GET", gen, headers={"If-Match": etag}).status_code == 412
+    assert cloud.swift("GET", gen, headers={"If-None-Match": moved.headers["Etag"]}).status_code == 304
+    assert cloud.swift("GET", gen, headers={"If-Match": moved.headers["Etag"]}).content == b"next"
+    assert cloud.swift("DELETE", gen).status_code == 204
+    assert cloud.swift("PUT", gen, data=b"new", headers={"If-None-Match": "*"}).status_code == 201
+
+
+def test_swift_create_only_put_has_exactly_one_winner(cloud: Cloud) -> None:
+    import concurrent.futures
+
+    assert cloud.swift("PUT", "/race").status_code == 201
+    sessions = [Cloud(cloud.sim, cloud.token) for _ in range(8)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(lambda c: c[1].swift("PUT", "/race/g1", data=str(c[0]).encode(),
+                                                    headers={"If-None-Match": "*"}).status_code,
+                              enumerate(sessions)))
+    assert sorted(codes) == [201] + [412] * 7
+
+
+def test_swift_listings(cloud: Cloud) -> None:
+    assert cloud.swift("PUT", "/c").status_code == 201
+    names = ["a/1", "a/2", "a/3", "a/sub/x", "b/1", "é"]
+    for name in names:
+        assert cloud.swift("PUT", f"/c/{name}", data=name.encode()).status_code == 201
+
+    def listing(query: str) -> list:
+        resp = cloud.swift("GET", f"/c?format=json{query}")
+        assert resp.status_code == 200, resp.text
+        return [e.get("name", e.get("subdir")) for e in resp.json()]
+
+    assert listing("") == names  # byte order
+    assert listing("&prefix=a/") == ["a/1", "a/2", "a/3", "a/sub/x"]
+    assert listing("&prefix=a/&limit=2") == ["a/1", "a/2"]
+    assert listing("&prefix=a/&limit=2&marker=a/2") == ["a/3", "a/sub/x"]
+    assert listing("&marker=a/3&end_marker=b/1") == ["a/sub/x"]
+    assert listing("&delimiter=/") == ["a/", "b/", "é"]
+    assert listing("&prefix=a/&delimiter=/") == ["a/1", "a/2", "a/3", "a/sub/"]
+    assert listing("&prefix=a/&reverse=true&limit=2") == ["a/sub/x", "a/3"]
+    assert listing("&prefix=zzz") == []
+    entry = cloud.swift("GET", "/c?format=json&prefix=b/").json()[0]
+    assert entry == {"name": "b/1", "hash": hashlib.md5(b"b/1").hexdigest(), "bytes": 3,
+                     "content_type": "application/octet-stream", "last_modified": entry["last_modified"]}
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}", entry["last_modified"])
+    plain = cloud.swift("GET", "/c?prefix=b/", headers={"Accept": "text/plain"})
+    assert plain.status_code == 200 and plain.text == "b/1\n"
+    assert cloud.swift("GET", "/c?prefix=zzz", headers={"Accept": "text/plain"}).status_code == 204
+    as_json = cloud.swift("GET", "/c?prefix=b/")  # the Cloud client sends Accept: application/json
+    assert as_json.json()[0]["name"] == "b/1"
+    too_many = cloud.swift("GET", "/c?format=json&limit=10001")
+    assert too_many.status_code == 412 and too_many.text == "Maximum limit is 10000"
+    head = cloud.swift("HEAD", "/c")
+    assert head.status_code == 204 and head.headers["X-Container-Object-Count"] == str(len(names))
+    assert cloud.swift("GET", "/nope?format=json").status_code == 404
+    account = cloud.swift("GET", "?format=json").json()
+    assert [(c["name"], c["count"]) for c in account] == [("c", len(names))]
+
+
+def test_swift_listing_limit_option(openstack_sim_factory: Callable[..., Simulator]) -> None:
+    cloud = Cloud(openstack_sim_factory(object_store_listing_limit=2))
+    cloud.swift("PUT", "/c")
+    for i in range(3):
+        cloud.swift("PUT", f"/c/{i}", data=b"")
+    assert len(cloud.swift("GET", "/c?format=json").json()) == 2
+    assert cloud.swift("GET", "/c?format=json&limit=3").status_code == 412
+
+
+def test_swift_is_journaled_faulted_and_in_the_state(cloud: Cloud) -> None:
+    sim = cloud.sim
+    sim.reset_requests()
+    cloud.swift("PUT", "/c")
+    cloud.swift("PUT", "/c/a/b", data=b'{"x": 1}')
+    cloud.swift("GET", "/c?format=json")
+    cloud.swift("GET", "/c/a/b")
+    assert sim.request_counts() == {
+        "object-store GET /v1/{account}/{container}": 1,
+        "object-store GET /v1/{account}/{container}/{object}": 1,
+        "object-store PUT /v1/{account}/{container}": 1,
+        "object-store PUT /v1/{account}/{container}/{object}": 1,
+    }
+    state = requests.get(sim.url + "/_sim/state", timeout=5).json()
+    assert state["containers"] == [{"account": f"AUTH_{sim.project_id}", "name": "c", "object_count": 1, "bytes": 8}]
+    [obj] = state["objects"]
+    assert (obj["container"], obj["name"], obj["data"], obj["bytes"]) == ("c", "a/b", '{"x": 1}', 8)
+    # a lost answer: stored, but the proxy answers 503
+    assert requests.post(sim.url + "/_sim/faults", json={"lose_put_answers": 1}, timeout=5).status_code == 200
+    lost = cloud.swift("PUT", "/c/lost", data=b"kept", headers={"If-None-Match": "*"})
+    assert lost.status_code == 503 and "<h1>Service Unavailable</h1>" in lost.text
+    assert cloud.swift("GET", "/c/lost").content == b"kept"
+    assert cloud.swift("PUT", "/c/lost", data=b"kept", headers={"If-None-Match": "*"}).status_code == 412
+    assert sim.faults()["injected"]["lose_put_answers"] == 1
+    sim.set_faults(error_rate=1.0, error_statuses=[503], error_services=["object-store"])
+    assert cloud.swift("GET", "/c/a/b").status_code == 503
+    assert cloud.compute("GET", "/servers").status_code == 200
+    sim.clear_faults()
+    assert cloud.swift("GET", "/c/a/b").status_code == 200
+
+
+def test_a_cloud_without_swift(openstack_sim_factory: Callable[..., Simulator]) -> None:
+    sim = openstack_sim_factory(object_store=False)
+    token = issue_token(sim)
+    body = requests.get(f"{sim.auth_url}/auth/catalog", headers={"X-Auth-Token": token}, timeout=5).json()
+    assert "object-store" not in {e["type"] for e in body["catalog"]}
+    assert Cloud(sim, token).swift("PUT", "/c").status_code == 404
 
 
 # ----------------------------------------------------------------------------- faults

@@ -11,7 +11,7 @@ import random
 import threading
 from typing import Any
 
-SERVICES = ("compute", "image", "load-balancer", "network")
+SERVICES = ("compute", "image", "load-balancer", "network", "object-store")
 DEFAULT_CREATE_ERROR = "No valid host was found. There are not enough hosts available."
 
 
@@ -27,6 +27,7 @@ def _defaults() -> dict[str, Any]:
         "next_create_error": None,  # message: next server create goes to ERROR with this fault
         "next_create_500": False,  # next server create succeeds but answers 500
         "next_snapshot_vanish": False,  # next snapshot image is deleted while saving
+        "lose_put_answers": 0,  # the next N Swift object PUTs are stored, but answered 503 (a lost answer)
     }
 
 
@@ -71,10 +72,10 @@ class FaultInjector:
             value = float(value or 0.0)
             if not 0.0 <= value <= FaultInjector.MAX_LATENCY:
                 raise ValueError(f"latency must be within 0..{FaultInjector.MAX_LATENCY}")
-        elif key == "octavia_conflicts":
+        elif key in ("octavia_conflicts", "lose_put_answers"):
             value = int(value or 0)
             if value < 0:
-                raise ValueError("octavia_conflicts must be >= 0")
+                raise ValueError(f"{key} must be >= 0")
         elif key == "error_statuses":
             value = [int(v) for v in value]
             if not value or any(not 500 <= v <= 599 for v in value):
@@ -132,6 +133,15 @@ class FaultInjector:
                 self._settings[name] = _defaults()[name]
                 self._count(name)
             return value
+
+    def take_count(self, name: str) -> bool:
+        """Consume one use of a counted fault (``lose_put_answers``): True while any are left."""
+        with self._lock:
+            if self._settings[name] > 0:
+                self._settings[name] -= 1
+                self._count(name)
+                return True
+            return False
 
     def take_octavia_conflict(self) -> bool:
         with self._lock:

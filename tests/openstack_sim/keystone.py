@@ -24,13 +24,14 @@ DOMAIN = {"id": "default", "name": "Default"}
 KEYSTONE_VERSION = "v3.14"
 VERSION_UPDATED = "2020-04-07T00:00:00Z"
 
-# (catalog type, service name, path below the simulator root)
+# (catalog type, service name, path below the simulator root; {project_id} is the token's project)
 CATALOG = [
     ("identity", "keystone", "/v3"),
     ("compute", "nova", "/compute/v2.1"),
     ("image", "glance", "/image"),
     ("load-balancer", "octavia", "/load-balancer"),
     ("network", "neutron", "/networking"),
+    ("object-store", "swift", "/object-store/v1/AUTH_{project_id}"),  # left out when options.object_store is off
 ]
 
 
@@ -106,7 +107,9 @@ class Identity(Service):
         region = self.ctx.options.region
         entries = []
         for stype, sname, path in CATALOG:
-            url = self.ctx.url + path
+            if stype == "object-store" and not getattr(self.ctx.options, "object_store", True):
+                continue
+            url = self.ctx.url + path.format(project_id=self.project["id"])
             endpoints = [
                 {"id": self.endpoint_ids[(stype, iface)], "interface": iface, "region_id": region, "region": region,
                  "url": url}

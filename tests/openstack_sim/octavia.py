@@ -303,9 +303,9 @@ class LoadBalancing(Service):
         health = self.member_health(member, monitor)
         if health == "down":
             return "ERROR"
-        if member.weight == 0:
-            return "DRAINING"
-        return "ONLINE" if health == "up" else "OFFLINE"
+        if health is None:
+            return "OFFLINE"  # the amphora has not reported on it yet, whatever its weight
+        return "DRAINING" if member.weight == 0 else "ONLINE"  # DRAINING: checks pass, weight 0 (HAProxy DRAIN)
 
     def pool_operating_status(self, pool: Pool) -> str:
         if not pool.admin_state_up:

@@ -28,6 +28,7 @@ from .nova import Compute
 from .octavia import LoadBalancing
 from .server import Dispatcher, SimHTTPServer
 from .state import Scheduler, Store, iso
+from .swift import ObjectStorage
 
 
 @dataclass
@@ -56,6 +57,8 @@ class Options:
     nova_max_microversion: str = "2.96"
     max_limit: int = 1000
     max_servers: int = 100
+    object_store: bool = True  # Swift in the catalog (off: a cloud without an object store)
+    object_store_listing_limit: int = 10000  # Swift's container_listing_limit: a larger ?limit= is a 412
     verbose: bool = False
     external_keystone: str = ""  # URL of a real Keystone: services then accept its tokens (and only those)
 
@@ -93,6 +96,7 @@ class Context:
         self.glance: ImageService = None  # type: ignore[assignment]
         self.nova: Compute = None  # type: ignore[assignment]
         self.octavia: LoadBalancing = None  # type: ignore[assignment]
+        self.swift: ObjectStorage = None  # type: ignore[assignment]
 
     @staticmethod
     def now() -> float:
@@ -100,7 +104,7 @@ class Context:
 
 
 class Simulator:
-    """A stateful OpenStack (Keystone, Nova, Glance, Octavia, a little Neutron) on loopback HTTP.
+    """A stateful OpenStack (Keystone, Nova, Glance, Octavia, Swift, a little Neutron) on loopback HTTP.
 
     >>> sim = Simulator(port=0, build_delay=0.1); sim.start(); sim.url  # doctest: +SKIP
     """
@@ -114,8 +118,10 @@ class Simulator:
         ctx.glance = ImageService(ctx)
         ctx.nova = Compute(ctx)
         ctx.octavia = LoadBalancing(ctx)
+        ctx.swift = ObjectStorage(ctx)
         self._control = Control(self)
-        self._dispatcher = Dispatcher(ctx, [ctx.nova, ctx.glance, ctx.octavia, ctx.neutron], ctx.keystone,
+        self._dispatcher = Dispatcher(ctx, [ctx.nova, ctx.glance, ctx.octavia, ctx.neutron]
+                                        + ([ctx.swift] if self.options.object_store else []), ctx.keystone,
                                       self._control)
         self._health = HealthChecker(ctx)
         self._httpd: SimHTTPServer | None = None
@@ -388,6 +394,7 @@ class Simulator:
             } for p in store.pools.values()]
             server_ids = set(store.servers)
             tokens = len(store.tokens)
+            containers, objects = ctx.swift.describe()
         return {
             "url": self.url,
             "credentials": self.credentials(),
@@ -399,6 +406,8 @@ class Simulator:
             "loadbalancers": loadbalancers,
             "pools": pools,
             "members": members,
+            "containers": containers,
+            "objects": objects,
             "processes": processes,
             "tokens": tokens,
             "builder": self.builder(),

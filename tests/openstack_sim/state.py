@@ -63,6 +63,7 @@ class Store:
         self.healthmonitors: dict[str, Any] = {}
         self.members: dict[str, Any] = {}
         self.tokens: dict[str, Any] = {}
+        self.swift_accounts: dict[str, dict[str, Any]] = {}  # Swift: account -> container name -> Container
         self._seq = itertools.count(1)
 
     def next_seq(self) -> int:

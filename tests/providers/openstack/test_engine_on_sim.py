@@ -15,7 +15,6 @@ from releasectl.errors import ReleaseFailed
 from releasectl.providers.base import HealthCheck, ImageOutcome, Role
 
 from .conftest import write_clouds
-from .swift_double import SwiftDouble
 
 HEALTH = HealthCheck(path="/healthz", expected_status=200, interval=0.1, timeout=1.0, rise=2, fall=2)
 FIRST = Pipeline(name="first", steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=0.2)))
@@ -30,15 +29,12 @@ def context(provider, events: list[str]) -> EngineContext:
 
 @pytest.fixture
 def apps_cloud(openstack_sim_factory):
-    sim = openstack_sim_factory(serve_apps=True)
-    swift = SwiftDouble(sim.url, sim.project_id).start()
-    yield sim, swift
-    swift.stop()
+    return openstack_sim_factory(serve_apps=True)
 
 
 def test_first_release_then_a_canary(apps_cloud, make_provider, tmp_path) -> None:
-    sim, swift = apps_cloud
-    provider = make_provider(sim=sim, clouds=write_clouds(sim, tmp_path / "apps.yaml", swift=swift))
+    sim = apps_cloud
+    provider = make_provider(sim=sim, clouds=write_clouds(sim, tmp_path / "apps.yaml"))
     events: list[str] = []
     ctx = context(provider, events)
 
@@ -65,8 +61,8 @@ def test_first_release_then_a_canary(apps_cloud, make_provider, tmp_path) -> Non
 def test_a_failing_canary_is_rolled_back(apps_cloud, make_provider, tmp_path) -> None:
     """Slow (about 20 s): Octavia cannot count a member's sessions, so the engine drains each new member for
     its fixed rollback drain time (10 s) before removing it."""
-    sim, swift = apps_cloud
-    provider = make_provider(sim=sim, clouds=write_clouds(sim, tmp_path / "apps.yaml", swift=swift))
+    sim = apps_cloud
+    provider = make_provider(sim=sim, clouds=write_clouds(sim, tmp_path / "apps.yaml"))
     events: list[str] = []
     ctx = context(provider, events)
     bake(ctx, "1.1.0")

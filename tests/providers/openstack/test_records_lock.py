@@ -1,4 +1,4 @@
-"""Release records and the lock in Swift (the double beside the simulator), as two runners see them."""
+"""Release records and the lock in Swift (the simulator's object store, over HTTP), as two runners see them."""
 
 from __future__ import annotations
 
@@ -40,10 +40,11 @@ def test_records_round_trip_and_list_by_prefix(two, swift, make_provider) -> Non
     assert "releasectl" in swift.containers and "demo/production/records/current" in swift.names()
 
 
-def test_no_object_store_is_explained(make_provider, openstack_sim, tmp_path) -> None:
+def test_no_object_store_is_explained(make_provider, openstack_sim_factory, tmp_path) -> None:
     from .conftest import write_clouds
 
-    provider = make_provider(clouds=write_clouds(openstack_sim, tmp_path / "noswift.yaml"))
+    bare = openstack_sim_factory(object_store=False)  # a cloud without Swift in its catalog
+    provider = make_provider(sim=bare, clouds=write_clouds(bare, tmp_path / "noswift.yaml"))
     with pytest.raises(ProviderError) as err:
         provider.read_record("current")
     assert "object-store" in str(err.value) and "object_store_endpoint_override" in err.value.hint
