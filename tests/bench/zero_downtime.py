@@ -21,11 +21,12 @@ releasectl did what was expected (exit 0, 1 and 0). This is a benchmark, not a p
 
 from __future__ import annotations
 
+from tests.helpers import free_port
+
 import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,21 +58,6 @@ steps:
   - retire: {drain_timeout: 5s}
 """
 
-
-def free_port() -> int:
-    """A port free on loopback (and the next one, which init gives the staging environment)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port < 65534:
-            with socket.socket() as s2:
-                try:
-                    s2.bind(("127.0.0.1", port + 1))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port pair found")
 
 
 class Bench:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import threading
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from releasectl.config import load_settings
 from releasectl.providers.base import AdminState, Health, ProviderContext
 from releasectl.providers.local import LocalProvider
 from tests.conftest import CliRun, run_cli
+from tests.helpers import free_port, processes_under
 
 FAST_PIPELINES = {
     "canary-fast.yaml": """\
@@ -50,11 +50,6 @@ steps:
 """,
 }
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -111,20 +106,6 @@ def make_workspace(root: Path) -> Workspace:
     return Workspace(root, port)
 
 
-def _app_pids_under(root: Path) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cwd = os.readlink(entry / "cwd")
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        if cwd.startswith(str(root)) or str(root) in cmdline:
-            pids.append(int(entry.name))
-    return pids
-
 
 @pytest.fixture
 def workspace(tmp_path):
@@ -132,7 +113,7 @@ def workspace(tmp_path):
     yield ws
     run_cli("down", cwd=ws.path)
     run_cli("down", "--env", "staging", cwd=ws.path)
-    leftovers = _app_pids_under(ws.path)
+    leftovers = [pid for pid, _cmd in processes_under(ws.path)]
     for pid in leftovers:  # stop by PID what `down` missed, then fail the test: it is a leak
         try:
             os.kill(pid, signal.SIGKILL)

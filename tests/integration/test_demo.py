@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from tests.helpers import free_port, processes_under
+
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -13,44 +14,6 @@ from pathlib import Path
 import pytest
 
 
-def free_port() -> int:
-    """A free loopback port whose neighbour (init gives staging port+1) is free too."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port >= 65534:
-            continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
-
-
-def processes_under(root: Path) -> list[tuple[int, str]]:
-    """Live processes whose working folder is under root or whose command line mentions it."""
-    root_s = str(root.resolve())
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            if stat[stat.rindex(")") + 2] in "ZX":
-                continue
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            try:
-                cwd = os.readlink(entry / "cwd")
-            except OSError:
-                cwd = ""
-        except (OSError, ValueError):
-            continue
-        if root_s in cmd or cwd == root_s or cwd.startswith(root_s + "/"):
-            found.append((int(entry.name), cmd or "?"))
-    return found
 
 
 @pytest.mark.slow

@@ -7,10 +7,11 @@ or working folder points into the test's tmp_path is left: a leftover is killed 
 
 from __future__ import annotations
 
+from tests.helpers import free_port, processes_under
+
 import os
 import shutil
 import signal
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +25,6 @@ TEMPLATE_APP = Path(__file__).resolve().parents[3] / "releasectl" / "templates" 
 FAST_HEALTH = HealthCheck(path="/healthz", expected_status=200, interval=0.1, timeout=1.0, rise=2, fall=1)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def processes_under(root: Path) -> list[tuple[int, str]]:
-    """Live (non-zombie) processes whose cwd is inside root or whose command line mentions it."""
-    root_s = str(root.resolve())
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            if stat[stat.rindex(")") + 2] in "ZX":
-                continue
-            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-            try:
-                cwd = os.readlink(entry / "cwd")
-            except OSError:
-                cwd = ""
-        except (OSError, ValueError):
-            continue
-        if root_s in cmd or cwd == root_s or cwd.startswith(root_s + "/"):
-            found.append((int(entry.name), cmd or "?"))
-    return found
 
 
 _ROOTS: list[Path] = []  # every tmp_path a factory used in this session

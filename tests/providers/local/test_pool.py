@@ -16,7 +16,9 @@ from releasectl.providers.base import AdminState, Health
 from releasectl.providers.local import procs
 from releasectl.wait import wait_for
 
-from .conftest import processes_under, start_server, wait_health
+from tests.helpers import processes_under
+
+from .conftest import start_server, wait_health
 
 
 def get(url: str, n: int = 1) -> list[tuple[int, str]]:

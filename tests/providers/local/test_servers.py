@@ -10,7 +10,9 @@ from releasectl.providers.base import Role, ServerStatus
 from releasectl.providers.local import procs
 from releasectl.wait import wait_for
 
-from .conftest import processes_under, spec, start_server
+from tests.helpers import processes_under
+
+from .conftest import spec, start_server
 
 
 def _proc(provider, server_id):

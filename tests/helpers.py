@@ -1,0 +1,48 @@
+"""Helpers shared by tests and benchmarks: free loopback ports, and processes left under a folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def free_port() -> int:
+    """A free loopback port whose neighbour is free too (`releasectl init` gives staging port+1)."""
+    for _ in range(50):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port >= 65534:
+            continue
+        with socket.socket() as s2:
+            try:
+                s2.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of loopback ports")
+
+
+def processes_under(root: Path) -> list[tuple[int, str]]:
+    """Live (non-zombie) processes whose working folder is under root or whose command line mentions it:
+    what a test must not leave behind."""
+    root_s = str(root.resolve())
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if stat[stat.rindex(")") + 2] in "ZX":
+                continue
+            cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            try:
+                cwd = os.readlink(entry / "cwd")
+            except OSError:
+                cwd = ""
+        except (OSError, ValueError):
+            continue
+        if root_s in cmd or cwd == root_s or cwd.startswith(root_s + "/"):
+            found.append((int(entry.name), cmd or "?"))
+    return found
