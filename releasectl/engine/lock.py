@@ -7,18 +7,9 @@ import threading
 from typing import Mapping
 
 from releasectl.errors import Interrupted, LockHeld, ReleasectlError, UsageError
-from releasectl.providers.base import Lease, Provider
+from releasectl.providers.base import Lease, Provider, describe_owner
 
 log = logging.getLogger("releasectl.lock")
-
-
-def describe_holder(lease: Lease) -> str:
-    owner = lease.owner
-    parts = [f"{owner.get('command', 'releasectl')} by {owner.get('user', '?')}@{owner.get('host', '?')}"]
-    parts.append(f"pid {owner.get('pid', '?')}")
-    if owner.get("ci_job"):
-        parts.append(f"CI job {owner['ci_job']}")
-    return ", ".join(parts)
 
 
 class LockKeeper:
@@ -79,7 +70,7 @@ def unlock(provider: Provider, *, force: bool, now: float) -> Lease | None:
         return None
     if lease.alive(now) and not force:
         raise UsageError(
-            f"the lock is held by {describe_holder(lease)} and its lease is alive "
+            f"the lock is held by {describe_owner(lease.owner)} and its lease is alive "
             f"for {lease.expires_at - now:.0f}s more",
             hint="if that holder is really dead, wait for the lease to expire or run `releasectl unlock --force`",
         )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import enum
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -222,6 +223,19 @@ class Lease:
     def alive(self, now: float) -> bool:
         """Whether the holder may still be running: its lease is current and nothing says it died."""
         return self.dead_reason is None and self.expires_at > now
+
+
+def describe_owner(owner: Mapping[str, str]) -> str:
+    """How every message names a lock holder: 'rollout by alice@ci-7 (pid 4242, CI job CI_JOB_ID=991)'."""
+    who = f"{owner.get('command') or 'releasectl'} by {owner.get('user', '?')}@{owner.get('host', '?')} (pid {owner.get('pid', '?')}"
+    if owner.get("ci_job"):
+        who += f", CI job {owner['ci_job']}"
+    return who + ")"
+
+
+def format_utc(ts: float) -> str:
+    """Epoch seconds as '2026-11-25 22:58:03Z', for messages."""
+    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
 
 
 class Provider(ABC):

@@ -16,12 +16,11 @@ import os
 import secrets
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Mapping
 
 from releasectl.errors import LockHeld, ProviderError
-from releasectl.providers.base import Lease
+from releasectl.providers.base import Lease, describe_owner, format_utc
 
 from . import procs
 from .files import decode_name, encode_name, flocked, fsync_dir, read_json, write_json, atomic_write
@@ -59,23 +58,6 @@ class RecordStore:
         return sorted(keys)
 
 
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def describe_holder(owner: Mapping[str, str]) -> str:
-    """'pid 123 on host ci-7 (CI job 991, command "releasectl rollout 1.2.0")' from an owner mapping."""
-    who = f"pid {owner.get('pid', '?')} on host {owner.get('host', '?')}"
-    if owner.get("user"):
-        who += f" (user {owner['user']})"
-    extra = []
-    if owner.get("ci_job"):
-        extra.append(f"CI job {owner['ci_job']}")
-    if owner.get("command"):
-        extra.append(f'command "{owner["command"]}"')
-    return who + (f" [{', '.join(extra)}]" if extra else "")
-
-
 class LockStore:
     def __init__(self, root: Path, key: str, *, clock: Callable[[], float] = time.time) -> None:
         self.root = root
@@ -104,7 +86,7 @@ class LockStore:
         """Why the holder counts as gone, or None when it may still be alive."""
         expires = float(rec.get("expires_at", 0.0))
         if expires <= now:
-            return f"its lease expired at {_when(expires)}"
+            return f"its lease expired at {format_utc(expires)}"
         owner = rec.get("owner", {})
         pid_text = str(owner.get("pid", ""))
         if owner.get("host") == procs.hostname() and pid_text.isdigit():
@@ -118,8 +100,8 @@ class LockStore:
     def _held_message(self, rec: dict, now: float) -> str:
         expires = float(rec.get("expires_at", 0.0))
         return (
-            f"{self.key} is locked by {describe_holder(rec.get('owner', {}))} since "
-            f"{_when(float(rec.get('acquired_at', 0.0)))}; its lease expires at {_when(expires)} "
+            f"{self.key} is locked by {describe_owner(rec.get('owner', {}))} since "
+            f"{format_utc(float(rec.get('acquired_at', 0.0)))}; its lease expires at {format_utc(expires)} "
             f"(in {max(0, round(expires - now))}s)"
         )
 
@@ -136,7 +118,7 @@ class LockStore:
                         self._held_message(current, now),
                         hint="wait for it to finish, or run `releasectl unlock` if that run is gone for good",
                     )
-                new_owner["took_over"] = f"{describe_holder(current.get('owner', {}))}: {reason}"
+                new_owner["took_over"] = f"{describe_owner(current.get('owner', {}))}: {reason}"
             rec = {
                 "token": secrets.token_hex(16),
                 "owner": new_owner,
@@ -153,7 +135,7 @@ class LockStore:
             now = self.clock()
             current = self._read()
             if current is None or current.get("token") != lease.token:
-                who = describe_holder(current.get("owner", {})) if current else "nobody"
+                who = describe_owner(current.get("owner", {})) if current else "nobody"
                 raise LockHeld(
                     f"the lock of {self.key} was broken or taken over; it is now held by {who}",
                     hint="this run no longer owns the release; check `releasectl status`",

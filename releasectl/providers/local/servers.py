@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 import requests
 
 from releasectl.errors import Conflict, NotFound, ProviderError, ResourceFailure
+from releasectl.providers._http_probe import http_get_probe
 from releasectl.providers.base import (
     LABEL_PREFIX,
     Label,
@@ -288,14 +289,7 @@ class ServerStore:
             return Probe(status=None, latency=0.0, error=f"server {server.id} has no address yet")
         if self._session is None:
             self._session = requests.Session()
-        host = f"[{server.address}]" if ":" in server.address else server.address
-        url = f"http://{host}:{server.port}/{path.lstrip('/')}"
-        t0 = time.monotonic()
-        try:
-            resp = self._session.get(url, timeout=timeout, allow_redirects=False)
-            return Probe(status=resp.status_code, latency=time.monotonic() - t0, body=resp.text[:200])
-        except requests.RequestException as exc:
-            return Probe(status=None, latency=time.monotonic() - t0, error=f"{type(exc).__name__}: {exc}")
+        return http_get_probe(self._session, server.address, server.port, path, timeout)
 
     def close(self) -> None:
         if self._session is not None:

@@ -33,12 +33,12 @@ import base64
 import functools
 import logging
 import secrets
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
 import requests
 
+from releasectl.providers._http_probe import http_get_probe
 from releasectl.errors import ConfigError, Conflict, NotFound, ProviderError, ReleasectlError, ResourceFailure, UsageError
 from releasectl.providers.base import (
     LABEL_PREFIX,
@@ -574,14 +574,7 @@ class OpenStackProvider(Provider):
             return self._lb_probe(server)
         if not server.address:
             return Probe(status=None, latency=0.0, error="the server has no address yet")
-        host = f"[{server.address}]" if ":" in server.address else server.address
-        url = f"http://{host}:{server.port or self.ctx.app_port}{path}"
-        started = time.monotonic()
-        try:
-            resp = self._probe_session.get(url, timeout=timeout, allow_redirects=False)
-            return Probe(status=resp.status_code, latency=time.monotonic() - started, body=resp.text[:1000])
-        except requests.RequestException as exc:
-            return Probe(status=None, latency=time.monotonic() - started, error=f"{type(exc).__name__}: {url}")
+        return http_get_probe(self._probe_session, server.address, server.port or self.ctx.app_port, path, timeout)
 
     def _lb_probe(self, server: Server) -> Probe:
         """probe: false: the runner cannot reach the servers, so report what Octavia's monitor sees."""

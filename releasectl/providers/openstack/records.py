@@ -44,11 +44,10 @@ import os
 import secrets
 import socket
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
 from releasectl.errors import LockHeld, ProviderError
-from releasectl.providers.base import Lease
+from releasectl.providers.base import Lease, describe_owner, format_utc
 
 from .swift import ObjectStore
 
@@ -56,17 +55,6 @@ KEEP = 20  # generations kept behind the head
 MAX_RACES = 8  # lost races retried by acquire/release/break before giving up
 GEN_DIGITS = 12
 HOLDER_HINT = "wait for it to finish, or run `releasectl unlock` if that run is gone for good"
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-
-
-def describe_owner(owner: Mapping[str, str]) -> str:
-    who = f"{owner.get('command') or 'releasectl'} by {owner.get('user', '?')}@{owner.get('host', '?')} (pid {owner.get('pid', '?')}"
-    if owner.get("ci_job"):
-        who += f", CI job {owner['ci_job']}"
-    return who + ")"
 
 
 def _pid_running(pid: int) -> bool:
@@ -177,7 +165,7 @@ class LockStore:
         """Why the holder counts as dead (lease expired, or its process on this host is gone), or None."""
         expires = float(state.get("expires_at", 0.0))
         if expires <= now:
-            return f"its lease expired at {_when(expires)}"
+            return f"its lease expired at {format_utc(expires)}"
         owner = state.get("owner") or {}
         pid = str(owner.get("pid", ""))
         if owner.get("host") == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not _pid_running(int(pid)):
@@ -188,7 +176,7 @@ class LockStore:
         expires = float(state.get("expires_at", 0.0))
         return (
             f"{self.key} is locked by {describe_owner(state.get('owner') or {})} since "
-            f"{_when(float(state.get('acquired_at', 0.0)))}; its lease expires at {_when(expires)} "
+            f"{format_utc(float(state.get('acquired_at', 0.0)))}; its lease expires at {format_utc(expires)} "
             f"(in {max(0, round(expires - now))}s)"
         )
 

@@ -55,7 +55,7 @@ def test_expired_lease_is_taken_over(provider, factory):
     later.lock.clock = lambda: old.expires_at + 1  # the lease ran out
     lease = later.acquire_lock(OWNER, ttl=30)
     assert lease.token != old.token
-    assert "pid 4242 on host elsewhere" in lease.owner["took_over"] and "expired" in lease.owner["took_over"]
+    assert "by ci@elsewhere (pid 4242, CI job build-77)" in lease.owner["took_over"] and "expired" in lease.owner["took_over"]
     with pytest.raises(LockHeld, match="taken over"):
         provider.renew_lock(old, ttl=30)
     provider.release_lock(old)  # not ours any more: nothing happens
