@@ -44,6 +44,7 @@ import os
 import secrets
 import socket
 import time
+from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from releasectl.errors import LockHeld, ProviderError
@@ -245,8 +246,13 @@ class LockStore:
             # someone moved the lock on: re-read it and give up only what is still ours
 
     def read(self) -> Lease | None:
+        """The current lease, with `dead_reason` set when its holder is known to be gone (as `acquire` sees it)."""
         _, state = self.head()
-        return self._lease(state) if state is not None and self._live(state) else None
+        if state is None or not self._live(state):
+            return None
+        lease = self._lease(state)
+        reason = self.dead_reason(state, self.clock())
+        return lease if reason is None else replace(lease, dead_reason=reason)
 
     def break_(self) -> None:
         for _ in range(MAX_RACES):
