@@ -378,9 +378,10 @@ class Faulty:
         proc = subprocess.Popen([sys.executable, "-m", "releasectl", *args], cwd=self.cloud.path, env=self.cloud.env,
                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         lines: list[str] = []
+        out: list[str] = []
         seen = threading.Event()
 
-        def read() -> None:
+        def read_progress() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
                 lines.append(line)
@@ -388,18 +389,24 @@ class Faulty:
                     self.cloud.control("POST", "faults", {"error_rate": 1.0})
                     seen.set()
 
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
+        def read_output() -> None:
+            assert proc.stdout is not None
+            out.append(proc.stdout.read())
+
+        readers = [threading.Thread(target=read_progress, daemon=True), threading.Thread(target=read_output, daemon=True)]
+        for reader in readers:
+            reader.start()
         try:
-            stdout, _ = proc.communicate(timeout=timeout)
+            proc.wait(timeout)
         finally:
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
-            reader.join(10)
+            for reader in readers:
+                reader.join(10)
             self.cloud.control("POST", "faults", {"error_rate": saved["error_rate"], "seed": saved["seed"]})
         assert seen.is_set(), f"never saw {marker!r}:\n{''.join(lines)[-3000:]}"
-        return CliRun(proc.returncode, stdout, "".join(lines))
+        return CliRun(proc.returncode, "".join(out), "".join(lines))
 
     def report(self, result: CliRun) -> str:
         return "\n".join(self.log) + f"\n--- last stderr:\n{result.stderr[-3000:]}"
