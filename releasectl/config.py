@@ -318,7 +318,6 @@ PROVIDER_KEYS: dict[str, dict[str, Parser]] = {
         "boot_timeout": parse_duration,
         "snapshot_timeout": parse_duration,
         "lb_timeout": parse_duration,
-        "drain_timeout": parse_duration,
         "lock_container": string,
         "probe": boolean,
     },
