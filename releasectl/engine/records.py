@@ -7,6 +7,7 @@ copied to `history/<started>-<id>` so `history` can list them.
 from __future__ import annotations
 
 from releasectl.engine.model import Release
+from releasectl.errors import ProviderError
 from releasectl.providers.base import Provider
 
 CURRENT = "current"
@@ -14,8 +15,20 @@ HISTORY_PREFIX = "history/"
 
 
 def load_current(provider: Provider) -> Release | None:
-    text = provider.read_record(CURRENT)
-    return Release.from_json(text) if text else None
+    return _parse(CURRENT, provider.read_record(CURRENT))
+
+
+def _parse(key: str, text: str | None) -> Release | None:
+    """None when there is no record; a corrupt one is an error, never silently "no release"."""
+    if text is None:
+        return None
+    try:
+        return Release.from_json(text)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ProviderError(
+            f"the release record {key!r} is unreadable ({type(exc).__name__}: {exc})",
+            hint="check `releasectl history`; the servers and the pool still show what runs",
+        ) from None
 
 
 def save(provider: Provider, release: Release) -> None:
@@ -33,9 +46,8 @@ def load_history(provider: Provider) -> list[Release]:
     """Newest first, including an unfinished current release."""
     releases = {}
     for key in provider.list_records(HISTORY_PREFIX):
-        text = provider.read_record(key)
-        if text:
-            rel = Release.from_json(text)
+        rel = _parse(key, provider.read_record(key))
+        if rel is not None:
             releases[rel.id] = rel
     current = load_current(provider)
     if current is not None:

@@ -269,7 +269,11 @@ class _Handler(BaseHTTPRequestHandler):
                 self.rfile.readline()
             return b"".join(chunks)
         length = int(self.headers.get("Content-Length") or 0)
-        return self.rfile.read(length) if length > 0 else b""
+        body = self.rfile.read(length) if length > 0 else b""
+        if len(body) < length:
+            # the client died mid-body: like Swift (499) and every real service, act on nothing
+            raise ConnectionResetError(f"client disconnected after {len(body)} of {length} bytes")
+        return body
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 

@@ -70,3 +70,22 @@ def test_health_streaks_need_rise_in_a_row_and_fall_to_fail():
     t.record("s", Probe(status=500, latency=0), 3.0)
     t.record("s", Probe(status=500, latency=0), 4.0)
     assert t.failed_at_launch("s") and t.failed_in_service("s") and not t.passing("s")
+
+
+def test_an_unreadable_release_record_is_an_error_not_no_release():
+    import pytest
+
+    from releasectl.engine.records import load_current
+    from releasectl.errors import ProviderError
+
+    class Records:  # the record part of a provider, nothing else is touched
+        def __init__(self, text):
+            self.text = text
+
+        def read_record(self, key):
+            return self.text
+
+    assert load_current(Records(None)) is None
+    for broken in ("", "{", '{"id": "x"}'):
+        with pytest.raises(ProviderError, match="unreadable"):
+            load_current(Records(broken))
