@@ -18,8 +18,8 @@ Options (`openstack:` in releasectl.yaml), all optional until the operation that
     pool                       the operator's Octavia pool (name or id); create_monitor (default false)
     cacert, insecure           TLS: a CA bundle (relative to releasectl.yaml), or no verification
     boot_timeout 600 s, snapshot_timeout 1800 s, lb_timeout 300 s   bounded waits
-    drain_timeout 30 s         how long a drain lasts; Octavia cannot count per-member sessions, so the
-                               engine's Retire step times it (this value documents the provider's default)
+    (drains)                   Octavia cannot count per-member sessions, so drains are timed by the
+                               engine: the pipeline's retire.drain_timeout and rollout.drain_timeout
     lock_container             Swift container of the records and the lock (default "releasectl")
     probe                      whether releasectl GETs servers directly (default true); when false,
                                a probe reports the load balancer's view of the member instead
@@ -91,11 +91,10 @@ DEFAULTS: dict[str, Any] = {
     "boot_timeout": 600.0,
     "snapshot_timeout": 1800.0,
     "lb_timeout": 300.0,
-    "drain_timeout": 30.0,
     "lock_container": "releasectl",
     "probe": True,
 }
-TIMEOUTS = ("boot_timeout", "snapshot_timeout", "lb_timeout", "drain_timeout")
+TIMEOUTS = ("boot_timeout", "snapshot_timeout", "lb_timeout")
 IMAGE_TAG = "releasectl"
 CREATE_MARKER = "create"  # label: a random token per create, to recognise our server after an unanswered POST
 BAKE_MARKER = "bake"  # label: the same for a snapshot
