@@ -242,7 +242,9 @@ def set_lb_status(sim: Simulator, status: str, timeout: float = 10.0) -> None:
     raise AssertionError(f"the load balancer stayed {lb.provisioning_status}")
 
 
-@pytest.mark.parametrize("fault", ["lb-error", "5xx-burst"])
+# The 5xx burst that exhausts the retries mid-canary is covered by test_openstack_cli's outage test; this
+# file keeps the fault that only it covers (the load balancer going to ERROR), to hold CI under 20 minutes.
+@pytest.mark.parametrize("fault", ["lb-error"])
 def test_a_provider_fault_mid_rollout_exits_5_and_resume_converges(live: Cloud, fault: str) -> None:
     """At 10% the load balancer goes to ERROR (or Octavia answers 500/503 to every call, longer than the
     retries last). The run exits 5 with a message naming the fault; `status` shows the release interrupted
