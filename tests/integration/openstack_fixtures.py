@@ -22,7 +22,7 @@ from typing import Any
 import yaml
 
 from tests.conftest import CliRun
-from tests.integration.procs import Running
+from tests.integration.procs import Running, start_cli
 from tests.openstack_sim import Simulator
 from tests.openstack_sim import server as sim_server
 
@@ -104,20 +104,7 @@ class Cloud:
 
     def start(self, *args: str) -> Running:
         """`releasectl ARGS` as a child process whose progress lines (stderr) can be waited on."""
-        proc = subprocess.Popen([sys.executable, "-m", "releasectl", *args], cwd=self.path, env=self.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                text=True)
-        running = Running(proc)
-
-        def reader() -> None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                running.lines.append(line)
-                running._queue.put(line)
-            running._queue.put(None)
-
-        threading.Thread(target=reader, daemon=True).start()
-        return running
+        return start_cli(*args, cwd=self.path, env=self.env, inherit=False)
 
     def status(self) -> dict:
         return self.ok("status", "--output", "json").json()

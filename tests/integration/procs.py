@@ -53,11 +53,13 @@ class Running:
         return "".join(self.lines)
 
 
-def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> Running:
+def start_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, inherit: bool = True) -> Running:
+    """`releasectl ARGS` as a child whose progress lines can be waited on. With inherit=False, `env` is the
+    whole environment (e.g. one stripped of OS_* variables) instead of additions to this process's."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "releasectl", *args],
         cwd=cwd,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **(env or {})} if inherit else dict(env or {}),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
