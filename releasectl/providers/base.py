@@ -78,6 +78,22 @@ class Health(str, enum.Enum):
     UNKNOWN = "unknown"  # not checked yet, checks disabled, or no monitor
 
 
+class LBStatus(str, enum.Enum):
+    """The load balancer itself, as `lb_state` observes it."""
+
+    UP = "up"  # serving traffic
+    DOWN = "down"  # local: the HAProxy process or its admin socket is gone; `ensure_pool` restarts it
+    BUSY = "busy"  # cloud: an update is in flight (PENDING_*); writes answer Conflict until it settles
+    ERROR = "error"  # cloud: the LB is in ERROR; it needs an operator (a failover), not a retry
+    ABSENT = "absent"  # no LB yet (before the first rollout) or after `down`
+
+
+@dataclass(frozen=True)
+class LBState:
+    status: LBStatus
+    detail: str = ""  # the provider's own words: "haproxy pid 4242 is gone", "provisioning_status ERROR"
+
+
 class AdminState(str, enum.Enum):
     READY = "ready"  # eligible for traffic by weight
     DRAIN = "drain"  # no new load-balanced requests; in-flight ones finish
@@ -176,6 +192,13 @@ class Member:
     sessions: int | None = None  # current sessions; None when the LB cannot tell (Octavia)
     server_id: str | None = None  # the Server behind it, when the provider can tell
     version: str | None = None
+    # Ownership (invariant I3): the app and environment whose tags the member carries (Octavia member
+    # `tags`/name prefix; the local LB owns all its members). None: not releasectl's, never touched.
+    app: str | None = None
+    env: str | None = None
+
+    def owned_by(self, app: str, env: str) -> bool:
+        return self.app == app and self.env == env
 
 
 @dataclass(frozen=True)
@@ -343,6 +366,10 @@ class Provider(ABC):
     def member_stats(self) -> Mapping[str, MemberStats]:
         """Cumulative counters by member id; empty when capabilities.member_stats is False."""
 
+    def lb_state(self) -> LBState:
+        """Observe the load balancer itself (read-only, cheap, never restarts anything)."""
+        raise NotImplementedError(f"{self.name} provider has no lb_state")
+
     @abstractmethod
     def destroy_pool(self) -> None:
         """For `releasectl down`: stop an LB that releasectl owns (local). No-op for a cloud pool."""
@@ -360,6 +387,17 @@ class Provider(ABC):
     @abstractmethod
     def list_records(self, prefix: str) -> list[str]:
         """Keys starting with prefix."""
+
+    def create_record(self, key: str, data: str) -> bool:
+        """Create-only write: store the document unless the key exists. True if this call created it.
+
+        Atomic on the provider (O_EXCL under the records folder locally, `If-None-Match: *` on Swift), so
+        two writers never both win. Operator intents use it: they are never overwritten, only added."""
+        raise NotImplementedError(f"{self.name} provider has no create_record")
+
+    def delete_record(self, key: str) -> None:
+        """Remove the document. Idempotent: a missing key is success."""
+        raise NotImplementedError(f"{self.name} provider has no delete_record")
 
     # ---- the lock: one release at a time per app and environment ---------------------------------
 
