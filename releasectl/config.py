@@ -1,19 +1,29 @@
 """releasectl.yaml and pipeline files, validated into frozen typed objects.
 
-Every problem is reported as one ConfigError naming the file, the line, the key path and what was
-expected, e.g. `releasectl.yaml:14: rollout.count: expected a positive integer, got "three"`. Nothing here
-touches the network or the provider; a bad file changes nothing.
+One validation layer with a bound for every value (the table in README.md, "Validation rules"): a value
+that passes here cannot crash a rollout later (`interval: .inf`), launch a hundred thousand servers
+(`count: 100000`), never pass (`rise: 1e11`), or inject into the load balancer's config (a newline in
+`health.path`). Files are read with `releasectl.safe_yaml` (size, alias, depth and tag limits).
+
+Every problem is a ConfigError naming the file, the line, the key path and what was expected, e.g.
+`releasectl.yaml:14: rollout.count: expected a whole number from 1 to 100, got "three"`. All problems of a
+file are collected: the raised ConfigError carries the first as its message and all of them (up to
+MAX_PROBLEMS) in `.problems`, which `config check` prints. Nothing here touches the network, the provider
+or the state folder; a bad file changes nothing.
 """
 
 from __future__ import annotations
 
+import difflib
+import ipaddress
+import math
 import re
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import yaml
-
+from releasectl import safe_yaml
 from releasectl.engine.model import (
     STEP_TYPES,
     Analyze,
@@ -27,10 +37,17 @@ from releasectl.engine.model import (
 )
 from releasectl.errors import ConfigError
 from releasectl.providers.base import HealthCheck
+from releasectl.safe_yaml import YamlDoc, clip
 
 CONFIG_NAME = "releasectl.yaml"
 SECRET_KEYS = {"password", "secret", "token", "application_credential_secret", "api_key"}
 BUILTIN_PIPELINE_DIRS = (Path(__file__).resolve().parent.parent / "pipelines",)
+
+MAX_PROBLEMS = 20  # reported at once by `config check`
+DEFAULT_MAX_COUNT = 100  # rollout.max_count: a guard against `count: 100000`
+MAX_COUNT_CEILING = 10_000  # the highest rollout.max_count itself may be
+MINUTE, HOUR, DAY = 60.0, 3600.0, 86400.0
+WEEK = 7 * DAY
 
 
 # ---- typed results ----------------------------------------------------------------------------------
@@ -43,6 +60,7 @@ class RolloutSettings:
     progress_deadline: float = 600.0
     drain_timeout: float = 30.0  # rollbacks and expired warm fleets; pipelines set their own
     weight_tolerance: float = 1.0  # percentage points between requested and achieved share
+    max_count: int = DEFAULT_MAX_COUNT  # the most instances `count` and a pipeline's launch.count may ask for
 
 
 @dataclass(frozen=True)
@@ -97,6 +115,15 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class CheckReport:
+    """`config check`: the chosen environment's settings, and what else was validated."""
+
+    settings: Settings
+    environments: tuple[str, ...]
+    pipelines: dict[str, str] = field(default_factory=dict)  # reference -> resolved file
+
+
 def mask_secrets(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: ("***" if k in SECRET_KEYS and v else mask_secrets(v)) for k, v in value.items()}
@@ -105,81 +132,95 @@ def mask_secrets(value: Any) -> Any:
     return value
 
 
-# ---- YAML with line numbers -----------------------------------------------------------------------
+# ---- value parsers: each returns the value or raises ValueError("expected ..., got ...") ------------
 
-
-class _Doc:
-    """A parsed YAML document plus the line of every key path, for messages."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.lines: dict[str, int] = {}
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path.name}:{mark.line + 1}" if mark else path.name
-            problem = getattr(exc, "problem", None) or str(exc)
-            raise ConfigError(f"not valid YAML: {problem}", location=where) from None
-        self.data = self._convert(node, "") if node is not None else {}
-
-    def _convert(self, node: yaml.Node, path: str) -> Any:
-        self.lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            out: dict[str, Any] = {}
-            for key_node, value_node in node.value:
-                key = str(key_node.value)
-                sub = f"{path}.{key}" if path else key
-                self.lines[sub] = key_node.start_mark.line + 1
-                if key in out:
-                    raise ConfigError(f"{sub}: duplicate key", location=self.where(sub))
-                out[key] = self._convert(value_node, sub)
-            return out
-        if isinstance(node, yaml.SequenceNode):
-            return [self._convert(v, f"{path}[{i}]") for i, v in enumerate(node.value)]
-        return yaml.SafeLoader(" ").construct_object(node) if node.tag != "tag:yaml.org,2002:str" else node.value
-
-    def where(self, path: str) -> str:
-        probe = path
-        while probe and probe not in self.lines:
-            probe = probe.rpartition(".")[0]
-        line = self.lines.get(probe)
-        return f"{self.path.name}:{line}" if line else self.path.name
-
-    def error(self, path: str, message: str, hint: str | None = None) -> ConfigError:
-        return ConfigError(f"{path}: {message}", location=self.where(path), hint=hint)
-
-
-# ---- value parsers: each returns the value or raises ValueError(expected ...) -----------------------
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION = re.compile(r"^\s*(\d{1,15}(?:\.\d{1,9})?)\s*(ms|s|m|h|d)?\s*$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": MINUTE, "h": HOUR, "d": DAY, None: 1.0}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# RFC 3986 path-absolute with an optional query; no whitespace, control characters or fragment. `$` and
+# `'` are left out as well although RFC 3986 allows them: HAProxy's config parser gives them meaning.
+_PCHAR = r"(?:[A-Za-z0-9\-._~!&()*+,;=:@]|%[0-9A-Fa-f]{2})"
+_URL_PATH = re.compile(rf"/(?:{_PCHAR}|/)*(?:\?(?:{_PCHAR}|[/?])*)?")
+APP_NAME = re.compile(r"[a-z][a-z0-9-]{0,39}")
+ENV_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
+MAX_URL_PATH = 255
+MAX_TEXT = 255
 
 
 def _got(value: Any) -> str:
-    return f'"{value}"' if isinstance(value, str) else repr(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
+    return clip(value)
+
+
+def _seconds_text(seconds: float) -> str:
+    for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms" if seconds < 1 else f"{seconds:g}s"
+
+
+def _to_seconds(value: Any) -> float:
+    """'500ms', '10s', '5m', '1h', '7d' or a number of seconds; finite, else ValueError."""
+    if isinstance(value, bool):
+        raise ValueError
+    if isinstance(value, int):
+        return float(value) if abs(value) < 10**15 else math.inf
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError
+        return value
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    if not match:
+        raise ValueError
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def duration(low: float, high: float) -> Callable[[Any], float]:
+    """A duration parser bounded to [low, high] seconds."""
+
+    def parse(value: Any) -> float:
+        expected = f"a duration from {_seconds_text(low)} to {_seconds_text(high)} like 10s, 5m or 500ms"
+        try:
+            seconds = _to_seconds(value)
+        except ValueError:
+            raise ValueError(f"expected {expected}, got {_got(value)}") from None
+        if not low <= seconds <= high:
+            raise ValueError(f"expected {expected}, got {_got(value)}")
+        return seconds
+
+    return parse
 
 
 def parse_duration(value: Any) -> float:
-    """'500ms', '10s', '5m', '1h' or a number of seconds."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration like 10s, 5m or 500ms, got {_got(value)}")
-    if isinstance(value, (int, float)) and value >= 0:
-        return float(value)
-    match = _DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise ValueError(f"expected a duration like 10s, 5m or 500ms, got {_got(value)}")
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    """Any duration from 0 to 7 days (the widest bound; keys have narrower ones)."""
+    return duration(0.0, WEEK)(value)
+
+
+def integer(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return value
+        raise ValueError(f"expected a whole number from {low} to {high}, got {_got(value)}")
+
+    return parse
+
+
+def positive_int(value: Any) -> int:
+    """A whole number of at least 1; its upper bound is checked against another key (max_count)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise ValueError(f"expected a whole number of at least 1, got {_got(value)}")
 
 
 def parse_percent(value: Any) -> float:
     """'10%' or 10 -> 10.0, within 0..100."""
     number: float | None = None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*%?\s*", value):
+        number = float(value) if not isinstance(value, int) or abs(value) < 10**6 else math.inf
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d{1,6}(\.\d{1,6})?\s*%?\s*", value):
         number = float(value.strip().rstrip("%"))
-    if number is None or not 0 <= number <= 100:
+    if number is None or not 0 <= number <= 100:  # NaN fails the comparison too
         raise ValueError(f"expected a percentage from 0 to 100 like 10%, got {_got(value)}")
     return number
 
@@ -187,18 +228,6 @@ def parse_percent(value: Any) -> float:
 def parse_rate(value: Any) -> float:
     """An error-rate percentage ('1%', 0.5) as a fraction."""
     return parse_percent(value) / 100.0
-
-
-def positive_int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    raise ValueError(f"expected a positive integer, got {_got(value)}")
-
-
-def non_negative_int(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    raise ValueError(f"expected a whole number of 0 or more, got {_got(value)}")
 
 
 def port(value: Any) -> int:
@@ -210,19 +239,40 @@ def port(value: Any) -> int:
 def http_status(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599:
         return value
-    raise ValueError(f"expected an HTTP status code like 200, got {_got(value)}")
+    raise ValueError(f"expected one HTTP status code from 100 to 599 like 200, got {_got(value)}")
 
 
-def string(value: Any) -> str:
-    if isinstance(value, str) and value.strip():
+def text(max_len: int = MAX_TEXT) -> Callable[[Any], str]:
+    """A non-empty single-line string of at most max_len characters, no control characters."""
+
+    def parse(value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"expected a non-empty string, got {_got(value)}")
+        if _CONTROL.search(value):
+            raise ValueError(f"expected a string without control characters (newline, tab, ...), got {_got(value)}")
+        if len(value) > max_len:
+            raise ValueError(f"expected at most {max_len} characters, got {len(value)}")
         return value
-    raise ValueError(f"expected a non-empty string, got {_got(value)}")
+
+    return parse
+
+
+string = text()
 
 
 def url_path(value: Any) -> str:
-    if isinstance(value, str) and value.startswith("/"):
-        return value
-    raise ValueError(f"expected a URL path starting with /, got {_got(value)}")
+    """An RFC 3986 absolute path (and optional query), as real Octavia requires of a monitor's url_path."""
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ValueError(f"expected a URL path starting with /, got {_got(value)}")
+    if len(value) > MAX_URL_PATH:
+        raise ValueError(f"expected a URL path of at most {MAX_URL_PATH} characters, got {len(value)}")
+    if not _URL_PATH.fullmatch(value):
+        bad = next((c for c in value if not re.fullmatch(r"[A-Za-z0-9\-._~!&()*+,;=:@/?%]", c)), None)
+        what = f"the character {_got(bad)}" if bad is not None else "a % not followed by two hex digits"
+        raise ValueError(
+            f"expected a URL path (RFC 3986: letters, digits and -._~!&()*+,;=:@/ or %XX escapes), got {_got(value)} with {what}"
+        )
+    return value
 
 
 def boolean(value: Any) -> bool:
@@ -231,75 +281,117 @@ def boolean(value: Any) -> bool:
     raise ValueError(f"expected true or false, got {_got(value)}")
 
 
-def string_list(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
-        return list(value)
-    raise ValueError(f"expected a list of strings, got {_got(value)}")
+def string_list(value: Any, *, max_items: int = 50) -> list[str]:
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or len(items) > max_items:
+        raise ValueError(f"expected a list of 1 to {max_items} strings, got {_got(value)}")
+    return [string(item) for item in items]
 
 
 def command(value: Any) -> list[str]:
-    if isinstance(value, str) and value.strip():
-        return value.split()
-    return string_list(value)
+    """A list of arguments, or one string split as a POSIX shell would (quotes kept together)."""
+    if isinstance(value, str):
+        if "\x00" in value or "\n" in value:
+            raise ValueError("expected a command on one line, without NUL characters")
+        try:
+            value = shlex.split(value)
+        except ValueError as exc:
+            raise ValueError(f"cannot split the command line: {exc} (or write it as a list of arguments)") from None
+        if not value:
+            raise ValueError("expected a command, got an empty string")
+    if not isinstance(value, list) or not 1 <= len(value) <= 64:
+        raise ValueError(f'expected a command: a list of 1 to 64 arguments like ["{{python}}", "app.py"], got {_got(value)}')
+    for arg in value:
+        if not isinstance(arg, str) or "\x00" in arg or len(arg) > 4096:
+            raise ValueError(f"expected each argument to be a string (no NUL, at most 4096 characters), got {_got(arg)}")
+    return list(value)
 
 
 def app_name(value: Any) -> str:
-    if isinstance(value, str) and re.fullmatch(r"[a-z][a-z0-9-]{0,39}", value):
+    if isinstance(value, str) and APP_NAME.fullmatch(value):
         return value
     raise ValueError(
-        f"expected a name of lower-case letters, digits and dashes starting with a letter, got {_got(value)}"
+        f"expected a name of 1 to 40 lower-case letters, digits and dashes starting with a letter, got {_got(value)}"
+    )
+
+
+def env_name(value: Any) -> str:
+    if isinstance(value, str) and ENV_NAME.fullmatch(value):
+        return value
+    raise ValueError(
+        f"expected an environment name of 1 to 32 lower-case letters, digits, - and _ starting with a letter, got {_got(value)}"
     )
 
 
 def image_template(value: Any) -> str:
-    text = string(value)
-    if "{version}" not in text:
+    template = text(128)(value)
+    if "{version}" not in template:
         raise ValueError(f'expected a template containing {{version}}, like "{{app}}-{{version}}", got {_got(value)}')
     try:
-        text.format(app="a", version="1.0.0")
-    except (KeyError, IndexError, ValueError):
+        sample = template.format(app="a", version="1.0.0")
+    except (KeyError, IndexError, ValueError, AttributeError):
         raise ValueError(f"expected only the fields {{app}} and {{version}}, got {_got(value)}") from None
-    return text
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:+-]*", sample):
+        raise ValueError(f"expected letters, digits and ._:+- around the fields, got {_got(value)}")
+    return template
+
+
+def bind_address(value: Any) -> str:
+    try:
+        return str(ipaddress.ip_address(value if isinstance(value, str) else ""))
+    except ValueError:
+        raise ValueError(f"expected an IP address like 127.0.0.1 or 0.0.0.0, got {_got(value)}") from None
+
+
+def swift_container(value: Any) -> str:
+    name = text(256)(value)
+    if "/" in name:
+        raise ValueError(f"expected a Swift container name without '/', got {_got(value)}")
+    return name
 
 
 Parser = Callable[[Any], Any]
+interval = duration(0.01, HOUR)  # how often: health checks
+short_wait = duration(0.0, HOUR)  # a single bounded wait
+long_wait = duration(0.0, WEEK)  # holds, pauses, drains, warm fleets
+deadline = duration(1.0, WEEK)  # a whole phase
 
 # The schema: section -> {key: parser}. Unknown keys are errors. Defaults live in the dataclasses and in
-# the providers (which read their own section as plain values).
+# the providers (which read their own section as plain values). Bounds: README.md, "Validation rules".
 HEALTH_KEYS: dict[str, Parser] = {
     "path": url_path,
     "expected_status": http_status,
-    "interval": parse_duration,
-    "timeout": parse_duration,
-    "rise": positive_int,
-    "fall": positive_int,
+    "interval": interval,
+    "timeout": interval,
+    "rise": integer(1, 100),
+    "fall": integer(1, 100),
 }
 ROLLOUT_KEYS: dict[str, Parser] = {
-    "count": positive_int,
-    "pipeline": string,
-    "progress_deadline": parse_duration,
-    "drain_timeout": parse_duration,
+    "count": positive_int,  # and at most max_count, checked per environment
+    "max_count": integer(1, MAX_COUNT_CEILING),
+    "pipeline": text(1024),
+    "progress_deadline": deadline,
+    "drain_timeout": long_wait,
     "weight_tolerance": parse_percent,
 }
-STAGE_KEYS: dict[str, Parser] = {"timeout": parse_duration, "checks": lambda v: v}
+STAGE_KEYS: dict[str, Parser] = {"timeout": deadline, "checks": lambda v: v}
 CHECK_KEYS: dict[str, Parser] = {
     "path": url_path,
     "expected_status": http_status,
-    "body_contains": string,
-    "max_latency": parse_duration,
+    "body_contains": text(1024),
+    "max_latency": duration(0.001, HOUR),
 }
-IMAGE_KEYS: dict[str, Parser] = {"name": image_template, "keep": positive_int}
+MAX_CHECKS = 50
+IMAGE_KEYS: dict[str, Parser] = {"name": image_template, "keep": integer(1, 1000)}
 PROVIDER_KEYS: dict[str, dict[str, Parser]] = {
     "local": {
-        "builder": string,
+        "builder": text(4096),
         "start_command": command,
         "lb_port": port,
-        "lb_bind": string,
-        "stop_timeout": parse_duration,
-        "drain_timeout": parse_duration,
-        "haproxy": string,
+        "lb_bind": bind_address,
+        "stop_timeout": short_wait,
+        "drain_timeout": long_wait,
+        "haproxy": text(4096),
     },
     "openstack": {
         "cloud": string,
@@ -311,14 +403,14 @@ PROVIDER_KEYS: dict[str, dict[str, Parser]] = {
         "pool": string,
         "key_name": string,
         "security_groups": string_list,
-        "user_data": string,
+        "user_data": text(4096),
         "create_monitor": boolean,
-        "cacert": string,
+        "cacert": text(4096),
         "insecure": boolean,
-        "boot_timeout": parse_duration,
-        "snapshot_timeout": parse_duration,
-        "lb_timeout": parse_duration,
-        "lock_container": string,
+        "boot_timeout": deadline,
+        "snapshot_timeout": deadline,
+        "lb_timeout": deadline,
+        "lock_container": swift_container,
         "probe": boolean,
     },
 }
@@ -336,41 +428,97 @@ TOP_KEYS = {
     *PROVIDER_KEYS,
 }
 ENV_KEYS = {"health", "rollout", "stage", "app_port", *PROVIDER_KEYS}
+LAYERED = {"health": HEALTH_KEYS, "rollout": ROLLOUT_KEYS, "stage": STAGE_KEYS, **PROVIDER_KEYS}
 
 
-def _section(doc: _Doc, data: Any, path: str, keys: Mapping[str, Parser]) -> dict[str, Any]:
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise doc.error(path, f"expected a mapping of keys, got {_got(data)}")
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        sub = f"{path}.{key}"
-        if key in SECRET_KEYS:
-            raise doc.error(
-                sub,
-                "secrets never go in releasectl.yaml",
-                hint="store it with `releasectl login`, or in clouds.yaml / secure.yaml",
-            )
-        parser = keys.get(key)
-        if parser is None:
-            raise doc.error(sub, "unknown key", hint=_did_you_mean(key, keys))
+# ---- collecting problems --------------------------------------------------------------------------------
+
+
+class Problems:
+    """Every ConfigError found in one pass, in file order; `raise_if_any` raises the first with all attached."""
+
+    def __init__(self) -> None:
+        self.items: list[ConfigError] = []
+
+    def add(self, error: ConfigError) -> None:
+        if all(error.message != seen.message for seen in self.items):
+            self.items.append(error)
+
+    def extend(self, error: ConfigError) -> None:
+        for item in getattr(error, "problems", None) or [error]:
+            self.add(item)
+
+    def raise_if_any(self) -> None:
+        if not self.items:
+            return
+        first = self.items[0]
+        hint = first.hint
+        more = len(self.items) - 1
+        if more:
+            also = f"{more} more problem{'s' if more > 1 else ''}: `releasectl config check` lists them all"
+            hint = f"{hint}; {also}" if hint else also
+        error = ConfigError(first.message, hint=hint)
+        error.location = first.location
+        error.problems = list(self.items)  # type: ignore[attr-defined]
+        raise error
+
+
+_BAD = object()  # a value that failed its parser (already reported)
+
+
+class _Checker:
+    """Walks one parsed file, reporting each problem once and carrying on."""
+
+    def __init__(self, doc: YamlDoc, problems: Problems) -> None:
+        self.doc = doc
+        self.problems = problems
+
+    def add(self, path: str, message: str, hint: str | None = None) -> None:
+        self.problems.add(self.doc.error(path, message, hint))
+
+    def value(self, path: str, raw: Any, parser: Parser) -> Any:
         try:
-            out[key] = parser(value)
+            return parser(raw)
         except ValueError as exc:
-            raise doc.error(sub, str(exc)) from None
-    return out
+            self.add(path, str(exc))
+            return _BAD
+
+    def mapping(self, path: str, data: Any) -> dict[str, Any] | None:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.add(path, f"expected a mapping of keys, got {_got(data)}")
+            return None
+        return data
+
+    def section(self, data: Any, path: str, keys: Mapping[str, Parser]) -> dict[str, Any]:
+        """The section's valid values; each unknown key, secret or bad value is reported."""
+        out: dict[str, Any] = {}
+        body = self.mapping(path, data)
+        for key, raw in (body or {}).items():
+            sub = f"{path}.{key}"
+            if key in SECRET_KEYS:
+                self.add(sub, "secrets never go in releasectl.yaml",
+                         hint="store it with `releasectl login`, or in clouds.yaml / secure.yaml")
+            elif key not in keys:
+                self.add(sub, "unknown key", hint=_did_you_mean(key, keys))
+            elif (value := self.value(sub, raw, keys[key])) is not _BAD:
+                out[key] = value
+        return out
+
+
+def _sub(data: Any, key: str) -> dict[str, Any]:
+    """data[key] when both are mappings, else {} (a broken value was reported where it was read)."""
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
 
 
 def _did_you_mean(key: str, keys: Any) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(key, list(keys), n=1)
-    return f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(sorted(keys))}"
+    close = difflib.get_close_matches(str(key), [str(k) for k in keys], n=1)
+    return f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(sorted(map(str, keys)))}"
 
 
-def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
-    return {**base, **over}
+# ---- releasectl.yaml ------------------------------------------------------------------------------------
 
 
 def find_config(start: Path | None = None) -> Path:
@@ -386,133 +534,252 @@ def find_config(start: Path | None = None) -> Path:
     )
 
 
-def load_settings(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> Settings:
-    path = (path or find_config()).resolve()
+@dataclass
+class _EnvValues:
+    """One environment's layered values (top-level section, then its override), before typing."""
+
+    name: str
+    sections: dict[str, dict[str, Any]]
+    app_port: int
+    pipeline_path: str  # the key path that set rollout.pipeline, for messages
+
+
+@dataclass
+class _Validated:
+    doc: YamlDoc
+    path: Path
+    app: str
+    provider: str
+    image: dict[str, Any]
+    state_dir: Any
+    default_env: str
+    envs: dict[str, _EnvValues]
+
+
+def _read_config(path: Path) -> YamlDoc:
     try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file", hint="run `releasectl init` or pass --config PATH") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    doc = _Doc(path, text)
+        exists = path.exists()
+    except OSError as exc:  # a name too long for the file system, a loop of links
+        raise ConfigError(f"{clip(str(path), 80)}: {exc.strerror or exc}") from None
+    if not exists:
+        raise ConfigError(f"{path}: no such file", hint="run `releasectl init` or pass --config PATH")
+    return safe_yaml.load(path)
+
+
+def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None:
+    """Check the whole file, every environment included; None when it is too broken to layer."""
+    check = _Checker(doc, problems)
     data = doc.data
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
-        raise ConfigError("expected a mapping at the top level", location=f"{path.name}:1")
+        check.add("", "expected a mapping of keys at the top level", hint="start with `app: NAME`")
+        return None
     for key in data:
         if key not in TOP_KEYS:
-            raise doc.error(key, "unknown key", hint=_did_you_mean(key, TOP_KEYS))
+            hint = "secrets never go in releasectl.yaml" if key in SECRET_KEYS else _did_you_mean(key, TOP_KEYS)
+            check.add(key, "unknown key", hint=hint)
+    app = _BAD
     if "app" not in data:
-        raise ConfigError("app: required key missing", location=f"{path.name}:1", hint="add `app: NAME`")
-    try:
-        app = app_name(data["app"])
-    except ValueError as exc:
-        raise doc.error("app", str(exc)) from None
+        problems.add(ConfigError("app: required key missing", location=f"{doc.name}:1", hint="add `app: NAME`"))
+    else:
+        app = check.value("app", data["app"], app_name)
     provider = data.get("provider", "local")
-    if provider not in PROVIDER_KEYS:
-        raise doc.error("provider", f'expected one of {", ".join(sorted(PROVIDER_KEYS))}, got {_got(provider)}')
+    if not isinstance(provider, str) or provider not in PROVIDER_KEYS:
+        check.add("provider", f"expected one of {', '.join(sorted(PROVIDER_KEYS))}, got {_got(provider)}")
+        provider = _BAD
+    image = check.section(data.get("image"), "image", IMAGE_KEYS)
+    state_dir = check.value("state_dir", data.get("state_dir", ".releasectl"), text(4096))
+    base_port = check.value("app_port", data.get("app_port", 8000), port)
 
-    envs_data = data.get("environments") or {"production": {}}
-    if not isinstance(envs_data, dict) or not envs_data:
-        raise doc.error("environments", f"expected a mapping of environment names, got {_got(envs_data)}")
-    environments = tuple(envs_data)
-    default_env = data.get("default_environment", "production" if "production" in envs_data else environments[0])
-    chosen = env or default_env
-    if chosen not in envs_data:
-        raise ConfigError(
-            f"environment {chosen!r} is not defined in {path.name}",
-            hint=f"choose one of: {', '.join(environments)}",
-        )
-    for name, env_data in envs_data.items():
-        if env_data is None:
+    base: dict[str, dict[str, Any]] = {}
+    for section, keys in LAYERED.items():
+        base[section] = check.section(data.get(section), section, keys)
+    checks_base = _stage_checks(check, base["stage"].get("checks"), "stage.checks")
+
+    envs_raw = data.get("environments")
+    if envs_raw is None:
+        envs_raw = {"production": {}}
+    if not isinstance(envs_raw, dict) or not envs_raw:
+        check.add("environments", f"expected a mapping of environment names, got {_got(envs_raw)}")
+        envs_raw = {}
+    envs: dict[str, _EnvValues] = {}
+    for name, body in envs_raw.items():
+        env_path = f"environments.{name}"
+        if check.value(env_path, name, env_name) is _BAD:
             continue
-        if not isinstance(env_data, dict):
-            raise doc.error(f"environments.{name}", f"expected a mapping, got {_got(env_data)}")
-        for key in env_data:
+        body = check.mapping(env_path, body)
+        if body is None:
+            continue
+        for key in body:
             if key not in ENV_KEYS:
-                raise doc.error(f"environments.{name}.{key}", "unknown key", hint=_did_you_mean(key, ENV_KEYS))
-    env_data = envs_data.get(chosen) or {}
-    env_path = f"environments.{chosen}"
+                check.add(f"{env_path}.{key}", "unknown key", hint=_did_you_mean(key, ENV_KEYS))
+        sections = {}
+        for section, keys in LAYERED.items():
+            sections[section] = {**base[section], **check.section(body.get(section), f"{env_path}.{section}", keys)}
+        if "checks" in _sub(body, "stage"):
+            sections["stage"]["checks"] = _stage_checks(check, body["stage"]["checks"], f"{env_path}.stage.checks")
+        else:
+            sections["stage"]["checks"] = checks_base
+        env_port = base_port if "app_port" not in body else check.value(f"{env_path}.app_port", body["app_port"], port)
+        pipeline_path = f"{env_path}.rollout.pipeline" if "pipeline" in _sub(body, "rollout") else "rollout.pipeline"
+        envs[name] = _EnvValues(name, sections, env_port, pipeline_path)
+        _cross_checks(check, envs[name], body)
 
-    def layered(name: str, keys: Mapping[str, Parser]) -> dict[str, Any]:
-        base = _section(doc, data.get(name), name, keys)
-        return _merge(base, _section(doc, env_data.get(name), f"{env_path}.{name}", keys))
+    default_env = data.get("default_environment", "production" if "production" in envs_raw else next(iter(envs_raw), ""))
+    if "default_environment" in data and (not isinstance(default_env, str) or default_env not in envs_raw):
+        check.add("default_environment", f"{_got(default_env)} is not one of the environments",
+                  hint=f"environments: {', '.join(map(str, envs_raw)) or 'none'}")
+    if provider == "local":
+        _port_clashes(check, envs, data)
+    if app is _BAD or provider is _BAD or state_dir is _BAD or base_port is _BAD or not envs:
+        return None
+    return _Validated(doc, path, app, provider, image, state_dir, default_env, envs)
 
-    # validate every provider section and every environment's overrides, not only the chosen ones, so a
-    # mistake (or a secret) anywhere in the file is caught before anything runs
-    for section, keys in PROVIDER_KEYS.items():
-        if section in data:
-            _section(doc, data[section], section, keys)
-    for name, other in envs_data.items():
-        for section, keys in (("health", HEALTH_KEYS), ("rollout", ROLLOUT_KEYS), *PROVIDER_KEYS.items()):
-            if other and section in other:
-                _section(doc, other[section], f"environments.{name}.{section}", keys)
 
-    health = HealthCheck(**layered("health", HEALTH_KEYS))
-    if health.timeout > health.interval * 10:
-        raise doc.error("health.timeout", "must not be more than ten times the interval")
-    rollout = RolloutSettings(**layered("rollout", ROLLOUT_KEYS))
-    stage_raw = layered("stage", STAGE_KEYS)
-    checks = _smoke_checks(doc, stage_raw.pop("checks", None), health)
-    stage = StageSettings(checks=checks, **stage_raw)
-    image = _section(doc, data.get("image"), "image", IMAGE_KEYS)
-    app_port_value = env_data.get("app_port", data.get("app_port", 8000))
-    try:
-        app_port = port(app_port_value)
-    except ValueError as exc:
-        raise doc.error("app_port", str(exc)) from None
-    options = layered(provider, PROVIDER_KEYS[provider])
+def _stage_checks(check: _Checker, data: Any, path: str) -> list[dict[str, Any]]:
+    if data is None:
+        return []
+    if not isinstance(data, list) or len(data) > MAX_CHECKS:
+        check.add(path, f"expected a list of at most {MAX_CHECKS} checks, got {_got(data)}")
+        return []
+    out = []
+    for i, item in enumerate(data):
+        values = check.section(item, f"{path}[{i}]", CHECK_KEYS)
+        if isinstance(item, dict) and "path" not in item:
+            check.add(f"{path}[{i}]", "required key `path` missing")
+        elif "path" in values:
+            out.append(values)
+    return out
 
+
+def _cross_checks(check: _Checker, env: _EnvValues, body: dict[str, Any]) -> None:
+    """Rules between keys, on the environment's effective values, reported where the value was set."""
+    where = lambda section, key: (  # noqa: E731
+        f"environments.{env.name}.{section}.{key}" if key in _sub(body, section) else f"{section}.{key}"
+    )
+    health = env.sections["health"]
+    interval_s, timeout_s = health.get("interval", HealthCheck.interval), health.get("timeout", HealthCheck.timeout)
+    if timeout_s > interval_s * 10:
+        check.add(where("health", "timeout"),
+                  f"{_seconds_text(timeout_s)} is more than ten times the interval ({_seconds_text(interval_s)})")
+    rollout = env.sections["rollout"]
+    count, most = rollout.get("count", RolloutSettings.count), rollout.get("max_count", DEFAULT_MAX_COUNT)
+    if count > most:
+        check.add(where("rollout", "count"), f"{count} is more than rollout.max_count ({most})",
+                  hint="lower it, or raise rollout.max_count if you really mean that many instances")
+
+
+def _port_clashes(check: _Checker, envs: dict[str, _EnvValues], data: dict[str, Any]) -> None:
+    """Two environments of the local provider cannot listen on the same load-balancer address."""
+    seen: dict[int, list[tuple[str, str]]] = {}
+    for env in envs.values():
+        local = env.sections["local"]
+        lb_port, bind = local.get("lb_port", 8080), local.get("lb_bind", "127.0.0.1")
+        for other, other_bind in seen.get(lb_port, []):
+            if bind == other_bind or "0.0.0.0" in (bind, other_bind) or "::" in (bind, other_bind):
+                override = _sub(_sub(data, "environments"), env.name)
+                path = (f"environments.{env.name}.local.lb_port" if "lb_port" in _sub(override, "local")
+                        else f"environments.{env.name}")
+                check.add(path, f"load-balancer port {lb_port} is also the port of environment {other}",
+                          hint="give each environment its own local.lb_port")
+                break
+        seen.setdefault(lb_port, []).append((env.name, bind))
+
+
+def _settings(v: _Validated, env: str, state_dir: Path | None) -> Settings:
+    values = v.envs[env]
+    stage = dict(values.sections["stage"])
+    checks = [SmokeCheck(**c) for c in stage.pop("checks", [])]
+    health = HealthCheck(**values.sections["health"])
     if state_dir is None:
-        raw_state = data.get("state_dir", ".releasectl")
-        try:
-            state_dir = Path(string(raw_state))
-        except ValueError as exc:
-            raise doc.error("state_dir", str(exc)) from None
+        state_dir = Path(v.state_dir)
     if not state_dir.is_absolute():
-        state_dir = path.parent / state_dir
-
+        state_dir = v.path.parent / state_dir
     return Settings(
-        path=path,
-        app=app,
-        provider=provider,
-        env=chosen,
-        environments=environments,
-        image_name=image.get("name", "{app}-{version}"),
-        image_keep=image.get("keep", 5),
-        app_port=app_port,
+        path=v.path,
+        app=v.app,
+        provider=v.provider,
+        env=env,
+        environments=tuple(v.envs),
+        image_name=v.image.get("name", "{app}-{version}"),
+        image_keep=v.image.get("keep", 5),
+        app_port=values.app_port,
         health=health,
-        rollout=rollout,
-        stage=stage,
-        provider_options=options,
+        rollout=RolloutSettings(**values.sections["rollout"]),
+        # the health path always runs first; configured checks follow
+        stage=StageSettings(checks=(SmokeCheck(path=health.path, expected_status=health.expected_status), *checks), **stage),
+        provider_options=values.sections[v.provider],
         state_dir=state_dir,
     )
 
 
-def _smoke_checks(doc: _Doc, data: Any, health: HealthCheck) -> tuple[SmokeCheck, ...]:
-    """The health path always runs first; configured checks follow."""
-    checks = [SmokeCheck(path=health.path, expected_status=health.expected_status)]
-    if data is None:
-        return tuple(checks)
-    if not isinstance(data, list):
-        raise doc.error("stage.checks", f"expected a list of checks, got {_got(data)}")
-    for i, item in enumerate(data):
-        values = _section(doc, item, f"stage.checks[{i}]", CHECK_KEYS)
-        if "path" not in values:
-            raise doc.error(f"stage.checks[{i}]", "required key `path` missing")
-        checks.append(SmokeCheck(**values))
-    return tuple(checks)
+def _chosen_env(v: _Validated, env: str | None) -> str:
+    chosen = env or v.default_env
+    if chosen not in v.envs:
+        raise ConfigError(
+            f"environment {chosen!r} is not defined in {v.doc.name}"
+            if isinstance(chosen, str) and len(chosen) <= 64 and chosen.isprintable()
+            else f"environment {_got(chosen)} is not defined in {v.doc.name}",
+            hint=f"choose one of: {', '.join(v.envs)}",
+        )
+    return chosen
+
+
+def load_settings(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> Settings:
+    """The chosen environment's settings, after validating the whole file (every environment)."""
+    path = (path or find_config()).resolve()
+    doc = _read_config(path)
+    problems = Problems()
+    validated = _validate(doc, path, problems)
+    problems.raise_if_any()
+    assert validated is not None
+    return _settings(validated, _chosen_env(validated, env), state_dir)
+
+
+def check_config(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> CheckReport:
+    """`config check`: the whole file, every environment, every pipeline they name (resolved and read),
+    and port clashes; all problems at once (ConfigError.problems)."""
+    path = (path or find_config()).resolve()
+    doc = _read_config(path)
+    problems = Problems()
+    validated = _validate(doc, path, problems)
+    pipelines: dict[str, str] = {}
+    if validated is not None:
+        check = _Checker(doc, problems)
+        for values in validated.envs.values():
+            ref = values.sections["rollout"].get("pipeline", RolloutSettings.pipeline)
+            most = values.sections["rollout"].get("max_count", DEFAULT_MAX_COUNT)
+            key = f"{ref}\0{most}"
+            if key in pipelines:
+                continue
+            try:
+                file = resolve_pipeline(ref, path.parent)
+                pipelines[key] = str(file)
+                parse_pipeline(file, max_count=most)
+            except ConfigError as exc:
+                if exc.location is None:  # not found: point at the key that names it
+                    check.add(values.pipeline_path, exc.message, hint=exc.hint)
+                else:
+                    problems.extend(exc)
+    problems.raise_if_any()
+    assert validated is not None
+    settings = _settings(validated, _chosen_env(validated, env), state_dir)
+    refs = {k.split("\0")[0]: f for k, f in pipelines.items()}
+    return CheckReport(settings=settings, environments=tuple(validated.envs), pipelines=refs)
 
 
 # ---- pipelines ----------------------------------------------------------------------------------------
 
 STEP_KEYS: dict[str, dict[str, Parser]] = {
-    "launch": {"count": positive_int},
-    "weight": {"percent": parse_percent, "hold": parse_duration},
-    "pause": {"duration": parse_duration},
-    "analyze": {"duration": parse_duration, "max_error_rate": parse_rate, "max_p95": parse_duration},
-    "retire": {"drain_timeout": parse_duration, "keep_previous": parse_duration},
+    "launch": {"count": positive_int},  # and at most rollout.max_count
+    "weight": {"percent": parse_percent, "hold": long_wait},
+    "pause": {"duration": long_wait},
+    "analyze": {"duration": duration(0.001, WEEK), "max_error_rate": parse_rate, "max_p95": duration(0.001, HOUR)},
+    "retire": {"drain_timeout": long_wait, "keep_previous": long_wait},
 }
 REQUIRED_STEP_KEYS = {"weight": ("percent",), "analyze": ("duration", "max_error_rate")}
+MAX_STEPS = 100
 
 
 def builtin_pipelines() -> dict[str, Path]:
@@ -537,53 +804,89 @@ def _builtin_dirs() -> list[Path]:
     return dirs
 
 
-def load_pipeline(name_or_path: str, config_dir: Path | None = None) -> Pipeline:
-    """A built-in pipeline by name, or a YAML file by path (relative to the config's folder)."""
+def resolve_pipeline(name_or_path: str, config_dir: Path | None = None) -> Path:
+    """A built-in pipeline's file by name, or a YAML file by path (relative to the cwd, then the config's folder)."""
+    if not isinstance(name_or_path, str) or not name_or_path or "\x00" in name_or_path or len(name_or_path) > 1024:
+        raise ConfigError(f"pipeline {_got(name_or_path)} is not a pipeline name or path")
     looks_like_path = name_or_path.endswith((".yaml", ".yml")) or "/" in name_or_path
     if looks_like_path:
         file = Path(name_or_path)
-        if not file.is_absolute() and config_dir is not None and not file.exists():
-            file = config_dir / file
-        if not file.is_file():
-            raise ConfigError(f"pipeline file {name_or_path} not found")
-    else:
-        known = builtin_pipelines()
-        if name_or_path not in known:
-            raise ConfigError(
-                f"unknown pipeline {name_or_path!r}",
-                hint=f"built-in pipelines: {', '.join(sorted(known))}; or pass a path to a YAML file",
-            )
-        file = known[name_or_path]
-    return parse_pipeline(file)
+        try:
+            if not file.is_absolute() and config_dir is not None and not file.exists():
+                file = config_dir / file
+            found = file.is_file()
+        except OSError:  # a name too long for the file system, a loop of links
+            found = False
+        if not found:
+            raise ConfigError(f"pipeline file {_got(name_or_path)} not found",
+                              hint="a path is relative to the current folder or to releasectl.yaml's folder")
+        return file
+    known = builtin_pipelines()
+    if name_or_path not in known:
+        raise ConfigError(
+            f"unknown pipeline {name_or_path!r}" if len(name_or_path) <= 64 else f"unknown pipeline {_got(name_or_path)}",
+            hint=f"built-in pipelines: {', '.join(sorted(known))}; or pass a path to a YAML file",
+        )
+    return known[name_or_path]
 
 
-def parse_pipeline(file: Path) -> Pipeline:
-    doc = _Doc(file, file.read_text())
+def load_pipeline(name_or_path: str, config_dir: Path | None = None, *, max_count: int = DEFAULT_MAX_COUNT) -> Pipeline:
+    """A built-in pipeline by name, or a YAML file by path (relative to the config's folder)."""
+    return parse_pipeline(resolve_pipeline(name_or_path, config_dir), max_count=max_count)
+
+
+def parse_pipeline(file: Path, *, max_count: int = DEFAULT_MAX_COUNT) -> Pipeline:
+    """A pipeline file, every problem reported at once (ConfigError.problems)."""
+    doc = safe_yaml.load(file)
+    problems = Problems()
+    pipeline = _pipeline(doc, file, max_count, _Checker(doc, problems))
+    problems.raise_if_any()
+    assert pipeline is not None
+    return pipeline
+
+
+def _pipeline(doc: YamlDoc, file: Path, max_count: int, check: _Checker) -> Pipeline | None:
     data = doc.data
     if not isinstance(data, dict):
-        raise ConfigError("expected a mapping with `name` and `steps`", location=f"{file.name}:1")
+        check.add("", "expected a mapping with `name` and `steps`")
+        return None
     for key in data:
         if key not in ("name", "description", "steps"):
-            raise doc.error(key, "unknown key", hint="known keys: name, description, steps")
+            check.add(key, "unknown key", hint="known keys: name, description, steps")
+    name = check.value("name", data["name"], text(64)) if "name" in data else _CONTROL.sub("", file.stem)[:64] or "pipeline"
+    description = data.get("description", "")
+    if not isinstance(description, str) or len(description) > 4096 or re.search(r"[\x00-\x08\x0b-\x1f\x7f]", description):
+        check.add("description", f"expected text of at most 4096 characters, got {_got(description)}")
     steps_data = data.get("steps")
-    if not isinstance(steps_data, list) or not steps_data:
-        raise doc.error("steps", "expected a non-empty list of steps")
+    if not isinstance(steps_data, list) or not steps_data or len(steps_data) > MAX_STEPS:
+        check.add("steps", f"expected a non-empty list of at most {MAX_STEPS} steps")
+        return None
     steps: list[Step] = []
+    broken = len(check.problems.items)
     for i, item in enumerate(steps_data):
         path = f"steps[{i}]"
         if not isinstance(item, dict) or len(item) != 1:
-            raise doc.error(path, f"expected one step like `- weight: {{percent: 10}}`; kinds: {', '.join(STEP_TYPES)}")
-        (kind, body), = item.items()
+            check.add(path, f"expected one step like `- weight: {{percent: 10}}`; kinds: {', '.join(STEP_TYPES)}")
+            continue
+        ((kind, body),) = item.items()
         if kind not in STEP_KEYS:
-            raise doc.error(f"{path}.{kind}", "unknown step kind", hint=_did_you_mean(kind, STEP_KEYS))
-        values = _section(doc, body, f"{path}.{kind}", STEP_KEYS[kind])
+            check.add(f"{path}.{kind}", "unknown step kind", hint=_did_you_mean(kind, STEP_KEYS))
+            continue
+        before = len(check.problems.items)
+        values = check.section(body, f"{path}.{kind}", STEP_KEYS[kind])
         for required in REQUIRED_STEP_KEYS.get(kind, ()):
-            if required not in values:
-                raise doc.error(f"{path}.{kind}", f"required key `{required}` missing")
-        steps.append(_make_step(kind, values))
-    _check_order(doc, steps)
-    name = data.get("name", file.stem)
-    return Pipeline(name=str(name), description=str(data.get("description", "")), steps=tuple(steps), source=str(file))
+            if required not in values and not (isinstance(body, dict) and required in body):
+                check.add(f"{path}.{kind}", f"required key `{required}` missing")
+        if kind == "launch" and values.get("count", 1) > max_count:
+            check.add(f"{path}.launch.count", f"{values['count']} is more than rollout.max_count ({max_count})",
+                      hint="lower it, or raise rollout.max_count if you really mean that many instances")
+        if len(check.problems.items) == before:
+            steps.append(_make_step(kind, values))
+    if len(check.problems.items) > broken or name is _BAD:
+        return None
+    if not _check_order(check, steps):
+        return None
+    return Pipeline(name=name, description=description, steps=tuple(steps), source=str(file))
 
 
 def _make_step(kind: str, values: dict[str, Any]) -> Step:
@@ -594,21 +897,24 @@ def _make_step(kind: str, values: dict[str, Any]) -> Step:
     if kind == "pause":
         return Pause(**values)
     if kind == "analyze":
+        values = dict(values)
         p95 = values.pop("max_p95", None)
         return Analyze(max_p95_ms=None if p95 is None else p95 * 1000.0, **values)
     return Retire(**values)
 
 
-def _check_order(doc: _Doc, steps: list[Step]) -> None:
+def _check_order(check: _Checker, steps: list[Step]) -> bool:
     """A pipeline must launch first, reach 100 % and retire last; otherwise it can never finish."""
+    before = len(check.problems.items)
     if not isinstance(steps[0], Launch):
-        raise doc.error("steps[0]", "the first step must be `launch`")
+        check.add("steps[0]", "the first step must be `launch`")
     if sum(isinstance(s, Launch) for s in steps) != 1:
-        raise doc.error("steps", "expected exactly one `launch` step")
+        check.add("steps", "expected exactly one `launch` step")
     weights = [s.percent for s in steps if isinstance(s, SetWeight)]
     if not weights or weights[-1] != 100:
-        raise doc.error("steps", "the last `weight` step must send 100% of traffic to the new version")
+        check.add("steps", "the last `weight` step must send 100% of traffic to the new version")
     if not isinstance(steps[-1], Retire):
-        raise doc.error(f"steps[{len(steps) - 1}]", "the last step must be `retire`")
+        check.add(f"steps[{len(steps) - 1}]", "the last step must be `retire`")
     if sum(isinstance(s, Retire) for s in steps) != 1:
-        raise doc.error("steps", "expected exactly one `retire` step")
+        check.add("steps", "expected exactly one `retire` step")
+    return len(check.problems.items) == before

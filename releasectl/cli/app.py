@@ -20,7 +20,7 @@ from releasectl.cli import views
 from releasectl.cli.exitcodes import ExitCode, classify
 from releasectl.cli.render import Result, emit_result
 from releasectl.cli.runtime import Globals, engine_context, settings
-from releasectl.errors import ReleasectlError, UsageError
+from releasectl.errors import ConfigError, ReleasectlError, UsageError
 
 app = typer.Typer(
     name="releasectl",
@@ -59,6 +59,9 @@ def main_options(
 ) -> None:
     if output not in ("table", "json"):
         raise UsageError(f"--output must be table or json, got {output!r}")
+    for option, value in (("--config", config), ("--state-dir", state_dir), ("--env", env)):
+        if value is not None and ("\x00" in str(value) or len(str(value)) > 4096):
+            raise UsageError(f"{option} must be a path or name without NUL characters, of at most 4096 characters")
     g = ctx.ensure_object(Globals)
     g.config, g.env, g.output, g.verbose, g.state_dir = config, env, output, verbose, state_dir
     logging.basicConfig(
@@ -74,6 +77,8 @@ def _finish(ctx: typer.Context, result: Result) -> None:
     if result.exit_code:
         for error in result.errors:
             sys.stderr.write(f"releasectl: error: {error['message']}\n")
+            if error.get("hint"):
+                sys.stderr.write(f"  hint: {error['hint']}\n")
         raise typer.Exit(result.exit_code)
 
 
@@ -93,14 +98,28 @@ def init(
     """Write a working releasectl.yaml (and for local, a sample app in app/)."""
     from releasectl.cli.scaffold import scaffold
 
+    if "\x00" in str(directory):
+        raise UsageError("DIRECTORY must be a path without NUL characters")
+
     written = scaffold(directory, provider=provider, app=app_name, cloud=cloud, port=port, force=force)
     _finish(ctx, views.init_result(directory, written))
 
 
 @config_app.command("check")
 def config_check(ctx: typer.Context) -> None:
-    """Validate releasectl.yaml and print the effective config (secrets masked)."""
-    _finish(ctx, views.config_result(settings(_globals(ctx))))
+    """Validate releasectl.yaml, every environment and every pipeline it names; print the effective config
+    (secrets masked), or every problem (up to 20), each as file:line: key.path: what is wrong."""
+    from releasectl.config import MAX_PROBLEMS, check_config
+
+    g = _globals(ctx)
+    try:
+        report = check_config(g.config, g.env, g.state_dir)
+    except ConfigError as exc:
+        problems = getattr(exc, "problems", None)
+        if not problems or len(problems) < 2:
+            raise  # one problem: the error boundary prints it
+        _finish(ctx, views.config_problems_result(problems, MAX_PROBLEMS))
+    _finish(ctx, views.config_result(report.settings, report))
 
 
 @app.command("pipelines")
@@ -138,20 +157,25 @@ def images_list(ctx: typer.Context) -> None:
         return
     from releasectl.engine.images import list_images
 
-    rows = list_images(engine_context(_globals(ctx)))
+    rows = list_images(engine_context(_globals(ctx), writes=False))
     _finish(ctx, views.images_result(rows))
 
 
 @images_app.command("prune")
 def images_prune(
     ctx: typer.Context,
-    keep: Annotated[int, typer.Option(help="How many of the newest images to keep.")],
+    keep: Annotated[Optional[int], typer.Option(help="How many of the newest images to keep (default: image.keep).")] = None,
     dry_run: Annotated[bool, typer.Option(help="Show what would be deleted; delete nothing.")] = False,
 ) -> None:
     """Delete old images; never a live one or the previous live one."""
     from releasectl.engine.images import prune
 
-    _finish(ctx, views.prune_result(prune(engine_context(_globals(ctx)), keep, dry_run=dry_run)))
+    s = settings(_globals(ctx))
+    if keep is None:
+        keep = s.image_keep
+    if not 1 <= keep <= 1000:
+        raise UsageError(f"--keep must be from 1 to 1000, got {keep}", hint="or set image.keep in releasectl.yaml")
+    _finish(ctx, views.prune_result(prune(engine_context(_globals(ctx), s), keep, dry_run=dry_run)))
 
 
 @app.command()
@@ -193,10 +217,13 @@ def rollout(
     """Boot the new version, shift traffic step by step, watch health, retire the old fleet."""
     from releasectl.config import load_pipeline
     from releasectl.engine.release import rollout as do_rollout
+    from releasectl.engine.versions import parse_version
 
     g = _globals(ctx)
+    if version is not None:
+        parse_version(version)
     s = settings(g)
-    chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir)
+    chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
     ectx = engine_context(g, s, pipeline_name=chosen.name)
     _finish(ctx, views.release_result(do_rollout(ectx, version, chosen, resume=resume)))
 
@@ -227,7 +254,10 @@ def rollback(
 ) -> None:
     """Return traffic to the last known-good version (warm fleet at once, or relaunched)."""
     from releasectl.engine.release import rollback as do_rollback
+    from releasectl.engine.versions import parse_version
 
+    if to is not None:
+        parse_version(to)
     _finish(ctx, views.release_result(do_rollback(engine_context(_globals(ctx)), to)))
 
 
@@ -236,7 +266,7 @@ def status(ctx: typer.Context) -> None:
     """What runs: members, versions, weights, health, and any release in progress."""
     from releasectl.engine.status import status as do_status
 
-    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx)))))
+    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), writes=False))))
 
 
 @app.command()
@@ -244,7 +274,7 @@ def history(ctx: typer.Context) -> None:
     """Releases of this environment, newest first."""
     from releasectl.engine.status import history as do_history
 
-    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx)))))
+    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx), writes=False))))
 
 
 @app.command()

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from releasectl.cli.render import ProgressPrinter
-from releasectl.config import Settings, load_settings
+from releasectl.config import Settings, duration, load_settings
 from releasectl.engine.context import EngineContext, StopToken
+from releasectl.errors import ConfigError
 from releasectl.providers import load as load_provider
 from releasectl.providers.base import ProviderContext
 from releasectl.wait import RealClock
@@ -45,8 +46,49 @@ def settings(g: Globals) -> Settings:
     return load_settings(g.config, g.env, g.state_dir)
 
 
-def engine_context(g: Globals, s: Settings | None = None, *, pipeline_name: str | None = None) -> EngineContext:
+LOCK_TTL_VARIABLE = "RELEASECTL_LOCK_TTL"
+_lock_ttl = duration(1.0, 3600.0)
+
+
+def lock_ttl() -> float:
+    """$RELEASECTL_LOCK_TTL (seconds, or a duration like 30s), 1 s to 1 h; default 30 s."""
+    raw = os.environ.get(LOCK_TTL_VARIABLE, "30")
+    try:
+        value: float | str = float(raw)
+    except ValueError:
+        value = raw
+    try:
+        return _lock_ttl(value)
+    except ValueError as exc:
+        raise ConfigError(f"${LOCK_TTL_VARIABLE}: {exc}", hint="unset it, or set it to seconds like 30") from None
+
+
+def check_state_dir(state_dir: Path) -> None:
+    """Refuse, before anything is created, a state folder that cannot be made or written."""
+    probe = state_dir
+    while not probe.exists() and probe != probe.parent:
+        if probe.is_symlink():
+            raise ConfigError(f"state folder {state_dir}: {probe} is a broken symbolic link")
+        probe = probe.parent
+    try:
+        if not probe.is_dir():
+            where = "is not a folder" if probe == state_dir else f"cannot be created: {probe} is not a folder"
+            raise ConfigError(f"state folder {state_dir} {where}", hint="set state_dir, or pass --state-dir PATH")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            where = "is not writable" if probe == state_dir else f"cannot be created: {probe} is not writable"
+            raise ConfigError(f"state folder {state_dir} {where}", hint="set state_dir, or pass --state-dir PATH")
+    except OSError as exc:  # a name too long, a loop of links
+        raise ConfigError(f"state folder {state_dir}: {exc.strerror or exc}") from None
+
+
+def engine_context(
+    g: Globals, s: Settings | None = None, *, pipeline_name: str | None = None, writes: bool = True
+) -> EngineContext:
+    """Settings, arguments and environment are all validated here, before the provider exists."""
     s = s or settings(g)
+    ttl = lock_ttl()
+    if writes:
+        check_state_dir(s.state_dir)
     stop = StopToken()
     _install_signal_handlers(stop)
     pctx = ProviderContext(
@@ -78,7 +120,7 @@ def engine_context(g: Globals, s: Settings | None = None, *, pipeline_name: str 
         emit=g.printer,
         stop=stop,
         actor=actor(),
-        lock_ttl=float(os.environ.get("RELEASECTL_LOCK_TTL", "30")),
+        lock_ttl=ttl,
     )
 
 

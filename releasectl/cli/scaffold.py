@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 from pathlib import Path
 
-from releasectl.config import CONFIG_NAME
+from releasectl.config import APP_NAME, CONFIG_NAME, text
 from releasectl.errors import UsageError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -58,7 +60,7 @@ app: {app}
 provider: openstack
 
 openstack:
-  cloud: {cloud}
+  cloud: {cloud_yaml}
   region: RegionOne
   builder: demo-builder              # the configured server that `releasectl bake` snapshots
   flavor: m1.small
@@ -88,31 +90,61 @@ environments:
 
 
 def scaffold(directory: Path, *, provider: str, app: str | None, cloud: str | None, port: int, force: bool) -> list[Path]:
+    """Every check first (arguments, what exists, what can be written), then the writes: a refused init
+    writes nothing."""
     if provider not in ("local", "openstack"):
         raise UsageError(f"--provider must be local or openstack, got {provider!r}")
     if not 1 <= port <= 65534:
         raise UsageError(f"--port must be from 1 to 65534, got {port}")
+    if cloud is not None:
+        try:
+            text(255)(cloud)
+        except ValueError as exc:
+            raise UsageError(f"--cloud: {exc}") from None
+    name = app or ("demo" if provider == "openstack" else _app_name(directory))
+    if not APP_NAME.fullmatch(name):
+        raise UsageError(f"{name!r} is not a valid app name", hint="use lower-case letters, digits and dashes, e.g. --app shop")
     config = directory / CONFIG_NAME
+    app_dir, target = directory / "app", directory / "app" / "app.py"
+    _must_be_folder(directory)
+    if config.is_dir():
+        raise UsageError(f"{config} is a folder", hint="remove it, or init another folder")
     if config.exists() and not force:
         raise UsageError(f"{config} already exists", hint="use --force to overwrite it")
-    name = app or ("demo" if provider == "openstack" else _app_name(directory))
-    if not re.fullmatch(r"[a-z][a-z0-9-]{0,39}", name):
-        raise UsageError(f"{name!r} is not a valid app name", hint="use lower-case letters, digits and dashes, e.g. --app shop")
+    if provider == "local":
+        _must_be_folder(app_dir)
+        if target.is_dir():
+            raise UsageError(f"{target} is a folder", hint="remove it, or init another folder")
+    _must_be_writable(directory)
+
     directory.mkdir(parents=True, exist_ok=True)
     written = []
     if provider == "local":
-        text = LOCAL_CONFIG.format(app=name, port=port, staging_port=port + 1)
-        app_dir = directory / "app"
+        body = LOCAL_CONFIG.format(app=name, port=port, staging_port=port + 1)
         app_dir.mkdir(exist_ok=True)
-        target = app_dir / "app.py"
         if not target.exists() or force:
             shutil.copyfile(TEMPLATES / "app" / "app.py", target)
             written.append(target)
     else:
-        text = OPENSTACK_CONFIG.format(app=name, cloud=cloud or "envvars")
-    config.write_text(text)
+        body = OPENSTACK_CONFIG.format(app=name, cloud_yaml=json.dumps(cloud or "envvars"))
+    config.write_text(body)
     written.insert(0, config)
     return written
+
+
+def _must_be_folder(path: Path) -> None:
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{path} exists and is not a folder", hint="init another folder, or move it away")
+
+
+def _must_be_writable(directory: Path) -> None:
+    probe = directory
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UsageError(f"cannot create {directory}: {probe} is not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write to {probe}", hint="init a folder you can write to")
 
 
 def _app_name(directory: Path) -> str:

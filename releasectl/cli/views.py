@@ -184,11 +184,25 @@ def pipelines_result(pipelines: list[Pipeline]) -> Result:
     return Result(data=data, text=text)
 
 
-def config_result(settings) -> Result:
+def config_result(settings, report=None) -> Result:
     import yaml
 
     effective = settings.effective()
-    return Result(data={"config": effective}, text=lambda: f"{settings.path}: valid\n" + yaml.safe_dump(effective, sort_keys=False))
+    data: dict = {"config": effective}
+    lines = [f"{settings.path}: valid"]
+    if report is not None:
+        data["checked"] = {"environments": list(report.environments), "pipelines": report.pipelines}
+        lines.append(f"environments checked: {', '.join(report.environments)}")
+        lines.append("pipelines checked: " + ", ".join(f"{ref} ({path})" for ref, path in report.pipelines.items()))
+    return Result(data=data, text=lambda: "\n".join(lines) + "\n" + yaml.safe_dump(effective, sort_keys=False))
+
+
+def config_problems_result(problems: list, limit: int) -> Result:
+    """Every problem of `config check`, one `file:line: key.path: what is wrong` each, with its hint."""
+    errors = [{"code": "usage", "message": p.message, **({"hint": p.hint} if p.hint else {})} for p in problems[:limit]]
+    if len(problems) > limit:
+        errors.append({"code": "usage", "message": f"{len(problems) - limit} more problem(s) not shown; fix these first"})
+    return Result(data={"problems": len(problems)}, exit_code=2, errors=errors)
 
 
 def init_result(directory: Path, written: list[Path]) -> Result:
