@@ -154,6 +154,8 @@ def _got(value: Any) -> str:
 
 
 def _seconds_text(seconds: float) -> str:
+    if seconds == 0:
+        return "0s"
     for unit, size in (("d", DAY), ("h", HOUR), ("m", MINUTE), ("s", 1.0)):
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
@@ -627,7 +629,7 @@ def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None
         _cross_checks(check, envs[name], body)
 
     default_env = data.get("default_environment", "production" if "production" in envs_raw else next(iter(envs_raw), ""))
-    if "default_environment" in data and (not isinstance(default_env, str) or default_env not in envs_raw):
+    if "default_environment" in data and envs_raw and (not isinstance(default_env, str) or default_env not in envs_raw):
         check.add("default_environment", f"{_got(default_env)} is not one of the environments",
                   hint=f"environments: {', '.join(map(str, envs_raw)) or 'none'}")
     if provider == "local":

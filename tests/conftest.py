@@ -38,6 +38,37 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
     return CliRun(proc.returncode, proc.stdout, proc.stderr)
 
 
+def run_cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None) -> CliRun:
+    """`releasectl ARGS` in this process (the real entry point, `releasectl.cli.main`): milliseconds instead of
+    a new interpreter, for tests of input handling that must not reach a provider. The working folder,
+    environment variables, stdout/stderr and signal handlers are restored afterwards."""
+    import contextlib
+    import io
+    import signal
+
+    from releasectl.cli import main
+
+    saved_env = {k: os.environ.get(k) for k in (env or {})}
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    saved_cwd = os.getcwd()
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(env or {})
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    finally:
+        os.chdir(saved_cwd)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+    return CliRun(code, out.getvalue(), err.getvalue())
+
+
 @pytest.fixture
 def cli(tmp_path):
     """run_cli bound to a fresh folder: `cli("bake", "1.0.0")`."""

@@ -1,7 +1,9 @@
-"""Helpers shared by tests and benchmarks: free loopback ports, and processes left under a folder."""
+"""Helpers shared by tests and benchmarks: free loopback ports, processes left under a folder, and a
+digest of a folder tree."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 from pathlib import Path
@@ -46,3 +48,21 @@ def processes_under(root: Path) -> list[tuple[int, str]]:
         if root_s in cmd or cwd == root_s or cwd.startswith(root_s + "/"):
             found.append((int(entry.name), cmd or "?"))
     return found
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file, the target of every link and a marker for every folder below root: equal
+    before and after a command proves it created, changed and removed nothing (not even an empty folder
+    or a lock file)."""
+    out: dict[str, str] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        if path.is_symlink():
+            out[rel] = "link:" + os.readlink(path)
+        elif path.is_dir():
+            out[rel] = "dir"
+        elif path.is_file():
+            out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            out[rel] = "special"
+    return out

@@ -71,6 +71,18 @@ def main_options(
     )
 
 
+MAX_VERSION_LENGTH = 64
+
+
+def _check_version(version: str) -> None:
+    """A version argument: strict semver of at most 64 characters (it becomes part of image names)."""
+    from releasectl.engine.versions import parse_version
+
+    if len(version) > MAX_VERSION_LENGTH:
+        raise UsageError(f"a version has at most {MAX_VERSION_LENGTH} characters, got {len(version)}")
+    parse_version(version)
+
+
 def _finish(ctx: typer.Context, result: Result) -> None:
     emit_result(result, _globals(ctx).output)
     _globals(ctx).printer.close()
@@ -142,9 +154,8 @@ def bake(
 ) -> None:
     """Snapshot the builder into a version-named image."""
     from releasectl.engine.images import bake as do_bake
-    from releasectl.engine.versions import parse_version
 
-    parse_version(version)
+    _check_version(version)
     ectx = engine_context(_globals(ctx))
     image = do_bake(ectx, version, force=force)
     _finish(ctx, views.image_result(image, ectx.env))
@@ -186,10 +197,9 @@ def stage(
 ) -> None:
     """Boot one instance from the image and run the smoke checks; exit 1 if one fails."""
     from releasectl.engine.stage import stage as do_stage
-    from releasectl.engine.versions import parse_version
     from releasectl.errors import SmokeCheckFailed
 
-    parse_version(version)
+    _check_version(version)
     ectx = engine_context(_globals(ctx))
     try:
         result = do_stage(ectx, version, keep=keep)
@@ -217,11 +227,10 @@ def rollout(
     """Boot the new version, shift traffic step by step, watch health, retire the old fleet."""
     from releasectl.config import load_pipeline
     from releasectl.engine.release import rollout as do_rollout
-    from releasectl.engine.versions import parse_version
 
     g = _globals(ctx)
     if version is not None:
-        parse_version(version)
+        _check_version(version)
     s = settings(g)
     chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
     ectx = engine_context(g, s, pipeline_name=chosen.name)
@@ -254,10 +263,9 @@ def rollback(
 ) -> None:
     """Return traffic to the last known-good version (warm fleet at once, or relaunched)."""
     from releasectl.engine.release import rollback as do_rollback
-    from releasectl.engine.versions import parse_version
 
     if to is not None:
-        parse_version(to)
+        _check_version(to)
     _finish(ctx, views.release_result(do_rollback(engine_context(_globals(ctx)), to)))
 
 
@@ -318,6 +326,9 @@ def demo(
     """Init, bake and roll out a sample app, canary a new version under load, fail one, roll back."""
     from releasectl.demo import run_demo
     from releasectl.errors import Interrupted
+
+    if not 1 <= port <= 65534:
+        raise UsageError(f"--port must be from 1 to 65534, got {port}")
 
     try:
         summary = run_demo(directory, keep=keep, port=port, emit=_globals(ctx).printer)
