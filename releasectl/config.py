@@ -729,19 +729,14 @@ def _chosen_env(v: _Validated, env: str | None) -> str:
 
 
 def load_settings(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> Settings:
-    """The chosen environment's settings, after validating the whole file (every environment)."""
-    path = (path or find_config()).resolve()
-    doc = _read_config(path)
-    problems = Problems()
-    validated = _validate(doc, path, problems)
-    problems.raise_if_any()
-    assert validated is not None
-    return _settings(validated, _chosen_env(validated, env), state_dir)
+    """The chosen environment's settings, after validating exactly what `config check` validates: every
+    command accepts or refuses the same file, before anything is created."""
+    return check_config(path, env, state_dir).settings
 
 
 def check_config(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> CheckReport:
-    """`config check`: the whole file, every environment, every pipeline they name (resolved and read),
-    and port clashes; all problems at once (ConfigError.problems)."""
+    """The whole file, every environment, every pipeline they name (resolved and read), and port clashes;
+    all problems at once (ConfigError.problems)."""
     path = (path or find_config()).resolve()
     doc = _read_config(path)
     problems = Problems()
