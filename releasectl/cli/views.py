@@ -194,7 +194,8 @@ def config_result(settings, report=None) -> Result:
         data["checked"] = {"environments": list(report.environments), "pipelines": report.pipelines}
         lines.append(f"environments checked: {', '.join(report.environments)}")
         lines.append("pipelines checked: " + ", ".join(f"{ref} ({path})" for ref, path in report.pipelines.items()))
-    return Result(data=data, text=lambda: "\n".join(lines) + "\n" + yaml.safe_dump(effective, sort_keys=False))
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return Result(data=data, text=lambda: "\n".join(lines) + "\n" + yaml.dump(effective, Dumper=dumper, sort_keys=False))
 
 
 def config_problems_result(problems: list, limit: int) -> Result:
