@@ -161,3 +161,80 @@ def test_pipeline_override_on_the_cli_is_validated(tmp_path):
     (tmp_path / "releasectl.yaml").write_text(textwrap.dedent(GOOD))
     result = run_cli("rollout", "--pipeline", "nope", cwd=tmp_path)
     assert result.code == 2 and "unknown pipeline 'nope'" in result.stderr
+
+
+def test_config_check_reports_every_problem_with_file_line_and_hint(tmp_path):
+    """Problems in another environment, in a pipeline file and between environments are all reported."""
+    (tmp_path / "p.yaml").write_text("steps:\n  - launch: {count: 500}\n  - weight: {percent: 100, hold: .inf}\n  - retire: {}\n")
+    (tmp_path / "releasectl.yaml").write_text(textwrap.dedent("""\
+        app: shop
+        health:
+          interval: .inf
+        rollout:
+          pipeline: p.yaml
+        environments:
+          production:
+            local: {lb_port: 18080}
+          staging:
+            local: {lb_port: 18080}
+            rollout: {count: 100000, pipeline: nope}
+        """))
+    result = run_cli("config", "check", cwd=tmp_path)
+    assert result.code == 2
+    errors = [line for line in result.stderr.splitlines() if line.startswith("releasectl: error: ")]
+    expected = [
+        "releasectl.yaml:3: health.interval: expected a duration from 10ms to 1h",
+        "releasectl.yaml:11: environments.staging.rollout.count: 100000 is more than rollout.max_count (100)",
+        "releasectl.yaml:10: environments.staging.local.lb_port: load-balancer port 18080 is also the port of environment production",
+        "p.yaml:2: steps[0].launch.count: 500 is more than rollout.max_count (100)",
+        "p.yaml:3: steps[1].weight.hold: expected a duration",
+        "releasectl.yaml:11: environments.staging.rollout.pipeline: unknown pipeline 'nope'",
+    ]
+    for fragment in expected:
+        assert any(fragment in line for line in errors), (fragment, result.stderr)
+    assert len(errors) == len(expected)
+    assert "  hint: " in result.stderr
+    # every other command refuses the same file with its first problem, saying there are more
+    rollout = run_cli("rollout", "-o", "json", cwd=tmp_path)
+    assert rollout.code == 2 and rollout.stderr.count("releasectl: error: ") == 1
+    assert "config check" in rollout.json()["errors"][0]["hint"]
+    assert not (tmp_path / ".releasectl").exists()
+
+
+def test_config_check_lists_at_most_20_problems(tmp_path):
+    body = "\n".join(f"  key{i}: 1" for i in range(30))
+    (tmp_path / "releasectl.yaml").write_text(f"app: shop\nhealth:\n{body}\n")
+    result = run_cli("config", "check", "-o", "json", cwd=tmp_path)
+    doc = result.json()
+    assert result.code == 2 and doc["problems"] == 30 and len(doc["errors"]) == 21
+    assert "10 more problem(s) not shown" in doc["errors"][-1]["message"]
+
+
+def test_start_command_string_is_split_as_a_shell_would(tmp_path):
+    (tmp_path / "releasectl.yaml").write_text("app: shop\nlocal:\n  start_command: \"python -c 'print(1)'\"\n")
+    assert load_settings(tmp_path / "releasectl.yaml").provider_options["start_command"] == ["python", "-c", "print(1)"]
+
+
+def test_bounds_accept_their_edges(tmp_path):
+    (tmp_path / "releasectl.yaml").write_text(textwrap.dedent("""\
+        app: a
+        health: {path: "/a/b?c=1&d=%20", interval: 1h, timeout: 10ms, rise: 100, fall: 1, expected_status: 599}
+        rollout: {count: 250, max_count: 250, progress_deadline: 7d, drain_timeout: 0s, weight_tolerance: 100%}
+        image: {keep: 1000}
+        environments:
+          e_2-x: {}
+        """))
+    s = load_settings(tmp_path / "releasectl.yaml")
+    assert (s.health.interval, s.health.timeout, s.rollout.count, s.rollout.progress_deadline) == (3600, 0.01, 250, 604800)
+    assert s.env == "e_2-x" and s.image_keep == 1000
+
+
+def test_prune_keep_defaults_to_image_keep(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "app.py").write_text("print('hi')\n")
+    (tmp_path / "releasectl.yaml").write_text("app: shop\nimage: {keep: 1}\nlocal: {lb_port: 18999}\n")
+    for version in ("1.0.0", "1.1.0"):
+        assert run_cli("bake", version, cwd=tmp_path).code == 0
+    result = run_cli("images", "prune", "--dry-run", "-o", "json", cwd=tmp_path)
+    assert result.code == 0, result.stderr
+    assert result.json()["deleted"] == ["shop-1.0.0"]
