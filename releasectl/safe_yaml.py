@@ -10,6 +10,7 @@ str, int, float, bool, None) plus the line of every key path, for messages like 
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -58,12 +59,15 @@ def read_text(path: Path, *, name: str | None = None, max_bytes: int = MAX_BYTES
     """The file's text: at most max_bytes, strict UTF-8 (a BOM is allowed), else a ConfigError."""
     name = name or path.name
     try:
+        mode = path.stat().st_mode
+        if stat.S_ISDIR(mode):
+            raise ConfigError(f"{path}: is a folder, not a file")
+        if not stat.S_ISREG(mode):  # a FIFO would block, a device never ends
+            raise ConfigError(f"{path}: is not a regular file")
         with open(path, "rb") as handle:
             raw = handle.read(max_bytes + 1)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise ConfigError(f"{path}: is a folder, not a file") from None
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(raw) > max_bytes:

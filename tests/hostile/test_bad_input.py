@@ -9,6 +9,7 @@ project with the image 1.0.0 already baked is copied for every case."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -295,6 +296,8 @@ CLI_CASES = [
     cmd("init-nul-directory", "embedded null byte", "init", "a\x00b"),
     cmd("config-missing", "no such file", "--config", "missing.yaml", "status"),
     cmd("config-is-a-folder", "is a folder, not a file", "--config", "app", "status"),
+    cmd("config-fifo", "is not a regular file", "--config", "fifo.yaml", "status", files={"fifo.yaml": None}),
+    cmd("config-device", "is not a regular file", "--config", "/dev/zero", "status"),
     cmd("config-nul", "embedded null byte", "--config", "a\x00b", "status"),
     cmd("env-nul", "--env must be a path or name without NUL characters", "--env", "a\x00b", "status"),
     cmd("env-undefined", "environment 'qa' is not defined", "--env", "qa", "rollout", "1.0.0"),
@@ -366,7 +369,10 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(case: Case, baked_p
         target.write_bytes(case.config if isinstance(case.config, bytes) else case.config.encode())
     for name, body in case.files.items():
         (project / name).parent.mkdir(parents=True, exist_ok=True)
-        (project / name).write_bytes(body if isinstance(body, bytes) else body.encode())
+        if body is None:
+            os.mkfifo(project / name)
+        else:
+            (project / name).write_bytes(body if isinstance(body, bytes) else body.encode())
     before = tree_digest(tmp_path)
     for argv in case.argv:
         result = run_cli_in_process(*argv, cwd=project, env=case.env)
