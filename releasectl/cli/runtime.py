@@ -63,22 +63,28 @@ def lock_ttl() -> float:
         raise ConfigError(f"${LOCK_TTL_VARIABLE}: {exc}", hint="unset it, or set it to seconds like 30") from None
 
 
+def unwritable_folder(folder: Path) -> str | None:
+    """Why `folder` cannot be created or written (checked on its nearest existing ancestor), or None."""
+    probe = folder
+    try:
+        while not probe.exists() and probe != probe.parent:
+            if probe.is_symlink():
+                return f"{probe} is a broken symbolic link"
+            probe = probe.parent
+        if not probe.is_dir():
+            return "is not a folder" if probe == folder else f"cannot be created: {probe} is not a folder"
+        if not os.access(probe, os.W_OK | os.X_OK):
+            return "is not writable" if probe == folder else f"cannot be created: {probe} is not writable"
+    except OSError as exc:  # a name too long, a loop of links
+        return str(exc.strerror or exc)
+    return None
+
+
 def check_state_dir(state_dir: Path) -> None:
     """Refuse, before anything is created, a state folder that cannot be made or written."""
-    probe = state_dir
-    while not probe.exists() and probe != probe.parent:
-        if probe.is_symlink():
-            raise ConfigError(f"state folder {state_dir}: {probe} is a broken symbolic link")
-        probe = probe.parent
-    try:
-        if not probe.is_dir():
-            where = "is not a folder" if probe == state_dir else f"cannot be created: {probe} is not a folder"
-            raise ConfigError(f"state folder {state_dir} {where}", hint="set state_dir, or pass --state-dir PATH")
-        if not os.access(probe, os.W_OK | os.X_OK):
-            where = "is not writable" if probe == state_dir else f"cannot be created: {probe} is not writable"
-            raise ConfigError(f"state folder {state_dir} {where}", hint="set state_dir, or pass --state-dir PATH")
-    except OSError as exc:  # a name too long, a loop of links
-        raise ConfigError(f"state folder {state_dir}: {exc.strerror or exc}") from None
+    problem = unwritable_folder(state_dir)
+    if problem:
+        raise ConfigError(f"state folder {state_dir} {problem}", hint="set state_dir, or pass --state-dir PATH")
 
 
 def engine_context(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -138,13 +137,11 @@ def _must_be_folder(path: Path) -> None:
 
 
 def _must_be_writable(directory: Path) -> None:
-    probe = directory
-    while not probe.exists() and probe != probe.parent:
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UsageError(f"cannot create {directory}: {probe} is not a folder")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UsageError(f"cannot write to {probe}", hint="init a folder you can write to")
+    from releasectl.cli.runtime import unwritable_folder
+
+    problem = unwritable_folder(directory)
+    if problem:
+        raise UsageError(f"{directory} {problem}", hint="init a folder you can write to")
 
 
 def _app_name(directory: Path) -> str:

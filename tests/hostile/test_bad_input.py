@@ -290,6 +290,7 @@ CLI_CASES = [
     cmd("init-bad-app", "is not a valid app name", "init", "new", "--app", "Bad_Name"),
     cmd("init-existing-config", "already exists", "init", "."),
     cmd("init-onto-a-file", "exists and is not a folder", "init", "notes.txt", files={"notes.txt": "x"}),
+    cmd("init-under-a-file", "cannot be created: notes.txt is not a folder", "init", "notes.txt/sub", files={"notes.txt": "x"}),
     cmd("init-app-is-a-file", "exists and is not a folder", "init", "new", files={"new/app": "x"}),
     cmd("init-cloud-injection", "--cloud: expected a string without control characters",
         "init", "new", "--provider", "openstack", "--cloud", "x\nprovider: local"),
