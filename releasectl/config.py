@@ -569,7 +569,7 @@ def _read_config(path: Path) -> YamlDoc:
 
 
 def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None:
-    """Check the whole file, every environment included; None when it is too broken to layer."""
+    """Check the whole file, every environment included; None when it is not even a mapping."""
     check = _Checker(doc, problems)
     data = doc.data
     if data is None:
@@ -634,8 +634,8 @@ def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None
                   hint=f"environments: {', '.join(map(str, envs_raw)) or 'none'}")
     if provider == "local":
         _port_clashes(check, envs, data)
-    if app is _BAD or provider is _BAD or state_dir is _BAD or base_port is _BAD or not envs:
-        return None
+    # returned even when some values are bad (then a problem was reported), so that the pipelines the
+    # environments name are checked too
     return _Validated(doc, path, app, provider, image, state_dir, default_env, envs)
 
 
