@@ -136,7 +136,7 @@ def mask_secrets(value: Any) -> Any:
 
 _DURATION = re.compile(r"^\s*(\d{1,15}(?:\.\d{1,9})?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": MINUTE, "h": HOUR, "d": DAY, None: 1.0}
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # RFC 3986 path-absolute with an optional query; no whitespace, control characters or fragment. `$` and
 # `'` are left out as well although RFC 3986 allows them: HAProxy's config parser gives them meaning.
 _PCHAR = r"(?:[A-Za-z0-9\-._~!&()*+,;=:@]|%[0-9A-Fa-f]{2})"
@@ -250,7 +250,7 @@ def text(max_len: int = MAX_TEXT) -> Callable[[Any], str]:
     def parse(value: Any) -> str:
         if not isinstance(value, str) or not value.strip():
             raise ValueError(f"expected a non-empty string, got {_got(value)}")
-        if _CONTROL.search(value):
+        if CONTROL_CHARACTERS.search(value):
             raise ValueError(f"expected a string without control characters (newline, tab, ...), got {_got(value)}")
         if len(value) > max_len:
             raise ValueError(f"expected at most {max_len} characters, got {len(value)}")
@@ -850,7 +850,7 @@ def _pipeline(doc: YamlDoc, file: Path, max_count: int, check: _Checker) -> Pipe
     for key in data:
         if key not in ("name", "description", "steps"):
             check.add(key, "unknown key", hint="known keys: name, description, steps")
-    name = check.value("name", data["name"], text(64)) if "name" in data else _CONTROL.sub("", file.stem)[:64] or "pipeline"
+    name = check.value("name", data["name"], text(64)) if "name" in data else CONTROL_CHARACTERS.sub("", file.stem)[:64] or "pipeline"
     description = data.get("description", "")
     if not isinstance(description, str) or len(description) > 4096 or re.search(r"[\x00-\x08\x0b-\x1f\x7f]", description):
         check.add("description", f"expected text of at most 4096 characters, got {_got(description)}")

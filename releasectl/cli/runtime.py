@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from releasectl.cli.render import ProgressPrinter
-from releasectl.config import Settings, duration, load_settings
+from releasectl.config import CONTROL_CHARACTERS, Settings, duration, load_settings
 from releasectl.engine.context import EngineContext, StopToken
 from releasectl.errors import ConfigError
 from releasectl.providers import load as load_provider
@@ -81,7 +81,11 @@ def unwritable_folder(folder: Path) -> str | None:
 
 
 def check_state_dir(state_dir: Path) -> None:
-    """Refuse, before anything is created, a state folder that cannot be made or written."""
+    """Refuse, before anything is created, a state folder that cannot be made or written, or whose path
+    has control characters (it is written into the local LB's haproxy.cfg, one setting a line)."""
+    if CONTROL_CHARACTERS.search(str(state_dir)):
+        raise ConfigError(f"state folder {str(state_dir)!r}: the path has control characters (newline, tab, ...)",
+                          hint="use another folder (state_dir or --state-dir)")
     problem = unwritable_folder(state_dir)
     if problem:
         raise ConfigError(f"state folder {state_dir} {problem}", hint="set state_dir, or pass --state-dir PATH")

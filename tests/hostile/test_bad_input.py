@@ -307,6 +307,9 @@ CLI_CASES = [
         files={"notes.txt": "x"}),
     cmd("state-dir-is-a-file", "is not a folder", "--state-dir", "notes.txt", "rollout", "1.0.0",
         files={"notes.txt": "x"}),
+    cmd("state-dir-newline", "the path has control characters", "--state-dir", "st\nstats socket /tmp/x", "rollout", "1.0.0"),
+    cmd("project-folder-newline", "the path has control characters", "--config", "a\nb/releasectl.yaml", "down",
+        files={"a\nb/releasectl.yaml": config()}),
     cmd("demo-port-zero", "--port must be from 1 to 65534", "demo", "--port", "0"),
 ]
 
