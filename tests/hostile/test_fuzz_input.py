@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 import os
 import re
-import shutil
-import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -194,37 +193,32 @@ def assert_within_bounds(folder: Path) -> None:
         assert 0 <= r.weight_tolerance <= 100 and 1 <= s.image_keep <= 1000 and 1 <= s.app_port <= 65535
 
 
-FOLDER = Path(tempfile.mkdtemp(prefix="releasectl-fuzz-"))  # one folder for every example: rmdir is slow here
-
-
-def teardown_module() -> None:
-    shutil.rmtree(FOLDER, ignore_errors=True)
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """One folder for every example (creating and removing one per example costs more than the example)."""
+    return tmp_path_factory.mktemp("fuzz")
 
 
 @settings(settings.get_profile("input-fuzz"))
 @given(config=CONFIG | GOOD_CONFIG, pipeline=PIPELINE, damage_how=DAMAGE, command=COMMANDS, json_output=st.booleans())
-def test_fuzzed_configs_exit_0_or_2_and_write_nothing_on_2(config, pipeline, damage_how, command, json_output):
-    folder = FOLDER
-    if True:
-        (folder / "releasectl.yaml").write_bytes(damage(dump(config), damage_how))
-        (folder / "p.yaml").write_text(dump(pipeline))
-        before = tree_digest(folder)
-        output = ("-o", "json") if json_output else ()
-        checked = run_cli_in_process("config", "check", *output, cwd=folder)
-        assert checked.code in (0, 2), checked.stderr
-        valid = checked.code == 0
-        event("accepted" if valid else "refused")
-        assert tree_digest(folder) == before
-        if not valid:
-            assert_clean_errors(checked.stderr)
-            # a command that would write refuses the same file, before anything exists
-            refused = run_cli_in_process(*command, cwd=folder)
-            assert refused.code == 2, (command, refused.stderr)
-            assert_clean_errors(refused.stderr)
-            assert len([l for l in refused.stderr.splitlines() if l.startswith("releasectl: error:")]) == 1
-            assert tree_digest(folder) == before, command
-        else:
-            assert "internal error" not in checked.stderr
-            assert_within_bounds(folder)
-        if (folder / ".releasectl").exists():  # only after a failed assertion above
-            shutil.rmtree(folder / ".releasectl")
+def test_fuzzed_configs_exit_0_or_2_and_write_nothing_on_2(folder, config, pipeline, damage_how, command, json_output):
+    (folder / "releasectl.yaml").write_bytes(damage(dump(config), damage_how))
+    (folder / "p.yaml").write_text(dump(pipeline))
+    before = tree_digest(folder)
+    output = ("-o", "json") if json_output else ()
+    checked = run_cli_in_process("config", "check", *output, cwd=folder)
+    assert checked.code in (0, 2), checked.stderr
+    valid = checked.code == 0
+    event("accepted" if valid else "refused")
+    assert tree_digest(folder) == before
+    if not valid:
+        assert_clean_errors(checked.stderr)
+        # a command that would write refuses the same file, before anything exists
+        refused = run_cli_in_process(*command, cwd=folder)
+        assert refused.code == 2, (command, refused.stderr)
+        assert_clean_errors(refused.stderr)
+        assert len([l for l in refused.stderr.splitlines() if l.startswith("releasectl: error:")]) == 1
+        assert tree_digest(folder) == before, command
+    else:
+        assert "internal error" not in checked.stderr
+        assert_within_bounds(folder)
