@@ -29,7 +29,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from releasectl.errors import AuthError, ConfigError, UsageError
+from releasectl.errors import ConfigError, CredentialsError, UsageError
 
 KEYRING_SERVICE = "releasectl"
 SECRET_KINDS = ("password", "application_credential_secret")
@@ -378,7 +378,7 @@ def load_credentials(
         secret = lookup_secret(name, secret_key)
         secret_source = "keyring" if secret else ""
     if not secret:
-        raise AuthError(
+        raise CredentialsError(
             f"no {secret_key.replace('_', ' ')} for cloud {name!r}",
             hint=f"run `releasectl login --cloud {name}`"
             + (" --application-credential" if auth_type == APP_CREDENTIAL else "")

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from keyring.backend import KeyringBackend
 
-from releasectl.errors import AuthError, ConfigError, UsageError
+from releasectl.errors import ConfigError, CredentialsError, UsageError
 from releasectl.providers.openstack.credentials import (
     APP_CREDENTIAL,
     PASSWORD,
@@ -119,7 +119,7 @@ def test_application_credential_is_inferred_and_needs_its_secret(tmp_path) -> No
 def test_keyring_is_the_fallback_for_a_missing_secret(tmp_path, memory_keyring) -> None:
     dump(tmp_path / "clouds.yaml", {"c": {"auth": AUTH}, "ci": {"auth_type": "v3applicationcredential",
                                                                  "auth": {"auth_url": "https://k", "application_credential_id": "x"}}})
-    with pytest.raises(AuthError) as err:
+    with pytest.raises(CredentialsError) as err:
         load_credentials("c", env={}, cwd=tmp_path, home=tmp_path)
     assert "releasectl login --cloud c" in err.value.hint
     where = store_secret("c", "password", "kept-in-keyring")
