@@ -365,9 +365,9 @@ class ServiceClient:
         extra = kwargs.pop("headers", None) or {}
         absolute = path.startswith(("http://", "https://"))
         for last in (False, True):
-            url = path if absolute else self.url + path
-            headers = {**self.headers(), **extra}
             try:
+                url = path if absolute else self.url + path
+                headers = {**self.headers(), **extra}  # Nova discovers its microversion here: may be unreachable too
                 resp = self.transport.request(
                     self.service_type, method, url, headers=headers, token=self.token, allow={*allow, 404}, **kwargs
                 )
