@@ -1,6 +1,7 @@
 """The newer interface methods on the simulator (create/delete records, lb_state, member ownership) and the
 provider defects of issue 13 (Octavia's `description`, catalog refresh when an endpoint moved, the sha512
-checksum of a default Glance, credentials refused by Keystone as exit-2 errors)."""
+checksum of a default Glance, credentials refused by Keystone as exit-2 errors). The tests that start the
+simulator are marked slow; the pure ones (parsing, paging, state tables) stay in the fast tier."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ def _server(provider, name: str, image_id: str):
 # ---- records: create-only and delete -------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts the simulator
 def test_create_record_is_create_only_and_delete_is_idempotent(make_provider, swift) -> None:
     a, b = make_provider(state="a"), make_provider(state="b")
     assert a.create_record("intents/0001-abort", '{"id": "0001"}') is True
@@ -44,6 +46,7 @@ def test_create_record_is_create_only_and_delete_is_idempotent(make_provider, sw
     assert b.create_record("intents/0001-abort", "again") is True
 
 
+@pytest.mark.slow  # starts the simulator
 def test_create_record_recognises_its_own_object_after_a_lost_answer(provider, swift) -> None:
     provider.write_record("warm", "x")  # the container exists
     swift.lose_put_answers = 1  # stored, answered 503: the replay gets 412 over our own document
@@ -54,6 +57,7 @@ def test_create_record_recognises_its_own_object_after_a_lost_answer(provider, s
 # ---- lb_state ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts the simulator
 def test_lb_state_up_busy_absent(make_provider, openstack_sim) -> None:
     provider = make_provider()
     state = provider.lb_state()
@@ -80,6 +84,7 @@ def test_lb_state_of_a_pool_without_listener_is_up_but_says_it_serves_nothing() 
 # ---- member ownership ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # starts the simulator
 def test_members_carry_ownership_tags_and_foreign_members_have_none(make_provider, openstack_sim) -> None:
     demo, shop = make_provider(state="a"), make_provider(app="shop", state="b")
     demo.ensure_pool()
@@ -109,6 +114,7 @@ def test_owner_from_tags_else_from_the_name() -> None:
     assert owner_of({"name": "releasectl/"}) == (None, None)
 
 
+@pytest.mark.slow  # starts the simulator
 def test_adopting_an_untagged_member_on_our_address_claims_it(provider, openstack_sim) -> None:
     provider.ensure_pool()
     image = provider.bake_image("1.0.0", "demo-1.0.0", {Label.PORT: "8000"})
@@ -145,6 +151,7 @@ def test_next_page_in_each_services_way() -> None:
     assert next_page(swift[:1], None, swift[:1], "/c", [("limit", 2)]) is None
 
 
+@pytest.mark.slow  # starts the simulator
 def test_checksum_is_glances_sha512_multihash(provider) -> None:
     image = provider.bake_image("1.0.0", "demo-1.0.0", {})
     algo, _, digest = (image.checksum or "").partition(":")
@@ -167,6 +174,7 @@ def _dead_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # starts the simulator
 @pytest.mark.parametrize("where", ["refused", "404"])
 def test_a_moved_endpoint_refreshes_the_catalog_and_replays(make_provider, openstack_sim, where) -> None:
     first = make_provider()
@@ -182,6 +190,7 @@ def test_a_moved_endpoint_refreshes_the_catalog_and_replays(make_provider, opens
     assert openstack_sim.request_count("identity", "POST", TOKENS) == 2
 
 
+@pytest.mark.slow  # starts the simulator
 @pytest.mark.parametrize("change", ["password", "app_cred_id"])
 def test_credentials_refused_by_keystone_are_exit_2(make_provider, openstack_sim, tmp_path, change) -> None:
     auth_type = "password" if change == "password" else "v3applicationcredential"
