@@ -618,9 +618,9 @@ class LoadBalancing(Service):
         if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
             raise _wsme_invalid("name", name, f"Value should have a maximum character requirement of {MAX_NAME}")
         if "url_path" in spec and spec["url_path"] is not None and (
-                not isinstance(spec["url_path"], str) or not URL_PATH.match(spec["url_path"])):
+                not isinstance(spec["url_path"], str) or not URL_PATH.fullmatch(spec["url_path"])):
             raise _wsme_invalid("url_path", spec["url_path"], "Value should be a valid URL path")
-        if spec.get("expected_codes") is not None and not EXPECTED_CODES.match(str(spec["expected_codes"])):
+        if spec.get("expected_codes") is not None and not EXPECTED_CODES.fullmatch(str(spec["expected_codes"])):
             raise _wsme_invalid("expected_codes", spec["expected_codes"],
                                 f"Value should match the pattern {EXPECTED_CODES.pattern}")
         if spec["type"] not in HTTP_MONITORS:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any, Callable, Mapping
 
 from releasectl.errors import Conflict, ProviderError, ResourceFailure, UsageError
@@ -38,6 +39,8 @@ APP_TAG = "releasectl_app="
 ENV_TAG = "releasectl_env="
 NAME_PREFIX = "releasectl/"
 MAX_NAME = 255
+# What Octavia accepts as a monitor `url_path`: an RFC 3986 path (and query), so no space or control character.
+URL_PATH = re.compile(r"^/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$")
 
 
 def owner_tags(app: str, env: str) -> list[str]:
@@ -228,6 +231,11 @@ class Pool:
             "admin_state_up": True,
         }
         if protocol in ("HTTP", "HTTPS", "TERMINATED_HTTPS", "PROXY"):
+            if not URL_PATH.fullmatch(h.path):
+                raise UsageError(
+                    f"health.path {h.path!r} is not a URL path Octavia accepts for a health monitor",
+                    hint="use a path such as /healthz: no spaces or control characters (escape them as %20)",
+                )
             body.update(type="HTTPS" if protocol == "HTTPS" else "HTTP", http_method="GET", url_path=h.path, expected_codes=str(h.expected_status))
         else:
             body["type"] = "TCP"

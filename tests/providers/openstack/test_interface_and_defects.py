@@ -5,6 +5,7 @@ simulator are marked slow; the pure ones (parsing, paging, state tables) stay in
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import socket
 
@@ -205,3 +206,19 @@ def test_credentials_refused_by_keystone_are_exit_2(make_provider, openstack_sim
         make_provider(clouds=clouds, auth_type=auth_type).list_servers()
     assert classify(err.value)[0] is ExitCode.USAGE
     assert ("401" if change == "password" else "404") in str(err.value) and "wrong-pw-123" not in str(err.value)
+
+
+@pytest.mark.slow  # starts the simulator
+def test_a_health_path_octavia_would_refuse_is_a_usage_error_before_any_write(make_provider, openstack_sim) -> None:
+    from releasectl.errors import UsageError
+    from releasectl.providers.base import HealthCheck
+
+    first = make_provider()
+    first.octavia.call("DELETE", f"/healthmonitors/{openstack_sim.healthmonitor_id}")
+    first.pool.wait_active()
+    provider = make_provider(create_monitor=True, state="s2")
+    provider.ctx = dataclasses.replace(provider.ctx, health=HealthCheck(path="/health z"))
+    provider.__dict__.pop("pool", None)
+    with pytest.raises(UsageError, match="health.path"):
+        provider.ensure_pool()
+    assert openstack_sim.request_count("load-balancer", "POST", "/v2/lbaas/healthmonitors") == 0
