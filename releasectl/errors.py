@@ -35,6 +35,11 @@ class ConfigError(UsageError):
         self.location = location
 
 
+class CredentialsError(UsageError):
+    """Credentials missing, or refused by the identity service (Keystone 400/401/403/404 on authentication):
+    a configuration problem that waiting or resuming cannot fix. Never carries the credential itself."""
+
+
 # --- exit 3: another release holds the lock -------------------------------------------------------------
 
 

@@ -579,7 +579,7 @@ def test_member_writes_lock_the_load_balancer(cloud: Cloud) -> None:
     duplicate = cloud.lb("POST", pool, json={"member": {"address": "127.0.1.50", "protocol_port": 8000}})
     assert duplicate.status_code == 409 and "already using ip" in duplicate.json()["faultstring"]
     updated = cloud.lb("PUT", f"{pool}/{member['id']}", json={"member": {"weight": 5, "name": "a"}})
-    assert updated.status_code == 202 and updated.json()["member"]["provisioning_status"] == "PENDING_UPDATE"
+    assert updated.status_code == 200 and updated.json()["member"]["provisioning_status"] == "PENDING_UPDATE"
     cloud.wait_lb_active()
     assert cloud.lb("PUT", f"{pool}/{member['id']}", json={"member": {"address": "1.2.3.4"}}).status_code == 400
     assert cloud.lb("DELETE", f"{pool}/{member['id']}").status_code == 204
@@ -609,7 +609,7 @@ def test_batch_member_update_semantics(cloud: Cloud) -> None:
     cloud.wait_lb_active()
     assert {m["address"]: m["weight"] for m in cloud.members()} == {"127.0.1.60": 1, "127.0.1.62": 0}
     duplicate = batch([a, {**a, "weight": 3}])
-    assert duplicate.status_code == 400 and duplicate.json()["faultcode"] == "Client"
+    assert duplicate.status_code == 409 and duplicate.json()["faultcode"] == "Client"
     assert batch([]).status_code == 202
     cloud.wait_lb_active()
     assert cloud.members() == []
@@ -631,10 +631,10 @@ def test_member_operating_status_follows_server_health(cloud: Cloud) -> None:
     assert cloud.member_status(nobody) == "ERROR"
     assert cloud.member_status(wrong_port) == "ERROR"
     base = f"/pools/{sim.pool_id}/members/{online}"
-    assert cloud.lb("PUT", base, json={"member": {"weight": 0}}).status_code == 202
+    assert cloud.lb("PUT", base, json={"member": {"weight": 0}}).status_code == 200
     cloud.wait_lb_active()
     assert cloud.member_status(online) == "DRAINING"
-    assert cloud.lb("PUT", base, json={"member": {"admin_state_up": False}}).status_code == 202
+    assert cloud.lb("PUT", base, json={"member": {"admin_state_up": False}}).status_code == 200
     cloud.wait_lb_active()
     assert cloud.member_status(online) == "OFFLINE"
     pool = cloud.lb("GET", f"/pools/{sim.pool_id}").json()["pool"]

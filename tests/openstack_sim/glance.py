@@ -63,7 +63,7 @@ class Image:
     created: float
     updated: float
     seq: int
-    visibility: str = "private"
+    visibility: str = "shared"  # Glance's default for a new image (API 2.5+), not "private"
     protected: bool = False
     os_hidden: bool = False
     tags: list[str] = field(default_factory=list)

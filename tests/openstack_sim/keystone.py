@@ -192,7 +192,9 @@ class Identity(Service):
         if not isinstance(cred, dict) or "secret" not in cred:
             raise ApiError(400, "Expecting to find secret in application_credential.")
         if "id" in cred:
-            ok = cred["id"] == self.app_cred["id"]
+            if cred["id"] != self.app_cred["id"]:  # real Keystone: an unknown id is a 404, not a 401
+                raise ApiError(404, f"Could not find Application Credential: {cred['id']}.")
+            ok = True
         elif "name" in cred:
             self._check_user(cred.get("user"))
             ok = cred["name"] == self.app_cred["name"]

@@ -5,11 +5,19 @@ PENDING_UPDATE for ``lb_delay`` seconds and writes in that window get 409 in WSM
 duplicate member gets 409; the batch member PUT matches on (address, protocol_port), deletes what
 is missing unless ``additive_only``, and resets omitted fields (weight -> 1) to create defaults.
 Member ``operating_status`` comes from health checks (see ``health.py``).
+
+Validation follows the real API (Octavia 19): a monitor's ``url_path`` must be a URL path (no spaces),
+``expected_codes`` must look like ``200``, ``200,202`` or ``200-204``, a TCP/PING monitor takes no HTTP
+fields, names stop at 255 characters, a member may not sit on a reserved address (169.254.169.254),
+``delay``/``timeout`` are integers (0.5 is stored as 0), duplicate entries in one batch are a 409, addresses
+are stored as sent (IPv6 is not normalised), a member created without ``subnet_id`` keeps it null, a
+single-member PUT answers 200, and an unknown path is pecan's 404 ``{code, title, description}``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -25,6 +33,12 @@ UPDATE_FIELDS = {"weight", "admin_state_up", "name", "tags", "backup", "monitor_
 # Fields the batch PUT resets when an entry omits them (they have WSME defaults on the create type).
 BATCH_DEFAULTS = {"weight": 1, "admin_state_up": True, "backup": False, "monitor_address": None,
                   "monitor_port": None}
+RESERVED_IPS = {"169.254.169.254"}  # Octavia's [networking] reserved_ips default
+HTTP_MONITORS = ("HTTP", "HTTPS")
+EXPECTED_CODES = re.compile(r"^(\d{3}(\s*,\s*\d{3})*)$|^(\d{3}-\d{3})$")  # octavia/api/v2/types/health_monitor.py
+# RFC 3986 path (and query) characters: unreserved, pct-encoded, sub-delims, ":", "@", "/", "?"
+URL_PATH = re.compile(r"^/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})*$")
+MAX_NAME = 255
 LIST_KEYS = {"limit", "marker", "page_reverse", "fields", "sort", "sort_key", "sort_dir",
              "tags", "tags-any", "not-tags", "not-tags-any"}
 
@@ -165,6 +179,8 @@ class LoadBalancing(Service):
             self.add("GET", f"{base}/listeners/{{id}}", self.show_listener)
             self.add("GET", f"{base}/pools", self.list_pools)
             self.add("GET", f"{base}/pools/{{id}}", self.show_pool)
+            self.add("POST", f"{base}/pools", self.create_pool)
+            self.add("DELETE", f"{base}/pools/{{id}}", self.delete_pool)
             self.add("GET", f"{base}/healthmonitors", self.list_healthmonitors)
             self.add("POST", f"{base}/healthmonitors", self.create_healthmonitor)
             self.add("GET", f"{base}/healthmonitors/{{id}}", self.show_healthmonitor)
@@ -176,7 +192,17 @@ class LoadBalancing(Service):
             self.add("PUT", f"{base}/pools/{{id}}/members/{{id}}", self.update_member)
             self.add("DELETE", f"{base}/pools/{{id}}/members/{{id}}", self.delete_member)
 
+    def resolve(self, req: Request) -> Any:
+        try:
+            return super().resolve(req)
+        except ApiError as err:
+            if err.status == 404:  # no such route: pecan answers, not WSME
+                raise ApiError(404, "The resource could not be found.", pecan=True) from None
+            raise
+
     def render_error(self, req: Request, err: ApiError) -> Response:
+        if err.extra.get("pecan"):
+            return json_response(err.status, {"code": err.status, "title": "Not Found", "description": err.message})
         return json_response(err.status, {"faultcode": "Client" if err.status < 500 else "Server",
                                           "faultstring": err.message, "debuginfo": None})
 
@@ -511,6 +537,56 @@ class LoadBalancing(Service):
         with self.ctx.store.lock:
             return json_response(200, {"pool": self.render_pool(self._pool(pool_id))})
 
+    def create_pool(self, req: Request) -> Response:
+        """A pool on a load balancer (``loadbalancer_id``) or behind a listener (``listener_id``)."""
+        body = req.json()
+        spec = body.get("pool") if isinstance(body, dict) else None
+        if not isinstance(spec, dict):
+            raise _wsme_invalid("pool", spec, "Mandatory field missing.")
+        for required in ("protocol", "lb_algorithm"):
+            if required not in spec:
+                raise _wsme_invalid(required, "Unset", "Mandatory field missing.")
+        name = spec.get("name") or ""
+        if not isinstance(name, str) or len(name) > MAX_NAME:
+            raise _wsme_invalid("name", name, f"Value should have a maximum character requirement of {MAX_NAME}")
+        store = self.ctx.store
+        with store.lock:
+            listener = self._get(store.listeners, "Listener", spec["listener_id"]) if spec.get("listener_id") else None
+            lb_id = listener.loadbalancer_id if listener else spec.get("loadbalancer_id")
+            if not lb_id:
+                raise ApiError(400, "Validation failure: Must provide at least one of: listener_id, loadbalancer_id.")
+            lb = self._get(store.loadbalancers, "Load Balancer", lb_id)
+            self._check_writable(lb.id)
+            now = self.ctx.now()
+            pool = Pool(id=new_id(), name=name, loadbalancer_id=lb.id, listener_ids=[listener.id] if listener else [],
+                        protocol=str(spec["protocol"]), lb_algorithm=str(spec["lb_algorithm"]), created=now, updated=now,
+                        seq=store.next_seq(), provisioning_status="PENDING_CREATE")
+            store.pools[pool.id] = pool
+            lb.pool_ids.append(pool.id)
+            if listener is not None and listener.default_pool_id is None:
+                listener.default_pool_id = pool.id
+            self._mark_pending(lb.id)
+            return json_response(201, {"pool": self.render_pool(pool)})
+
+    def delete_pool(self, req: Request, pool_id: str) -> Response:
+        """Deletes the pool with its members and monitor (Octavia cascades them)."""
+        store = self.ctx.store
+        with store.lock:
+            pool = self._pool(pool_id)
+            lb = store.loadbalancers[pool.loadbalancer_id]
+            self._check_writable(lb.id)
+            for mid in pool.member_ids:
+                store.members.pop(mid, None)
+            if pool.healthmonitor_id:
+                store.healthmonitors.pop(pool.healthmonitor_id, None)
+            for lid in pool.listener_ids:
+                if store.listeners[lid].default_pool_id == pool.id:
+                    store.listeners[lid].default_pool_id = None
+            lb.pool_ids.remove(pool.id)
+            del store.pools[pool.id]
+            self._mark_pending(lb.id)
+        return empty_response(204)
+
     # ----- health monitors -----
     def list_healthmonitors(self, req: Request) -> Response:
         with self.ctx.store.lock:
@@ -533,18 +609,31 @@ class LoadBalancing(Service):
                 raise _wsme_invalid(required, "Unset", "Mandatory field missing.")
         if spec["type"] not in MONITOR_TYPES:
             raise _wsme_invalid("type", spec["type"], f"Value should be one of: {', '.join(MONITOR_TYPES)}")
+        spec = dict(spec)
         for key in ("delay", "timeout"):
             if not isinstance(spec[key], (int, float)) or isinstance(spec[key], bool) or spec[key] < 0:
                 raise _wsme_invalid(key, spec[key], "Value should be a non-negative number")
+            spec[key] = int(spec[key])  # WSME IntegerType: 0.5 is stored as 0
+        name = spec.get("name")
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+            raise _wsme_invalid("name", name, f"Value should have a maximum character requirement of {MAX_NAME}")
+        if "url_path" in spec and spec["url_path"] is not None and (
+                not isinstance(spec["url_path"], str) or not URL_PATH.fullmatch(spec["url_path"])):
+            raise _wsme_invalid("url_path", spec["url_path"], "Value should be a valid URL path")
+        if spec.get("expected_codes") is not None and not EXPECTED_CODES.fullmatch(str(spec["expected_codes"])):
+            raise _wsme_invalid("expected_codes", spec["expected_codes"],
+                                f"Value should match the pattern {EXPECTED_CODES.pattern}")
+        if spec["type"] not in HTTP_MONITORS:
+            given = [k for k in ("http_method", "url_path", "expected_codes", "http_version", "domain_name")
+                     if spec.get(k) is not None]
+            if given:
+                raise ApiError(400, f"{', '.join(given)} is not a valid option for health monitors of type "
+                                    f"{spec['type']}")
         for key, default in (("max_retries", None), ("max_retries_down", 3)):
             value = spec.get(key, default)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10:
                 raise _wsme_invalid(key, value, "Value should be between 1 and 10")
-        expected = spec.get("expected_codes", "200")
-        try:
-            expected_codes_match(str(expected), 200)
-        except ValueError:
-            raise _wsme_invalid("expected_codes", expected, "Value should match the pattern 200, 200,202 or 200-204")
+        expected = spec.get("expected_codes") or "200"
         store = self.ctx.store
         with store.lock:
             pool = self._pool(spec["pool_id"])
@@ -592,9 +681,11 @@ class LoadBalancing(Service):
         for key in ("address", "monitor_address"):
             if spec.get(key) is not None:
                 try:
-                    out[key] = str(ipaddress.ip_address(spec[key]))
+                    ipaddress.ip_address(spec[key])  # validated, stored as sent (real Octavia does not normalise)
                 except ValueError:
                     raise _wsme_invalid(key, spec[key], "Value should be IPv4 or IPv6 format") from None
+                if spec[key] in RESERVED_IPS:
+                    raise ApiError(400, f"{spec[key]} is not a valid option for member address")
         for key, low, high in (("protocol_port", 1, 65535), ("monitor_port", 1, 65535), ("weight", 0, 256)):
             if spec.get(key) is None:
                 continue
@@ -618,13 +709,12 @@ class LoadBalancing(Service):
 
     def _new_member(self, pool: Pool, spec: dict) -> Member:
         store, now = self.ctx.store, self.ctx.now()
-        lb = store.loadbalancers[pool.loadbalancer_id]
         member = Member(
             id=new_id(), pool_id=pool.id, name=spec.get("name") or "", address=spec["address"],
             protocol_port=spec["protocol_port"], weight=spec.get("weight", 1) if spec.get("weight") is not None else 1,
             admin_state_up=spec.get("admin_state_up", True), backup=spec.get("backup", False),
             monitor_address=spec.get("monitor_address"), monitor_port=spec.get("monitor_port"),
-            subnet_id=spec.get("subnet_id") or lb.vip_subnet_id, tags=list(spec.get("tags") or []),
+            subnet_id=spec.get("subnet_id"), tags=list(spec.get("tags") or []),
             created=now, updated=now, seq=store.next_seq())
         store.members[member.id] = member
         pool.member_ids.append(member.id)
@@ -670,7 +760,7 @@ class LoadBalancing(Service):
             self._apply(member, spec)
             member.provisioning_status = "PENDING_UPDATE"
             self._mark_pending(pool.loadbalancer_id)
-            return json_response(202, {"member": self.render_member(member)})
+            return json_response(200, {"member": self.render_member(member)})
 
     def _apply(self, member: Member, spec: dict) -> None:
         for key, value in spec.items():
@@ -707,8 +797,8 @@ class LoadBalancing(Service):
             for spec in specs:
                 key = (spec["address"], spec["protocol_port"])
                 if key in seen:
-                    raise ApiError(400, f"Invalid input: member {key[0]}:{key[1]} appears more than once in the "
-                                        "request.")
+                    raise ApiError(409, f"Another member on this pool is already using ip {key[0]} on "
+                                        f"protocol_port {key[1]}")
                 seen.add(key)
             pool = self._pool(pool_id)
             old = {(m.address, m.protocol_port): m for m in self._live_members(pool)}

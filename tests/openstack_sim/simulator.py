@@ -383,6 +383,7 @@ class Simulator:
                     "backup": m.backup, "provisioning_status": m.provisioning_status,
                     "operating_status": ctx.octavia.member_operating_status(m),
                     "server_id": server.id if server else None, "last_check": m.last_check,
+                    "tags": list(m.tags), "subnet_id": m.subnet_id,
                 })
             loadbalancers = [{
                 "id": lb.id, "name": lb.name, "provisioning_status": lb.provisioning_status,

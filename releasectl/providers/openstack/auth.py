@@ -8,6 +8,11 @@
   password or secret.
 - A 401 from a service makes the Transport call `token(refresh=True)`: the cache entry is dropped and a new
   token issued, once per call.
+- The catalog is cached with the token, so an endpoint that moved would be used until the token expires. A
+  service client that cannot reach its endpoint, or gets a 404 while the endpoint's root is gone too, calls
+  `refresh_catalog()` (a new token, at most once per CATALOG_REFRESH_EVERY seconds) and replays at the new URL.
+- Keystone refusing the credentials (400, 401, 403, 404 on authentication) is a CredentialsError (exit 2):
+  a wrong password or an unknown application credential is not resumable.
 - Endpoints come from the catalog by service type, interface and region. With no region configured and
   endpoints in several regions, releasectl refuses to guess.
 """
@@ -25,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from releasectl.errors import AuthError, ConfigError, ProviderError
+from releasectl.errors import AuthError, ConfigError, CredentialsError, ProviderError
 
 from .credentials import APP_CREDENTIAL, Credentials
 from .http import Transport, request_id
@@ -33,6 +38,7 @@ from .http import Transport, request_id
 log = logging.getLogger("releasectl.providers.openstack.auth")
 
 MIN_TOKEN_LIFE = 120.0  # seconds: re-authenticate when a token has less left
+CATALOG_REFRESH_EVERY = 10.0  # seconds: a service that keeps failing does not cost a token per call
 NO_EXPIRY = float("inf")
 
 
@@ -76,6 +82,7 @@ class Auth:
         self._token: Token | None = None
         self._lock = threading.Lock()
         self.issued = 0  # tokens issued by Keystone in this process (for tests and -v)
+        self._catalog_at: float | None = None  # monotonic time of the last refresh_catalog
 
     # ---- the token ------------------------------------------------------------------------------------
 
@@ -99,6 +106,17 @@ class Auth:
             self._token = self._issue()
             self._write_cache(self._token)
             return self._token
+
+    def refresh_catalog(self) -> bool:
+        """A new token and with it a fresh catalog, because an endpoint seems to have moved. False when one
+        was fetched less than CATALOG_REFRESH_EVERY seconds ago (that one is used)."""
+        now = time.monotonic()
+        if self._catalog_at is not None and now - self._catalog_at < CATALOG_REFRESH_EVERY:
+            return False
+        self._catalog_at = now
+        log.info("refreshing the service catalog of cloud %r", self.creds.cloud)
+        self.token(refresh=True)
+        return True
 
     def cache_key(self) -> str:
         c = self.creds
@@ -214,7 +232,7 @@ class Auth:
             from .http import error_message
 
             rid = request_id(resp)
-            raise AuthError(
+            raise CredentialsError(
                 f"Keystone at {c.identity_url} refused the credentials of cloud {c.cloud!r} "
                 f"({c.user_label}, from {c.secret_source or c.source}): HTTP {resp.status_code}: {error_message(resp)}"
                 + (f" (request id {rid})" if rid else ""),
@@ -229,7 +247,7 @@ class Auth:
             raise AuthError(f"Keystone at {c.identity_url} answered without a token (HTTP {resp.status_code})")
         catalog = body.get("catalog")
         if not catalog:
-            raise AuthError(
+            raise CredentialsError(
                 f"Keystone issued a token without a service catalog for cloud {c.cloud!r}",
                 hint="the token is not project-scoped: check the project in clouds.yaml",
             )

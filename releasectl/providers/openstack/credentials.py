@@ -14,14 +14,21 @@ The search order is openstacksdk's, without its rewriting machinery:
    (service `releasectl`, username `<cloud>:password` or `<cloud>:application_credential_secret`), where
    `releasectl login` puts it.
 
-Secrets never appear in `repr`, in messages or in logs.
+TLS never fails open: `verify` (and the legacy `insecure`, and `OS_INSECURE`) must be a boolean (true/false,
+yes/no, on/off, 1/0); anything else, a CA path included, is a ConfigError rather than "verification off".
+`verify: false` beats `cacert`, as in openstacksdk; a `cacert` that would be used must be a readable file.
+
+Secrets never appear in `repr`, in messages or in logs. A clouds.yaml or secure.yaml that holds a secret and
+that the group or others can read gets a warning (as ssh does for a private key), once per file and process.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import logging
 import os
+import stat
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +36,9 @@ from typing import Any, Mapping
 
 import yaml
 
-from releasectl.errors import AuthError, ConfigError, UsageError
+from releasectl.errors import ConfigError, CredentialsError, UsageError
+
+log = logging.getLogger("releasectl.providers.openstack.credentials")
 
 KEYRING_SERVICE = "releasectl"
 SECRET_KINDS = ("password", "application_credential_secret")
@@ -221,6 +230,32 @@ def _read(path: Path) -> dict[str, Any]:
     return clouds
 
 
+_warned: set[str] = set()
+SECRET_FIELDS = ("password", "application_credential_secret", "token")
+
+
+def _holds_secret(clouds: Mapping[str, Any]) -> bool:
+    for cloud in clouds.values():
+        auth = cloud.get("auth") if isinstance(cloud, Mapping) else None
+        if isinstance(auth, Mapping) and any(auth.get(k) for k in SECRET_FIELDS):
+            return True
+    return False
+
+
+def warn_if_readable(path: Path, clouds: Mapping[str, Any]) -> None:
+    """Warn (once per file) when a file holding a secret can be read by the group or by others."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        return
+    key = str(path.resolve())
+    if mode & 0o077 and key not in _warned and _holds_secret(clouds):
+        _warned.add(key)
+        log.warning(
+            "%s holds a secret and its permissions %04o let others read it: run `chmod 600 %s`", path, mode, path
+        )
+
+
 def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
@@ -267,6 +302,9 @@ def read_files(env: Mapping[str, str] | None = None, cwd: Path | None = None, ho
     secure_path = find_file(SECURE_NAMES, env.get("OS_CLIENT_SECURE_FILE"), env, cwd, home)
     clouds = _read(config_path) if config_path else {}
     secure = _read(secure_path) if secure_path else {}
+    for path, found in ((config_path, clouds), (secure_path, secure)):
+        if path is not None:
+            warn_if_readable(path, found)
     envvars_name = env.get("OS_CLOUD_NAME") or "envvars"
     env_cloud = _env_cloud(env)
     if env_cloud is not None:
@@ -304,10 +342,52 @@ def default_cloud_name(env: Mapping[str, str] | None = None, cwd: Path | None = 
         return env.get("OS_CLOUD") or "envvars"
 
 
-def _truthy(value: Any) -> bool:
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+
+
+def _flag(value: Any, key: str, where: str) -> bool:
+    """A TLS switch: a boolean, or a word that plainly says one. Anything else is refused, never read as
+    "off": `verify: /etc/ssl/ca.pem` is a CA path in the wrong key, not a request to stop verifying."""
     if isinstance(value, bool):
         return value
-    return str(value).strip().lower() in ("1", "true", "yes", "on")
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ConfigError(
+        f"{where}: {key}: {str(value)[:100]!r} is not true or false",
+        hint="a CA bundle goes in `cacert: PATH`; TLS stays verified unless verify is false (or insecure true)",
+    )
+
+
+def _ca_file(value: Any, where: str, base: Path | None = None) -> str:
+    path = Path(str(value)).expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    if not path.is_file():
+        raise ConfigError(f"{where}: cacert {str(path)!r}: no such file", hint="point cacert at the CA bundle (PEM) of the cloud")
+    if not os.access(path, os.R_OK):
+        raise ConfigError(f"{where}: cacert {str(path)!r}: not readable")
+    return str(path)
+
+
+def tls_verify(data: Mapping[str, Any], *, where: str, cacert: str | None, insecure: bool | None, config_dir: Path | None) -> bool | str:
+    """requests' `verify` for this cloud: True, False, or a CA bundle path (openstacksdk's rules, strictly).
+    releasectl.yaml's `openstack.insecure` / `openstack.cacert` (relative to its folder) win over the cloud's."""
+    verify = True
+    if data.get("verify") is not None:
+        verify = _flag(data["verify"], "verify", where)
+    elif data.get("insecure") is not None:
+        verify = not _flag(data["insecure"], "insecure", where)
+    if insecure:
+        return False
+    if cacert:
+        return _ca_file(cacert, "openstack.cacert in releasectl.yaml", config_dir)
+    if verify and data.get("cacert"):
+        return _ca_file(data["cacert"], where)
+    return verify
 
 
 def _normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -378,7 +458,7 @@ def load_credentials(
         secret = lookup_secret(name, secret_key)
         secret_source = "keyring" if secret else ""
     if not secret:
-        raise AuthError(
+        raise CredentialsError(
             f"no {secret_key.replace('_', ' ')} for cloud {name!r}",
             hint=f"run `releasectl login --cloud {name}`"
             + (" --application-credential" if auth_type == APP_CREDENTIAL else "")
@@ -404,20 +484,7 @@ def load_credentials(
         first = data["regions"][0]
         chosen_region = first.get("name") if isinstance(first, dict) else str(first)
 
-    verify: bool | str = True
-    if "verify" in data:
-        verify = _truthy(data["verify"])
-    elif "insecure" in data:
-        verify = not _truthy(data["insecure"])
-    if verify is True and data.get("cacert"):
-        verify = str(Path(str(data["cacert"])).expanduser())
-    if cacert:
-        path = Path(cacert).expanduser()
-        if not path.is_absolute() and config_dir is not None:
-            path = config_dir / path
-        verify = str(path)
-    if insecure:
-        verify = False
+    verify = tls_verify(data, where=f"cloud {name!r} ({source})", cacert=cacert, insecure=insecure, config_dir=config_dir)
 
     overrides = {}
     for key, value in data.items():

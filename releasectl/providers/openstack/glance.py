@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from typing import Any, Iterator
 
-from releasectl.errors import ProviderError
-
 from .http import ServiceClient
 
 PATCH_TYPE = "application/openstack-images-v2.1-json-patch"
@@ -29,17 +27,8 @@ class Glance(ServiceClient):
         return url
 
     def iter_images(self, params: list[tuple[str, str]]) -> Iterator[dict[str, Any]]:
-        path = "/v2/images"
-        query: list[tuple[str, str]] | None = [*params, ("limit", str(PAGE))]
-        for _ in range(10000):
-            data = self.call("GET", path, params=query).json()
-            images = data.get("images", [])
-            yield from images
-            nxt = data.get("next")
-            if not nxt or not images:
-                return
-            path, query = nxt if nxt.startswith("/") else "/" + nxt, None
-        raise ProviderError("image: more than 10000 pages of images; stopping")
+        """Every image matching the filters, all pages."""
+        return self.pages("/v2/images", key="images", params=[*params, ("limit", str(PAGE))])
 
     def get_image(self, image_id: str) -> dict[str, Any] | None:
         return self.get_json(f"/v2/images/{image_id}")

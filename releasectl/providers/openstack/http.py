@@ -16,7 +16,12 @@ through `Transport.request`, which:
 - maps an error answer to releasectl's error types with the service's own message and the request id
   (`raise_for_response`);
 - at `verbose`, logs every request: service, method, path, status, duration and request id. Never a header,
-  a body, a query string or a token.
+  a body, a query string or a token (urllib3's own logger, which prints query strings at DEBUG, is kept at
+  WARNING).
+
+`ServiceClient` adds what every service shares: the endpoint from the catalog (looked up again when it seems
+to have moved: a connection failure, or a 404 while the endpoint's own root is gone too), the one pagination
+loop (`pages`), and `create_then_find` for the creates no API makes idempotent.
 """
 
 from __future__ import annotations
@@ -29,8 +34,8 @@ import random
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Collection, Mapping
-from urllib.parse import urlsplit
+from typing import Any, Callable, Collection, Iterator, Mapping, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import requests
 from requests import exceptions as rex
@@ -39,6 +44,7 @@ from releasectl.errors import AuthError, Conflict, NotFound, ProviderError
 from releasectl.wait import REAL_CLOCK, Clock
 
 log = logging.getLogger("releasectl.providers.openstack.http")
+T = TypeVar("T")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_IDEMPOTENT = frozenset({502, 503, 504})
@@ -70,6 +76,10 @@ class UncertainWrite(ProviderError):
     sent). Look the resource up before trying again."""
 
 
+class Unreachable(ProviderError):
+    """The endpoint could not be reached (or kept timing out) through every retry; nothing was applied."""
+
+
 def request_id(resp: requests.Response | None) -> str | None:
     if resp is None:
         return None
@@ -91,8 +101,9 @@ def error_message(resp: requests.Response) -> str:
     """The human message of an error answer, whatever the service's format.
 
     Keystone `{"error": {"message"}}`, Nova `{"<faultName>": {"message"}}`, Neutron `{"NeutronError":
-    {"message"}}`, Octavia (WSME) `{"faultstring"}`, Glance `{"message", "code", "title"}` (JSON when asked,
-    else an HTML page), Swift plain text; otherwise the reason phrase.
+    {"message"}}`, Octavia (WSME) `{"faultstring"}` or (pecan's 404) `{"code", "title", "description"}`,
+    Glance `{"message", "code", "title"}` (JSON when asked, else an HTML page), Swift plain text; otherwise
+    the reason phrase.
     """
     body = resp.text or ""
     data: Any = None
@@ -102,7 +113,7 @@ def error_message(resp: requests.Response) -> str:
         except ValueError:
             data = None
     if isinstance(data, dict):
-        for key in ("faultstring", "message"):
+        for key in ("faultstring", "message", "description"):
             if isinstance(data.get(key), str) and data[key].strip():
                 return _clean(data[key])
         if isinstance(data.get("error"), dict) and data["error"].get("message"):
@@ -200,6 +211,9 @@ class Transport:
         clock: Clock = REAL_CLOCK,
         user_agent: str = "releasectl",
     ) -> None:
+        if verify is not True and verify is not False and not isinstance(verify, str):
+            raise TypeError("verify is True, False or a CA bundle path")  # never a truthy/falsy stand-in
+        logging.getLogger("urllib3").setLevel(logging.WARNING)  # at DEBUG it logs URLs with query strings
         self.session = requests.Session()
         self.session.verify = verify
         # Passed with every request as well: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the
@@ -271,7 +285,7 @@ class Transport:
                 if (idempotent or not sent) and attempt < policy.attempts:
                     self.clock.sleep(policy.backoff(attempt))
                     continue
-                cls = UncertainWrite if sent and not idempotent else ProviderError
+                cls = UncertainWrite if sent and not idempotent else Unreachable
                 raise cls(
                     f"{service} {method} {urlsplit(url).path}: {what} after {attempt} attempt(s): "
                     f"{type(exc).__name__}",
@@ -304,16 +318,30 @@ class Transport:
             return resp
 
 
+MAX_PAGES = 10000
+ROOT_CHECK_EVERY = 60.0  # seconds a live endpoint root vouches for the 404s of its service
+EVERY_ERROR = frozenset(range(400, 600))
+
+
 class ServiceClient:
-    """Calls to one service: its endpoint (resolved lazily from the catalog), its token, its headers."""
+    """Calls to one service: its endpoint (resolved lazily from the catalog, again when it has moved), its
+    token, its headers, and its listings."""
 
     service_type = ""
 
-    def __init__(self, transport: Transport, endpoint: Callable[[], str], token: TokenSource) -> None:
+    def __init__(
+        self,
+        transport: Transport,
+        endpoint: Callable[[], str],
+        token: TokenSource,
+        refresh_catalog: Callable[[], object] | None = None,
+    ) -> None:
         self.transport = transport
         self._endpoint = endpoint
         self.token = token
+        self._refresh_catalog = refresh_catalog
         self._url: str | None = None
+        self._root_ok_at: float | None = None
 
     @property
     def url(self) -> str:
@@ -328,12 +356,159 @@ class ServiceClient:
     def headers(self) -> dict[str, str]:
         return {}
 
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        url = path if path.startswith(("http://", "https://")) else self.url + path
-        headers = {**self.headers(), **(kwargs.pop("headers", None) or {})}
-        return self.transport.request(self.service_type, method, url, headers=headers, token=self.token, **kwargs)
+    def relocated(self) -> None:
+        """Hook: the endpoint moved; forget what was learnt from the old one (Nova: its microversion)."""
+
+    def call(self, method: str, path: str, *, allow: Collection[int] = (), **kwargs: Any) -> requests.Response:
+        """One call on this service. Relative paths go below the endpoint; if the endpoint has moved since
+        the catalog was cached, the catalog is read again and the call replayed once at the new address."""
+        extra = kwargs.pop("headers", None) or {}
+        absolute = path.startswith(("http://", "https://"))
+        for last in (False, True):
+            try:
+                url = path if absolute else self.url + path
+                headers = {**self.headers(), **extra}  # Nova discovers its microversion here: may be unreachable too
+                resp = self.transport.request(
+                    self.service_type, method, url, headers=headers, token=self.token, allow={*allow, 404}, **kwargs
+                )
+            except Unreachable:
+                if last or absolute or not self._relocate():
+                    raise
+                continue
+            if resp.status_code == 404 and not (last or absolute) and self._endpoint_gone() and self._relocate():
+                continue
+            if resp.status_code == 404 and 404 not in allow:
+                raise_for_response(resp, self.service_type)
+            return resp
+        raise AssertionError("unreachable")
+
+    def _endpoint_gone(self) -> bool:
+        """A 404 is the resource's (usual) or the whole endpoint's (it moved). The endpoint's own root tells
+        them apart; a live root vouches for the service's 404s for ROOT_CHECK_EVERY seconds."""
+        now = time.monotonic()
+        if self._root_ok_at is not None and now - self._root_ok_at < ROOT_CHECK_EVERY:
+            return False
+        try:
+            resp = self.transport.request(self.service_type, "GET", self._endpoint(), token=self.token, allow=EVERY_ERROR)
+        except Unreachable:
+            return True
+        except ProviderError:
+            return False
+        if resp.status_code == 404:
+            return True
+        self._root_ok_at = now
+        return False
+
+    def _relocate(self) -> bool:
+        """Read the catalog again; True when this service's endpoint changed (then calls go to the new one)."""
+        if self._refresh_catalog is None:
+            return False
+        old = self.url
+        self._refresh_catalog()
+        self._url, self._root_ok_at = None, None
+        if self.url == old:
+            return False
+        log.warning("%s endpoint moved: %s -> %s (catalog refreshed)", self.service_type, urlsplit(old).netloc + urlsplit(old).path,
+                    urlsplit(self.url).netloc + urlsplit(self.url).path)
+        self.relocated()
+        return True
 
     def get_json(self, path: str, **kwargs: Any) -> Any | None:
         """GET a resource; None when it is 404."""
         resp = self.call("GET", path, allow=(404,), **kwargs)
         return None if resp.status_code == 404 else resp.json()
+
+    def pages(
+        self, path: str, *, key: str | None, params: Mapping[str, Any] | list[tuple[str, Any]] | None = None,
+        missing_ok: bool = False,
+    ) -> Iterator[dict[str, Any]]:
+        """Every item of a listing, page after page (bounded): the one pagination loop of the provider.
+        `key` names the list in the answer; None when the answer is the list (Swift). `missing_ok`: a 404
+        (a Swift container not made yet) is an empty listing."""
+        query: list[tuple[str, Any]] = list(params.items()) if isinstance(params, Mapping) else list(params or [])
+        for _ in range(MAX_PAGES):
+            resp = self.call("GET", path, params=query, allow=(404,) if missing_ok else ())
+            if resp.status_code == 404:
+                return
+            data: Any = resp.json() if resp.content else ([] if key is None else {})
+            items = data if key is None else data.get(key, [])
+            yield from items
+            nxt = next_page(data, key, items, path, query)
+            if nxt is None or not items:
+                return
+            path, query = nxt
+        raise ProviderError(f"{self.service_type}: more than {MAX_PAGES} pages of {key or 'objects'}; stopping")
+
+
+def next_page(
+    data: Any, key: str | None, items: list[Any], path: str, query: list[tuple[str, Any]]
+) -> tuple[str, list[tuple[str, Any]]] | None:
+    """Where a listing continues, in each service's way (openstacksdk's `_get_next_link`), or None at the end:
+
+    - Nova and Octavia: `<key>_links` rel=next. Only its query is taken (limit, marker and filters), on our
+      own path: the link's host and path prefix may be the service's internal ones.
+    - Glance: `next`, a path relative to the endpoint root.
+    - Swift: no link. A full page (as many names as `limit`) continues after its last name.
+    """
+    if isinstance(data, dict):
+        links = data.get(f"{key}_links")
+        if links:
+            href = next((link.get("href") for link in links if link.get("rel") == "next"), None)
+            return (path, parse_qsl(urlsplit(href).query)) if href else None
+        nxt = data.get("next")
+        if isinstance(nxt, str) and nxt:
+            return (nxt if nxt.startswith("/") else "/" + nxt), []
+        return None
+    limit = dict(query).get("limit")
+    if limit is not None and len(items) >= int(limit) and isinstance(items[-1], dict) and "name" in items[-1]:
+        return path, [(k, v) for k, v in query if k != "marker"] + [("marker", items[-1]["name"])]
+    return None
+
+
+def create_then_find(
+    create: Callable[[], T],
+    find: Callable[[], T | None],
+    *,
+    what: str,
+    attempts: int = 3,
+    before: Callable[[], object] | None = None,
+    settle: Callable[[], object] | None = None,
+    on_conflict: str = "raise",
+    pause: Callable[[int], None] | None = None,
+) -> T:
+    """Create something no OpenStack API creates idempotently (a server, a snapshot, a member, a monitor).
+
+    A create whose answer was lost (UncertainWrite) may have worked: look for it (`find`, by the unique
+    marker the create carried) before trying again, so a retry never makes a duplicate. `on_conflict` says
+    what a 409 means: "raise" (a real conflict), "retry" (busy: try again), or "find" (maybe our own earlier
+    try, or another runner's: adopt what is there, else raise). `before` runs before each try, `settle` before
+    each look-up (e.g. wait for the load balancer to settle), `pause(attempt)` before a retry."""
+    for attempt in range(1, attempts + 1):
+        if before is not None:
+            before()
+        try:
+            return create()
+        except Conflict:
+            if on_conflict == "raise" or (on_conflict == "retry" and attempt == attempts):
+                raise
+            if on_conflict == "retry":
+                continue
+            if settle is not None:
+                settle()
+            found = find()
+            if found is not None:
+                log.info("%s: adopted what is already there after a conflict", what)
+                return found
+            raise
+        except UncertainWrite as exc:
+            if settle is not None:
+                settle()
+            found = find()
+            if found is not None:
+                log.info("%s: it was created although the answer was lost: %s", what, exc)
+                return found
+            if attempt == attempts:
+                raise
+            if pause is not None:
+                pause(attempt)
+    raise AssertionError("unreachable")

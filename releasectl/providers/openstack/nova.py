@@ -65,24 +65,12 @@ class Nova(ServiceClient):
 
     # ---- servers --------------------------------------------------------------------------------------
 
-    def iter_servers(self, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
-        """Every page of /servers/detail, following `servers_links` rel=next (bounded)."""
-        query: dict[str, Any] | None = {"limit": PAGE, **(params or {})}
-        path = "/servers/detail"
-        for _ in range(10000):
-            data = self.call("GET", path, params=query).json()
-            servers = data.get("servers", [])
-            yield from servers
-            nxt = next((link.get("href") for link in data.get("servers_links", []) if link.get("rel") == "next"), None)
-            if not nxt or not servers:
-                return
-            path, query = self._same_host(nxt), None
-        raise ProviderError("compute: more than 10000 pages of servers; stopping")
+    def relocated(self) -> None:
+        self._mv = None  # discovered again from the new endpoint
 
-    def _same_host(self, href: str) -> str:
-        """A next link as an URL on our endpoint (links may carry an internal host name)."""
-        link, base = urlsplit(href), urlsplit(self.url)
-        return f"{base.scheme}://{base.netloc}{link.path}" + (f"?{link.query}" if link.query else "")
+    def iter_servers(self, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every server of /servers/detail, all pages."""
+        return self.pages("/servers/detail", key="servers", params={"limit": PAGE, **(params or {})})
 
     def find_by_name(self, name: str) -> list[dict[str, Any]]:
         """Servers named exactly `name` (the filter is a regex: anchored and escaped here)."""

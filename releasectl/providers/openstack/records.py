@@ -85,6 +85,15 @@ class RecordStore:
     def list(self, prefix: str) -> list[str]:
         return sorted(name[len(self.prefix):] for name in self.store.list(self.prefix + prefix))
 
+    def create(self, key: str, data: str) -> bool:
+        """Create-only (`If-None-Match: *`); False when the key exists. A lost answer is recognised as ours when
+        the stored document is exactly `data` (operator intents carry a unique id, so it cannot be another's)."""
+        return self.store.create(self.prefix + key, data.encode("utf-8"))
+
+    def delete(self, key: str) -> None:
+        """Idempotent: a missing key (404) is success."""
+        self.store.delete(self.prefix + key)
+
 
 State = dict[str, Any]
 
@@ -134,12 +143,7 @@ class LockStore:
         return gen, state
 
     def _create(self, gen: int, state: State) -> bool:
-        data = json.dumps(state, sort_keys=True).encode()
-        ok = self.store.put(self._name(gen), data, create_only=True)
-        if not ok:
-            # 412: someone has that generation. It may be us: a PUT whose answer was lost (a 5xx or a
-            # timeout after it was stored) is replayed by the transport and then finds its own object.
-            ok = self.store.get(self._name(gen)) == data
+        ok = self.store.create(self._name(gen), json.dumps(state, sort_keys=True).encode())  # unique: has a token
         if ok and gen > KEEP:
             try:
                 self.store.delete(self._name(gen - KEEP))

@@ -1,8 +1,14 @@
-"""OpenStack status strings -> releasectl's enums, as tables (unknown values have a stated default)."""
+"""OpenStack status strings -> releasectl's enums, as tables (unknown values have a stated default), and the
+one status waiter every poll of a Nova, Glance or Octavia resource goes through (`wait_for_status`)."""
 
 from __future__ import annotations
 
-from releasectl.providers.base import AdminState, Health, ImageStatus, ServerStatus
+from dataclasses import dataclass, field
+from typing import Any, Callable, Collection, Mapping
+
+from releasectl.errors import ReleasectlError
+from releasectl.providers.base import AdminState, Health, ImageStatus, LBState, LBStatus, ServerStatus
+from releasectl.wait import REAL_CLOCK, Clock, wait_for
 
 # Nova `status`. Transitional states that end back in ACTIVE count as BUILDING (not ready, not broken).
 SERVER_STATUS: dict[str, ServerStatus] = {
@@ -91,3 +97,78 @@ def member_admin(admin_state_up: bool, weight: int) -> AdminState:
 # Octavia `provisioning_status` of a load balancer.
 LB_READY = "ACTIVE"
 LB_FAILED = {"ERROR", "DELETED", "PENDING_DELETE"}
+
+
+# Octavia `provisioning_status` of a load balancer, as `lb_state` reports it (PENDING_* is BUSY).
+LB_STATE: dict[str, LBStatus] = {
+    "ACTIVE": LBStatus.UP,
+    "PENDING_CREATE": LBStatus.BUSY,
+    "PENDING_UPDATE": LBStatus.BUSY,
+    "PENDING_DELETE": LBStatus.BUSY,
+    "ERROR": LBStatus.ERROR,
+    "DELETED": LBStatus.ABSENT,
+}
+
+
+def lb_state(lb: Mapping[str, Any] | None, pool: Mapping[str, Any] | None, ref: str) -> LBState:
+    """What the load balancer of pool `ref` is doing, in Octavia's own words. Honest about the case where
+    the LB is ACTIVE but nothing routes to the pool (no listener): UP, with a detail saying it serves nothing."""
+    if pool is None:
+        return LBState(LBStatus.ABSENT, f"no Octavia pool {ref!r}")
+    if lb is None:
+        return LBState(LBStatus.ABSENT, f"pool {ref!r} belongs to no load balancer")
+    name = lb.get("name") or lb.get("id")
+    prov = str(lb.get("provisioning_status", "")).upper()
+    oper = str(lb.get("operating_status", "")).upper()
+    status = LB_STATE.get(prov, LBStatus.ERROR)
+    detail = f"load balancer {name}: provisioning_status {prov or '?'}, operating_status {oper or '?'}"
+    if status is LBStatus.UP and not lb.get("admin_state_up", True):
+        return LBState(LBStatus.DOWN, detail + "; admin_state_up is false (an operator disabled it)")
+    if status is LBStatus.UP and not (pool.get("listeners") or []):
+        return LBState(LBStatus.UP, detail + f"; pool {ref!r} has no listener, so it serves no traffic")
+    return LBState(status, detail)
+
+
+# ---- the one status waiter -------------------------------------------------------------------------------
+
+
+@dataclass
+class Poll:
+    """How often waits re-read a resource (growing from `interval` to `max_interval`), and on what clock."""
+
+    interval: float = 1.0
+    max_interval: float = 5.0
+    clock: Clock = field(default=REAL_CLOCK)
+
+
+GONE = object()  # what `fetch` returning None means to a wait for deletion
+
+
+def wait_for_status(
+    fetch: Callable[[], Mapping[str, Any] | None],
+    *,
+    what: str,
+    timeout: float,
+    poll: Poll,
+    done: Callable[[Mapping[str, Any]], bool],
+    failed: Callable[[Mapping[str, Any]], ReleasectlError | None] = lambda _: None,
+    missing: Callable[[], ReleasectlError] | None = None,
+) -> Mapping[str, Any] | None:
+    """Re-read a resource until `done(resource)`, bounded by `timeout` (openstacksdk's `wait_for_status`, over
+    releasectl's `wait_for`). `failed(resource)` returns the error of a declared failure state, raised at once.
+    A vanished resource (fetch returns None) raises `missing()`; with `missing=None` it is what we waited for
+    (a delete) and the wait returns None."""
+
+    def check() -> Any:
+        resource = fetch()
+        if resource is None:
+            if missing is None:
+                return GONE
+            raise missing()
+        error = failed(resource)
+        if error is not None:
+            raise error
+        return resource if done(resource) else None
+
+    result = wait_for(check, timeout=timeout, interval=poll.interval, max_interval=poll.max_interval, what=what, clock=poll.clock)
+    return None if result is GONE else result

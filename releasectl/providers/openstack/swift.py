@@ -47,6 +47,17 @@ class ObjectStore(ServiceClient):
             return resp.status_code != 412
         raise ProviderError(f"object-store: container {self.container!r} cannot be created or written")
 
+    def create(self, name: str, data: bytes) -> bool:
+        """Create-only PUT (`If-None-Match: *`): True if this call stored it, False if the name was taken.
+
+        A 412 may hide our own success: a PUT whose answer was lost (a 5xx or a timeout after Swift stored it)
+        is replayed by the transport and then finds its own object. So a 412 over an object holding exactly
+        `data` counts as ours; callers make `data` unique (a token, an id) so that this cannot be someone else's.
+        """
+        if self.put(name, data, create_only=True):
+            return True
+        return self.get(name) == data
+
     def get(self, name: str) -> bytes | None:
         resp = self.call("GET", self._path(name), allow=(404,), headers={"Accept": "*/*"})
         return None if resp.status_code == 404 else resp.content
@@ -56,18 +67,6 @@ class ObjectStore(ServiceClient):
 
     def list(self, prefix: str) -> list[str]:
         """Names starting with `prefix`, in Swift's order (byte-wise); [] when the container is missing."""
-        names: list[str] = []
-        marker = ""
-        for _ in range(100000):
-            params = {"format": "json", "prefix": prefix, "limit": PAGE}
-            if marker:
-                params["marker"] = marker
-            resp = self.call("GET", f"/{quote(self.container, safe='')}", params=params, allow=(404,))
-            if resp.status_code == 404:
-                return names
-            page = resp.json() if resp.content else []
-            names.extend(str(o["name"]) for o in page if "name" in o)
-            if len(page) < PAGE:
-                return names
-            marker = names[-1]
-        raise ProviderError("object-store: listing did not end; stopping")
+        params = {"format": "json", "prefix": prefix, "limit": PAGE}
+        listing = self.pages(f"/{quote(self.container, safe='')}", key=None, params=params, missing_ok=True)
+        return [str(o["name"]) for o in listing if "name" in o]

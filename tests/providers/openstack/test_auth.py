@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from releasectl.errors import AuthError, ConfigError, ProviderError
+from releasectl.errors import ConfigError, CredentialsError, ProviderError
 from releasectl.providers.openstack.auth import Auth, Token
 from releasectl.providers.openstack.credentials import load_credentials
 from releasectl.providers.openstack.http import Transport
@@ -53,7 +53,7 @@ def test_wrong_password_is_an_auth_error_without_the_secret(make_provider, opens
     doc["clouds"]["sim"]["auth"]["password"] = "not-the-password-xyz"
     clouds.write_text(__import__("yaml").safe_dump(doc))
     provider = make_provider(clouds=clouds)
-    with pytest.raises(AuthError) as err:
+    with pytest.raises(CredentialsError) as err:
         provider.list_servers()
     assert "401" in str(err.value) and "not-the-password-xyz" not in str(err.value)
     assert "releasectl login" in (err.value.hint or "")
@@ -245,7 +245,7 @@ def test_self_signed_keystone_fails_verification_unless_cacert_is_given(https_ke
         default.token()
     assert "TLS verification failed" in str(err.value) and "cacert" in err.value.hint
     creds = load_credentials("tls", cacert=str(cert), env=env)
-    with pytest.raises(AuthError):  # the handshake passed; the fake Keystone says 401
+    with pytest.raises(CredentialsError):  # the handshake passed; the fake Keystone says 401
         Auth(creds, Transport(verify=creds.verify), None).token()
 
 

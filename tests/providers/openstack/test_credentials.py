@@ -9,7 +9,7 @@ import pytest
 import yaml
 from keyring.backend import KeyringBackend
 
-from releasectl.errors import AuthError, ConfigError, UsageError
+from releasectl.errors import ConfigError, CredentialsError, UsageError
 from releasectl.providers.openstack.credentials import (
     APP_CREDENTIAL,
     PASSWORD,
@@ -119,7 +119,7 @@ def test_application_credential_is_inferred_and_needs_its_secret(tmp_path) -> No
 def test_keyring_is_the_fallback_for_a_missing_secret(tmp_path, memory_keyring) -> None:
     dump(tmp_path / "clouds.yaml", {"c": {"auth": AUTH}, "ci": {"auth_type": "v3applicationcredential",
                                                                  "auth": {"auth_url": "https://k", "application_credential_id": "x"}}})
-    with pytest.raises(AuthError) as err:
+    with pytest.raises(CredentialsError) as err:
         load_credentials("c", env={}, cwd=tmp_path, home=tmp_path)
     assert "releasectl login --cloud c" in err.value.hint
     where = store_secret("c", "password", "kept-in-keyring")
@@ -159,15 +159,82 @@ def test_store_secret_without_a_keyring_backend_says_what_to_do(tmp_path) -> Non
 
 
 def test_repr_masks_secrets_and_tls_options(tmp_path) -> None:
-    dump(tmp_path / "clouds.yaml", {"c": {"auth": {**AUTH, "password": "hunter2-xyz"}, "cacert": "/ca.pem"}})
+    ca = tmp_path / "ca.pem"
+    ca.write_text("pem")
+    (tmp_path / "certs").mkdir()
+    (tmp_path / "certs" / "ca.pem").write_text("pem")
+    dump(tmp_path / "clouds.yaml", {"c": {"auth": {**AUTH, "password": "hunter2-xyz"}, "cacert": str(ca)}})
     creds = load_credentials("c", env={}, cwd=tmp_path, home=tmp_path)
     assert "hunter2-xyz" not in repr(creds) and "hunter2-xyz" not in str(creds) and "***" in repr(creds)
-    assert creds.verify == "/ca.pem"
+    assert creds.verify == str(ca)
     assert load_credentials("c", insecure=True, env={}, cwd=tmp_path, home=tmp_path).verify is False
     local = load_credentials("c", cacert="certs/ca.pem", config_dir=tmp_path, env={}, cwd=tmp_path, home=tmp_path)
     assert local.verify == str(tmp_path / "certs" / "ca.pem")
-    dump(tmp_path / "clouds.yaml", {"c": {"auth": {**AUTH, "password": "p"}, "verify": False, "cacert": "/ca.pem"}})
+    dump(tmp_path / "clouds.yaml", {"c": {"auth": {**AUTH, "password": "p"}, "verify": False, "cacert": "/no/ca.pem"}})
     assert load_credentials("c", env={}, cwd=tmp_path, home=tmp_path).verify is False  # verify beats cacert
+
+
+@pytest.mark.parametrize("cloud, verify", [
+    ({}, True),
+    ({"verify": True}, True),
+    ({"verify": False}, False),
+    ({"verify": "false"}, False),
+    ({"verify": "True"}, True),
+    ({"insecure": True}, False),
+    ({"insecure": "no"}, True),
+    ({"verify": True, "insecure": True}, True),  # verify is the key that counts when both are there
+])
+def test_tls_switches_behave_as_in_openstacksdk(tmp_path, cloud, verify) -> None:
+    dump(tmp_path / "clouds.yaml", {"c": {"auth": {**AUTH, "password": "p"}, **cloud}})
+    assert load_credentials("c", env={}, cwd=tmp_path, home=tmp_path).verify is verify
+
+
+@pytest.mark.parametrize("cloud", [
+    {"verify": "/etc/ssl/certs/ca.pem"},  # a CA path in the wrong key: never read as "off"
+    {"verify": "maybe"},
+    {"verify": ""},
+    {"verify": 2},
+    {"insecure": "sometimes"},
+    {"cacert": "/nonexistent/ca.pem"},
+    {"verify": True, "cacert": "/nonexistent/ca.pem"},
+])
+def test_tls_values_that_do_not_say_true_or_false_are_config_errors(tmp_path, cloud) -> None:
+    dump(tmp_path / "clouds.yaml", {"c": {"auth": {**AUTH, "password": "p"}, **cloud}})
+    with pytest.raises(ConfigError) as err:
+        load_credentials("c", env={}, cwd=tmp_path, home=tmp_path)
+    assert "cloud 'c'" in str(err.value)
+
+
+def test_tls_from_the_environment_and_releasectl_yaml(tmp_path) -> None:
+    base = {"OS_AUTH_URL": "https://k", "OS_USERNAME": "u", "OS_PASSWORD": "p", "OS_PROJECT_NAME": "x"}
+    assert load_credentials(env={**base, "OS_INSECURE": "true"}, cwd=tmp_path, home=tmp_path).verify is False
+    with pytest.raises(ConfigError):
+        load_credentials(env={**base, "OS_INSECURE": "/ca.pem"}, cwd=tmp_path, home=tmp_path)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_credentials(env={**base, "OS_CACERT": str(tmp_path / "missing.pem")}, cwd=tmp_path, home=tmp_path)
+    with pytest.raises(ConfigError, match="releasectl.yaml"):  # openstack.cacert, relative to its folder
+        load_credentials(env=base, cacert="certs/none.pem", config_dir=tmp_path, cwd=tmp_path, home=tmp_path)
+
+
+def test_a_readable_file_holding_a_secret_gets_one_warning(tmp_path, caplog) -> None:
+    clouds = dump(tmp_path / "a" / "clouds.yaml", {"c": {"auth": {**AUTH, "password": "hunter2-xyz"}}})
+    clouds.chmod(0o644)
+    caplog.set_level("WARNING", logger="releasectl")
+    load_credentials("c", env={}, cwd=tmp_path / "a", home=tmp_path)
+    load_credentials("c", env={}, cwd=tmp_path / "a", home=tmp_path)
+    warnings = [r.getMessage() for r in caplog.records if "chmod 600" in r.getMessage()]
+    assert len(warnings) == 1 and "0644" in warnings[0] and "hunter2-xyz" not in caplog.text
+    caplog.clear()
+    private = dump(tmp_path / "b" / "clouds.yaml", {"c": {"auth": {**AUTH, "password": "p"}}})
+    private.chmod(0o600)
+    secretless = dump(tmp_path / "c" / "clouds.yaml", {"c": {"auth": AUTH}})
+    secretless.chmod(0o644)
+    secure = dump(tmp_path / "c" / "secure.yaml", {"c": {"auth": {"password": "p"}}})
+    secure.chmod(0o640)
+    load_credentials("c", env={}, cwd=tmp_path / "b", home=tmp_path)
+    load_credentials("c", env={}, cwd=tmp_path / "c", home=tmp_path)
+    warned = [r.getMessage() for r in caplog.records if "chmod 600" in r.getMessage()]
+    assert len(warned) == 1 and str(secure) in warned[0]  # not the 0600 file, not the secret-less 0644 one
 
 
 def test_password_auth_needs_a_project(tmp_path) -> None:
