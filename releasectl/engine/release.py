@@ -27,7 +27,8 @@ from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
 from releasectl.errors import Conflict, UsageError
 from releasectl.wait import retry_call
-from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, ServerStatus
+from releasectl.engine.doctor import report_damage
+from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, Server, ServerStatus
 
 def rollback_pipeline(drain_timeout: float) -> Pipeline:
     return Pipeline(
@@ -236,6 +237,7 @@ class GcReport:
     deleted_servers: list[str] = field(default_factory=list)
     deleted_images: list[str] = field(default_factory=list)
     dry_run: bool = False
+    spared: list[str] = field(default_factory=list)  # left alone because state about them is damaged
 
 
 def delete_server(ctx: EngineContext, server_id: str, timeout: float = 60.0) -> None:
@@ -284,16 +286,35 @@ def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> 
     return members, servers, images
 
 
+def spare_around_damage(observed: Observed, servers: list[Server], current_damaged: bool) -> list[Server]:
+    """What gc must leave alone because the state that would say whose it is is damaged: a damaged server
+    that still serves (weight > 0), and, while the release record is unreadable, every candidate (it may
+    belong to that release). `releasectl doctor --fix` settles them."""
+    spared = []
+    for s in servers:
+        member = observed.member_of(s)
+        serving = member is not None and member.weight > 0
+        if (Label.DAMAGED in s.labels and serving) or (current_damaged and s.role is Role.CANDIDATE):
+            spared.append(s)
+    return spared
+
+
 def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
     with _locked(ctx, "gc"):
-        current = records.load_current(ctx.provider)
+        current, damage = records.load_current_or_damage(ctx.provider)
         observed = observe(ctx.provider)
+        report_damage(ctx, [damage] if damage else [])
         members, servers, images = orphans(ctx, observed, current)
+        spared = spare_around_damage(observed, servers, damage is not None)
+        servers = [s for s in servers if s not in spared]
+        spared_members = {m.id for m in observed.members_for(spared)}
+        members = [m for m in members if m.id not in spared_members]
         report = GcReport(
             removed_members=[m.name for m in members],
             deleted_servers=[s.name for s in servers],
             deleted_images=[i.name for i in images],
             dry_run=dry_run,
+            spared=[s.name for s in spared],
         )
         if dry_run:
             return report
@@ -310,10 +331,11 @@ def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
 def down(ctx: EngineContext) -> list[str]:
     """Stop the environment: every member, every server, and an LB releasectl owns. Images stay."""
     with _locked(ctx, "down"):
-        current = _unfinished(ctx)
-        if current is not None:
+        current, damage = records.load_current_or_damage(ctx.provider)
+        if current is not None and not current.phase.finished:
             raise _in_progress_error(current)
         observed = observe(ctx.provider)
+        report_damage(ctx, [damage] if damage else [])  # down stops it all the same
         for m in observed.members:
             ctx.provider.set_weights({m.id: 0})
             ctx.provider.remove_member(m.id)

@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-from releasectl.errors import Conflict, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
+from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
 from releasectl.providers.base import AdminState, Health, HealthCheck, Member, MemberStats, Server
 from releasectl.wait import wait_for
 
-from . import procs
+from . import procs, recovery
 from .files import atomic_write, flocked, read_json, write_json
 from .haproxy import (
     BACKEND,
@@ -45,6 +45,15 @@ log = logging.getLogger("releasectl.providers.local")
 
 MAX_WEIGHT = 256
 SOCKET_PATH_LIMIT = 90  # HAProxy 2.6 refuses more than 97 bytes (it binds "<path>.<pid>.tmp" first)
+LB_SCHEMA = {
+    "pid": (int,),
+    "pid_start": (int, None),
+    "boot_id": (str, None),
+    "socket": (str,),
+    "bind": (str, None),
+    "port": (int, None),
+    "started_at": (int, float, None),
+}
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 
@@ -94,8 +103,22 @@ class Pool:
         return Path("/tmp") / f"releasectl-{digest}"
 
     def _info(self) -> dict | None:
-        info = read_json(self.info_path)
-        return info if isinstance(info, dict) and info.get("pid") else None
+        """lb.json; when it is damaged, what it would say, rebuilt from the HAProxy that runs this pool's
+        config (so a damaged lb.json never leaves an LB that nothing can stop)."""
+        try:
+            info = read_json(self.info_path, LB_SCHEMA)
+        except DamagedState as exc:
+            info = self.recovered_info()
+            log.info("%s; %s", exc, f"found its HAProxy as pid {info['pid']}" if info else "no HAProxy of it runs")
+        return info if info and info.get("pid") else None
+
+    def recovered_info(self) -> dict | None:
+        """lb.json's content for the HAProxy running this pool's config, found by folder and command line."""
+        proc = recovery.haproxy_process(self.root, self.cfg_path)
+        if proc is None:
+            return None
+        return {"pid": proc.pid, "pid_start": proc.start, "boot_id": proc.boot, "socket": self.socket_path(),
+                "bind": self.bind, "port": self.port, "recovered": True}
 
     @staticmethod
     def _proc(info: dict) -> procs.ProcId:
@@ -118,8 +141,15 @@ class Pool:
         return RuntimeAPI(str(info["socket"]))
 
     def _members_config(self) -> list[MemberConfig]:
-        data = read_json(self.members_path) or []
-        return [MemberConfig.from_json(d) for d in data]
+        """members.json; a damaged one is reported and taken as empty (a rollout re-adds its members)."""
+        try:
+            data = read_json(self.members_path, kind=list) or []
+            return [MemberConfig.from_json(d) for d in data]
+        except DamagedState as exc:
+            log.info("%s; starting from no members", exc)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            log.info("%s is damaged (%s); starting from no members", self.members_path, exc)
+        return []
 
     def _render(self, members: list[MemberConfig], socket_path: str) -> str:
         return render_config(
