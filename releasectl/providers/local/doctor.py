@@ -19,7 +19,7 @@ from releasectl.providers.base import LABEL_PREFIX, Label, Role, StateIssue
 from . import procs, recovery
 from .files import flocked, quarantine, read_json, write_json
 from .haproxy import RuntimeAPI
-from .pool import LB_SCHEMA
+from .pool import LB_SCHEMA, read_members
 from .servers import RECORD
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def _check_lb(p: "LocalProvider") -> list[StateIssue]:
                                  f"a second HAProxy runs this pool's config besides pid {recorded.pid}",
                                  f"stop pid {running.pid}"))
     try:
-        read_json(p.pool.members_path, kind=list)
+        read_members(p.pool.members_path)
     except DamagedState as exc:
         if running is not None:
             issues.append(StateIssue("lb-members", str(p.pool.members_path), exc.what,

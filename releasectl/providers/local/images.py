@@ -229,8 +229,8 @@ class ImageStore:
     # ---- integrity ------------------------------------------------------------------------------------
 
     def verify(self, image_id: str) -> Image:
-        """Re-hash the archive against the manifest. Returns the image ACTIVE, or raises ResourceFailure
-        (NotFound when there is no such image)."""
+        """Re-hash the archive against the manifest. Returns the image ACTIVE, or raises DamagedState on a
+        mismatch (ResourceFailure when unreadable, NotFound when there is no such image)."""
         m = self._manifest(image_id)
         if m is None:
             raise NotFound(f"image {image_id} does not exist for app {self.app}")
@@ -241,7 +241,8 @@ class ImageStore:
         except OSError as exc:
             raise ResourceFailure(f"{label}: cannot read its archive: {exc}") from exc
         if digest != m.get("sha256"):
-            raise ResourceFailure(
+            raise DamagedState(
+                str(archive),
                 f"{label} failed its integrity check: archive sha256 {digest[:16]}... does not match the "
                 f"manifest's {str(m.get('sha256'))[:16]}...",
                 hint="the archive was changed after the bake; delete the image and bake the version again",

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -28,7 +29,7 @@ from releasectl.providers.base import AdminState, Health, HealthCheck, Member, M
 from releasectl.wait import wait_for
 
 from . import procs, recovery
-from .files import atomic_write, flocked, read_json, write_json
+from .files import atomic_write, check_fields, flocked, read_json, write_json
 from .haproxy import (
     BACKEND,
     LBUnavailable,
@@ -45,6 +46,14 @@ log = logging.getLogger("releasectl.providers.local")
 
 MAX_WEIGHT = 256
 SOCKET_PATH_LIMIT = 90  # HAProxy 2.6 refuses more than 97 bytes (it binds "<path>.<pid>.tmp" first)
+MEMBER_SCHEMA = {
+    "name": (str,),
+    "address": (str,),
+    "port": (int,),
+    "weight": (int, None),
+    "admin": (str, None),
+    "checks_running": (bool, None),
+}
 LB_SCHEMA = {
     "pid": (int,),
     "pid_start": (int, None),
@@ -55,6 +64,29 @@ LB_SCHEMA = {
     "started_at": (int, float, None),
 }
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def read_members(path: Path) -> list[MemberConfig]:
+    """members.json through the state reader; DamagedState when it does not hold member entries."""
+    data = read_json(path, kind=list) or []
+    members = []
+    for entry in data:
+        if not isinstance(entry, dict):
+            raise DamagedState(str(path), f"holds a JSON {type(entry).__name__} where a member belongs")
+        check_fields(path, entry, MEMBER_SCHEMA)
+        # nothing from this file reaches haproxy.cfg unless it is what releasectl itself writes there
+        if not set(entry["name"]) <= _NAME_OK or not entry["name"]:
+            raise DamagedState(str(path), f"member name {entry['name'][:40]!r} has characters HAProxy names never have")
+        try:
+            ipaddress.ip_address(entry["address"])
+        except ValueError:
+            raise DamagedState(str(path), f"member address {entry['address'][:40]!r} is not an IP address") from None
+        if not 0 < entry["port"] < 65536 or not 0 <= entry.get("weight", 0) <= MAX_WEIGHT:
+            raise DamagedState(str(path), f"member {entry['name']} has a port or weight out of range")
+        if entry.get("admin", AdminState.READY.value) not in AdminState._value2member_map_:
+            raise DamagedState(str(path), f"member {entry['name']} has an unknown admin state")
+        members.append(MemberConfig.from_json(entry))
+    return members
 
 
 class Pool:
@@ -143,12 +175,9 @@ class Pool:
     def _members_config(self) -> list[MemberConfig]:
         """members.json; a damaged one is reported and taken as empty (a rollout re-adds its members)."""
         try:
-            data = read_json(self.members_path, kind=list) or []
-            return [MemberConfig.from_json(d) for d in data]
+            return read_members(self.members_path)
         except DamagedState as exc:
             log.info("%s; starting from no members", exc)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            log.info("%s is damaged (%s); starting from no members", self.members_path, exc)
         return []
 
     def _render(self, members: list[MemberConfig], socket_path: str) -> str:
