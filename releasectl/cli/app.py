@@ -334,8 +334,6 @@ def login(
         secret = sys.stdin.readline().rstrip("\r\n")
     else:  # the prompt goes to stderr, so stdout keeps exactly the one JSON document
         secret = typer.prompt(f"{kind.replace('_', ' ')}", hide_input=True, err=True)
-    if not secret:
-        raise UsageError(f"an empty {kind.replace('_', ' ')} was given; nothing was stored")
     where = store_secret(cloud, kind, secret)
     _finish(ctx, Result(data={"stored": kind, "cloud": cloud, "where": where}, text=lambda: f"stored the {kind.replace('_', ' ')} in {where}"))
 
