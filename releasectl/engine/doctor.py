@@ -98,6 +98,9 @@ def doctor(ctx: EngineContext, *, fix: bool) -> DoctorReport:
             except DamagedState as exc:
                 report.findings.append(_finding(issue, error=exc.message))
                 continue
+            except NotImplementedError:
+                report.findings.append(_finding(issue, error=f"the {ctx.provider.name} provider cannot do this"))
+                continue
             ctx.event("doctor", done)
             report.findings.append(_finding(issue, done=done))
         report.remaining = [_finding(i) for i in diagnose(ctx)]

@@ -15,6 +15,7 @@ without the prefix. The well-known keys are in `Label`.
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -414,8 +415,15 @@ class Provider(ABC):
 
     def quarantine_record(self, key: str) -> str | None:
         """Move an unreadable record aside (kept for a person to read, no longer read by releasectl).
-        Returns where it went, or None when there was no such record."""
-        raise NotImplementedError(f"{self.name} provider cannot quarantine records")
+        Returns where it went, or None when there was no such record. This default copies it under
+        `quarantine/` and deletes the original; a provider with files renames them instead."""
+        text = self.read_record(key)
+        if text is None:
+            return None
+        aside = f"quarantine/{format_utc(time.time()).replace(' ', 'T')}-{key}"
+        self.write_record(aside, text)
+        self.delete_record(key)
+        return f"record {aside!r}"
 
     # ---- doctor: the provider's own state files --------------------------------------------------------
 
