@@ -89,15 +89,11 @@ def _check_lb(p: "LocalProvider") -> list[StateIssue]:
 def _check_servers(p: "LocalProvider") -> list[StateIssue]:
     issues = []
     serving = {(m.address, m.port): m for m in p.list_members() if m.weight > 0}
-    known: set[procs.ProcId] = set()
-    for rec in p.servers._records():
-        proc = p.servers._proc(rec)
-        if proc is not None:
-            known.add(proc)
+    known = {str(rec["id"]) for rec in p.servers._records()}
     for server in p.servers.damaged():
         folder = p.servers.root / server.id
         running = recovery.server_processes(folder, server.id, p.ctx.app, p.ctx.env)
-        known.update(running)
+        known.add(server.id)
         problem = server.labels[Label.DAMAGED]
         path = str(folder / RECORD)
         if running and (server.address, server.port) in serving:

@@ -59,20 +59,33 @@ def server_processes(folder: Path, server_id: str, app: str, env: str) -> list[p
             and procs.is_alive(proc)
         ):
             found.append(proc)
-    return found
+    return sorted(found, key=lambda proc: (not _leads_group(proc.pid), proc.pid))  # the started one first
 
 
-def orphan_server_processes(root: Path, app: str, env: str, known: set[procs.ProcId]) -> list[tuple[str, procs.ProcId]]:
-    """(server id, process) of this environment's app processes that no readable server.json records."""
+def _leads_group(pid: int) -> bool:
+    """Each server process is started in its own session: the one releasectl started leads its group."""
+    try:
+        return os.getpgid(pid) == pid
+    except OSError:
+        return False
+
+
+def orphan_server_processes(root: Path, app: str, env: str, known_ids: set[str]) -> list[tuple[str, procs.ProcId]]:
+    """(server id, process) of this environment's app processes whose server releasectl no longer has a
+    folder for (a process of a known server, its children included, is that server's business)."""
     out = []
     if not root.is_dir():
         return out
     for proc in procs.find_by_cwd(root):
-        if proc in known:
-            continue
         environ = process_environ(proc.pid)
         sid = environ.get("RELEASECTL_SERVER_ID", "")
-        if environ.get("RELEASECTL_APP") == app and environ.get("RELEASECTL_ENV") == env and sid.startswith("srv-"):
+        if (
+            environ.get("RELEASECTL_APP") == app
+            and environ.get("RELEASECTL_ENV") == env
+            and sid.startswith("srv-")
+            and sid not in known_ids
+            and not (root / sid).exists()
+        ):
             out.append((sid, proc))
     return out
 
