@@ -14,7 +14,7 @@ from releasectl.engine import records
 from releasectl.engine.context import EngineContext
 from releasectl.engine.lock import LockKeeper
 from releasectl.errors import DamagedState, ReleasectlError
-from releasectl.providers.base import StateIssue
+from releasectl.providers.base import Label, Server, StateIssue
 
 RECORD_ISSUE = "record:"
 
@@ -54,6 +54,14 @@ def report_damage(ctx: EngineContext, damages: Iterable[DamagedState]) -> list[d
     for row in rows:
         ctx.event("damaged", f"{row['path']}: {row['problem']} (see `releasectl doctor`)")
     return rows
+
+
+def refuse_on_damaged_servers(servers: Iterable[Server]) -> None:
+    """A release must know every server it shifts traffic away from: with a server whose record is damaged
+    (unknown role, still possibly serving) it refuses before changing anything."""
+    for server in servers:
+        if Label.DAMAGED in server.labels:
+            raise DamagedState(f"the record of server {server.id}", server.labels[Label.DAMAGED])
 
 
 def record_issues(ctx: EngineContext) -> list[StateIssue]:

@@ -27,7 +27,7 @@ from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
 from releasectl.errors import Conflict, UsageError
 from releasectl.wait import retry_call
-from releasectl.engine.doctor import report_damage
+from releasectl.engine.doctor import refuse_on_damaged_servers, report_damage
 from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, Server, ServerStatus
 
 def rollback_pipeline(drain_timeout: float) -> Pipeline:
@@ -142,6 +142,7 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
         if current is not None:
             raise _in_progress_error(current)
         observed = observe(ctx.provider)
+        refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)
         image = choose_image(ctx, version, live)
         old_count = len(observed.members_for(observed.with_role(Role.STABLE)))
@@ -201,6 +202,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
                 raise _in_progress_error(current)
             return _abort(ctx, current, lock)
         observed = observe(ctx.provider)
+        refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)
         images = ctx.provider.list_images()
         targets = rollback_targets(images, ctx.env)

@@ -229,3 +229,14 @@ def test_an_archive_that_does_not_match_the_manifest_sha256_is_refused(project):
     project.check(result, 2)
     assert "integrity" in result.json()["errors"][0]["message"]
     assert listing(project.state) == before
+
+
+@pytest.mark.parametrize("command", [["rollout", "1.1.0"], ["rollback"]], ids=lambda c: c[0])
+def test_a_damaged_server_record_makes_a_new_release_refuse_pointing_at_doctor(project, command):
+    damage(project.state_file("server.json"), "truncated")
+    before = listing(project.state)
+    result = project.run(*command, "-o", "json")
+    project.check(result, 2)
+    error = result.json()["errors"][0]
+    assert error["code"] == "damaged_state" and SERVER_ID in error["message"] and "doctor" in error["hint"]
+    assert listing(project.state) == before
