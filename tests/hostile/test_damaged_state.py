@@ -240,3 +240,24 @@ def test_a_damaged_server_record_makes_a_new_release_refuse_pointing_at_doctor(p
     error = result.json()["errors"][0]
     assert error["code"] == "damaged_state" and SERVER_ID in error["message"] and "doctor" in error["hint"]
     assert listing(project.state) == before
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"name": "srv-1\nbackend evil", "address": "127.0.0.1", "port": 80},
+        {"name": "srv-1", "address": "127.0.0.1 check\nlisten x", "port": 80},
+        {"name": "srv-1", "address": "127.0.0.1", "port": 70000},
+        {"name": "srv-1", "address": "127.0.0.1", "port": 80, "weight": 9999},
+        {"name": "srv-1", "address": "127.0.0.1", "port": 80, "admin": "ready\nstats enable"},
+    ],
+    ids=["name-newline", "address-injection", "port-range", "weight-range", "admin-injection"],
+)
+def test_a_members_json_entry_that_would_inject_into_haproxy_cfg_is_damage(tmp_path, entry):
+    from releasectl.errors import DamagedState
+    from releasectl.providers.local.pool import read_members
+
+    path = tmp_path / "members.json"
+    path.write_text(json.dumps([entry]))
+    with pytest.raises(DamagedState, match="members.json is damaged"):
+        read_members(path)

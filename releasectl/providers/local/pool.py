@@ -74,6 +74,7 @@ def read_members(path: Path) -> list[MemberConfig]:
         if not isinstance(entry, dict):
             raise DamagedState(str(path), f"holds a JSON {type(entry).__name__} where a member belongs")
         check_fields(path, entry, MEMBER_SCHEMA)
+        entry = {k: v for k, v in entry.items() if v is not None}  # null is "not given": the defaults apply
         # nothing from this file reaches haproxy.cfg unless it is what releasectl itself writes there
         if not set(entry["name"]) <= _NAME_OK or not entry["name"]:
             raise DamagedState(str(path), f"member name {entry['name'][:40]!r} has characters HAProxy names never have")
