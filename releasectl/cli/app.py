@@ -382,7 +382,7 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _fail(code: ExitCode, name: str, message: str, hint: str | None, output: str) -> int:
-    hint_text = hint_for(code, name, hint)
+    hint_text = hint_for(code, hint)
     sys.stderr.write(f"releasectl: error: {message}\n")
     if hint_text:
         sys.stderr.write(f"  hint: {hint_text}\n")

@@ -1,6 +1,6 @@
 """Exit codes, the same for every command (DEVELOPERS.md), and the one table mapping errors onto them.
 
-README's "Exit codes" section is this table in prose; tests/unit/test_exit_classes.py keeps them in step.
+README's "Exit codes" section is this table in prose; tests/hostile/test_exit_classes.py keeps them in step.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ class ExitCode(enum.IntEnum):
 RESUME_HINT = "the release (if any) is resumable: `releasectl status`, then `releasectl rollout --resume` or `releasectl abort`"
 
 # The exit classes. Most specific first: the first isinstance match wins.
-# (error class, exit code, JSON error code, when)
+# (error class, exit code, the `code` of the error in JSON output)
 ERROR_CODES: list[tuple[type[BaseException], ExitCode, str]] = [
     (errors.CredentialsError, ExitCode.USAGE, "credentials"),  # missing, unusable or refused (401) credentials
     (errors.DamagedState, ExitCode.USAGE, "damaged_state"),  # a state file is unreadable: `releasectl doctor`
@@ -45,7 +45,7 @@ def classify(exc: BaseException) -> tuple[ExitCode, str]:
     return ExitCode.INFRA, "internal"
 
 
-def hint_for(code: ExitCode, name: str, hint: str | None) -> str | None:
+def hint_for(code: ExitCode, hint: str | None) -> str | None:
     """The error's own hint, else the class's: interrupted and infrastructure errors are resumable."""
     if hint:
         return hint
