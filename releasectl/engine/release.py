@@ -289,14 +289,15 @@ def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> 
 
 
 def spare_around_damage(observed: Observed, servers: list[Server], current_damaged: bool) -> list[Server]:
-    """What gc must leave alone because the state that would say whose it is is damaged: a damaged server
-    that still serves (weight > 0), and, while the release record is unreadable, every candidate (it may
-    belong to that release). `releasectl doctor --fix` settles them."""
+    """What gc must leave alone: a server that still serves (weight > 0: its traffic would go with it, and
+    after a damaged or quarantined record nothing says what replaces it), and, while the release record
+    is unreadable, every candidate (it may belong to that release). `releasectl doctor --fix`, a rollout
+    or an abort settles them."""
     spared = []
     for s in servers:
         member = observed.member_of(s)
         serving = member is not None and member.weight > 0
-        if (Label.DAMAGED in s.labels and serving) or (current_damaged and s.role is Role.CANDIDATE):
+        if serving or (current_damaged and s.role is Role.CANDIDATE):
             spared.append(s)
     return spared
 
