@@ -57,10 +57,11 @@ def report_damage(ctx: EngineContext, damages: Iterable[DamagedState]) -> list[d
 
 
 def refuse_on_damaged_servers(servers: Iterable[Server]) -> None:
-    """A release must know every server it shifts traffic away from: with a server whose record is damaged
-    (unknown role, still possibly serving) it refuses before changing anything."""
+    """A release must know every server it shifts traffic away from: with a running server whose record is
+    damaged (unknown role, possibly serving) it refuses before changing anything. One with no process
+    cannot serve: gc and down remove it."""
     for server in servers:
-        if Label.DAMAGED in server.labels:
+        if Label.DAMAGED in server.labels and server.port:
             raise DamagedState(f"the record of server {server.id}", server.labels[Label.DAMAGED])
 
 

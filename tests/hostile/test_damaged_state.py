@@ -10,6 +10,7 @@ The read commands (status, history, images) keep working around the damage (exit
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 
 import pytest
@@ -231,15 +232,24 @@ def test_an_archive_that_does_not_match_the_manifest_sha256_is_refused(project):
     assert listing(project.state) == before
 
 
-@pytest.mark.parametrize("command", [["rollout", "1.1.0"], ["rollback"]], ids=lambda c: c[0])
-def test_a_damaged_server_record_makes_a_new_release_refuse_pointing_at_doctor(project, command):
+def test_a_damaged_server_record_without_a_process_does_not_block_and_gc_removes_it(project):
     damage(project.state_file("server.json"), "truncated")
-    before = listing(project.state)
-    result = project.run(*command, "-o", "json")
-    project.check(result, 2)
-    error = result.json()["errors"][0]
-    assert error["code"] == "damaged_state" and SERVER_ID in error["message"] and "doctor" in error["hint"]
-    assert listing(project.state) == before
+    result = project.run("gc", "-o", "json")
+    project.check(result, 0)
+    assert result.json()["servers"] == [SERVER_ID]
+    assert not (project.env_dir / "servers" / SERVER_ID).exists()
+
+
+def test_an_empty_server_folder_left_by_an_interrupted_delete_is_no_server(project):
+    folder = project.env_dir / "servers" / SERVER_ID
+    (folder / "server.json").unlink()
+    os.utime(folder, (1.0, 1.0))  # an old leftover, not a create in progress
+    status = project.run("status", "-o", "json")
+    project.check(status, 0)
+    assert [s for s in status.json()["servers"] if s["id"] == SERVER_ID] == []
+    fixed = project.run("doctor", "--fix", "-o", "json")
+    project.check(fixed, 0)
+    assert not (project.env_dir / "servers" / SERVER_ID).exists()
 
 
 @pytest.mark.parametrize(

@@ -107,6 +107,14 @@ def _check_servers(p: "LocalProvider") -> list[StateIssue]:
         else:
             issues.append(StateIssue(f"server-remove:{server.id}", path, problem,
                                      "no process runs: move the record aside and remove its folder"))
+    for folder in sorted(p.servers.root.iterdir()) if p.servers.root.is_dir() else []:
+        if (
+            folder.name.startswith("srv-") and folder.is_dir() and folder.name not in known
+            and not (folder / RECORD).exists() and recovery.missing_record(folder) is not None
+        ):
+            issues.append(StateIssue(f"server-remove:{folder.name}", str(folder),
+                                     "has no server.json and no process: left by an interrupted create or delete",
+                                     "remove the folder"))
     for sid, proc in recovery.orphan_server_processes(p.servers.root, p.ctx.app, p.ctx.env, known):
         issues.append(StateIssue(f"proc-stop:{proc.pid}:{proc.start}", f"pid {proc.pid}",
                                  f"an app process of server {sid} runs without a server record",

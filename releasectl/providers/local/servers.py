@@ -136,7 +136,14 @@ class ServerStore:
             rec = self._load(server_id)
         except DamagedState as exc:
             return exc
-        return recovery.missing_record(folder) if rec is None else None
+        if rec is not None:
+            return None
+        # no record: damage only while a process of it runs; an empty leftover of an interrupted create or
+        # delete is not a server (doctor removes it)
+        missing = recovery.missing_record(folder)
+        if missing is None or not recovery.server_processes(folder, server_id, self.app, self.env):
+            return None
+        return missing
 
     def damaged(self) -> list[Server]:
         """Servers of this environment whose record is damaged, rebuilt from their processes."""
