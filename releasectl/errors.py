@@ -36,8 +36,23 @@ class ConfigError(UsageError):
 
 
 class CredentialsError(UsageError):
-    """Credentials missing, or refused by the identity service (Keystone 400/401/403/404 on authentication):
-    a configuration problem that waiting or resuming cannot fix. Never carries the credential itself."""
+    """Credentials missing, unusable, or refused by the identity service (Keystone 400/401/403/404 on
+    authentication): a configuration problem that waiting or resuming cannot fix. Never carries the credential
+    itself. Providers raise this (or AuthError, which is one) for every authentication failure."""
+
+
+DOCTOR_HINT = "run `releasectl doctor` to see what is damaged, then `releasectl doctor --fix` to repair it"
+
+
+class DamagedState(ReleasectlError):
+    """A state file (record, manifest, lock, lb.json, server.json) is unreadable: `path` names it and
+    `what` says what is wrong with it. Commands that only read report it and go on; commands that would
+    act on it refuse (exit 2) and point at `releasectl doctor`."""
+
+    def __init__(self, path: str, what: str, *, hint: str | None = DOCTOR_HINT) -> None:
+        super().__init__(f"{path} is damaged: {what}", hint=hint)
+        self.path = path
+        self.what = what
 
 
 # --- exit 3: another release holds the lock -------------------------------------------------------------
@@ -88,8 +103,9 @@ class WaitTimeout(ProviderError):
     """A bounded wait ran out before its condition held."""
 
 
-class AuthError(ProviderError):
-    """Credentials were refused or missing. Never carries the credential itself."""
+class AuthError(CredentialsError, ProviderError):
+    """Credentials were refused or missing (exit 2, like every CredentialsError). Never carries the
+    credential itself. Still a ProviderError so that provider code catching those keeps working."""
 
 
 class Interrupted(ReleasectlError):

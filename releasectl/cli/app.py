@@ -18,7 +18,7 @@ except ImportError:  # older typer uses click itself
 
 from releasectl import __version__
 from releasectl.cli import views
-from releasectl.cli.exitcodes import ExitCode, classify
+from releasectl.cli.exitcodes import ExitCode, classify, hint_for
 from releasectl.cli.render import Result, emit_result
 from releasectl.cli.runtime import Globals, engine_context, settings
 from releasectl.errors import ConfigError, ReleasectlError, UsageError
@@ -70,6 +70,14 @@ def main_options(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    quiet_http_logs()
+
+
+def quiet_http_logs() -> None:
+    """urllib3 logs each request line, query string included, at DEBUG: keep it at WARNING even with -v
+    (provider modules log their own requests, redacted)."""
+    for name in ("urllib3", "requests", "keyring"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 MAX_VERSION_LENGTH = 64
@@ -157,7 +165,7 @@ def bake(
     from releasectl.engine.images import bake as do_bake
 
     _check_version(version)
-    ectx = engine_context(_globals(ctx))
+    ectx = engine_context(_globals(ctx), stop_at_once=True)
     image = do_bake(ectx, version, force=force)
     _finish(ctx, views.image_result(image, ectx.env))
 
@@ -306,6 +314,17 @@ def gc(
 
 
 @app.command()
+def doctor(
+    ctx: typer.Context,
+    fix: Annotated[bool, typer.Option(help="Repair what was found: quarantine unreadable records, rebuild the LB's files, re-adopt or stop orphaned processes.")] = False,
+) -> None:
+    """List damaged or inconsistent state and what --fix would do (exit 2 when something is found); --fix does it."""
+    from releasectl.engine.doctor import doctor as do_doctor
+
+    _finish(ctx, views.doctor_result(do_doctor(engine_context(_globals(ctx)), fix=fix)))
+
+
+@app.command()
 def unlock(
     ctx: typer.Context,
     force: Annotated[bool, typer.Option(help="Break the lock even while its lease is alive.")] = False,
@@ -343,12 +362,20 @@ def login(
     ctx: typer.Context,
     cloud: Annotated[Optional[str], typer.Option(help="clouds.yaml entry the secret belongs to.")] = None,
     application_credential: Annotated[bool, typer.Option("--application-credential", help="Store an application-credential secret instead of a password.")] = False,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the secret from standard input (one line) instead of prompting.")] = False,
 ) -> None:
     """Store a password or application-credential secret in the OS keyring (service `releasectl`)."""
+    from releasectl.cli.runtime import keyring_problem
     from releasectl.providers.openstack.credentials import store_secret
 
     kind = "application_credential_secret" if application_credential else "password"
-    secret = typer.prompt(f"{kind.replace('_', ' ')}", hide_input=True)
+    problem = keyring_problem()  # before asking for anything: a secret typed for nothing is worse
+    if problem:
+        raise UsageError(problem, hint="install a keyring backend (e.g. Secret Service), or put the secret in secure.yaml (mode 0600)")
+    if password_stdin:
+        secret = sys.stdin.readline().rstrip("\r\n")
+    else:  # the prompt goes to stderr, so stdout keeps exactly the one JSON document
+        secret = typer.prompt(f"{kind.replace('_', ' ')}", hide_input=True, err=True)
     where = store_secret(cloud, kind, secret)
     _finish(ctx, Result(data={"stored": kind, "cloud": cloud, "where": where}, text=lambda: f"stored the {kind.replace('_', ' ')} in {where}"))
 
@@ -387,7 +414,7 @@ def run(argv: list[str]) -> int:
             traceback.print_exc(file=sys.stderr)
         return _fail(code, name, exc.message, exc.hint, g_output)
     except KeyboardInterrupt:
-        return _fail(ExitCode.INFRA, "interrupted", "interrupted", "run `releasectl status` to see where things stand", g_output)
+        return _fail(ExitCode.INFRA, "interrupted", "interrupted by a signal", None, g_output)
     except Exception as exc:  # a bug: say so plainly, traceback only with -v
         if verbose:
             traceback.print_exc(file=sys.stderr)
@@ -404,7 +431,7 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _fail(code: ExitCode, name: str, message: str, hint: str | None, output: str) -> int:
-    hint_text = _hint_for(code, hint)
+    hint_text = hint_for(code, hint)
     sys.stderr.write(f"releasectl: error: {message}\n")
     if hint_text:
         sys.stderr.write(f"  hint: {hint_text}\n")
@@ -414,11 +441,3 @@ def _fail(code: ExitCode, name: str, message: str, hint: str | None, output: str
             error["hint"] = hint_text
         emit_result(Result(data={}, exit_code=int(code), errors=[error]), "json")
     return int(code)
-
-
-def _hint_for(code: ExitCode, hint: str | None) -> str | None:
-    if hint:
-        return hint
-    if code is ExitCode.INFRA:
-        return "the release (if any) is resumable: `releasectl status`, then `releasectl rollout --resume` or `releasectl abort`"
-    return None

@@ -1,4 +1,7 @@
-"""Exit codes, the same for every command (DEVELOPERS.md), and the one table mapping errors onto them."""
+"""Exit codes, the same for every command (DEVELOPERS.md), and the one table mapping errors onto them.
+
+README's "Exit codes" section is this table in prose; tests/hostile/test_exit_classes.py keeps them in step.
+"""
 
 from __future__ import annotations
 
@@ -16,14 +19,19 @@ class ExitCode(enum.IntEnum):
     INFRA = 5  # a provider or infrastructure error left the release unfinished
 
 
-# Most specific first: the first isinstance match wins.
+RESUME_HINT = "the release (if any) is resumable: `releasectl status`, then `releasectl rollout --resume` or `releasectl abort`"
+
+# The exit classes. Most specific first: the first isinstance match wins.
+# (error class, exit code, the `code` of the error in JSON output)
 ERROR_CODES: list[tuple[type[BaseException], ExitCode, str]] = [
-    (errors.UsageError, ExitCode.USAGE, "usage"),
+    (errors.CredentialsError, ExitCode.USAGE, "credentials"),  # missing, unusable or refused (401) credentials
+    (errors.DamagedState, ExitCode.USAGE, "damaged_state"),  # a state file is unreadable: `releasectl doctor`
+    (errors.UsageError, ExitCode.USAGE, "usage"),  # bad arguments, config, pipeline or version
     (errors.LockHeld, ExitCode.LOCKED, "locked"),
     (errors.PausedAtGate, ExitCode.PAUSED, "paused"),
-    (errors.ReleaseFailed, ExitCode.ROLLED_BACK, "rolled_back"),
-    (errors.Interrupted, ExitCode.INFRA, "interrupted"),
-    (errors.ProviderError, ExitCode.INFRA, "provider"),
+    (errors.ReleaseFailed, ExitCode.ROLLED_BACK, "rolled_back"),  # new fleet failed to start/get healthy
+    (errors.Interrupted, ExitCode.INFRA, "interrupted"),  # SIGINT/SIGTERM: resumable
+    (errors.ProviderError, ExitCode.INFRA, "provider"),  # unreachable, 5xx after retries, timeouts
     (errors.ReleasectlError, ExitCode.INFRA, "error"),
 ]
 
@@ -32,4 +40,15 @@ def classify(exc: BaseException) -> tuple[ExitCode, str]:
     for cls, code, name in ERROR_CODES:
         if isinstance(exc, cls):
             return code, name
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INFRA, "interrupted"
     return ExitCode.INFRA, "internal"
+
+
+def hint_for(code: ExitCode, hint: str | None) -> str | None:
+    """The error's own hint, else the class's: interrupted and infrastructure errors are resumable."""
+    if hint:
+        return hint
+    if code is ExitCode.INFRA:
+        return RESUME_HINT
+    return None

@@ -92,15 +92,23 @@ def check_state_dir(state_dir: Path) -> None:
 
 
 def engine_context(
-    g: Globals, s: Settings | None = None, *, pipeline_name: str | None = None, writes: bool = True
+    g: Globals,
+    s: Settings | None = None,
+    *,
+    pipeline_name: str | None = None,
+    writes: bool = True,
+    stop_at_once: bool = False,
 ) -> EngineContext:
-    """Settings, arguments and environment are all validated here, before the provider exists."""
+    """Settings, arguments and environment are all validated here, before the provider exists.
+
+    `stop_at_once`: the first SIGINT/SIGTERM interrupts right where the command is (bake: it has no safe
+    point to wait for; its cleanup removes the partial image), instead of at the engine's next safe point."""
     s = s or settings(g)
     ttl = lock_ttl()
     if writes:
         check_state_dir(s.state_dir)
     stop = StopToken()
-    _install_signal_handlers(stop)
+    _install_signal_handlers(stop, at_once=stop_at_once)
     pctx = ProviderContext(
         app=s.app,
         env=s.env,
@@ -134,14 +142,16 @@ def engine_context(
     )
 
 
-def _install_signal_handlers(stop: StopToken) -> None:
-    """SIGINT/SIGTERM ask the engine to stop at its next safe point; a second one stops at once."""
+def _install_signal_handlers(stop: StopToken, *, at_once: bool = False) -> None:
+    """SIGINT/SIGTERM ask the engine to stop at its next safe point; a second one (or, with at_once, the
+    first) stops at once."""
     if sys.platform == "win32":
         return
 
     def handler(signum: int, _frame: object) -> None:
         name = signal.Signals(signum).name
-        if stop.is_set:
+        if stop.is_set or at_once:
+            stop.set(name)
             raise KeyboardInterrupt(name)
         logging.getLogger("releasectl").warning("%s received: stopping at the next safe point", name)
         stop.set(name)
@@ -151,3 +161,22 @@ def _install_signal_handlers(stop: StopToken) -> None:
         signal.signal(signal.SIGTERM, handler)
     except ValueError:  # not the main thread (e.g. in-process test runners)
         pass
+
+
+def keyring_problem() -> str | None:
+    """Why the OS keyring cannot hold a secret here (no usable backend), or None. `login` asks this
+    before prompting, so nobody types a secret that cannot be stored."""
+    try:
+        import keyring
+        from keyring.backends import fail
+
+        backend = keyring.get_keyring()
+    except Exception as exc:  # a broken keyring install is "no keyring", not a crash
+        return f"the OS keyring is not usable here ({type(exc).__name__})"
+    try:
+        priority = float(backend.priority)
+    except Exception:  # a backend that does not rate itself (tests' in-memory one) is taken as usable
+        priority = 1.0
+    if isinstance(backend, fail.Keyring) or priority <= 0:
+        return f"no usable OS keyring backend here ({type(backend).__name__})"
+    return None

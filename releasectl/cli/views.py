@@ -224,6 +224,7 @@ def gc_result(report) -> Result:
         "members": report.removed_members,
         "servers": report.deleted_servers,
         "images": report.deleted_images,
+        "spared": report.spared,
     }
     verb = "would remove" if report.dry_run else "removed"
     return Result(
@@ -231,6 +232,28 @@ def gc_result(report) -> Result:
         text=lambda: f"{verb}: {len(report.removed_members)} member(s), {len(report.deleted_servers)} server(s), {len(report.deleted_images)} image(s)"
         + "".join(f"\n  {n}" for n in report.removed_members + report.deleted_servers + report.deleted_images),
     )
+
+
+def doctor_result(report) -> Result:
+    findings = [f.to_dict() for f in report.findings]
+    remaining = [f.to_dict() for f in report.remaining]
+    data = {"fixed": report.fixed, "healthy": report.healthy, "findings": findings, "remaining": remaining}
+
+    def text() -> str:
+        if not findings:
+            return "no damaged or inconsistent state found"
+        column = "done" if report.fixed else "fix"
+        rows = [{"path": f["path"], "problem": f["problem"], column: f["done"] or f["error"] if report.fixed else f["fix"]}
+                for f in findings]
+        tail = ("\nstill wrong after the fixes:\n" + table([{k: f[k] for k in ("path", "problem")} for f in remaining])) if remaining else ""
+        return table(rows) + ("" if report.fixed else "\nrun `releasectl doctor --fix` to do the above") + tail
+
+    result = Result(data=data, text=text)
+    if not report.healthy:
+        left = remaining if report.fixed else findings
+        result.exit_code = 2
+        result.errors = [{"code": "damaged_state", "message": f"{f['path']}: {f['problem']}"} for f in left]
+    return result
 
 
 def unlock_result(lease) -> Result:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import releasectl
 from releasectl.engine.context import EngineContext
 from releasectl.engine.versions import parse_version, version_key
-from releasectl.errors import UsageError
+from releasectl.errors import Interrupted, ReleasectlError, UsageError
 from releasectl.providers.base import Image, ImageStatus, Label, Role
 
 
@@ -63,10 +63,32 @@ def bake(ctx: EngineContext, version: str, *, force: bool = False) -> Image:
             ctx.provider.delete_image(image.id)
     ctx.event("bake", f"snapshotting the builder into {name}")
     labels = {Label.CREATED_BY: releasectl.__version__, Label.PORT: str(ctx.provider.ctx.app_port)}
-    image = ctx.provider.bake_image(version, name, labels)
+    try:
+        image = ctx.provider.bake_image(version, name, labels)
+    except (Interrupted, KeyboardInterrupt) as exc:
+        removed = _remove_partial(ctx, version, {i.id for i in existing})
+        raise Interrupted(
+            f"bake of {ctx.app} {version} interrupted ({exc or 'signal'}); "
+            + (f"removed the partial image {', '.join(removed)}" if removed else "no partial image was left"),
+            hint=f"run `releasectl bake {version}` again",
+        ) from None
     digest = f", sha256 {image.checksum[:12]}" if image.checksum else ""
     ctx.event("bake", f"baked {image.name} ({image.size or 0} bytes{digest})")
     return image
+
+
+def _remove_partial(ctx: EngineContext, version: str, before: set[str]) -> list[str]:
+    """After an interrupted bake: delete the images of `version` it left unfinished (never one that was
+    there before it started)."""
+    removed = []
+    try:
+        for image in ctx.provider.list_images():
+            if image.version == version and image.id not in before and image.status is not ImageStatus.ACTIVE:
+                ctx.provider.delete_image(image.id)
+                removed.append(image.id)
+    except ReleasectlError as exc:  # the cleanup is best effort; the next bake sweeps what is left
+        ctx.event("bake", f"could not remove the partial image: {exc}")
+    return removed
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,8 @@ class ImageRow:
 
 
 def describe_status(image: Image, env: str) -> str:
+    if Label.DAMAGED in image.labels:
+        return "damaged"
     if image.status is not ImageStatus.ACTIVE:
         return image.status.value
     role = image.labels.get(f"role_{env}")
@@ -113,7 +137,9 @@ def prune(ctx: EngineContext, keep: int, *, dry_run: bool) -> PruneResult:
     for index, image in enumerate(images):
         roles = [f"{v} in {k.removeprefix('role_')}" for k, v in image.labels.items() if k.startswith("role_")]
         users = [s for s in servers if s.image_id == image.id and s.role is not Role.STAGING]
-        if roles:
+        if Label.DAMAGED in image.labels:
+            kept.append((image, "damaged: see `releasectl doctor`"))
+        elif roles:
             kept.append((image, ", ".join(roles)))
         elif users:
             kept.append((image, f"used by {len(users)} server(s)"))

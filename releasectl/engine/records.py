@@ -7,28 +7,69 @@ copied to `history/<started>-<id>` so `history` can list them.
 from __future__ import annotations
 
 from releasectl.engine.model import Release
-from releasectl.errors import ProviderError
+from releasectl.errors import DamagedState
 from releasectl.providers.base import Provider
 
 CURRENT = "current"
 HISTORY_PREFIX = "history/"
 
 
+# Fields the engine does arithmetic or comparisons on: a record where they have another type is damaged.
+_TYPED_FIELDS: dict[str, tuple[type, ...]] = {
+    "id": (str,), "app": (str,), "env": (str,), "version": (str,), "image_id": (str,),
+    "previous_version": (str, type(None)), "count": (int,), "step_index": (int,),
+    "started_at": (int, float), "updated_at": (int, float), "ended_at": (int, float, type(None)),
+    "step_started_at": (int, float, type(None)), "wake_at": (int, float, type(None)),
+    "progress_deadline": (int, float), "relaunches": (int,), "actor": (dict,), "events": (list,),
+    "baseline": (dict,), "reason": (str,),
+}
+
+
 def load_current(provider: Provider) -> Release | None:
-    return _parse(CURRENT, provider.read_record(CURRENT))
+    """The newest release, or None. A damaged record raises DamagedState (exit 2, pointing at doctor):
+    it is never taken for "no release"."""
+    return _parse(CURRENT, _read(provider, CURRENT))
+
+
+def _read(provider: Provider, key: str) -> str | None:
+    try:
+        return provider.read_record(key)
+    except DamagedState as exc:
+        raise DamagedState(f"the release record {key!r} ({exc.path})", exc.what) from None
 
 
 def _parse(key: str, text: str | None) -> Release | None:
-    """None when there is no record; a corrupt one is an error, never silently "no release"."""
+    """None when there is no record; a corrupt one is DamagedState, never silently "no release"."""
     if text is None:
         return None
     try:
-        return Release.from_json(text)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ProviderError(
-            f"the release record {key!r} is unreadable ({type(exc).__name__}: {exc})",
-            hint="check `releasectl history`; the servers and the pool still show what runs",
-        ) from None
+        release = Release.from_json(text)
+    except RecursionError:
+        raise DamagedState(f"the release record {key!r}", "is nested too deeply") from None
+    except Exception as exc:  # any record that does not make a Release is damage, whatever broke on it
+        raise DamagedState(f"the release record {key!r}", f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    for name, types in _TYPED_FIELDS.items():
+        value = getattr(release, name)
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise DamagedState(f"the release record {key!r}", f"field {name!r} has the wrong type")
+    return release
+
+
+def check(provider: Provider, key: str) -> DamagedState | None:
+    """What is wrong with one record, or None (for doctor)."""
+    try:
+        _parse(key, _read(provider, key))
+    except DamagedState as exc:
+        return exc
+    return None
+
+
+def load_current_or_damage(provider: Provider) -> tuple[Release | None, DamagedState | None]:
+    """For the read-mostly commands (status, gc, down): the release, or the damage to report instead."""
+    try:
+        return load_current(provider), None
+    except DamagedState as exc:
+        return None, exc
 
 
 def save(provider: Provider, release: Release) -> None:
@@ -44,12 +85,19 @@ def history_key(release: Release) -> str:
 
 def load_history(provider: Provider) -> list[Release]:
     """Newest first, including an unfinished current release."""
+    return load_history_and_damage(provider)[0]
+
+
+def load_history_and_damage(provider: Provider) -> tuple[list[Release], list[DamagedState]]:
+    """Newest first, and the damaged records left out of it (reported, never fatal)."""
     releases = {}
-    for key in provider.list_records(HISTORY_PREFIX):
-        rel = _parse(key, provider.read_record(key))
+    damaged = []
+    for key in [*provider.list_records(HISTORY_PREFIX), CURRENT]:
+        try:
+            rel = _parse(key, _read(provider, key))
+        except DamagedState as exc:
+            damaged.append(exc)
+            continue
         if rel is not None:
             releases[rel.id] = rel
-    current = load_current(provider)
-    if current is not None:
-        releases[current.id] = current
-    return sorted(releases.values(), key=lambda r: r.started_at, reverse=True)
+    return sorted(releases.values(), key=lambda r: r.started_at, reverse=True), damaged

@@ -27,7 +27,8 @@ from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
 from releasectl.errors import Conflict, UsageError
 from releasectl.wait import retry_call
-from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, ServerStatus
+from releasectl.engine.doctor import refuse_on_damaged_servers, report_damage
+from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, Server, ServerStatus
 
 def rollback_pipeline(drain_timeout: float) -> Pipeline:
     return Pipeline(
@@ -141,6 +142,7 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
         if current is not None:
             raise _in_progress_error(current)
         observed = observe(ctx.provider)
+        refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)
         image = choose_image(ctx, version, live)
         old_count = len(observed.members_for(observed.with_role(Role.STABLE)))
@@ -200,6 +202,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
                 raise _in_progress_error(current)
             return _abort(ctx, current, lock)
         observed = observe(ctx.provider)
+        refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)
         images = ctx.provider.list_images()
         targets = rollback_targets(images, ctx.env)
@@ -236,6 +239,7 @@ class GcReport:
     deleted_servers: list[str] = field(default_factory=list)
     deleted_images: list[str] = field(default_factory=list)
     dry_run: bool = False
+    spared: list[str] = field(default_factory=list)  # left alone because state about them is damaged
 
 
 def delete_server(ctx: EngineContext, server_id: str, timeout: float = 60.0) -> None:
@@ -284,16 +288,36 @@ def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> 
     return members, servers, images
 
 
+def spare_around_damage(observed: Observed, servers: list[Server], current_damaged: bool) -> list[Server]:
+    """What gc must leave alone: a server that still serves (weight > 0: its traffic would go with it, and
+    after a damaged or quarantined record nothing says what replaces it), and, while the release record
+    is unreadable, every candidate (it may belong to that release). `releasectl doctor --fix`, a rollout
+    or an abort settles them."""
+    spared = []
+    for s in servers:
+        member = observed.member_of(s)
+        serving = member is not None and member.weight > 0
+        if serving or (current_damaged and s.role is Role.CANDIDATE):
+            spared.append(s)
+    return spared
+
+
 def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
     with _locked(ctx, "gc"):
-        current = records.load_current(ctx.provider)
+        current, damage = records.load_current_or_damage(ctx.provider)
         observed = observe(ctx.provider)
+        report_damage(ctx, [damage] if damage else [])
         members, servers, images = orphans(ctx, observed, current)
+        spared = spare_around_damage(observed, servers, damage is not None)
+        servers = [s for s in servers if s not in spared]
+        spared_members = {m.id for m in observed.members_for(spared)}
+        members = [m for m in members if m.id not in spared_members]
         report = GcReport(
             removed_members=[m.name for m in members],
             deleted_servers=[s.name for s in servers],
             deleted_images=[i.name for i in images],
             dry_run=dry_run,
+            spared=[s.name for s in spared],
         )
         if dry_run:
             return report
@@ -310,10 +334,11 @@ def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
 def down(ctx: EngineContext) -> list[str]:
     """Stop the environment: every member, every server, and an LB releasectl owns. Images stay."""
     with _locked(ctx, "down"):
-        current = _unfinished(ctx)
-        if current is not None:
+        current, damage = records.load_current_or_damage(ctx.provider)
+        if current is not None and not current.phase.finished:
             raise _in_progress_error(current)
         observed = observe(ctx.provider)
+        report_damage(ctx, [damage] if damage else [])  # down stops it all the same
         for m in observed.members:
             ctx.provider.set_weights({m.id: 0})
             ctx.provider.remove_member(m.id)

@@ -9,6 +9,7 @@ from releasectl.engine import records
 from releasectl.engine.context import EngineContext
 from releasectl.engine.model import Phase, Release, describe_step
 from releasectl.engine.observe import live_version, observe
+from releasectl.engine.doctor import report_damage
 from releasectl.providers.base import Lease
 
 
@@ -24,6 +25,7 @@ class StatusView:
     release: dict[str, Any] | None
     lock: dict[str, Any] | None
     warm: list[dict[str, Any]] = field(default_factory=list)
+    damaged: list[dict[str, str]] = field(default_factory=list)  # unreadable state: `releasectl doctor`
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
@@ -61,7 +63,8 @@ def status(ctx: EngineContext) -> StatusView:
     observed = observe(provider)
     now = ctx.clock.time()
     lease = provider.read_lock()
-    current = records.load_current(provider)
+    current, damage = records.load_current_or_damage(provider)
+    damaged = report_damage(ctx, [damage] if damage else [])
     total = sum(m.weight for m in observed.members if m.admin.value == "ready")
     members = []
     for m in observed.members:
@@ -116,10 +119,13 @@ def status(ctx: EngineContext) -> StatusView:
         release=release,
         lock=lock,
         warm=[s for s in servers if s["role"] == "previous"],
+        damaged=damaged,
     )
 
 
 def history(ctx: EngineContext) -> list[dict[str, Any]]:
     lease = ctx.provider.read_lock()
     now = ctx.clock.time()
-    return [release_summary(r, lease, now) for r in records.load_history(ctx.provider)]
+    releases, damages = records.load_history_and_damage(ctx.provider)
+    report_damage(ctx, damages)
+    return [release_summary(r, lease, now) for r in releases]

@@ -15,6 +15,7 @@ without the prefix. The well-known keys are in `Label`.
 from __future__ import annotations
 
 import enum
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +38,7 @@ class Label:
     CREATED_BY = "created_by"  # images: releasectl version that baked it
     OUTCOME = "outcome"  # images: ImageOutcome value, set by the engine
     PORT = "port"  # images: the app's port (the openstack provider needs it for members)
+    DAMAGED = "damaged"  # set by a provider, never stored: the resource's state file is unreadable (why)
 
 
 class Role(str, enum.Enum):
@@ -226,6 +228,18 @@ class Probe:
 
 
 @dataclass(frozen=True)
+class StateIssue:
+    """One damaged or inconsistent piece of a provider's own state, for `releasectl doctor`.
+
+    `key` is what fix_state takes back; `fix` says in one line what fix_state would do."""
+
+    key: str
+    path: str  # the file, folder or process concerned
+    problem: str
+    fix: str
+
+
+@dataclass(frozen=True)
 class Capabilities:
     max_weight: int = 256
     member_sessions: bool = True  # Member.sessions is meaningful, so a drain can wait for 0
@@ -398,6 +412,29 @@ class Provider(ABC):
     def delete_record(self, key: str) -> None:
         """Remove the document. Idempotent: a missing key is success."""
         raise NotImplementedError(f"{self.name} provider has no delete_record")
+
+    def quarantine_record(self, key: str) -> str | None:
+        """Move an unreadable record aside (kept for a person to read, no longer read by releasectl).
+        Returns where it went, or None when there was no such record. This default copies it under
+        `quarantine/` and deletes the original; a provider with files renames them instead."""
+        text = self.read_record(key)
+        if text is None:
+            return None
+        aside = f"quarantine/{format_utc(time.time()).replace(' ', 'T')}-{key}"
+        self.write_record(aside, text)
+        self.delete_record(key)
+        return f"record {aside!r}"
+
+    # ---- doctor: the provider's own state files --------------------------------------------------------
+
+    def check_state(self) -> list[StateIssue]:
+        """Damaged or inconsistent state the provider keeps for itself (files, orphaned processes). Read-only.
+        Release records are the engine's to check. A provider without such state has nothing to report."""
+        return []
+
+    def fix_state(self, issue: StateIssue) -> str:
+        """Do what `issue.fix` says; return what was done. Called under the release lock."""
+        raise NotImplementedError(f"{self.name} provider has no state to fix")
 
     # ---- the lock: one release at a time per app and environment ---------------------------------
 

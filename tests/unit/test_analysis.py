@@ -76,7 +76,7 @@ def test_an_unreadable_release_record_is_an_error_not_no_release():
     import pytest
 
     from releasectl.engine.records import load_current
-    from releasectl.errors import ProviderError
+    from releasectl.errors import DamagedState
 
     class Records:  # the record part of a provider, nothing else is touched
         def __init__(self, text):
@@ -87,5 +87,5 @@ def test_an_unreadable_release_record_is_an_error_not_no_release():
 
     assert load_current(Records(None)) is None
     for broken in ("", "{", '{"id": "x"}'):
-        with pytest.raises(ProviderError, match="unreadable"):
+        with pytest.raises(DamagedState, match="release record 'current' is damaged"):
             load_current(Records(broken))

@@ -35,6 +35,7 @@ from releasectl.providers.base import (
     ProviderContext,
     Server,
     ServerSpec,
+    StateIssue,
 )
 
 from .files import encode_name
@@ -198,6 +199,21 @@ class LocalProvider(Provider):
 
     def list_records(self, prefix: str) -> list[str]:
         return self.records.list(prefix)
+
+    def quarantine_record(self, key: str) -> str | None:
+        return self.records.quarantine(key, self.env_dir / "quarantine")
+
+    # ---- doctor -------------------------------------------------------------------------------------
+
+    def check_state(self) -> list[StateIssue]:
+        from . import doctor
+
+        return doctor.check(self)
+
+    def fix_state(self, issue: StateIssue) -> str:
+        from . import doctor
+
+        return doctor.fix(self, issue)
 
     def acquire_lock(self, owner: Mapping[str, str], ttl: float) -> Lease:
         return self.lock.acquire(owner, ttl)

@@ -25,22 +25,38 @@ import secrets
 import shutil
 import tarfile
 import time
+import zlib
 from pathlib import Path
 from typing import Mapping
 
 import releasectl
-from releasectl.errors import ConfigError, Conflict, NotFound, ProviderError, ResourceFailure
+from releasectl.errors import ConfigError, Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
 from releasectl.providers.base import LABEL_PREFIX, Image, ImageStatus, Label
 
 from . import procs
-from .files import flocked, fsync_dir, read_json, write_json
+from .files import flocked, fsync_dir, quarantine, read_json, write_json
 
 log = logging.getLogger("releasectl.providers.local")
 
 ARCHIVE = "image.tar.gz"
 MANIFEST = "manifest.json"
+MAX_MEMBERS = 100_000  # entries in one image archive
+MAX_UNPACKED_BYTES = 4 << 30  # content of one image archive once unpacked
 TEMP_MAX_AGE = 300.0  # seconds after which a temp leftover is swept even if its baker may still live
 _ID = re.compile(r"img-[0-9a-f]{12}")
+MANIFEST_SCHEMA = {
+    "id": (str,),
+    "app": (str,),
+    "name": (str, None),
+    "version": (str,),
+    "sha256": (str,),
+    "size": (int,),
+    "archive_mtime_ns": (int, None),
+    "created_at": (int, float, None),
+    "source": (str, None),
+    "protected": (bool, None),
+    "labels": (dict, None),
+}
 _SKIP_NAMES = {"__pycache__", ".git", ".hg", ".svn", ".releasectl", ".pytest_cache", ".mypy_cache"}
 
 
@@ -50,6 +66,48 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
+
+
+def check_members(archive: Path, tar: tarfile.TarFile) -> None:
+    """Refuse, before anything is extracted, what an image never holds: absolute or `..` paths, links
+    that leave the image, device files and FIFOs, more than MAX_MEMBERS entries or MAX_UNPACKED_BYTES of
+    content (a tar bomb is stopped at the first header past the bound, not after inflating it)."""
+    count = total = 0
+    for info in tar:
+        count += 1
+        total += info.size if info.isreg() else 0
+        name = info.name
+        why = None
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+            why = "has an absolute path"
+        elif ".." in Path(name).parts:
+            why = "climbs out with '..'"
+        elif info.ischr() or info.isblk() or info.isfifo() or not (info.isreg() or info.isdir() or info.issym() or info.islnk()):
+            why = "is a device file or FIFO"
+        elif info.issym() or info.islnk():
+            target = info.linkname
+            base = Path(name).parent if info.issym() else Path(".")
+            if target.startswith("/") or not _inside(base / target):
+                why = f"links outside the image ({target!r})"
+        if why is None and count > MAX_MEMBERS:
+            why = f"is entry {count}: more than the {MAX_MEMBERS} an image may hold"
+        if why is None and total > MAX_UNPACKED_BYTES:
+            why = f"takes the content past {MAX_UNPACKED_BYTES} bytes"
+        if why is not None:
+            raise DamagedState(
+                str(archive), f"member {name[:80]!r} {why}",
+                hint="this archive was not made by `releasectl bake`: delete the image and bake the version again",
+            )
+
+
+def _inside(path: Path) -> bool:
+    """Whether a relative path stays inside its root once '..' is resolved."""
+    depth = 0
+    for part in path.parts:
+        depth += -1 if part == ".." else (0 if part == "." else 1)
+        if depth < 0:
+            return False
+    return True
 
 
 def _unprefix(labels: Mapping[str, str]) -> dict[str, str]:
@@ -71,17 +129,53 @@ class ImageStore:
         return self.root / image_id
 
     def _manifest(self, image_id: str) -> dict | None:
+        """The manifest of this app's image, or None. A damaged one raises DamagedState."""
         d = self._dir(image_id)
         if d is None:
             return None
-        try:
-            m = read_json(d / MANIFEST)
-        except ProviderError as exc:
-            log.warning("skipping image %s: %s", image_id, exc)
+        m = read_json(d / MANIFEST, MANIFEST_SCHEMA)
+        if m is None or m.get("app") != self.app:
             return None
-        if not isinstance(m, dict) or m.get("app") != self.app:
-            return None
+        if m.get("id") != image_id:
+            raise DamagedState(str(d / MANIFEST), f"names image {str(m.get('id'))[:40]!r}, not {image_id}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in m.get("labels", {}).items()):
+            raise DamagedState(str(d / MANIFEST), "has a label that is not a string")
         return m
+
+    def _damaged(self, image_id: str, exc: DamagedState) -> Image:
+        """One image whose manifest is unreadable: listed FAILED, marked damaged, the others unaffected."""
+        return Image(
+            id=image_id, name=image_id, app=self.app, version="", status=ImageStatus.FAILED, created_at=0.0,
+            labels={Label.DAMAGED: exc.what},
+        )
+
+    def _owned_or_damaged(self, image_id: str) -> Image | None:
+        try:
+            m = self._manifest(image_id)
+        except DamagedState as exc:
+            log.info("%s", exc)
+            return self._damaged(image_id, exc)
+        return None if m is None else self._to_image(m)
+
+    def damaged(self) -> list[tuple[str, DamagedState]]:
+        """(image id, damage) of every image folder whose manifest is unreadable."""
+        out = []
+        if self.root.is_dir():
+            for entry in sorted(self.root.iterdir()):
+                if entry.name.startswith(".") or self._dir(entry.name) is None:
+                    continue
+                try:
+                    self._manifest(entry.name)
+                except DamagedState as exc:
+                    out.append((entry.name, exc))
+        return out
+
+    def quarantine(self, image_id: str, vault: Path) -> str:
+        """Move a damaged image's folder aside into `vault`."""
+        d = self._dir(image_id)
+        if d is None or not d.exists():
+            raise NotFound(f"image {image_id} does not exist")
+        return str(quarantine(d, vault))
 
     def _status(self, image_id: str, m: dict) -> ImageStatus:
         """Cheap integrity check: stat, and re-hash only when the archive's mtime moved since the bake."""
@@ -121,14 +215,13 @@ class ImageStore:
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith(".") or not entry.is_dir():
                 continue  # temp and deleted leftovers are hidden
-            m = self._manifest(entry.name)
-            if m is not None:
-                out.append(self._to_image(m))
+            image = self._owned_or_damaged(entry.name)
+            if image is not None:
+                out.append(image)
         return out
 
     def get(self, image_id: str) -> Image | None:
-        m = self._manifest(image_id)
-        return None if m is None else self._to_image(m)
+        return self._owned_or_damaged(image_id)
 
     def archive_path(self, image_id: str) -> Path:
         return self.root / image_id / ARCHIVE
@@ -136,8 +229,8 @@ class ImageStore:
     # ---- integrity ------------------------------------------------------------------------------------
 
     def verify(self, image_id: str) -> Image:
-        """Re-hash the archive against the manifest. Returns the image ACTIVE, or raises ResourceFailure
-        (NotFound when there is no such image)."""
+        """Re-hash the archive against the manifest. Returns the image ACTIVE, or raises DamagedState on a
+        mismatch (ResourceFailure when unreadable, NotFound when there is no such image)."""
         m = self._manifest(image_id)
         if m is None:
             raise NotFound(f"image {image_id} does not exist for app {self.app}")
@@ -148,7 +241,8 @@ class ImageStore:
         except OSError as exc:
             raise ResourceFailure(f"{label}: cannot read its archive: {exc}") from exc
         if digest != m.get("sha256"):
-            raise ResourceFailure(
+            raise DamagedState(
+                str(archive),
                 f"{label} failed its integrity check: archive sha256 {digest[:16]}... does not match the "
                 f"manifest's {str(m.get('sha256'))[:16]}...",
                 hint="the archive was changed after the bake; delete the image and bake the version again",
@@ -158,13 +252,17 @@ class ImageStore:
         return self._to_image(m, ImageStatus.ACTIVE)
 
     def unpack(self, image_id: str, dest: Path) -> Image:
-        """Verify, then extract the archive into `dest` (created; must not exist)."""
+        """Verify, check every member is harmless and the whole is bounded, then extract the archive into
+        `dest` (created; must not exist). A hostile archive is DamagedState and nothing is extracted."""
         image = self.verify(image_id)
-        dest.mkdir(parents=True)
+        archive = self.root / image_id / ARCHIVE
         try:
-            with tarfile.open(self.root / image_id / ARCHIVE, "r:gz") as tar:
+            with tarfile.open(archive, "r:gz") as tar:
+                check_members(archive, tar)
+            dest.mkdir(parents=True)
+            with tarfile.open(archive, "r:gz") as tar:
                 tar.extractall(dest, filter="data")
-        except (tarfile.TarError, OSError) as exc:
+        except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
             raise ResourceFailure(f"image {image_id}: cannot unpack its archive: {exc}") from exc
         return image
 
@@ -291,7 +389,10 @@ class ImageStore:
         return self._to_image(m)
 
     def delete(self, image_id: str) -> None:
-        m = self._manifest(image_id)
+        try:
+            m = self._manifest(image_id)
+        except DamagedState:
+            m = {"damaged": True}  # its folder is this app's image folder: it can go
         if m is None:
             return
         if m.get("protected"):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import ipaddress
 import logging
 import os
 import shutil
@@ -23,12 +24,12 @@ import time
 from pathlib import Path
 from typing import Callable, Mapping
 
-from releasectl.errors import Conflict, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
+from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
 from releasectl.providers.base import AdminState, Health, HealthCheck, Member, MemberStats, Server
 from releasectl.wait import wait_for
 
-from . import procs
-from .files import atomic_write, flocked, read_json, write_json
+from . import procs, recovery
+from .files import atomic_write, check_fields, flocked, read_json, write_json
 from .haproxy import (
     BACKEND,
     LBUnavailable,
@@ -45,7 +46,48 @@ log = logging.getLogger("releasectl.providers.local")
 
 MAX_WEIGHT = 256
 SOCKET_PATH_LIMIT = 90  # HAProxy 2.6 refuses more than 97 bytes (it binds "<path>.<pid>.tmp" first)
+MEMBER_SCHEMA = {
+    "name": (str,),
+    "address": (str,),
+    "port": (int,),
+    "weight": (int, None),
+    "admin": (str, None),
+    "checks_running": (bool, None),
+}
+LB_SCHEMA = {
+    "pid": (int,),
+    "pid_start": (int, None),
+    "boot_id": (str, None),
+    "socket": (str,),
+    "bind": (str, None),
+    "port": (int, None),
+    "started_at": (int, float, None),
+}
 _NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def read_members(path: Path) -> list[MemberConfig]:
+    """members.json through the state reader; DamagedState when it does not hold member entries."""
+    data = read_json(path, kind=list) or []
+    members = []
+    for entry in data:
+        if not isinstance(entry, dict):
+            raise DamagedState(str(path), f"holds a JSON {type(entry).__name__} where a member belongs")
+        check_fields(path, entry, MEMBER_SCHEMA)
+        entry = {k: v for k, v in entry.items() if v is not None}  # null is "not given": the defaults apply
+        # nothing from this file reaches haproxy.cfg unless it is what releasectl itself writes there
+        if not set(entry["name"]) <= _NAME_OK or not entry["name"]:
+            raise DamagedState(str(path), f"member name {entry['name'][:40]!r} has characters HAProxy names never have")
+        try:
+            ipaddress.ip_address(entry["address"])
+        except ValueError:
+            raise DamagedState(str(path), f"member address {entry['address'][:40]!r} is not an IP address") from None
+        if not 0 < entry["port"] < 65536 or not 0 <= entry.get("weight", 0) <= MAX_WEIGHT:
+            raise DamagedState(str(path), f"member {entry['name']} has a port or weight out of range")
+        if entry.get("admin", AdminState.READY.value) not in AdminState._value2member_map_:
+            raise DamagedState(str(path), f"member {entry['name']} has an unknown admin state")
+        members.append(MemberConfig.from_json(entry))
+    return members
 
 
 class Pool:
@@ -94,8 +136,22 @@ class Pool:
         return Path("/tmp") / f"releasectl-{digest}"
 
     def _info(self) -> dict | None:
-        info = read_json(self.info_path)
-        return info if isinstance(info, dict) and info.get("pid") else None
+        """lb.json; when it is damaged, what it would say, rebuilt from the HAProxy that runs this pool's
+        config (so a damaged lb.json never leaves an LB that nothing can stop)."""
+        try:
+            info = read_json(self.info_path, LB_SCHEMA)
+        except DamagedState as exc:
+            info = self.recovered_info()
+            log.info("%s; %s", exc, f"found its HAProxy as pid {info['pid']}" if info else "no HAProxy of it runs")
+        return info if info and info.get("pid") else None
+
+    def recovered_info(self) -> dict | None:
+        """lb.json's content for the HAProxy running this pool's config, found by folder and command line."""
+        proc = recovery.haproxy_process(self.root, self.cfg_path)
+        if proc is None:
+            return None
+        return {"pid": proc.pid, "pid_start": proc.start, "boot_id": proc.boot, "socket": self.socket_path(),
+                "bind": self.bind, "port": self.port, "recovered": True}
 
     @staticmethod
     def _proc(info: dict) -> procs.ProcId:
@@ -118,8 +174,12 @@ class Pool:
         return RuntimeAPI(str(info["socket"]))
 
     def _members_config(self) -> list[MemberConfig]:
-        data = read_json(self.members_path) or []
-        return [MemberConfig.from_json(d) for d in data]
+        """members.json; a damaged one is reported and taken as empty (a rollout re-adds its members)."""
+        try:
+            return read_members(self.members_path)
+        except DamagedState as exc:
+            log.info("%s; starting from no members", exc)
+        return []
 
     def _render(self, members: list[MemberConfig], socket_path: str) -> str:
         return render_config(

@@ -12,6 +12,7 @@ reused: the start time of the acquiring process is kept in the record when it is
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import time
@@ -19,13 +20,32 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping
 
-from releasectl.errors import LockHeld, ProviderError
+from releasectl.errors import DamagedState, LockHeld, ProviderError
 from releasectl.providers.base import Lease, describe_owner, format_utc
 
 from . import procs
-from .files import decode_name, encode_name, flocked, fsync_dir, read_json, write_json, atomic_write
+from .files import (
+    atomic_write,
+    decode_name,
+    encode_name,
+    flocked,
+    fsync_dir,
+    quarantine,
+    read_json,
+    read_text,
+    write_json,
+)
+
+log = logging.getLogger("releasectl.providers.local")
 
 SUFFIX = ".rec"
+LOCK_SCHEMA = {
+    "token": (str,),
+    "owner": (dict, None),
+    "acquired_at": (int, float, None),
+    "expires_at": (int, float, None),
+    "pid_start": (int, None),
+}
 
 
 class RecordStore:
@@ -38,10 +58,15 @@ class RecordStore:
         return self.root / (encode_name(key) + SUFFIX)
 
     def read(self, key: str) -> str | None:
-        try:
-            return self._path(key).read_text()
-        except FileNotFoundError:
+        """The record's text; DamagedState (naming the file) when it is not UTF-8 or too large."""
+        return read_text(self._path(key))
+
+    def quarantine(self, key: str, vault: Path) -> str | None:
+        """Move the record's file aside into `vault`; where it went, or None when there was none."""
+        path = self._path(key)
+        if not path.exists():
             return None
+        return str(quarantine(path, vault))
 
     def write(self, key: str, data: str) -> None:
         atomic_write(self._path(key), data)
@@ -52,7 +77,10 @@ class RecordStore:
         keys = []
         for entry in self.root.iterdir():
             if entry.name.endswith(SUFFIX) and not entry.name.startswith("."):
-                key = decode_name(entry.name[: -len(SUFFIX)])
+                try:
+                    key = decode_name(entry.name[: -len(SUFFIX)])
+                except (ValueError, UnicodeDecodeError):
+                    continue  # not a name releasectl wrote
                 if key.startswith(prefix):
                     keys.append(key)
         return sorted(keys)
@@ -66,12 +94,27 @@ class LockStore:
         self.path = root / "lock.json"
         self.flock_path = root / "lock.flock"
 
+    def damage(self) -> DamagedState | None:
+        """What is wrong with lock.json, or None (missing or sound)."""
+        try:
+            read_json(self.path, LOCK_SCHEMA)
+        except DamagedState as exc:
+            return exc
+        return None
+
     def _read(self) -> dict | None:
         try:
-            data = read_json(self.path)
-        except ProviderError:
+            data = read_json(self.path, LOCK_SCHEMA)
+        except DamagedState as exc:
+            log.info("%s; it holds nothing and the next acquire rewrites it", exc)
             return None  # a corrupt lock record holds nothing; the next acquire rewrites it
-        return data if isinstance(data, dict) and data.get("token") else None
+        if data is None or not data.get("token"):
+            return None
+        owner = data.get("owner") or {}
+        if not all(isinstance(v, (str, int, float)) for v in owner.values()):
+            log.warning("%s has an owner with odd values; it holds nothing", self.path)
+            return None
+        return data
 
     def _lease(self, rec: dict) -> Lease:
         return Lease(

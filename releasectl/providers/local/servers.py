@@ -25,7 +25,7 @@ from typing import Mapping, Sequence
 
 import requests
 
-from releasectl.errors import Conflict, NotFound, ProviderError, ResourceFailure
+from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
 from releasectl.providers._http_probe import http_get_probe
 from releasectl.providers.base import (
     LABEL_PREFIX,
@@ -37,7 +37,7 @@ from releasectl.providers.base import (
     ServerStatus,
 )
 
-from . import procs
+from . import procs, recovery
 from .files import flocked, read_json, write_json
 from .images import ImageStore
 
@@ -47,6 +47,24 @@ ADDRESS = "127.0.0.1"
 RECORD = "server.json"
 LOG = "server.log"
 BUILD_GRACE = 60.0  # a record without a PID older than this was interrupted mid-create
+SERVER_SCHEMA = {
+    "id": (str,),
+    "app": (str,),
+    "env": (str,),
+    "name": (str, None),
+    "version": (str, None),
+    "role": (str, None),
+    "release": (str, None),
+    "labels": (dict, None),
+    "pid": (int, None),
+    "pid_start": (int, None),
+    "boot_id": (str, None),
+    "port": (int, None),
+    "image_id": (str, None),
+    "created_at": (int, float, None),
+    "creator": (dict, None),
+    "deleting": (bool, None),
+}
 
 
 def free_port(avoid: set[int]) -> int:
@@ -89,13 +107,54 @@ class ServerStore:
         if not server_id.startswith("srv-") or "/" in server_id or server_id in (".", ".."):
             return None
         try:
-            rec = read_json(self._record_path(server_id))
-        except ProviderError as exc:
-            log.warning("skipping server %s: %s", server_id, exc)
+            rec = self._load(server_id)
+        except DamagedState as exc:
+            log.info("server %s: %s", server_id, exc)
             return None
-        if not isinstance(rec, dict) or rec.get("app") != self.app or rec.get("env") != self.env:
+        if rec is None or rec.get("app") != self.app or rec.get("env") != self.env:
             return None
         return rec
+
+    def _load(self, server_id: str) -> dict | None:
+        """server.json through the one state reader; DamagedState when it is unreadable or inconsistent."""
+        path = self._record_path(server_id)
+        rec = read_json(path, SERVER_SCHEMA)
+        if rec is None:
+            return None
+        if rec["id"] != server_id:
+            raise DamagedState(str(path), f"names server {rec['id'][:40]!r}, not {server_id}")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in (rec.get("labels") or {}).items()):
+            raise DamagedState(str(path), "has a label that is not a string")
+        return rec
+
+    def damage(self, server_id: str) -> DamagedState | None:
+        """What is wrong with that server's folder: an unreadable or missing server.json, or None."""
+        folder = self.root / server_id
+        if not server_id.startswith("srv-") or not folder.is_dir():
+            return None
+        try:
+            rec = self._load(server_id)
+        except DamagedState as exc:
+            return exc
+        if rec is not None:
+            return None
+        # no record: damage only while a process of it runs; an empty leftover of an interrupted create or
+        # delete is not a server (doctor removes it)
+        missing = recovery.missing_record(folder)
+        if missing is None or not recovery.server_processes(folder, server_id, self.app, self.env):
+            return None
+        return missing
+
+    def damaged(self) -> list[Server]:
+        """Servers of this environment whose record is damaged, rebuilt from their processes."""
+        if not self.root.is_dir():
+            return []
+        out = []
+        for entry in sorted(self.root.iterdir()):
+            damage = self.damage(entry.name) if entry.is_dir() else None
+            if damage is not None:
+                out.append(recovery.damaged_server(entry, entry.name, self.app, self.env, damage))
+        return out
 
     def _records(self) -> list[dict]:
         if not self.root.is_dir():
@@ -166,10 +225,14 @@ class ServerStore:
     # ---- the interface ------------------------------------------------------------------------------
 
     def list(self) -> list[Server]:
-        return [self._to_server(r) for r in self._records()]
+        return [self._to_server(r) for r in self._records()] + self.damaged()
 
     def get(self, server_id: str) -> Server | None:
         rec = self._read(server_id)
+        if rec is None:
+            damage = self.damage(server_id)
+            if damage is not None:
+                return recovery.damaged_server(self.root / server_id, server_id, self.app, self.env, damage)
         return None if rec is None else self._to_server(rec)
 
     def used_ports(self) -> set[int]:
@@ -268,6 +331,10 @@ class ServerStore:
     def delete(self, server_id: str) -> None:
         rec = self._read(server_id)
         if rec is None:
+            if self.damage(server_id) is not None:  # stop its process (found by folder and tags), then go
+                recovery.stop_server_processes(self.root / server_id, server_id, self.app, self.env, self.stop_timeout)
+                shutil.rmtree(self.root / server_id, ignore_errors=True)
+                log.info("deleted server %s (its record was damaged)", server_id)
             return
         proc = self._proc(rec)
         if proc is None and time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE and self._creator_alive(rec):

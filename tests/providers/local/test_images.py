@@ -10,7 +10,7 @@ import time
 import pytest
 
 import releasectl
-from releasectl.errors import Conflict, ResourceFailure
+from releasectl.errors import Conflict, DamagedState
 from releasectl.providers.base import ImageStatus
 from releasectl.providers.local import images as images_mod
 
@@ -111,9 +111,9 @@ def test_tampered_archive_is_detected(provider, factory):
 
     assert provider.get_image(image.id).status is ImageStatus.FAILED
     assert [i.status for i in provider.list_images()] == [ImageStatus.FAILED]
-    with pytest.raises(ResourceFailure, match=image.id):
+    with pytest.raises(DamagedState, match=image.id):
         provider.verify_image(image.id)
-    with pytest.raises(ResourceFailure, match=image.id):
+    with pytest.raises(DamagedState, match=image.id):
         provider.create_server(spec("1.0.0", image.id))
     assert provider.list_servers() == []
 
@@ -121,7 +121,7 @@ def test_tampered_archive_is_detected(provider, factory):
     st = archive.stat()
     archive.write_bytes(bytes(data[:-1]) + b"\0")
     os.utime(archive, ns=(st.st_atime_ns, st.st_mtime_ns))
-    with pytest.raises(ResourceFailure, match="integrity"):
+    with pytest.raises(DamagedState, match="integrity"):
         provider.create_server(spec("1.0.0", image.id))
 
     archive.unlink()
