@@ -4,7 +4,8 @@ Hypothesis draws sequences of rollouts (random small pipelines), operator verbs 
 promote --full, rollback, gc, down; intents posted mid-run when `releasectl.engine.intents` exists) and
 faults (server death, a start failure, a server that never gets healthy, LB death, LB in ERROR, a vanished
 image, 409s, a foreign member joining the pool, and a crash of the runner at any provider call, after which
-the next verb is a new runner). Faults either strike between commands or are scheduled at call N of the next.
+the next verb is a new runner). Faults strike between commands, or during one: before its runner's call N, or before
+its k-th call of a given write (create_server, set_weights, delete_server...).
 
 The engine is driven only through its public operations (engine/release.py) with the in-memory provider and
 a fake clock. The oracle is independent of the engine: it wraps the provider and, around every mutating
@@ -158,7 +159,7 @@ def targets(name: str, args: tuple, kwargs: dict) -> list[tuple[str, str]]:
 class Oracle:
     """Wraps one runner's provider: applies the faults scheduled at call N and checks I1-I3 around each write."""
 
-    def __init__(self, provider: MemoryProvider, world: World, schedule: dict[int, list[Callable[[], None]]],
+    def __init__(self, provider: MemoryProvider, world: World, schedule: dict[Any, list[tuple[str, Callable[[], None]]]],
                  command: str, started: float) -> None:
         self._provider = provider
         self._world = world
@@ -166,6 +167,7 @@ class Oracle:
         self._command = command
         self._started = started
         self.calls = 0
+        self.per_method: collections.Counter[str] = collections.Counter()
         self.last_observed = 0  # call index of the engine's last look at servers, members or the LB
         self.last_fault = 0  # call index of the last fault applied during this command
         self.faults: list[str] = []
@@ -186,7 +188,9 @@ class Oracle:
         if self.calls > MAX_CALLS or self._world.cloud.clock.time() - self._started > MAX_HOURS * 3600:
             raise Stuck(f"{self._command} made {self.calls} provider calls over "
                         f"{(self._world.cloud.clock.time() - self._started) / 3600:.1f} fake hours without ending")
-        for kind, fault in self._schedule.pop(self.calls, []):
+        self.per_method[name] += 1
+        due = self._schedule.pop(self.calls, []) + self._schedule.pop((name, self.per_method[name]), [])
+        for kind, fault in due:
             self.apply(kind, fault)
         if name not in MUTATING:
             result = method(*args, **kwargs)
@@ -244,8 +248,11 @@ def pipelines(draw: Callable) -> Pipeline:
 FIRST = Pipeline(name="first", steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=0.0)))
 MID_RUN = FAULTS + (("intent",) if intents is not None else ())
 # faults a command meets: (kind, at its runner's call N, a number that picks the target and variant)
-fault_plans = st.lists(st.tuples(st.sampled_from(MID_RUN), st.integers(min_value=1, max_value=200),
-                                 st.integers(min_value=0, max_value=7)), max_size=2)
+# a fault strikes before the runner's call N, or before its k-th call of a write (the kill points of the chaos test)
+strike_at = st.one_of(st.integers(min_value=1, max_value=200),
+                      st.tuples(st.sampled_from(sorted(MUTATING - {"bake_image", "ensure_pool", "destroy_pool"})),
+                                st.integers(min_value=1, max_value=3)))
+fault_plans = st.lists(st.tuples(st.sampled_from(MID_RUN), strike_at, st.integers(min_value=0, max_value=7)), max_size=2)
 
 
 VERBS: dict[str, Callable[[EngineContext], Any]] = {
@@ -314,7 +321,7 @@ class EngineMachine(RuleBasedStateMachine):
     def command(self, name: str, operation: Callable[[EngineContext], Any], faults: list, count: int = 2) -> None:
         """Run one command as a new runner process, with `faults` [(kind, at call, pick)], then check what it left."""
         COVERED[f"verb:{name}"] += 1
-        schedule: dict[int, list] = {}
+        schedule: dict[Any, list] = {}
         for kind, when, pick in faults:
             schedule.setdefault(when, []).append((kind, self.make_fault(kind, pick)))
         oracle = Oracle(self.provider(), self.world, schedule, name, self.clock.time())
@@ -333,7 +340,7 @@ class EngineMachine(RuleBasedStateMachine):
             COVERED["crash:" + name] += 1
         elif oracle.last_fault <= oracle.last_observed:
             self.check_end(name, oracle, outcome)
-        for index in sorted(schedule):  # scheduled past the command's last call: they strike after it
+        for index in sorted(schedule, key=str):  # scheduled past the command's last call: they strike after it
             for kind, fault in schedule[index]:
                 oracle.apply(kind, fault)
 
