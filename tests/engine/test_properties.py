@@ -4,8 +4,8 @@ Hypothesis draws sequences of rollouts (random small pipelines), operator verbs 
 promote --full, rollback, gc, down; intents posted mid-run when `releasectl.engine.intents` exists) and
 faults (server death, a start failure, a server that never gets healthy, LB death, LB in ERROR, a vanished
 image, 409s, a foreign member joining the pool, and a crash of the runner at any provider call, after which
-the next verb is a new runner). Faults strike between commands, or during one: before its runner's call N, or before
-its k-th call of a given write (create_server, set_weights, delete_server...).
+the next verb is a new runner). Faults strike between commands, or during one: before its runner's call N,
+or before its k-th call of a given write (create_server, set_weights, delete_server...).
 
 The engine is driven only through its public operations (engine/release.py) with the in-memory provider and
 a fake clock. The oracle is independent of the engine: it wraps the provider and, around every mutating
@@ -16,8 +16,8 @@ call, reads the cloud's truth (which servers answer, which members are weighted 
   the LB sees healthy (the replacement is healthy and weighted in before the old one goes);
 - I3: no call touches a server, member or image that is not this app's and environment's;
 and after each command that ended (no crash):
-- CLAIM: what the command says is live (a succeeded release's version; the previous version after a
-  rollback) is served by at least one member;
+- CLAIM: when something served as the command began, what it says is live when it ends (a succeeded
+  release's version; the previous version after a rollback) is served by at least one member;
 - LB: a release command (rollout, resume, abort, rollback, promote) does not end with the LB down;
 - START: a start failure of the new fleet ends the release as failed (exit 1), not exit 5.
 A check is skipped when a fault struck after the engine's last look at the world (no engine can see it).
@@ -39,6 +39,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 
 from releasectl.engine import records
+from releasectl.engine import release as release_verbs
 from releasectl.engine.context import EngineContext
 from releasectl.engine.images import bake
 from releasectl.engine.model import Analyze, Launch, Pause, Phase, Pipeline, Release, ReleaseKind, Retire, SetWeight
@@ -264,6 +265,8 @@ VERBS: dict[str, Callable[[EngineContext], Any]] = {
     "gc": lambda ctx: gc(ctx, dry_run=False),
     "down": down,
 }
+if hasattr(release_verbs, "pause"):  # `releasectl pause` comes with the intents
+    VERBS["pause"] = release_verbs.pause
 
 
 def provider_for(cloud: MemoryCloud, app: str = APP) -> MemoryProvider:
@@ -325,7 +328,7 @@ class EngineMachine(RuleBasedStateMachine):
         for kind, when, pick in faults:
             schedule.setdefault(when, []).append((kind, self.make_fault(kind, pick)))
         oracle = Oracle(self.provider(), self.world, schedule, name, self.clock.time())
-        oracle.lb_at_start = self.world.lb()
+        oracle.lb_at_start, oracle.served_at_start = self.world.lb(), bool(self.world.serving())
         ctx = self.context(oracle, count)
         crashed = False
         outcome: Any = None
@@ -354,7 +357,7 @@ class EngineMachine(RuleBasedStateMachine):
         elif isinstance(outcome, ReleaseFailed):
             rel = records.load_current(self.provider())
             claimed = rel.previous_version if rel is not None else None
-        if claimed is not None and not world.serves(claimed):
+        if claimed is not None and oracle.served_at_start and not world.serves(claimed):
             raise ClaimViolation(f"{name} ended ({self.last_outcome}) saying {claimed} is live, but no member serves it")
         if name in RELEASE_VERBS and not isinstance(outcome, (UsageError, LockHeld)) and world.lb() is LBStatus.DOWN:
             raise LBLeftDown(f"{name} ended ({self.last_outcome}) with the load balancer down")
