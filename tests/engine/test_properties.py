@@ -136,9 +136,9 @@ class World:
         if kind == "image":
             image = self.cloud.images.get(ident)
             return image is not None and image.app != APP
-        if kind == "member":
+        if kind == "member":  # who added it, as the cloud recorded it (its server may be gone)
             member = next((m for m in self.members() if m.id == ident), None)
-            return member is not None and not self.ours(member.server_id)
+            return member is not None and (member.app, member.env) != (APP, ENV)
         return ident in self.cloud.servers and not self.ours(ident)
 
 
@@ -458,7 +458,7 @@ class EngineMachine(RuleBasedStateMachine):
         assert any(i.app == "other" for i in self.cloud.images.values()), "the other app's image is gone"
         pool = self.cloud.pools.get(POOL)
         if pool is not None:
-            foreign = [m for m in pool.members.values() if not self.world.ours(m.server_id)]
+            foreign = [m for m in pool.members.values() if (m.app, m.env) != (APP, ENV)]
             assert len(foreign) >= 2 and all(m.weight == 100 for m in foreign), "a foreign member was changed"
 
 
