@@ -11,7 +11,8 @@ The engine is driven only through its public operations (engine/release.py) with
 a fake clock. The oracle is independent of the engine: it wraps the provider and, around every mutating
 call, reads the cloud's truth (which servers answer, which members are weighted and in rotation):
 
-- I1: no call except under `down` takes the environment from >= 1 serving member to none;
+- I1: no call except under `down` takes the environment from >= 1 serving member to none (undoing a first
+  release, when nothing was live before it, is not an outage);
 - I2: a call that drains, removes or stops a weighted member leaves a weighted member that serves and that
   the LB sees healthy (the replacement is healthy and weighted in before the old one goes);
 - I3: no call touches a server, member or image that is not this app's and environment's;
@@ -213,7 +214,7 @@ class Oracle:
             return
         serving = self._world.serving()
         call = f"{self._command}: {name}{args!r}"
-        if serving_before and not serving:
+        if serving_before and not serving and not self._undoing_a_first_release():
             raise I1Violation(f"{call} left no serving member (before: {[m.name for m in serving_before]})")
         if name == "set_weights":
             gone = [mid for mid, w in args[0].items() if w == 0 and before.get(mid, (0, None))[0] > 0]
@@ -224,8 +225,14 @@ class Oracle:
                     if w > 0 and admin is AdminState.READY and mid in {m.id for m in serving_before if m.server_id == args[0]}]
         else:
             gone = []
-        if gone and serving_before and not self._world.serving(lb_healthy=True):
+        if gone and serving_before and not self._world.serving(lb_healthy=True) and not self._undoing_a_first_release():
             raise I2Violation(f"{call} took weighted member(s) {gone} out while no replacement is healthy and weighted in")
+
+    def _undoing_a_first_release(self) -> bool:
+        """Undoing a first release (nothing was live before it) leaves nothing live: that is not an outage."""
+        text = self._world.cloud.records.get((APP, ENV), {}).get(records.CURRENT)
+        rel = None if text is None else Release.from_json(text)
+        return rel is not None and rel.previous_version is None and (rel.phase is not Phase.SUCCEEDED)
 
 
 def step_strategy() -> st.SearchStrategy:
