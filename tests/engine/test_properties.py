@@ -482,6 +482,34 @@ def run_machine(examples: int) -> None:
     assert not set(FAULTS) - faults, f"faults never exercised: {set(FAULTS) - faults}"
 
 
+# The outages of issue 8 as fixed sequences (what hypothesis finds, replayed deterministically):
+# (name, [(rule, arguments)]) from the first release of 1.0.0 on two servers.
+KNOWN = [
+    ("abort after the old fleet was retired (crash before finalize)",
+     [("rollout", dict(pipeline=FIRST, count=2, faults=[("crash", ("update_server_labels", 1), 0)], then=[("abort", [])]))]),
+    ("rollback after the old fleet was retired (crash before finalize)",
+     [("rollout", dict(pipeline=FIRST, count=2, faults=[("crash", ("update_server_labels", 1), 0)], then=[("rollback", [])]))]),
+    ("the release's image vanishes at the end: resume fails, then abort",
+     [("rollout", dict(pipeline=FIRST, count=2, faults=[("vanished_image", ("update_server_labels", 1), 1)],
+                       then=[("resume", []), ("abort", [])]))]),
+    ("the LB dies during the health gate of the launch (call 33)", [("rollout", dict(pipeline=FIRST, count=1, faults=[("lb_death", 33, 0)], then=[]))]),
+    ("gc on a pool shared with another app", [("verb", dict(verb="gc", faults=[]))]),
+    ("down on a pool shared with another app", [("verb", dict(verb="down", faults=[]))]),
+    ("a start failure of the new fleet", [("rollout", dict(pipeline=FIRST, count=2, faults=[("start_failure", ("create_server", 1), 0)],
+                                                         then=[]))]),
+]
+
+
+@pytest.mark.parametrize("steps", [steps for _, steps in KNOWN], ids=[name for name, _ in KNOWN])
+def test_known_outage_sequences(steps: list) -> None:
+    machine = EngineMachine()
+    machine.first_release()
+    for rule_name, arguments in steps:
+        (machine.do_rollout if rule_name == "rollout" else machine.do_verb)(**arguments)
+        machine.foreign_things_are_intact()
+    machine.teardown()
+
+
 def test_engine_invariants_fast() -> None:
     """The development loop's share: 100 sequences."""
     run_machine(100)
