@@ -492,11 +492,12 @@ KNOWN = [
     ("the release's image vanishes at the end: resume fails, then abort",
      [("rollout", dict(pipeline=FIRST, count=2, faults=[("vanished_image", ("update_server_labels", 1), 1)],
                        then=[("resume", []), ("abort", [])]))]),
-    ("the LB dies during the health gate of the launch (call 33)", [("rollout", dict(pipeline=FIRST, count=1, faults=[("lb_death", 33, 0)], then=[]))]),
+    ("the LB dies during the health gate of the launch (call 33)",
+     [("rollout", dict(pipeline=FIRST, count=1, faults=[("lb_death", 33, 0)], then=[]))]),
     ("gc on a pool shared with another app", [("verb", dict(verb="gc", faults=[]))]),
     ("down on a pool shared with another app", [("verb", dict(verb="down", faults=[]))]),
-    ("a start failure of the new fleet", [("rollout", dict(pipeline=FIRST, count=2, faults=[("start_failure", ("create_server", 1), 0)],
-                                                         then=[]))]),
+    ("a start failure of the new fleet",
+     [("rollout", dict(pipeline=FIRST, count=2, faults=[("start_failure", ("create_server", 1), 0)], then=[]))]),
 ]
 
 
