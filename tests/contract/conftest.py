@@ -14,7 +14,7 @@ provider can have one.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
@@ -43,7 +43,6 @@ class Subject:
     env: str
     clock: FakeClock | None = None  # memory only: time passes when the tests poll
     add_foreign: Callable[[], str] | None = None  # adds a member that is not ours; returns its id
-    made: list[Provider] = field(default_factory=list)
 
     def wait(self, check: Callable[[], T | None], what: str, timeout: float = 20.0) -> T:
         """Poll `check` until it returns something; on the memory provider each poll advances the fake clock."""
@@ -98,10 +97,10 @@ def _memory(tmp_path: Path) -> Subject:
 
 
 def _local(request: pytest.FixtureRequest) -> Subject:
-    made = request.getfixturevalue("factory")
+    local_factory = request.getfixturevalue("factory")
 
     def make(env: str = "test", app: str = APP) -> Provider:
-        return made(env=env, app=app, health=HEALTH)
+        return local_factory(env=env, app=app, health=HEALTH)
 
     return Subject("local", make(), make, "test")  # the local LB owns every member: nothing foreign to add
 
