@@ -17,25 +17,14 @@ Run by `.ci/real_services` with the Octavia venv's Python:
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests" / "real_services"))
-
-
-class Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class Handler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (stdlib signature)
-        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+sys.path.insert(0, str(HERE))
+from keystone_server import serve  # noqa: E402 (the same threaded wsgiref server and signal handling)
 
 
 def build_schema(engine) -> None:  # type: ignore[no-untyped-def]
@@ -80,20 +69,10 @@ def main() -> int:
     controller = octavia_controller.Controller(engine, lock, interval=float(os.environ.get("OCTAVIA_CONTROLLER_INTERVAL", "0.2")))
     controller.start()
 
-    httpd = make_server(host, port, locked(app, lock), server_class=Server, handler_class=Handler)
-    stop = threading.Event()
-
-    def on_signal(*_: object) -> None:
-        if not stop.is_set():
-            stop.set()
-            threading.Thread(target=httpd.shutdown, daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    print(f"octavia_server: serving http://{host}:{port}", file=sys.stderr, flush=True)
-    httpd.serve_forever(poll_interval=0.2)
-    controller.stop()
-    httpd.server_close()
+    try:
+        serve(locked(app, lock), host, port, "octavia_server")
+    finally:
+        controller.stop()
     return 0
 
 

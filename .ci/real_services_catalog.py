@@ -13,12 +13,11 @@ tests/real_services registers them when it starts one. --remove deletes the endp
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from keystone_users import call, need, password_token  # noqa: E402
+from keystone_users import call, need, password_token, write_env_file  # noqa: E402
 
 REGION = "RegionOne"
 INTERFACES = ("public", "internal")
@@ -73,13 +72,7 @@ def register(ks_env: str, env_file: str, extra: list[str]) -> int:
     lines = {k: v for k, v in ks.items() if k.startswith("KEYSTONE_")}
     lines.update(values)
     lines["REAL_SERVICES_ENDPOINT_IDS"] = ",".join(created)
-    tmp = f"{env_file}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write("# written by .ci/real_services: real Octavia, Glance and Swift behind the real Keystone\n")
-        for key, value in lines.items():
-            fh.write(f"{key}={value}\n")
-    os.replace(tmp, env_file)
+    write_env_file(env_file, lines, "written by .ci/real_services: real Octavia, Glance and Swift behind the real Keystone")
     print(f"real_services_catalog: {len(created)} endpoints registered, env file {env_file}", file=sys.stderr)
     return 0
 

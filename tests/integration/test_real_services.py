@@ -15,6 +15,8 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +73,45 @@ def serving_versions(octavia: Octavia, pool_id: str) -> set[str]:
     return versions
 
 
+class PoolWatch:
+    """Samples the real pool while a command runs (bounded: until stopped, at most `max_seconds`): which versions
+    had weight > 0 at the same time, and the fewest members in rotation."""
+
+    def __init__(self, octavia: Octavia, pool_id: str, max_seconds: float = 600.0) -> None:
+        self.octavia, self.pool_id, self.max_seconds = octavia, pool_id, max_seconds
+        self.version_of: dict[tuple[str, int], str] = {}  # the simulator never reuses an address in a run
+        self.together: set[frozenset[str]] = set()
+        self.min_in_rotation = 10**9
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pool-watch")
+
+    def __enter__(self) -> "PoolWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _version(self, address: str, port: int) -> str:
+        if (address, port) not in self.version_of:
+            self.version_of[(address, port)] = requests.get(f"http://{address}:{port}/", timeout=5).json()["version"]
+        return self.version_of[(address, port)]
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        while not self._stop.wait(0.2) and time.monotonic() < deadline:
+            rotation = [(m["address"], m["protocol_port"]) for m in self.octavia.members(self.pool_id)
+                        if m["weight"] > 0 and m["admin_state_up"]]
+            self.samples += 1
+            self.min_in_rotation = min(self.min_in_rotation, len(rotation))
+            try:
+                self.together.add(frozenset(self._version(a, p) for a, p in rotation))
+            except requests.RequestException:
+                pass  # a member being retired stops answering: its version was seen before
+
+
 def point_at_pool(ws: Workspace, pool_id: str, container: str) -> None:
     config = ws.path / "releasectl.yaml"
     text = config.read_text()
@@ -93,7 +134,11 @@ def test_bake_rollout_canary_rollback_through_the_cli(tmp_path: Path, rs: RealSe
     assert serving_versions(octavia, pool.pool_id) == {"1.0.0"}
 
     ws.ok("bake", "1.1.0")
-    ws.ok("rollout", "1.1.0", "--pipeline", "canary.yaml")
+    with PoolWatch(octavia, pool.pool_id) as watch:
+        ws.ok("rollout", "1.1.0", "--pipeline", "canary.yaml")
+    # the canary served both versions from the real pool at once, and the pool was never empty
+    assert frozenset({"1.0.0", "1.1.0"}) in watch.together, (watch.samples, watch.together)
+    assert watch.samples > 5 and watch.min_in_rotation >= 1, (watch.samples, watch.min_in_rotation)
     assert ws.status()["live_version"] == "1.1.0"
     assert serving_versions(octavia, pool.pool_id) == {"1.1.0"}
 
@@ -103,9 +148,9 @@ def test_bake_rollout_canary_rollback_through_the_cli(tmp_path: Path, rs: RealSe
     assert status["release"] is None and status["lock"] is None, status
     assert serving_versions(octavia, pool.pool_id) == {"1.0.0"}
 
-    # the canary went through its steps on the real pool: 50 % before 100 %
-    history = ws.ok("history", "--output", "json").json()
-    assert history, "no release in the history"
+    releases = ws.ok("history", "--output", "json").json()["releases"]
+    assert sorted((r["kind"], r["version"]) for r in releases) == [
+        ("rollback", "1.0.0"), ("rollout", "1.0.0"), ("rollout", "1.1.0")], releases
 
     # the images are the real Glance's, with the hashes it computed from the uploaded snapshot
     images = user.call("GET", f"{rs.glance_url}/v2/images", params={"tag": "releasectl", "releasectl_app": "demo"}).json()["images"]
