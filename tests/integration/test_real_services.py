@@ -112,11 +112,14 @@ class PoolWatch:
                 pass  # a member being retired stops answering: its version was seen before
 
 
-def point_at_pool(ws: Workspace, pool_id: str, container: str) -> None:
+def point_at_pool(ws: Workspace, app: str, pool_id: str, container: str) -> None:
+    """Our own pool and Swift container, and an app name of our own: the real Glance keeps earlier runs' images."""
     config = ws.path / "releasectl.yaml"
     text = config.read_text()
-    assert "pool: demo-pool" in text, "the scaffold changed: `pool: demo-pool` is gone"
-    config.write_text(text.replace("pool: demo-pool", f"pool: {pool_id}\n  lock_container: {container}"))
+    for old in ("pool: demo-pool", "\napp: demo\n"):
+        assert old in text, f"the scaffold changed: {old!r} is gone"
+    config.write_text(text.replace("pool: demo-pool", f"pool: {pool_id}\n  lock_container: {container}")
+                      .replace("\napp: demo\n", f"\napp: {app}\n"))
 
 
 def test_bake_rollout_canary_rollback_through_the_cli(tmp_path: Path, rs: RealServices, user: Session,
@@ -124,9 +127,10 @@ def test_bake_rollout_canary_rollback_through_the_cli(tmp_path: Path, rs: RealSe
     pool = real.make_pool(rs, "cli")
     octavia = Octavia(user)
     container = f"releasectl-cli-{secrets.token_hex(3)}"
+    app = f"shop{secrets.token_hex(3)}"
     ws = make_workspace(tmp_path, read_env_file(rs.env_file), "password", monkeypatch)
     ws.secrets = rs.secrets
-    point_at_pool(ws, pool.pool_id, container)
+    point_at_pool(ws, app, pool.pool_id, container)
 
     ws.ok("bake", "1.0.0")
     ws.ok("rollout", "1.0.0", "--pipeline", "first.yaml")
@@ -153,7 +157,7 @@ def test_bake_rollout_canary_rollback_through_the_cli(tmp_path: Path, rs: RealSe
         ("rollback", "1.0.0"), ("rollout", "1.0.0"), ("rollout", "1.1.0")], releases
 
     # the images are the real Glance's, with the hashes it computed from the uploaded snapshot
-    images = user.call("GET", f"{rs.glance_url}/v2/images", params={"tag": "releasectl", "releasectl_app": "demo"}).json()["images"]
+    images = user.call("GET", f"{rs.glance_url}/v2/images", params={"tag": "releasectl", "releasectl_app": app}).json()["images"]
     baked = {i.get("releasectl_version"): i for i in images if i.get("releasectl_version") in ("1.0.0", "1.1.0")}
     assert set(baked) == {"1.0.0", "1.1.0"}, [i["name"] for i in images]
     for image in baked.values():
