@@ -205,8 +205,8 @@ def test_provider_lock_and_records_on_real_swift(tmp_path: Path, rs: RealService
 
     first = real.make_provider(tmp_path, "demo", "production")
     other = real.make_provider(tmp_path, "demo", "production")
-    other.options["lock_container"] = first.options["lock_container"]  # a second runner on the same records
     assert first is not None and other is not None
+    other.options["lock_container"] = first.options["lock_container"]  # a second runner on the same records
     lease = first.acquire_lock({"user": "a"}, 60)
     with pytest.raises(LockHeld):
         other.acquire_lock({"user": "b"}, 60)
