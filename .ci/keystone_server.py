@@ -33,6 +33,12 @@ def main() -> int:
     sys.argv = sys.argv[:1]
     from keystone.wsgi.api import application  # noqa: PLC0415 (after sys.argv is cleaned)
 
+    serve(application, host, port, "keystone_server")
+    return 0
+
+
+def serve(application: object, host: str, port: int, name: str) -> None:
+    """Serve a WSGI application with threads until SIGTERM or SIGINT (also used by octavia_server.py)."""
     httpd = make_server(host, port, application, server_class=Server, handler_class=Handler)
     stop = threading.Event()
 
@@ -43,10 +49,9 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    print(f"keystone_server: serving http://{host}:{port}", file=sys.stderr, flush=True)
+    print(f"{name}: serving http://{host}:{port}", file=sys.stderr, flush=True)
     httpd.serve_forever(poll_interval=0.2)
     httpd.server_close()
-    return 0
 
 
 if __name__ == "__main__":

@@ -65,6 +65,17 @@ def find_one(v3: str, token: str, collection: str, name: str) -> dict | None:
     return items[0] if items else None
 
 
+def write_env_file(path: str, values: dict[str, str], header: str) -> None:
+    """KEY=VALUE lines, mode 0600 from the start, replaced atomically (also used by real_services_catalog.py)."""
+    tmp = f"{path}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"# {header}\n")
+        for key, value in values.items():
+            fh.write(f"{key}={value}\n")
+    os.replace(tmp, path)
+
+
 def main() -> int:
     url, admin_password, env_file = sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3]
     v3 = url + "/v3"
@@ -117,13 +128,7 @@ def main() -> int:
         "KEYSTONE_APP_CRED_NAME": cred_name,
         "KEYSTONE_APP_CRED_SECRET": cred["secret"],
     }
-    tmp = f"{env_file}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write("# written by .ci/keystone: a real Keystone for tests/integration/test_real_keystone.py\n")
-        for key, value in values.items():
-            fh.write(f"{key}={value}\n")
-    os.replace(tmp, env_file)
+    write_env_file(env_file, values, "written by .ci/keystone: a real Keystone for tests/integration/test_real_keystone.py")
     print(f"keystone_users: project demo {project['id']}, user demo {user['id']}, "
           f"application credential {cred['id']}", file=sys.stderr)
     return 0

@@ -27,6 +27,7 @@ import yaml
 from tests.conftest import CliRun, run_cli
 from tests.openstack_sim import Simulator
 from tests.openstack_sim.fixtures import FAST
+from tests.real_services.cloud import read_env_file
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV_FILE = Path(os.environ.get("RELEASECTL_KEYSTONE_ENV") or ROOT / ".ci-keystone" / "env")
@@ -62,19 +63,10 @@ def _unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
-    values = {}
-    for line in path.read_text().splitlines():
-        key, sep, value = line.partition("=")
-        if sep and not line.lstrip().startswith("#"):
-            values[key.strip()] = value.strip()
-    return values
-
-
 @pytest.fixture(scope="module")
 def keystone() -> dict[str, str]:
     """The real Keystone's URL and credentials: `.ci-keystone/env`, overridden by KEYSTONE_* variables."""
-    values = _read_env_file(ENV_FILE) if ENV_FILE.is_file() else {}
+    values = read_env_file(ENV_FILE) if ENV_FILE.is_file() else {}
     values.update({k: v for k, v in os.environ.items() if k.startswith("KEYSTONE_")})
     if not values.get("KEYSTONE_URL"):
         _unavailable(f"no real Keystone: {ENV_FILE} is missing and KEYSTONE_URL is not set (run `bash .ci/keystone`)")
