@@ -22,6 +22,9 @@ from releasectl.cli.exitcodes import ExitCode, classify
 from releasectl.cli.render import Result, emit_result
 from releasectl.cli.runtime import Globals, engine_context, settings
 from releasectl.errors import ConfigError, ReleasectlError, UsageError
+from releasectl.cli.lean_typer import install as _lean_typer
+
+_lean_typer()
 
 app = typer.Typer(
     name="releasectl",
