@@ -24,10 +24,10 @@ class Result:
 
 
 def table(rows: list[dict[str, Any]] | list[list[Any]], headers: Any = "keys") -> str:
-    from tabulate import tabulate
-
     if not rows:
         return "(none)"
+    from tabulate import tabulate  # here, not at the top: its import costs more than most commands' work
+
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 

@@ -21,12 +21,9 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
-
-import requests
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
-from releasectl.providers._http_probe import http_get_probe
 from releasectl.providers.base import (
     LABEL_PREFIX,
     Label,
@@ -40,6 +37,9 @@ from releasectl.providers.base import (
 from . import procs, recovery
 from .files import flocked, read_json, write_json
 from .images import ImageStore
+
+if TYPE_CHECKING:
+    import requests
 
 log = logging.getLogger("releasectl.providers.local")
 
@@ -354,6 +354,10 @@ class ServerStore:
     def probe(self, server: Server, path: str, timeout: float) -> Probe:
         if not server.address or not server.port:
             return Probe(status=None, latency=0.0, error=f"server {server.id} has no address yet")
+        import requests  # here, not at the top: read-only commands never probe and skip its import cost
+
+        from releasectl.providers._http_probe import http_get_probe
+
         if self._session is None:
             self._session = requests.Session()
         return http_get_probe(self._session, server.address, server.port, path, timeout)
