@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from releasectl.engine import records
 from releasectl.engine.context import EngineContext
 from releasectl.engine.images import usable_image
+from releasectl.engine.invariants import owns_member
 from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import (
     Launch,
@@ -140,6 +141,7 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
             return Runner(ctx, current, lock).run()
         if current is not None:
             raise _in_progress_error(current)
+        ctx.provider.ensure_pool()  # a dead LB is restarted before anything is read from it
         observed = observe(ctx.provider)
         live = live_version(observed)
         image = choose_image(ctx, version, live)
@@ -167,6 +169,8 @@ def promote(ctx: EngineContext, *, full: bool = False) -> Release:
         current.phase = Phase.PROGRESSING
         current.promoted_step = current.step_index
         current.promote_full = full
+        if getattr(current, "pause_requested", False):  # an operator's `pause` is lifted by `promote`
+            current.pause_requested = False
         records.save(ctx.provider, current)
         ctx.event("promote", f"promoted {current.version}" + (" fully" if full else f" past step {current.step_index + 1}"))
         return Runner(ctx, current, lock).run()
@@ -199,6 +203,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
             if to is not None and to != current.previous_version:
                 raise _in_progress_error(current)
             return _abort(ctx, current, lock)
+        ctx.provider.ensure_pool()  # a dead LB is restarted before anything is read from it
         observed = observe(ctx.provider)
         live = live_version(observed)
         images = ctx.provider.list_images()
@@ -267,7 +272,8 @@ def retire_expired_warm(ctx: EngineContext, observed: Observed) -> list[str]:
 
 
 def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> tuple[list, list, list]:
-    """What releasectl tagged but no live, warm, staged or in-progress release owns."""
+    """What releasectl tagged but no live, warm, staged or in-progress release owns. Members only when they
+    are this app and environment's (I3): a second app on the same pool keeps its members."""
     active_release = current.id if current is not None and not current.phase.finished else None
     now = ctx.clock.time()
     servers = []
@@ -279,7 +285,11 @@ def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> 
         if s.release_id == active_release:
             continue
         servers.append(s)
-    members = [m for m in observed.members if observed.server_of(m) is None or observed.server_of(m) in servers]
+    members = [
+        m
+        for m in observed.members
+        if owns_member(observed, m, ctx.app, ctx.env) and (observed.server_of(m) is None or observed.server_of(m) in servers)
+    ]
     images = [i for i in ctx.provider.list_images() if i.status is ImageStatus.PENDING and now - i.created_at > 3600]
     return members, servers, images
 
@@ -308,13 +318,16 @@ def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
 
 
 def down(ctx: EngineContext) -> list[str]:
-    """Stop the environment: every member, every server, and an LB releasectl owns. Images stay."""
+    """Stop the environment: every member and server of this app and environment (the one command allowed
+    to remove the last serving member, invariant I1), and an LB releasectl owns. Images stay."""
     with _locked(ctx, "down"):
         current = _unfinished(ctx)
         if current is not None:
             raise _in_progress_error(current)
         observed = observe(ctx.provider)
         for m in observed.members:
+            if not owns_member(observed, m, ctx.app, ctx.env):
+                continue  # I3: another app's member on a shared pool keeps serving
             ctx.provider.set_weights({m.id: 0})
             ctx.provider.remove_member(m.id)
         stopped = []
