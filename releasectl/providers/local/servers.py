@@ -188,9 +188,8 @@ class ServerStore:
                 if rec.get("name") == spec.name:
                     log.info("server %s already exists as %s; not creating a duplicate", spec.name, rec["id"])
                     return self._to_server(rec)
-            image = self.images.get(spec.image_id)
-            if image is None:
-                raise NotFound(f"image {spec.image_id} does not exist for app {self.app}")
+            # a missing or tampered image raises here, before any record: the image is at fault, not the server
+            self.images.verify(spec.image_id)
             server_id = f"srv-{secrets.token_hex(6)}"
             sdir = self.root / server_id
             labels = {f"{LABEL_PREFIX}{k}": str(v) for k, v in spec.labels.items() if v is not None}
