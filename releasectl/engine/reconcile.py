@@ -76,8 +76,10 @@ class Runner:
                 self.lock.check()
             obs = self.observe()
             rel = self.release
-            if intents is not None and obs.intents:
-                rel = intents.fold(rel, list(obs.intents))  # hook: operator intents, before decide
+            if intents is not None and obs.intents:  # hook: operator intents are folded in before decide
+                for verdict in intents.verdicts(rel, list(obs.intents)):
+                    self.ctx.event("intent", verdict.reason, intent=verdict.intent.id, applied=verdict.applied)
+                rel = intents.fold(rel, list(obs.intents))
             rel = note_members(rel, obs, (rel.id, restore_release_id(rel)))
             decision = decide(obs, rel, self.now(), self.policy)
             if decision.reason != self._last_reason:
@@ -105,6 +107,8 @@ class Runner:
                 sleep_for = poll if new.wake_at is None else min(poll, max(0.0, new.wake_at - self.now()))
                 self.ctx.clock.sleep(max(sleep_for, 0.02))
             elif decision.kind is Kind.PAUSE:
+                if intents is not None:
+                    raise intents.paused_error(new)
                 raise PausedAtGate(
                     f"{new.app} {new.version} is paused at step {new.step_index + 1}/{len(new.pipeline.steps)} "
                     f"({describe_step(new.current_step) if new.current_step else 'finalize'})"

@@ -169,8 +169,6 @@ def promote(ctx: EngineContext, *, full: bool = False) -> Release:
         current.phase = Phase.PROGRESSING
         current.promoted_step = current.step_index
         current.promote_full = full
-        if getattr(current, "pause_requested", False):  # an operator's `pause` is lifted by `promote`
-            current.pause_requested = False
         records.save(ctx.provider, current)
         ctx.event("promote", f"promoted {current.version}" + (" fully" if full else f" past step {current.step_index + 1}"))
         return Runner(ctx, current, lock).run()
