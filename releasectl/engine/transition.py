@@ -78,8 +78,10 @@ def _log(rel: Release, now: float, message: str) -> None:
 
 
 def record_key(release: Release) -> str:
-    """The record's content minus what changes every pass (updated_at, reason): write only when this changes."""
+    """The record's content minus what needs no write of its own: updated_at and reason change every pass,
+    and own_members can be observed again (members of the release's servers), so they ride along with the
+    next real change."""
     data = json.loads(release.to_json())
-    data.pop("updated_at", None)
-    data.pop("reason", None)
+    for key in ("updated_at", "reason", "own_members"):
+        data.pop(key, None)
     return json.dumps(data, sort_keys=True)
