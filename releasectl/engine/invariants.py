@@ -107,9 +107,17 @@ def after(obs: Observed, action: Action) -> list[Member]:
 
 
 def check(
-    obs: Observed, action: Action, *, app: str, env: str, own_members: Iterable[str] = (), command: str = ""
+    obs: Observed,
+    action: Action,
+    *,
+    app: str,
+    env: str,
+    own_members: Iterable[str] = (),
+    command: str = "",
+    had_live_version: bool = True,
 ) -> Violation | None:
-    """The first invariant the action would break, or None."""
+    """The first invariant the action would break, or None. `had_live_version` False: undoing the first
+    release of the environment, which had no live version to keep (I1 then allows emptying it)."""
     violation = _check_ownership(obs, action, app, env, own_members)
     if violation is not None or command == "down":
         return violation
@@ -117,7 +125,7 @@ def check(
     if not before:
         return None  # nothing serves: the action cannot take the environment down
     post = after(obs, action)
-    if not any(serving(m) for m in post):
+    if had_live_version and not any(serving(m) for m in post):
         return Violation(
             "I1", f"would leave no healthy member with weight > 0 (serving now: {describe_serving(obs)})"
         )

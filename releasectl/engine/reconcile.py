@@ -123,7 +123,10 @@ class Runner:
     def _act(self, obs: Observed, rel: Release, decision: Decision) -> bool:
         """Check the action against the invariants and apply it. False when the provider was busy."""
         assert decision.action is not None
-        violation = check(obs, decision.action, app=rel.app, env=rel.env, own_members=rel.own_members)
+        undoing_first = rel.phase is Phase.ROLLING_BACK and rel.previous_version is None
+        violation = check(
+            obs, decision.action, app=rel.app, env=rel.env, own_members=rel.own_members, had_live_version=not undoing_first
+        )
         if violation is not None:
             self.ctx.event("refused", f"refused ({violation.invariant}): {decision.reason}: {violation.message}")
             raise InvariantRefused(

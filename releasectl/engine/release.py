@@ -22,13 +22,13 @@ from releasectl.engine.model import (
     Retire,
     SetWeight,
 )
-from releasectl.engine.observe import Observed, live_version, observe, rollback_targets
+from releasectl.engine.observe import Observed, lb_state, live_version, observe, rollback_targets
 from releasectl.engine.reconcile import Runner, new_release_id
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
 from releasectl.errors import Conflict, UsageError
 from releasectl.wait import retry_call
-from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, ServerStatus
+from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, LBStatus, Role, ServerStatus
 
 def rollback_pipeline(drain_timeout: float) -> Pipeline:
     return Pipeline(
@@ -36,6 +36,14 @@ def rollback_pipeline(drain_timeout: float) -> Pipeline:
         description="Bring the last known-good version back: adopt its warm fleet or relaunch it, switch, retire.",
         steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=drain_timeout, keep_previous=0.0)),
     )
+
+
+def restart_dead_lb(ctx: EngineContext) -> None:
+    """A load balancer that is down is restarted before the pool is read (what serves decides what to roll
+    out); an absent one (no release yet) is created later, by the runner, once the input was validated."""
+    if lb_state(ctx.provider).status is LBStatus.DOWN:
+        ctx.event("lb", "the load balancer is down: restarting it")
+        ctx.provider.ensure_pool()
 
 
 def _locked(ctx: EngineContext, command: str) -> LockKeeper:
@@ -141,7 +149,7 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
             return Runner(ctx, current, lock).run()
         if current is not None:
             raise _in_progress_error(current)
-        ctx.provider.ensure_pool()  # a dead LB is restarted before anything is read from it
+        restart_dead_lb(ctx)
         observed = observe(ctx.provider)
         live = live_version(observed)
         image = choose_image(ctx, version, live)
@@ -201,7 +209,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
             if to is not None and to != current.previous_version:
                 raise _in_progress_error(current)
             return _abort(ctx, current, lock)
-        ctx.provider.ensure_pool()  # a dead LB is restarted before anything is read from it
+        restart_dead_lb(ctx)
         observed = observe(ctx.provider)
         live = live_version(observed)
         images = ctx.provider.list_images()

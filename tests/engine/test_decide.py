@@ -298,6 +298,8 @@ def test_i1_refuses_draining_the_only_serving_fleet():
     violation = check(only_new, DrainMembers(("ms3", "ms4")), app="shop", env="production")
     assert violation is not None and violation.invariant == "I1"
     assert check(only_new, DrainMembers(("ms3", "ms4")), app="shop", env="production", command="down") is None
+    # undoing the environment's first release: there was no live version to keep
+    assert check(only_new, DrainMembers(("ms3", "ms4")), app="shop", env="production", had_live_version=False) is None
 
 
 def test_i2_refuses_removing_a_member_still_weighted_in():
