@@ -134,18 +134,6 @@ def apply(action: Action, provider: Provider) -> Member | Server | None:
     raise TypeError(f"not an action: {action!r}")
 
 
-def member_ids_removed(action: Action, servers_members: Mapping[str, str]) -> set[str]:
-    """Members whose capacity the action takes away for good (removed, or their server stopped)."""
-    if isinstance(action, RemoveMembers):
-        return set(action.member_ids)
-    if isinstance(action, StopServers):
-        return {servers_members[s] for s in action.server_ids if s in servers_members}
-    if isinstance(action, ReplaceBroken):
-        found = {servers_members[action.server_id]} if action.server_id in servers_members else set()
-        return found | ({action.member_id} if action.member_id else set())
-    return set()
-
-
 def weights_after(action: Action) -> dict[str, int]:
     """Weight changes the action makes."""
     if isinstance(action, SetWeights):

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from releasectl.engine import records
 from releasectl.engine.context import EngineContext
+from releasectl.engine.decide import restore_release_id
 from releasectl.engine.images import usable_image
 from releasectl.engine.invariants import owns_member
 from releasectl.engine.lock import LockKeeper
@@ -288,8 +289,8 @@ def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> 
             continue
         if s.role is Role.PREVIOUS and float(s.labels.get(Label.RETIRE_AFTER, "inf")) > now:
             continue
-        if s.release_id == active_release:
-            continue
+        if active_release is not None and s.release_id in (active_release, restore_release_id(current)):
+            continue  # the unfinished release's fleet, or the previous version its rollback relaunched
         servers.append(s)
     members = [
         m
