@@ -75,3 +75,51 @@ def percentile(values: list[float], pct: float) -> float | None:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, int(round(pct / 100.0 * len(ordered) + 0.5)) - 1))
     return ordered[index]
+
+
+@dataclass(frozen=True)
+class StreakView:
+    ok: int = 0
+    bad: int = 0
+    down: int = 0
+    last: str = "not probed yet"
+
+
+@dataclass(frozen=True)
+class HealthView:
+    """A frozen copy of the tracker for `decide`: probes are I/O done by the runner; decide only reads this."""
+
+    rise: int = 2
+    fall: int = 2
+    streaks: tuple[tuple[str, StreakView], ...] = ()
+    latencies: tuple[float, ...] = ()
+    probes: int = 0
+    failures: int = 0
+
+    def _streak(self, server_id: str) -> StreakView:
+        return next((s for sid, s in self.streaks if sid == server_id), StreakView())
+
+    def passing(self, server_id: str) -> bool:
+        return self._streak(server_id).ok >= self.rise
+
+    def failed_at_launch(self, server_id: str) -> bool:
+        return self._streak(server_id).bad >= self.fall
+
+    def failed_in_service(self, server_id: str) -> bool:
+        return self._streak(server_id).down >= self.fall
+
+    def describe(self, server_id: str) -> str:
+        return self._streak(server_id).last
+
+
+def snapshot(tracker: HealthTracker) -> HealthView:
+    return HealthView(
+        rise=tracker.check.rise,
+        fall=tracker.check.fall,
+        streaks=tuple(
+            (sid, StreakView(s.ok, s.bad, s.down, tracker.describe(sid))) for sid, s in sorted(tracker.streaks.items())
+        ),
+        latencies=tuple(tracker.latencies),
+        probes=tracker.probes,
+        failures=tracker.failures,
+    )

@@ -186,6 +186,7 @@ class Release:
     abort_requested: bool = False  # intent: roll back
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # analysis counters at step start
     events: list[dict[str, Any]] = field(default_factory=list)  # short audit trail
+    own_members: list[str] = field(default_factory=list)  # pool members this release added (invariant I3)
 
     SCHEMA = 1
 

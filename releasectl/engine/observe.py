@@ -6,15 +6,36 @@ members matched to servers, and images. Nothing is cached between passes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
-from releasectl.providers.base import Image, ImageOutcome, Member, Provider, Role, Server
+from releasectl.engine.health import HealthView
+from releasectl.providers.base import (
+    Image,
+    ImageOutcome,
+    LBState,
+    LBStatus,
+    Member,
+    MemberStats,
+    Provider,
+    Role,
+    Server,
+)
 
 
 @dataclass(frozen=True)
 class Observed:
+    """Everything one pass of `decide` may look at. The reconcile runner fills the optional parts (LB state,
+    health probes, member stats, images, intents) only when the pass needs them."""
+
     servers: tuple[Server, ...]
     members: tuple[Member, ...]
+    lb: LBState = LBState(LBStatus.UP)
+    health: HealthView = field(default_factory=HealthView)
+    stats: Mapping[str, MemberStats] | None = None  # read during an analysis step
+    images: tuple[Image, ...] | None = None  # read when a rollback must relaunch the previous version
+    intents: tuple[Any, ...] = ()  # operator intents pending for the release (engine.intents.Intent)
+    asserted: frozenset[str] = frozenset()  # servers whose membership this runner added or re-asserted
 
     def member_of(self, server: Server) -> Member | None:
         for m in self.members:
@@ -57,6 +78,14 @@ class Observed:
 
 def observe(provider: Provider) -> Observed:
     return Observed(servers=tuple(provider.list_servers()), members=tuple(provider.list_members()))
+
+
+def lb_state(provider: Provider) -> LBState:
+    """The LB's own state; a provider without `lb_state` yet counts as UP (nothing to supervise)."""
+    try:
+        return provider.lb_state()
+    except NotImplementedError:
+        return LBState(LBStatus.UP, "not observable on this provider")
 
 
 def live_version(observed: Observed) -> str | None:

@@ -1,74 +1,36 @@
-"""The reconcile loop: observe, decide the next action, act, record. Until done, paused or failed.
+"""The reconcile loop: observe -> decide (pure) -> apply -> record. Until done, paused or failed.
 
 Each pass re-reads the servers and the pool, so a pass is idempotent and a runner that starts late (after
-a crash, on another machine) continues from what is really there. `decide` looks at the current step and
-returns one Decision with a reason; the loop performs at most one action per pass and saves the record
-when it changed. Time is data: holds, pauses, analyses and drains end at `release.wake_at`.
+a crash, on another machine) continues from what is really there. `observe` does all the reading (LB
+state, servers, members, due health probes, member stats, images, operator intents); `decide`
+(engine/decide.py) is a pure function of that observation, the record and the time; the runner checks the
+action against the safety invariants (engine/invariants.py), applies it (engine/actions.py), and writes
+the record once per pass, only when it changed (engine/transition.py). Time is data: holds, pauses,
+analyses and drains end at `release.wake_at`.
 """
 
 from __future__ import annotations
 
-import enum
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable
 
 from releasectl.engine import records
+from releasectl.engine.actions import AddMember, MarkImage, apply, pairs
 from releasectl.engine.context import EngineContext
-from releasectl.engine.health import HealthTracker, percentile
+from releasectl.engine.decide import Decision, Kind, Policy, analyse, decide, restore_release_id
+from releasectl.engine.health import HealthTracker, snapshot
+from releasectl.engine.invariants import InvariantRefused, check, describe_serving
 from releasectl.engine.lock import LockKeeper
-from releasectl.engine.model import (
-    Analyze,
-    Launch,
-    Pause,
-    Phase,
-    Release,
-    ReleaseKind,
-    Retire,
-    SetWeight,
-    describe_step,
-)
-from releasectl.engine.observe import Observed, observe
-from releasectl.engine.weights import FULL_WEIGHT, WeightPlan, plan_weights
-from releasectl.errors import Conflict, PausedAtGate, ReleaseFailed
-from releasectl.providers.base import (
-    AdminState,
-    Health,
-    ImageOutcome,
-    Label,
-    Member,
-    Role,
-    Server,
-    ServerSpec,
-    ServerStatus,
-)
+from releasectl.engine.model import Analyze, Phase, Release, ReleaseKind, describe_step
+from releasectl.engine.observe import Observed, lb_state
+from releasectl.engine.transition import note_members, record_key, transition
+from releasectl.errors import Conflict, NotFound, PausedAtGate, ReleaseFailed, ResourceFailure
+from releasectl.providers.base import Image, ImageOutcome, Label, LBStatus, Role, ServerStatus
 
-MAX_EVENTS = 50
-
-
-class Kind(enum.Enum):
-    ACT = "act"  # perform `action`, then observe again
-    WAIT = "wait"  # nothing to do until the world changes or wake_at passes
-    ADVANCE = "advance"  # the current step is complete
-    FAIL = "fail"  # start rolling back
-    PAUSE = "pause"  # stop at a manual gate (exit 4)
-    DONE = "done"  # rollout finished, or rollback finished
-
-
-@dataclass(frozen=True)
-class Decision:
-    kind: Kind
-    reason: str
-    action: Callable[[], None] | None = None
-    wake_at: float | None = None  # set the record's wake_at (start of a hold, a drain...)
-
-
-def act(reason: str, action: Callable[[], None]) -> Decision:
-    return Decision(Kind.ACT, reason, action)
-
-
-def wait(reason: str, wake_at: float | None = None) -> Decision:
-    return Decision(Kind.WAIT, reason, wake_at=wake_at)
+try:  # operator intents (engine/intents.py); absent on branches that predate it
+    from releasectl.engine import intents
+except ImportError:  # pragma: no cover
+    intents = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -82,6 +44,7 @@ class Runner:
     _last_reason: str = ""
     _asserted: set[str] = field(default_factory=set)  # members this runner added or re-asserted
     _busy_since: float | None = None  # first Conflict of the current run of busy answers
+    _written: str | None = None  # record_key of the record as last written (or loaded)
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health)
@@ -93,348 +56,163 @@ class Runner:
     def now(self) -> float:
         return self.ctx.clock.time()
 
+    @property
+    def policy(self) -> Policy:
+        caps = self.provider.capabilities
+        return Policy(drain_timeout=self.ctx.drain_timeout, max_weight=caps.max_weight, member_sessions=caps.member_sessions)
+
     # ---- the loop ---------------------------------------------------------------------------------------
 
     def run(self) -> Release:
-        rel = self.release
-        self.provider.ensure_pool()
-        if rel.step_started_at is None:
-            rel.step_started_at = self.now()
-            self._save()
+        self.provider.ensure_pool()  # every command that drives a release (re)starts a dead LB first
+        self._written = record_key(self.release)
+        if self.release.step_started_at is None:
+            self.release.step_started_at = self.now()
+            self._write()
         poll = max(0.05, min(self.ctx.health.interval, 1.0))
         while True:
             self.ctx.stop.check()
             if self.lock is not None:
                 self.lock.check()
-            observed = observe(self.provider)
-            decision = self.decide(observed)
+            obs = self.observe()
+            rel = self.release
+            if intents is not None and obs.intents:  # hook: operator intents are folded in before decide
+                for verdict in intents.verdicts(rel, list(obs.intents)):
+                    self.ctx.event("intent", verdict.reason, intent=verdict.intent.id, applied=verdict.applied)
+                rel = intents.fold(rel, list(obs.intents))
+            rel = note_members(rel, obs, (rel.id, restore_release_id(rel)))
+            decision = decide(obs, rel, self.now(), self.policy)
             if decision.reason != self._last_reason:
                 self.ctx.event(decision.kind.value, decision.reason, step=rel.step_index, phase=rel.phase.value)
                 self._last_reason = decision.reason
-            rel.reason = decision.reason
-            if decision.kind is Kind.ACT:
-                assert decision.action is not None
-                try:
-                    decision.action()
-                except Conflict as exc:
-                    # busy (an LB update in flight, a server still being created): observe again later,
-                    # for as long as the progress deadline allows
-                    self._busy_since = self._busy_since or self.now()
-                    if self.now() - self._busy_since > rel.progress_deadline:
-                        raise
-                    self.ctx.event("wait", f"{decision.reason}: busy, retrying ({exc})")
-                    self.ctx.clock.sleep(poll)
-                    continue
-                self._busy_since = None
-                self._save()
+            if decision.kind is Kind.ACT and not self._act(obs, rel, decision):
+                self.release = rel
+                self._write()
+                self._consume(obs)
+                self.ctx.clock.sleep(poll)
                 continue
-            if decision.kind is Kind.WAIT:
-                if decision.wake_at is not None and rel.wake_at is None:
-                    rel.wake_at = decision.wake_at
-                    self._save()
-                sleep_for = poll if rel.wake_at is None else min(poll, max(0.0, rel.wake_at - self.now()))
+            if decision.reset_window or decision.kind is Kind.ADVANCE:
+                self.health.reset_window()
+            new = transition(rel, decision, self.now())
+            if decision.kind is Kind.DONE:
+                self._mark_images(new)
+            self.release = new
+            self._write()  # hook: the one record write of the pass (only when changed)
+            self._consume(obs)  # hook: operator intents are deleted once the record lists them as applied
+            if decision.kind is Kind.ADVANCE and new.current_step is not None:
+                self.ctx.event("step", f"step {new.step_index + 1}/{len(new.pipeline.steps)}: {describe_step(new.current_step)}")
+            elif decision.kind is Kind.FAIL:
+                self.ctx.event("rollback", f"rolling back: {decision.reason}")
+            elif decision.kind is Kind.WAIT:
+                sleep_for = poll if new.wake_at is None else min(poll, max(0.0, new.wake_at - self.now()))
                 self.ctx.clock.sleep(max(sleep_for, 0.02))
-                continue
-            if decision.kind is Kind.ADVANCE:
-                self._advance(decision.reason)
-                continue
-            if decision.kind is Kind.FAIL:
-                self._start_rollback(decision.reason, Phase.ABORTED if rel.abort_requested else Phase.FAILED)
-                continue
-            if decision.kind is Kind.PAUSE:
-                rel.phase = Phase.PAUSED
-                self._save()
+            elif decision.kind is Kind.PAUSE:
+                if intents is not None:
+                    raise intents.paused_error(new)
                 raise PausedAtGate(
-                    f"{rel.app} {rel.version} is paused at step {rel.step_index + 1}/{len(rel.pipeline.steps)} "
-                    f"({describe_step(rel.current_step)})",
+                    f"{new.app} {new.version} is paused at step {new.step_index + 1}/{len(new.pipeline.steps)} "
+                    f"({describe_step(new.current_step) if new.current_step else 'finalize'})"
+                    + (" by an operator" if decision.reason.startswith("paused by operator") else ""),
                     hint="run `releasectl promote` to continue, or `releasectl abort` to roll back",
                 )
-            # DONE
-            return self._finish()
+            elif decision.kind is Kind.HALT:
+                self._halt(obs, decision)
+            elif decision.kind is Kind.DONE:
+                return self._finished(new)
 
-    def _save(self) -> None:
-        rel = self.release
-        rel.updated_at = self.now()
-        records.save(self.provider, rel)
-
-    def _log(self, message: str) -> None:
-        self.release.events.append({"at": self.now(), "message": message})
-        del self.release.events[:-MAX_EVENTS]
-
-    def _advance(self, reason: str) -> None:
-        rel = self.release
-        self._log(f"step {rel.step_index + 1} done: {reason}")
-        rel.step_index += 1
-        rel.step_started_at = self.now()
-        rel.wake_at = None
-        rel.baseline = {}
-        self.health.reset_window()
-        if rel.promote_full:
-            # skip to the last weight step (100 %) and the retire step after it
-            last_weight = max(i for i, s in enumerate(rel.pipeline.steps) if isinstance(s, SetWeight))
-            rel.step_index = max(rel.step_index, last_weight)
-        self._save()
-        if rel.current_step is not None:
-            self.ctx.event("step", f"step {rel.step_index + 1}/{len(rel.pipeline.steps)}: {describe_step(rel.current_step)}")
-
-    def _start_rollback(self, reason: str, end_phase: Phase) -> None:
-        rel = self.release
-        rel.failure = reason
-        rel.rollback_outcome = end_phase.value
-        rel.phase = Phase.ROLLING_BACK
-        rel.wake_at = None
-        rel.reason = reason
-        self._log(f"rolling back: {reason}")
-        self._save()
-        self.ctx.event("rollback", f"rolling back: {reason}")
-
-    # ---- decide -----------------------------------------------------------------------------------------
-
-    def decide(self, obs: Observed) -> Decision:
-        rel = self.release
-        if rel.phase is Phase.ROLLING_BACK:
-            return self.decide_rollback(obs)
-        if rel.abort_requested:
-            return Decision(Kind.FAIL, "aborted by operator")
-        step = rel.current_step
-        if step is None:
-            return self.decide_finalize(obs)
-        new = obs.of_release(rel.id)
-        broken = [s for s in new if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED)]
-        if broken:
-            s = broken[0]
-            why = f"server {s.name} is {s.status.value}: {s.fault or 'no reason given'}"
-            if isinstance(step, Launch) and rel.relaunches < rel.count:
-                # a failed boot (or a create cut short by a crash) gets a bounded number of replacements
-                return act(f"replacing {why}", lambda: self.replace_broken(s, obs.member_of(s)))
-            return Decision(Kind.FAIL, why)
-        if isinstance(step, Launch):
-            return self.decide_launch(obs, step)
-        problem = self.watch_health(obs, new)
-        if problem:
-            return Decision(Kind.FAIL, problem)
-        if isinstance(step, SetWeight):
-            return self.decide_weight(obs, step)
-        if isinstance(step, Pause):
-            return self.decide_pause(step)
-        if isinstance(step, Analyze):
-            return self.decide_analyze(obs, step)
-        assert isinstance(step, Retire)
-        return self.decide_retire(obs, step)
-
-    def past_deadline(self) -> bool:
-        rel = self.release
-        return rel.step_started_at is not None and self.now() - rel.step_started_at > rel.progress_deadline
-
-    # launch ------------------------------------------------------------------------------------------------
-
-    def decide_launch(self, obs: Observed, step: Launch) -> Decision:
-        rel = self.release
-        want = step.count or rel.count
-        deleting = [s for s in obs.of_release(rel.id) if s.status is ServerStatus.DELETING]
-        if deleting:  # a replacement cut short by a crash: finish deleting before counting capacity
-            server = deleting[0]
-            return act(f"finishing the removal of {server.name}", lambda: self.replace_broken(server, obs.member_of(server)))
-        new = obs.of_release(rel.id)
-        if len(new) < want:
-            warm = [
-                s
-                for s in obs.with_role(Role.PREVIOUS, Role.STABLE, exclude_release=rel.id)
-                if s.version == rel.version and s.status is ServerStatus.ACTIVE
-            ]
-            if warm:
-                server = warm[0]
-                return act(f"adopting warm server {server.name} ({server.version})", lambda: self.adopt(server))
-            return act(f"launching server {len(new) + 1}/{want} from {rel.version}", self.launch_one)
-        if self.past_deadline():
-            return Decision(Kind.FAIL, f"progress deadline: the new fleet was not healthy within {rel.progress_deadline:g}s")
-        building = [s for s in new if s.status is ServerStatus.BUILDING]
-        if building:
-            return wait(f"waiting for {len(building)} server(s) to boot")
-        for server in new:
-            member = obs.member_of(server)
-            if member is None:
-                return act(f"adding {server.name} to the pool (weight 0)", lambda s=server: self.add_member(s))
-            if member.health is not Health.HEALTHY and server.id not in self._asserted:
-                # this runner did not add it: a crash may have cut the add short (checks never enabled),
-                # so assert it once; add_member is idempotent and re-arms a half-added member
-                return act(f"checking {server.name}'s pool membership", lambda s=server: self.add_member(s))
-        self.probe_fleet(new)
-        for server in new:
-            if self.health.failed_at_launch(server.id):
-                return Decision(
-                    Kind.FAIL, f"health check failed on {server.name}: {self.health.describe(server.id)}"
-                )
-        not_ready = [s for s in new if not (self.health.passing(s.id) and _lb_healthy(obs, s))]
-        if not_ready:
-            names = ", ".join(s.name for s in not_ready)
-            return wait(f"health gate: waiting for {names} ({len(new) - len(not_ready)}/{len(new)} healthy)")
-        return Decision(Kind.ADVANCE, f"{len(new)} new server(s) healthy ({self.ctx.health.rise} checks in a row)")
-
-    def launch_one(self) -> None:
-        rel = self.release
-        suffix = uuid.uuid4().hex[:6]
-        spec = ServerSpec(
-            name=f"{rel.app}-{rel.version}-{suffix}",
-            image_id=rel.image_id,
-            app=rel.app,
-            version=rel.version,
-            env=rel.env,
-            role=Role.CANDIDATE,
-            release_id=rel.id,
+    def _act(self, obs: Observed, rel: Release, decision: Decision) -> bool:
+        """Check the action against the invariants and apply it. False when the provider was busy."""
+        assert decision.action is not None
+        undoing_first = rel.phase is Phase.ROLLING_BACK and rel.previous_version is None
+        violation = check(
+            obs, decision.action, app=rel.app, env=rel.env, own_members=rel.own_members, had_live_version=not undoing_first
         )
-        self.provider.create_server(spec)
-
-    def replace_broken(self, server: Server, member: Member | None) -> None:
-        if server.status is not ServerStatus.DELETING:
-            self.release.relaunches += 1
-        if member is not None:
-            self.provider.remove_member(member.id)
-        self.provider.delete_server(server.id)
-
-    def adopt(self, server: Server) -> None:
-        self.provider.update_server_labels(
-            server.id, {Label.RELEASE: self.release.id, Label.ROLE: Role.CANDIDATE.value, Label.RETIRE_AFTER: None}
-        )
-
-    def add_member(self, server: Server) -> None:
-        self.provider.add_member(server)
-        self._asserted.add(server.id)
-
-    def probe_fleet(self, servers: list[Server]) -> None:
-        now = self.now()
-        for server in servers:
-            if server.status is ServerStatus.ACTIVE and self.health.due(server.id, now):
-                probe = self.provider.probe(server, self.ctx.health.path, self.ctx.health.timeout)
-                self.health.record(server.id, probe, now)
-
-    def watch_health(self, obs: Observed, new: list[Server]) -> str | None:
-        """During holds: the LB's verdict and our probes must stay good for every new server."""
-        self.probe_fleet(new)
-        for server in new:
-            member = obs.member_of(server)
-            if member is None:
-                return f"server {server.name} left the pool"
-            if member.health is Health.UNHEALTHY:
-                return f"load balancer reports {server.name} unhealthy"
-            if self.health.failed_in_service(server.id):
-                return f"health check failed on {server.name}: {self.health.describe(server.id)}"
-        return None
-
-    # weight ------------------------------------------------------------------------------------------------
-
-    def fleets(self, obs: Observed) -> tuple[list[Member], list[Member]]:
-        """(new members, old members): this release's fleet, and the stable fleet it replaces."""
-        new = obs.members_for(obs.of_release(self.release.id))
-        old = obs.members_for(obs.with_role(Role.STABLE, exclude_release=self.release.id))
-        return new, old
-
-    def decide_weight(self, obs: Observed, step: SetWeight) -> Decision:
-        rel = self.release
-        new, old = self.fleets(obs)
-        plan = plan_weights(step.percent, len(new), len(old), self.provider.capabilities.max_weight)
-        desired = {m.id: plan.new_weight for m in new} | {m.id: plan.old_weight for m in old}
-        pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
-        if pending:
-            note = "" if not old else f" (achieved {plan.achieved:.2f}%: new {plan.new_weight}, old {plan.old_weight})"
-            return act(f"setting weights for {step.percent:g}% to {rel.version}{note}", lambda: self.set_weights(pending, plan))
-        if rel.wake_at is None:
-            return wait(f"weight {step.percent:g}% verified; holding {step.hold:g}s", wake_at=self.now() + step.hold)
-        if self.now() < rel.wake_at:
-            return wait(f"holding at {step.percent:g}% until {_clock(rel.wake_at)}")
-        return Decision(Kind.ADVANCE, f"held {step.percent:g}% for {step.hold:g}s, healthy")
-
-    def set_weights(self, weights: dict[str, int], plan: WeightPlan) -> None:
-        self.provider.set_weights(weights)
-        self._log(f"weights {plan.requested:g}% requested, {plan.achieved:.2f}% achieved")
-
-    # pause -------------------------------------------------------------------------------------------------
-
-    def decide_pause(self, step: Pause) -> Decision:
-        rel = self.release
-        if step.duration is None:
-            if rel.promoted_step == rel.step_index or rel.promote_full:
-                return Decision(Kind.ADVANCE, "promoted by operator")
-            return Decision(Kind.PAUSE, f"paused at a manual gate (step {rel.step_index + 1})")
-        if rel.wake_at is None:
-            return wait(f"pausing {step.duration:g}s", wake_at=self.now() + step.duration)
-        if self.now() < rel.wake_at:
-            return wait(f"paused until {_clock(rel.wake_at)}")
-        return Decision(Kind.ADVANCE, f"paused {step.duration:g}s")
-
-    # analyze -----------------------------------------------------------------------------------------------
-
-    def decide_analyze(self, obs: Observed, step: Analyze) -> Decision:
-        rel = self.release
-        stats = self.provider.member_stats()
-        if rel.wake_at is None:
-            rel.baseline = {mid: {"requests": s.requests, "bad": s.http_5xx + s.errors} for mid, s in stats.items()}
-            self.health.reset_window()
-            return wait(f"analysing for {step.duration:g}s", wake_at=self.now() + step.duration)
-        if self.now() < rel.wake_at:
-            return wait(f"analysing until {_clock(rel.wake_at)}")
-        new, old = self.fleets(obs)
-        verdict = analyse(step, stats, rel.baseline, new, old, self.health)
-        return Decision(Kind.FAIL if verdict.failed else Kind.ADVANCE, verdict.reason)
-
-    # retire ------------------------------------------------------------------------------------------------
-
-    def decide_retire(self, obs: Observed, step: Retire) -> Decision:
-        rel = self.release
-        old_stable = obs.with_role(Role.STABLE, exclude_release=rel.id)
-        warm = obs.with_role(Role.PREVIOUS, exclude_release=rel.id)
-        if step.keep_previous > 0:
-            older = [s for s in warm if s.version != rel.previous_version]
-            if older:  # only one warm fleet is kept: the one this release replaces
-                return self.retire_servers(obs, older, step.drain_timeout, "retiring an older warm fleet")
-            if old_stable:
-                until = self.now() + step.keep_previous
-                return act(
-                    f"keeping {len(old_stable)} {old_stable[0].version} server(s) warm for {step.keep_previous:g}s",
-                    lambda: self.keep_warm(old_stable, until),
-                )
-            return Decision(Kind.ADVANCE, "previous fleet kept warm")
-        if old_stable:
-            return self.retire_servers(obs, old_stable, step.drain_timeout, "retiring the old fleet")
-        return Decision(Kind.ADVANCE, "old fleet retired")
-
-    def keep_warm(self, servers: list[Server], until: float) -> None:
-        for s in servers:
-            self.provider.update_server_labels(
-                s.id, {Label.ROLE: Role.PREVIOUS.value, Label.RETIRE_AFTER: f"{until:.0f}"}
+        if violation is not None:
+            self.ctx.event("refused", f"refused ({violation.invariant}): {decision.reason}: {violation.message}")
+            raise InvariantRefused(
+                f"refused to {decision.reason} ({violation}); left serving: {describe_serving(obs)}",
+                invariant=violation.invariant,
+                hint="nothing was removed; run `releasectl rollout --resume` once the cause is fixed",
             )
+        try:
+            apply(decision.action, self.provider)
+        except Conflict as exc:
+            # busy (an LB update in flight, a server still being created): observe again later,
+            # for as long as the progress deadline allows
+            self._busy_since = self._busy_since or self.now()
+            if self.now() - self._busy_since > rel.progress_deadline:
+                raise
+            self.ctx.event("wait", f"{decision.reason}: busy, retrying ({exc})")
+            return False
+        self._busy_since = None
+        if isinstance(decision.action, AddMember):
+            self._asserted.add(decision.action.server.id)
+        return True
 
-    def retire_servers(self, obs: Observed, servers: list[Server], drain_timeout: float, why: str) -> Decision:
-        """Drain → wait for 0 sessions (or the drain timeout) → remove member → delete server. One at a time."""
-        return retire_decision(self, obs, servers, drain_timeout, why)
-
-    # finalize ----------------------------------------------------------------------------------------------
-
-    def decide_finalize(self, obs: Observed) -> Decision:
+    def observe(self) -> Observed:
+        """Everything this pass needs, read from the provider (the only reads of a pass)."""
         rel = self.release
-        new = obs.of_release(rel.id)
-        unpromoted = [s for s in new if s.role is not Role.STABLE]
-        if unpromoted:
-            return act(f"marking {len(unpromoted)} server(s) stable", lambda: self.mark_stable(unpromoted))
-        return Decision(Kind.DONE, f"{rel.version} is live on {len(new)} server(s)")
+        lb = lb_state(self.provider)
+        if lb.status in (LBStatus.DOWN, LBStatus.ABSENT, LBStatus.ERROR):
+            return Observed(servers=(), members=(), lb=lb)
+        servers = tuple(self.provider.list_servers())
+        members = tuple(self.provider.list_members())
+        rolling_back = rel.phase is Phase.ROLLING_BACK
+        probe_ids = (restore_release_id(rel),) if rolling_back else (rel.id,)
+        if rolling_back or rel.current_step is not None:
+            now = self.now()
+            for server in servers:
+                if server.release_id in probe_ids and server.status is ServerStatus.ACTIVE and self.health.due(server.id, now):
+                    self.health.record(server.id, self.provider.probe(server, self.ctx.health.path, self.ctx.health.timeout), now)
+        stats = None
+        if not rolling_back and isinstance(rel.current_step, Analyze):
+            stats = self.provider.member_stats()
+        images = None
+        if rolling_back and rel.previous_version:
+            old = [s for s in servers if s.role is Role.STABLE and s.release_id != rel.id and s.status is ServerStatus.ACTIVE]
+            if not old:
+                images = tuple(self.provider.list_images())
+        pending = tuple(intents.pending(self.provider, rel.id)) if intents is not None else ()  # hook: intents
+        return Observed(
+            servers=servers, members=members, lb=lb, health=snapshot(self.health), stats=stats, images=images,
+            intents=pending, asserted=frozenset(self._asserted),
+        )
 
-    def mark_stable(self, servers: list[Server]) -> None:
-        for s in servers:
-            self.provider.update_server_labels(s.id, {Label.ROLE: Role.STABLE.value})
+    def _write(self) -> None:
+        """Write the record when it differs from the last one written (ignoring updated_at and reason)."""
+        key = record_key(self.release)
+        if key == self._written:
+            return
+        self.release.updated_at = self.now()
+        records.save(self.provider, self.release)
+        self._written = key
 
-    def _finish(self) -> Release:
-        rel = self.release
-        if rel.phase is Phase.ROLLING_BACK:
-            end = Phase(rel.rollback_outcome or Phase.FAILED.value)
-            rel.phase = end
-            if end is Phase.FAILED and rel.kind is ReleaseKind.ROLLOUT:
-                self.provider.update_image(rel.image_id, labels={Label.OUTCOME: ImageOutcome.FAILED.value})
+    def _consume(self, obs: Observed) -> None:
+        if intents is not None and obs.intents:
+            intents.consume(self.provider, list(obs.intents))
+
+    def _halt(self, obs: Observed, decision: Decision) -> None:
+        if obs.lb.status is LBStatus.ERROR:
+            raise ResourceFailure(decision.reason, hint=decision.hint)
+        self.ctx.event("refused", decision.reason)
+        raise InvariantRefused(decision.reason, invariant="I2", hint=decision.hint)
+
+    def _mark_images(self, rel: Release) -> None:
+        """Outcome labels on the images. An image that vanished is skipped: the release itself is over,
+        and failing here would leave `rollout --resume` failing forever."""
+        if rel.phase is Phase.SUCCEEDED:
+            marks = release_marks(rel, self.provider.list_images(), self.now())
+        elif rel.phase is Phase.FAILED and rel.kind is ReleaseKind.ROLLOUT:
+            marks = [MarkImage(rel.image_id, pairs({Label.OUTCOME: ImageOutcome.FAILED.value}))]
         else:
-            rel.phase = Phase.SUCCEEDED
-            record_release_on_images(self.ctx, rel)
-        rel.ended_at = self.now()
-        rel.wake_at = None
-        self._save()
+            marks = []
+        for mark in marks:
+            try:
+                apply(mark, self.provider)
+            except NotFound as exc:
+                self.ctx.event("warn", f"image {mark.image_id} is gone, not labelled: {exc}")
+
+    def _finished(self, rel: Release) -> Release:
         self.ctx.event("done", f"{rel.kind.value} of {rel.version} {rel.phase.value}: {rel.reason}")
         if rel.phase is Phase.FAILED:
             raise ReleaseFailed(
@@ -443,126 +221,13 @@ class Runner:
             )
         return rel
 
-    # rollback --------------------------------------------------------------------------------------------
 
-    def traffic_started(self) -> bool:
-        """Whether any weight step was reached: before that, new members only ever had weight 0."""
-        steps = self.release.pipeline.steps
-        return any(isinstance(s, SetWeight) for s in steps[: self.release.step_index + 1])
-
-    def decide_rollback(self, obs: Observed) -> Decision:
-        """Restore all traffic to the old fleet, then drain, remove and stop the new one."""
-        rel = self.release
-        new_servers = obs.of_release(rel.id)
-        new, old = self.fleets(obs)
-        if old:
-            desired = {m.id: FULL_WEIGHT for m in old} | {m.id: 0 for m in new}
-            pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
-            if pending:
-                return act(
-                    f"restoring all traffic to {rel.previous_version or 'the old fleet'}",
-                    lambda: self.provider.set_weights(pending),
-                )
-        if new_servers:
-            # members that never took traffic (the release failed during launch) have nothing to drain
-            drain = self.ctx.drain_timeout if self.traffic_started() else 0.0
-            return retire_decision(self, obs, new_servers, drain, "removing the new fleet")
-        return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
-
-
-def _lb_healthy(obs: Observed, server: Server) -> bool:
-    member = obs.member_of(server)
-    return member is not None and member.health is Health.HEALTHY
-
-
-def _clock(ts: float) -> str:
-    import time
-
-    return time.strftime("%H:%M:%S", time.localtime(ts))
-
-
-def _find(members: tuple[Member, ...], member_id: str) -> Member | None:
-    return next((m for m in members if m.id == member_id), None)
-
-
-def _applied(member: Member | None, weight: int) -> bool:
-    if member is None:
-        return True  # gone: nothing to set
-    if member.weight != weight:
-        return False
-    return weight == 0 or member.admin is AdminState.READY
-
-
-def retire_decision(runner: Runner, obs: Observed, servers: list[Server], drain_timeout: float, why: str) -> Decision:
-    """Retire a fleet: drain every member at once (one weight change), wait until all have 0 sessions or
-    the drain timeout passes (one wait for the whole fleet), then remove the members and stop the servers,
-    one action per pass. Never stops a process that is still in the pool."""
-    rel = runner.release
-    members = [m for m in (obs.member_of(s) for s in servers) if m is not None]
-    undrained = {m.id: 0 for m in members if m.weight != 0}
-    if undrained:
-        return act(f"{why}: draining {len(undrained)} member(s)", lambda: runner.provider.set_weights(undrained))
-    if members:
-        if rel.wake_at is None:
-            return wait(f"{why}: draining {len(members)} member(s)", wake_at=runner.now() + drain_timeout)
-        sessions_known = runner.provider.capabilities.member_sessions and all(m.sessions is not None for m in members)
-        drained = sessions_known and all(m.sessions == 0 for m in members)
-        if not drained and runner.now() < rel.wake_at:
-            return wait(f"{why}: waiting for {len(members)} member(s) to drain (at most until {_clock(rel.wake_at)})")
-        member = members[0]
-        server = obs.server_of(member)
-        name = server.name if server is not None else member.name
-        return act(f"{why}: removing {name} from the pool", lambda: runner.provider.remove_member(member.id))
-    rel.wake_at = None
-    server = servers[0]
-    return act(f"{why}: stopping {server.name}", lambda: runner.provider.delete_server(server.id))
-
-
-@dataclass(frozen=True)
-class Verdict:
-    failed: bool
-    reason: str
-
-
-def analyse(step: Analyze, stats, baseline, new: list[Member], old: list[Member], health: HealthTracker) -> Verdict:
-    """Error rate of the new members over the window (LB counters when the provider has them, else our
-    probes), compared with the old members', and p95 latency of our probes."""
-
-    def rate(members: list[Member]) -> tuple[float | None, int]:
-        requests = bad = 0
-        for m in members:
-            now, then = stats.get(m.id), baseline.get(m.id)
-            if now is None:
-                continue
-            then = then or {"requests": 0, "bad": 0}
-            requests += max(0, now.requests - int(then["requests"]))
-            bad += max(0, now.http_5xx + now.errors - int(then["bad"]))
-        return (bad / requests if requests else None), requests
-
-    new_rate, new_requests = rate(new)
-    old_rate, _ = rate(old)
-    source = "load balancer"
-    if new_rate is None:
-        source = "releasectl probes"
-        new_rate = health.failures / health.probes if health.probes else 0.0
-    old_text = "n/a" if old_rate is None else f"{old_rate * 100:.2f}%"
-    summary = f"new error rate {new_rate * 100:.2f}% over {new_requests or health.probes} requests ({source}), old {old_text}"
-    if new_rate > step.max_error_rate:
-        return Verdict(True, f"analysis failed: {summary} > {step.max_error_rate * 100:g}%")
-    if step.max_p95_ms is not None:
-        p95 = percentile(health.latencies, 95)
-        if p95 is not None and p95 * 1000 > step.max_p95_ms:
-            return Verdict(True, f"analysis failed: p95 latency {p95 * 1000:.0f}ms > {step.max_p95_ms:g}ms")
-        summary += "" if p95 is None else f", p95 {p95 * 1000:.0f}ms"
-    return Verdict(False, f"analysis passed: {summary}")
-
-
-def record_release_on_images(ctx: EngineContext, rel: Release) -> None:
+def release_marks(rel: Release, images: list[Image], now: float) -> list[MarkImage]:
     """Labels make the environment's history observable on the images themselves (for rollback and prune):
     `role_<env>` is live or previous, and only those images stay protected."""
     env = rel.env
     role_key, state_key, at_key = f"role_{env}", f"state_{env}", f"released_at_{env}"
-    images = ctx.provider.list_images()
+    marks = []
     for image in images:
         if image.id == rel.image_id:
             continue
@@ -570,16 +235,19 @@ def record_release_on_images(ctx: EngineContext, rel: Release) -> None:
         if role == "live":
             if rel.kind is ReleaseKind.ROLLBACK:
                 labels = {role_key: None, state_key: ImageOutcome.ROLLED_BACK.value}
-                ctx.provider.update_image(image.id, labels=labels, protected=_still_protected(image, role_key))
+                marks.append(MarkImage(image.id, pairs(labels), _still_protected(image, role_key)))
             else:
-                ctx.provider.update_image(image.id, labels={role_key: "previous"}, protected=True)
+                marks.append(MarkImage(image.id, pairs({role_key: "previous"}), True))
         elif role == "previous":
-            ctx.provider.update_image(image.id, labels={role_key: None}, protected=_still_protected(image, role_key))
-    ctx.provider.update_image(
-        rel.image_id,
-        labels={role_key: "live", state_key: ImageOutcome.RELEASED.value, at_key: f"{rel.ended_at or ctx.clock.time():.3f}"},
-        protected=True,
-    )
+            marks.append(MarkImage(image.id, pairs({role_key: None}), _still_protected(image, role_key)))
+    labels = {role_key: "live", state_key: ImageOutcome.RELEASED.value, at_key: f"{rel.ended_at or now:.3f}"}
+    marks.append(MarkImage(rel.image_id, pairs(labels), True))
+    return marks
+
+
+def record_release_on_images(ctx: EngineContext, rel: Release) -> None:
+    for mark in release_marks(rel, ctx.provider.list_images(), ctx.clock.time()):
+        apply(mark, ctx.provider)
 
 
 def _still_protected(image, dropping: str) -> bool:
@@ -590,4 +258,4 @@ def new_release_id() -> str:
     return uuid.uuid4().hex[:10]
 
 
-__all__ = ["Runner", "Decision", "Kind", "new_release_id", "record_release_on_images"]
+__all__ = ["Runner", "Decision", "Kind", "analyse", "new_release_id", "record_release_on_images"]

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 
 from releasectl.engine import records
 from releasectl.engine.context import EngineContext
+from releasectl.engine.decide import restore_release_id
 from releasectl.engine.images import usable_image
+from releasectl.engine.invariants import owns_member
 from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import (
     Launch,
@@ -21,14 +23,14 @@ from releasectl.engine.model import (
     Retire,
     SetWeight,
 )
-from releasectl.engine.observe import Observed, live_version, observe, rollback_targets
+from releasectl.engine.observe import Observed, lb_state, live_version, observe, rollback_targets
 from releasectl.engine.reconcile import Runner, new_release_id
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
 from releasectl.errors import Conflict, UsageError
 from releasectl.wait import retry_call
 from releasectl.engine.doctor import refuse_on_damaged_servers, report_damage
-from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, Role, Server, ServerStatus
+from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, LBStatus, Role, Server, ServerStatus
 
 def rollback_pipeline(drain_timeout: float) -> Pipeline:
     return Pipeline(
@@ -36,6 +38,14 @@ def rollback_pipeline(drain_timeout: float) -> Pipeline:
         description="Bring the last known-good version back: adopt its warm fleet or relaunch it, switch, retire.",
         steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=drain_timeout, keep_previous=0.0)),
     )
+
+
+def restart_dead_lb(ctx: EngineContext) -> None:
+    """A load balancer that is down is restarted before the pool is read (what serves decides what to roll
+    out); an absent one (no release yet) is created later, by the runner, once the input was validated."""
+    if lb_state(ctx.provider).status is LBStatus.DOWN:
+        ctx.event("lb", "the load balancer is down: restarting it")
+        ctx.provider.ensure_pool()
 
 
 def _locked(ctx: EngineContext, command: str) -> LockKeeper:
@@ -141,6 +151,7 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
             return Runner(ctx, current, lock).run()
         if current is not None:
             raise _in_progress_error(current)
+        restart_dead_lb(ctx)
         observed = observe(ctx.provider)
         refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)
@@ -201,6 +212,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
             if to is not None and to != current.previous_version:
                 raise _in_progress_error(current)
             return _abort(ctx, current, lock)
+        restart_dead_lb(ctx)
         observed = observe(ctx.provider)
         refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)
@@ -271,7 +283,8 @@ def retire_expired_warm(ctx: EngineContext, observed: Observed) -> list[str]:
 
 
 def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> tuple[list, list, list]:
-    """What releasectl tagged but no live, warm, staged or in-progress release owns."""
+    """What releasectl tagged but no live, warm, staged or in-progress release owns. Members only when they
+    are this app and environment's (I3): a second app on the same pool keeps its members."""
     active_release = current.id if current is not None and not current.phase.finished else None
     now = ctx.clock.time()
     servers = []
@@ -280,10 +293,14 @@ def orphans(ctx: EngineContext, observed: Observed, current: Release | None) -> 
             continue
         if s.role is Role.PREVIOUS and float(s.labels.get(Label.RETIRE_AFTER, "inf")) > now:
             continue
-        if s.release_id == active_release:
-            continue
+        if active_release is not None and s.release_id in (active_release, restore_release_id(current)):
+            continue  # the unfinished release's fleet, or the previous version its rollback relaunched
         servers.append(s)
-    members = [m for m in observed.members if observed.server_of(m) is None or observed.server_of(m) in servers]
+    members = [
+        m
+        for m in observed.members
+        if owns_member(observed, m, ctx.app, ctx.env) and (observed.server_of(m) is None or observed.server_of(m) in servers)
+    ]
     images = [i for i in ctx.provider.list_images() if i.status is ImageStatus.PENDING and now - i.created_at > 3600]
     return members, servers, images
 
@@ -332,7 +349,8 @@ def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
 
 
 def down(ctx: EngineContext) -> list[str]:
-    """Stop the environment: every member, every server, and an LB releasectl owns. Images stay."""
+    """Stop the environment: every member and server of this app and environment (the one command allowed
+    to remove the last serving member, invariant I1), and an LB releasectl owns. Images stay."""
     with _locked(ctx, "down"):
         current, damage = records.load_current_or_damage(ctx.provider)
         if current is not None and not current.phase.finished:
@@ -340,6 +358,8 @@ def down(ctx: EngineContext) -> list[str]:
         observed = observe(ctx.provider)
         report_damage(ctx, [damage] if damage else [])  # down stops it all the same
         for m in observed.members:
+            if not owns_member(observed, m, ctx.app, ctx.env):
+                continue  # I3: another app's member on a shared pool keeps serving
             ctx.provider.set_weights({m.id: 0})
             ctx.provider.remove_member(m.id)
         stopped = []

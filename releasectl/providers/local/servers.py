@@ -7,7 +7,7 @@
         server.log    the process's stdout and stderr
 
 Status: BUILDING until the process is recorded, ACTIVE while it runs, STOPPED (with the log tail as `fault`)
-once it has exited. A process is only ever signalled after its PID and start time are checked.
+once it has exited, ERROR (with the reason as `fault`) when it could not start at all. A process is only ever signalled after its PID and start time are checked.
 """
 
 from __future__ import annotations
@@ -192,7 +192,9 @@ class ServerStore:
         role = Role(role_value) if role_value in Role._value2member_map_ else None
         proc = self._proc(rec)
         fault = None
-        if proc is None:
+        if proc is None and rec.get("start_error"):
+            status, fault = ServerStatus.ERROR, f"could not start: {rec['start_error']}"
+        elif proc is None:
             if time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE and self._creator_alive(rec):
                 status = ServerStatus.BUILDING
             else:
@@ -249,9 +251,8 @@ class ServerStore:
                 if rec.get("name") == spec.name:
                     log.info("server %s already exists as %s; not creating a duplicate", spec.name, rec["id"])
                     return self._to_server(rec)
-            image = self.images.get(spec.image_id)
-            if image is None:
-                raise NotFound(f"image {spec.image_id} does not exist for app {self.app}")
+            # a missing or tampered image raises here, before any record: the image is at fault, not the server
+            self.images.verify(spec.image_id)
             server_id = f"srv-{secrets.token_hex(6)}"
             sdir = self.root / server_id
             labels = {f"{LABEL_PREFIX}{k}": str(v) for k, v in spec.labels.items() if v is not None}
@@ -301,6 +302,13 @@ class ServerStore:
                 }
             )
             proc = procs.spawn(argv, cwd=sdir / "app", env=env, log_path=sdir / LOG)
+        except ResourceFailure as exc:
+            # the server cannot start (unpack error, start command missing): like Nova, report it as a
+            # server in ERROR with the reason as its fault, for the engine to fail the release on
+            rec["start_error"] = str(exc)
+            write_json(sdir / RECORD, rec)
+            log.warning("server %s could not start: %s", server_id, exc)
+            return self._to_server(rec)
         except BaseException:
             shutil.rmtree(sdir, ignore_errors=True)  # nothing was started: leave no record behind
             raise
@@ -337,7 +345,12 @@ class ServerStore:
                 log.info("deleted server %s (its record was damaged)", server_id)
             return
         proc = self._proc(rec)
-        if proc is None and time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE and self._creator_alive(rec):
+        if (
+            proc is None
+            and not rec.get("start_error")
+            and time.time() - float(rec.get("created_at", 0)) < BUILD_GRACE
+            and self._creator_alive(rec)
+        ):
             raise Conflict(f"server {server_id} is still being created; try again in a moment")
         if proc is None:  # interrupted create: a process may have started without being recorded
             for orphan in procs.find_by_cwd(self.root / server_id):

@@ -1,0 +1,482 @@
+"""decide: the next move of a release, as data, from what was observed. A pure function.
+
+`decide(observed, release, now)` reads the observation (servers, members, LB state, a frozen copy of the
+health probes, member stats, images) and the release record, and returns one Decision: an action to apply
+(`engine.actions`), or wait / advance / fail / pause / done / halt, with its reason. It does no I/O and
+never mutates its inputs, so every step's decisions are table-tested with plain values and a fake `now`
+(tests/engine/test_decide.py). Record changes follow from the decision in `engine.transition`.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from releasectl.engine.actions import (
+    Action,
+    AddMember,
+    DrainMembers,
+    LaunchServer,
+    RemoveMembers,
+    ReplaceBroken,
+    RestartLB,
+    SetWeights,
+    StopServers,
+    pairs,
+    relabel,
+)
+from releasectl.engine.health import HealthView, percentile
+from releasectl.engine.invariants import describe_serving
+from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, Retire, SetWeight
+from releasectl.engine.observe import Observed
+from releasectl.engine.weights import FULL_WEIGHT, plan_weights
+from releasectl.providers.base import (
+    AdminState,
+    Health,
+    ImageStatus,
+    Label,
+    LBStatus,
+    Member,
+    Role,
+    Server,
+    ServerSpec,
+    ServerStatus,
+)
+
+
+class Kind(enum.Enum):
+    ACT = "act"  # perform `action`, then observe again
+    WAIT = "wait"  # nothing to do until the world changes or wake_at passes
+    ADVANCE = "advance"  # the current step is complete
+    FAIL = "fail"  # start rolling back
+    PAUSE = "pause"  # stop at a manual gate or an operator's pause (exit 4)
+    DONE = "done"  # rollout finished, or rollback finished
+    HALT = "halt"  # no safe move: stop with exit 5, the release left resumable
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: Kind
+    reason: str
+    action: Action | None = None
+    wake_at: float | None = None  # set the record's wake_at (start of a hold, a drain...)
+    clear_wake: bool = False  # a drain is over: forget its deadline
+    baseline: Mapping[str, Mapping[str, float]] | None = None  # analysis counters at the start of a window
+    reset_window: bool = False  # start a new health/latency window (analysis)
+    log: str | None = None  # a line for the record's event log, once the action is done
+    hint: str | None = None  # for HALT: what the operator can do
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Settings `decide` needs besides the observation: from the engine context and provider capabilities."""
+
+    drain_timeout: float = 30.0  # rollbacks and expired warm fleets (pipelines set their own)
+    max_weight: int = 256
+    member_sessions: bool = True
+
+
+def act(reason: str, action: Action, **kw: Any) -> Decision:
+    return Decision(Kind.ACT, reason, action, **kw)
+
+
+def wait(reason: str, wake_at: float | None = None) -> Decision:
+    return Decision(Kind.WAIT, reason, wake_at=wake_at)
+
+
+def restore_release_id(rel: Release) -> str:
+    """Release label of a previous version relaunched by a rollback after retirement."""
+    return f"{rel.id}-restore"
+
+
+def server_name(app: str, version: str, release_id: str, index: int, attempt: int) -> str:
+    """Derived from the release, not random: a create retried after a crash finds the same server."""
+    suffix = hashlib.sha1(f"{release_id}:{index}:{attempt}".encode()).hexdigest()[:6]
+    return f"{app}-{version}-{suffix}"
+
+
+def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -> Decision:
+    if obs.lb.status in (LBStatus.DOWN, LBStatus.ABSENT):
+        return act(f"load balancer is {obs.lb.status.value} ({obs.lb.detail or 'no detail'}): restarting it", RestartLB(obs.lb.detail))
+    if obs.lb.status is LBStatus.ERROR:
+        return Decision(
+            Kind.HALT,
+            f"the load balancer is in ERROR: {obs.lb.detail or 'no detail'}",
+            hint="an operator must repair it (a failover), then run `releasectl rollout --resume`",
+        )
+    if rel.phase is Phase.ROLLING_BACK:
+        return decide_rollback(obs, rel, now, policy)
+    if rel.abort_requested:
+        return Decision(Kind.FAIL, "aborted by operator")
+    if getattr(rel, "pause_requested", False):
+        return Decision(Kind.PAUSE, f"paused by operator at step {rel.step_index + 1}")
+    step = rel.current_step
+    if step is None:
+        return decide_finalize(obs, rel)
+    new = obs.of_release(rel.id)
+    broken = [s for s in new if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED)]
+    if broken:
+        s = broken[0]
+        why = f"server {s.name} is {s.status.value}: {s.fault or 'no reason given'}"
+        if isinstance(step, Launch) and rel.relaunches < rel.count:
+            # a failed boot (or a create cut short by a crash) gets a bounded number of replacements
+            return act(f"replacing {why}", _replace(obs, s))
+        return Decision(Kind.FAIL, why)
+    if isinstance(step, Launch):
+        return decide_launch(obs, rel, now, step)
+    problem = watch_health(obs, new)
+    if problem:
+        return Decision(Kind.FAIL, problem)
+    if isinstance(step, SetWeight):
+        return decide_weight(obs, rel, now, step, policy)
+    if isinstance(step, Pause):
+        return decide_pause(rel, now, step)
+    if isinstance(step, Analyze):
+        return decide_analyze(obs, rel, now, step)
+    assert isinstance(step, Retire)
+    return decide_retire(obs, rel, now, step, policy)
+
+
+def _replace(obs: Observed, server: Server) -> ReplaceBroken:
+    member = obs.member_of(server)
+    return ReplaceBroken(server.id, member.id if member else None, finishing=server.status is ServerStatus.DELETING)
+
+
+def past_deadline(rel: Release, now: float) -> bool:
+    return rel.step_started_at is not None and now - rel.step_started_at > rel.progress_deadline
+
+
+# launch ------------------------------------------------------------------------------------------------
+
+
+def decide_launch(obs: Observed, rel: Release, now: float, step: Launch) -> Decision:
+    want = step.count or rel.count
+    new = obs.of_release(rel.id)
+    deleting = [s for s in new if s.status is ServerStatus.DELETING]
+    if deleting:  # a replacement cut short by a crash: finish deleting before counting capacity
+        return act(f"finishing the removal of {deleting[0].name}", _replace(obs, deleting[0]))
+    if len(new) < want:
+        warm = [
+            s
+            for s in obs.with_role(Role.PREVIOUS, Role.STABLE, exclude_release=rel.id)
+            if s.version == rel.version and s.status is ServerStatus.ACTIVE
+        ]
+        if warm:
+            server = warm[0]
+            return act(
+                f"adopting warm server {server.name} ({server.version})",
+                relabel([server], **{Label.RELEASE: rel.id, Label.ROLE: Role.CANDIDATE.value, Label.RETIRE_AFTER: None}),
+            )
+        spec = _spec(rel, rel.version, rel.image_id, rel.id, len(new))
+        return act(f"launching server {len(new) + 1}/{want} from {rel.version}", LaunchServer(spec))
+    if past_deadline(rel, now):
+        return Decision(Kind.FAIL, f"progress deadline: the new fleet was not healthy within {rel.progress_deadline:g}s")
+    gate = health_gate(obs, new, "new")
+    if gate is not None:
+        return gate
+    return Decision(Kind.ADVANCE, f"{len(new)} new server(s) healthy ({obs.health.rise} checks in a row)")
+
+
+def _spec(rel: Release, version: str, image_id: str, release_id: str, index: int) -> ServerSpec:
+    return ServerSpec(
+        name=server_name(rel.app, version, release_id, index, rel.relaunches),
+        image_id=image_id,
+        app=rel.app,
+        version=version,
+        env=rel.env,
+        role=Role.CANDIDATE,
+        release_id=release_id,
+    )
+
+
+def health_gate(obs: Observed, fleet: list[Server], what: str) -> Decision | None:
+    """Boot, join the pool, pass `rise` probes of ours and the LB's check: None once the whole fleet has."""
+    building = [s for s in fleet if s.status is ServerStatus.BUILDING]
+    if building:
+        return wait(f"waiting for {len(building)} server(s) to boot")
+    for server in fleet:
+        member = obs.member_of(server)
+        if member is None:
+            return act(f"adding {server.name} to the pool (weight 0)", AddMember(server))
+        if member.health is not Health.HEALTHY and server.id not in obs.asserted:
+            # this runner did not add it: a crash may have cut the add short (checks never enabled),
+            # so assert it once; add_member is idempotent and re-arms a half-added member
+            return act(f"checking {server.name}'s pool membership", AddMember(server))
+    for server in fleet:
+        if obs.health.failed_at_launch(server.id):
+            return Decision(Kind.FAIL, f"health check failed on {server.name}: {obs.health.describe(server.id)}")
+    not_ready = [s for s in fleet if not (obs.health.passing(s.id) and _lb_healthy(obs, s))]
+    if not_ready:
+        names = ", ".join(s.name for s in not_ready)
+        return wait(f"health gate: waiting for {names} ({len(fleet) - len(not_ready)}/{len(fleet)} healthy)")
+    return None
+
+
+def watch_health(obs: Observed, new: list[Server]) -> str | None:
+    """During holds: the LB's verdict and our probes must stay good for every new server."""
+    for server in new:
+        member = obs.member_of(server)
+        if member is None:
+            return f"server {server.name} left the pool"
+        if member.health is Health.UNHEALTHY:
+            return f"load balancer reports {server.name} unhealthy"
+        if obs.health.failed_in_service(server.id):
+            return f"health check failed on {server.name}: {obs.health.describe(server.id)}"
+    return None
+
+
+# weight ------------------------------------------------------------------------------------------------
+
+
+def fleets(obs: Observed, rel: Release) -> tuple[list[Member], list[Member]]:
+    """(new members, old members): this release's fleet, and the stable fleet it replaces (or the previous
+    version a rollback relaunched)."""
+    new = obs.members_for(obs.of_release(rel.id))
+    old_servers = obs.with_role(Role.STABLE, exclude_release=rel.id) + obs.of_release(restore_release_id(rel))
+    return new, obs.members_for(old_servers)
+
+
+def decide_weight(obs: Observed, rel: Release, now: float, step: SetWeight, policy: Policy) -> Decision:
+    new, old = fleets(obs, rel)
+    plan = plan_weights(step.percent, len(new), len(old), policy.max_weight)
+    desired = {m.id: plan.new_weight for m in new} | {m.id: plan.old_weight for m in old}
+    pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
+    if pending:
+        note = "" if not old else f" (achieved {plan.achieved:.2f}%: new {plan.new_weight}, old {plan.old_weight})"
+        return act(
+            f"setting weights for {step.percent:g}% to {rel.version}{note}",
+            SetWeights(pairs(pending)),
+            log=f"weights {plan.requested:g}% requested, {plan.achieved:.2f}% achieved",
+        )
+    if rel.wake_at is None:
+        return wait(f"weight {step.percent:g}% verified; holding {step.hold:g}s", wake_at=now + step.hold)
+    if now < rel.wake_at:
+        return wait(f"holding at {step.percent:g}% until {_clock(rel.wake_at)}")
+    return Decision(Kind.ADVANCE, f"held {step.percent:g}% for {step.hold:g}s, healthy")
+
+
+# pause -------------------------------------------------------------------------------------------------
+
+
+def decide_pause(rel: Release, now: float, step: Pause) -> Decision:
+    if step.duration is None:
+        if rel.promoted_step == rel.step_index or rel.promote_full:
+            return Decision(Kind.ADVANCE, "promoted by operator")
+        return Decision(Kind.PAUSE, f"paused at a manual gate (step {rel.step_index + 1})")
+    if rel.wake_at is None:
+        return wait(f"pausing {step.duration:g}s", wake_at=now + step.duration)
+    if now < rel.wake_at:
+        return wait(f"paused until {_clock(rel.wake_at)}")
+    return Decision(Kind.ADVANCE, f"paused {step.duration:g}s")
+
+
+# analyze -----------------------------------------------------------------------------------------------
+
+
+def decide_analyze(obs: Observed, rel: Release, now: float, step: Analyze) -> Decision:
+    stats = obs.stats or {}
+    if rel.wake_at is None:
+        baseline = {mid: {"requests": s.requests, "bad": s.http_5xx + s.errors} for mid, s in stats.items()}
+        return Decision(
+            Kind.WAIT, f"analysing for {step.duration:g}s", wake_at=now + step.duration, baseline=baseline,
+            reset_window=True,
+        )
+    if now < rel.wake_at:
+        return wait(f"analysing until {_clock(rel.wake_at)}")
+    new, old = fleets(obs, rel)
+    verdict = analyse(step, stats, rel.baseline, new, old, obs.health)
+    return Decision(Kind.FAIL if verdict.failed else Kind.ADVANCE, verdict.reason)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    failed: bool
+    reason: str
+
+
+def analyse(step: Analyze, stats, baseline, new: list[Member], old: list[Member], health: HealthView) -> Verdict:
+    """Error rate of the new members over the window (LB counters when the provider has them, else our
+    probes), compared with the old members', and p95 latency of our probes."""
+
+    def rate(members: list[Member]) -> tuple[float | None, int]:
+        requests = bad = 0
+        for m in members:
+            now, then = stats.get(m.id), baseline.get(m.id)
+            if now is None:
+                continue
+            then = then or {"requests": 0, "bad": 0}
+            requests += max(0, now.requests - int(then["requests"]))
+            bad += max(0, now.http_5xx + now.errors - int(then["bad"]))
+        return (bad / requests if requests else None), requests
+
+    new_rate, new_requests = rate(new)
+    old_rate, _ = rate(old)
+    source = "load balancer"
+    if new_rate is None:
+        source = "releasectl probes"
+        new_rate = health.failures / health.probes if health.probes else 0.0
+    old_text = "n/a" if old_rate is None else f"{old_rate * 100:.2f}%"
+    summary = f"new error rate {new_rate * 100:.2f}% over {new_requests or health.probes} requests ({source}), old {old_text}"
+    if new_rate > step.max_error_rate:
+        return Verdict(True, f"analysis failed: {summary} > {step.max_error_rate * 100:g}%")
+    if step.max_p95_ms is not None:
+        p95 = percentile(list(health.latencies), 95)
+        if p95 is not None and p95 * 1000 > step.max_p95_ms:
+            return Verdict(True, f"analysis failed: p95 latency {p95 * 1000:.0f}ms > {step.max_p95_ms:g}ms")
+        summary += "" if p95 is None else f", p95 {p95 * 1000:.0f}ms"
+    return Verdict(False, f"analysis passed: {summary}")
+
+
+# retire ------------------------------------------------------------------------------------------------
+
+
+def decide_retire(obs: Observed, rel: Release, now: float, step: Retire, policy: Policy) -> Decision:
+    old_stable = obs.with_role(Role.STABLE, exclude_release=rel.id)
+    warm = obs.with_role(Role.PREVIOUS, exclude_release=rel.id)
+    if step.keep_previous > 0:
+        older = [s for s in warm if s.version != rel.previous_version]
+        if older:  # only one warm fleet is kept: the one this release replaces
+            return retire_decision(obs, rel, now, older, step.drain_timeout, "retiring an older warm fleet", policy)
+        if old_stable:
+            until = now + step.keep_previous
+            return act(
+                f"keeping {len(old_stable)} {old_stable[0].version} server(s) warm for {step.keep_previous:g}s",
+                relabel(old_stable, **{Label.ROLE: Role.PREVIOUS.value, Label.RETIRE_AFTER: f"{until:.0f}"}),
+            )
+        return Decision(Kind.ADVANCE, "previous fleet kept warm")
+    if old_stable:
+        return retire_decision(obs, rel, now, old_stable, step.drain_timeout, "retiring the old fleet", policy)
+    return Decision(Kind.ADVANCE, "old fleet retired")
+
+
+def retire_decision(
+    obs: Observed, rel: Release, now: float, servers: list[Server], drain_timeout: float, why: str, policy: Policy
+) -> Decision:
+    """Retire a fleet: drain every member at once (one weight change), wait until all have 0 sessions or
+    the drain timeout passes (one wait for the whole fleet), then remove the members and stop the servers,
+    one action per pass. Never stops a process that is still in the pool."""
+    members = [m for m in (obs.member_of(s) for s in servers) if m is not None]
+    undrained = tuple(m.id for m in members if m.weight != 0)
+    if undrained:
+        return act(f"{why}: draining {len(undrained)} member(s)", DrainMembers(undrained))
+    if members:
+        if rel.wake_at is None:
+            return wait(f"{why}: draining {len(members)} member(s)", wake_at=now + drain_timeout)
+        sessions_known = policy.member_sessions and all(m.sessions is not None for m in members)
+        drained = sessions_known and all(m.sessions == 0 for m in members)
+        if not drained and now < rel.wake_at:
+            return wait(f"{why}: waiting for {len(members)} member(s) to drain (at most until {_clock(rel.wake_at)})")
+        member = members[0]
+        server = obs.server_of(member)
+        name = server.name if server is not None else member.name
+        return act(f"{why}: removing {name} from the pool", RemoveMembers((member.id,)))
+    server = servers[0]
+    return act(f"{why}: stopping {server.name}", StopServers((server.id,)), clear_wake=True)
+
+
+# finalize ----------------------------------------------------------------------------------------------
+
+
+def decide_finalize(obs: Observed, rel: Release) -> Decision:
+    new = obs.of_release(rel.id)
+    unpromoted = [s for s in new if s.role is not Role.STABLE]
+    if unpromoted:
+        return act(f"marking {len(unpromoted)} server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
+    return Decision(Kind.DONE, f"{rel.version} is live on {len(new)} server(s)")
+
+
+# rollback ----------------------------------------------------------------------------------------------
+
+
+def traffic_started(rel: Release) -> bool:
+    """Whether any weight step was reached: before that, new members only ever had weight 0."""
+    steps = rel.pipeline.steps
+    return any(isinstance(s, SetWeight) for s in steps[: rel.step_index + 1])
+
+
+def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> Decision:
+    """Restore all traffic to the old fleet, then drain, remove and stop the new one.
+
+    After retirement there is no old fleet: the previous version is relaunched from its image first
+    (gated on health like any launch), traffic moves to it, and only then is the new fleet removed (I2)."""
+    new_servers = obs.of_release(rel.id)
+    restore = obs.of_release(restore_release_id(rel))
+    old_active = [s for s in obs.with_role(Role.STABLE, exclude_release=rel.id) if s.status is ServerStatus.ACTIVE]
+    new_serving = any(m.weight > 0 for m in obs.members_for(new_servers))
+    if rel.previous_version and not old_active and (restore or new_serving):
+        relaunch = decide_restore(obs, rel, now, restore)
+        if relaunch is not None:
+            return relaunch
+    new, old = fleets(obs, rel)
+    if old:
+        desired = {m.id: FULL_WEIGHT for m in old} | {m.id: 0 for m in new}
+        pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
+        if pending:
+            return act(f"restoring all traffic to {rel.previous_version or 'the old fleet'}", SetWeights(pairs(pending)))
+    if new_servers:
+        # members that never took traffic (the release failed during launch) have nothing to drain
+        drain = policy.drain_timeout if traffic_started(rel) else 0.0
+        return retire_decision(obs, rel, now, new_servers, drain, "removing the new fleet", policy)
+    unpromoted = [s for s in restore if s.role is not Role.STABLE]
+    if unpromoted:
+        return act(f"marking {len(unpromoted)} relaunched server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
+    return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
+
+
+def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server]) -> Decision | None:
+    """Relaunch the previous version (the old fleet was retired): None once it is healthy in the pool."""
+    prev = rel.previous_version
+    serving = describe_serving(obs)
+    restore_id = restore_release_id(rel)
+    broken = [s for s in restore if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED, ServerStatus.DELETING)]
+    if broken:
+        s = broken[0]
+        if s.status is ServerStatus.DELETING or rel.relaunches < rel.count:
+            return act(f"replacing relaunched {prev} server {s.name} ({s.status.value}: {s.fault or 'no reason'})", _replace(obs, s))
+        return _halt(f"the relaunched {prev} server {s.name} is {s.status.value}: {s.fault or 'no reason given'}", serving)
+    if len(restore) < rel.count:
+        if obs.images is None:
+            return wait(f"looking up the image of {prev}")
+        image = next((i for i in obs.images if i.version == prev and i.status is ImageStatus.ACTIVE), None)
+        if image is None:
+            return _halt(f"no image of {prev} to relaunch it from (the old fleet was retired)", serving)
+        spec = _spec(rel, prev, image.id, restore_id, len(restore))
+        return act(f"relaunching {prev} server {len(restore) + 1}/{rel.count}: the old fleet was retired", LaunchServer(spec))
+    if past_deadline(rel, now):
+        return _halt(f"the relaunched {prev} fleet was not healthy within {rel.progress_deadline:g}s", serving)
+    gate = health_gate(obs, restore, prev)
+    if gate is not None and gate.kind is Kind.FAIL:
+        return _halt(f"the relaunched {prev} fleet is unhealthy ({gate.reason})", serving)
+    return gate
+
+
+def _halt(why: str, serving: str) -> Decision:
+    return Decision(
+        Kind.HALT,
+        f"cannot roll back safely: {why}; left serving: {serving}",
+        hint="nothing was removed; fix the cause and run `releasectl rollout --resume` (or `releasectl abort`)",
+    )
+
+
+def _lb_healthy(obs: Observed, server: Server) -> bool:
+    member = obs.member_of(server)
+    return member is not None and member.health is Health.HEALTHY
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def _find(members: tuple[Member, ...], member_id: str) -> Member | None:
+    return next((m for m in members if m.id == member_id), None)
+
+
+def _applied(member: Member | None, weight: int) -> bool:
+    if member is None:
+        return True  # gone: nothing to set
+    if member.weight != weight:
+        return False
+    return weight == 0 or member.admin is AdminState.READY

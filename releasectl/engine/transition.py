@@ -1,0 +1,87 @@
+"""Record changes as data: the release record after a decision, computed without I/O.
+
+The runner applies the decision's action, then writes `transition(release, decision, now)` once, and only
+when it differs from what is stored (see `same_record`), so a pass that changes nothing costs no write.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+
+from releasectl.engine.actions import ReplaceBroken
+from releasectl.engine.decide import Decision, Kind
+from releasectl.engine.model import Phase, Release, SetWeight
+from releasectl.engine.observe import Observed
+
+MAX_EVENTS = 50
+
+
+def transition(release: Release, decision: Decision, now: float) -> Release:
+    """The record once `decision` is carried out (for ACT: once its action succeeded)."""
+    rel = copy.deepcopy(release)
+    rel.reason = decision.reason
+    kind = decision.kind
+    if kind is Kind.ACT:
+        if isinstance(decision.action, ReplaceBroken) and not decision.action.finishing:
+            rel.relaunches += 1
+        if decision.log:
+            _log(rel, now, decision.log)
+        if decision.clear_wake:
+            rel.wake_at = None
+    elif kind is Kind.WAIT:
+        if decision.wake_at is not None and rel.wake_at is None:
+            rel.wake_at = decision.wake_at
+            if decision.baseline is not None:
+                rel.baseline = {k: dict(v) for k, v in decision.baseline.items()}
+    elif kind is Kind.ADVANCE:
+        _log(rel, now, f"step {rel.step_index + 1} done: {decision.reason}")
+        rel.step_index += 1
+        rel.step_started_at = now
+        rel.wake_at = None
+        rel.baseline = {}
+        if rel.promote_full:
+            # skip to the last weight step (100 %) and the retire step after it
+            last_weight = max(i for i, s in enumerate(rel.pipeline.steps) if isinstance(s, SetWeight))
+            rel.step_index = max(rel.step_index, last_weight)
+    elif kind is Kind.FAIL:
+        end = Phase.ABORTED if rel.abort_requested else Phase.FAILED
+        rel.failure = decision.reason
+        rel.rollback_outcome = end.value
+        rel.phase = Phase.ROLLING_BACK
+        rel.wake_at = None
+        rel.step_started_at = now  # a relaunch of the previous version gets its own progress deadline
+        _log(rel, now, f"rolling back: {decision.reason}")
+    elif kind is Kind.PAUSE:
+        rel.phase = Phase.PAUSED
+    elif kind is Kind.DONE:
+        rel.phase = Phase(rel.rollback_outcome or Phase.FAILED.value) if rel.phase is Phase.ROLLING_BACK else Phase.SUCCEEDED
+        rel.ended_at = now
+        rel.wake_at = None
+    return rel
+
+
+def note_members(release: Release, obs: Observed, release_ids: tuple[str, ...]) -> Release:
+    """Add the members of this release's servers to its own list (I3: what it may touch later)."""
+    ids = [m.id for s in obs.servers if s.release_id in release_ids if (m := obs.member_of(s)) is not None]
+    missing = [i for i in ids if i not in release.own_members]
+    if not missing:
+        return release
+    rel = copy.deepcopy(release)
+    rel.own_members = rel.own_members + missing
+    return rel
+
+
+def _log(rel: Release, now: float, message: str) -> None:
+    rel.events.append({"at": now, "message": message})
+    del rel.events[:-MAX_EVENTS]
+
+
+def record_key(release: Release) -> str:
+    """The record's content minus what needs no write of its own: updated_at and reason change every pass,
+    and own_members can be observed again (members of the release's servers), so they ride along with the
+    next real change."""
+    data = json.loads(release.to_json())
+    for key in ("updated_at", "reason", "own_members"):
+        data.pop(key, None)
+    return json.dumps(data, sort_keys=True)

@@ -1,0 +1,342 @@
+"""Table tests of the pure `decide`: plain Observed and Release values, a fake `now`, no provider.
+
+Each case is one situation of one step kind and the decision it must produce; a 2-hour hold is tested by
+moving `now`, not by waiting. The last test proves `decide` does no provider I/O: it imports the module in
+a subprocess with the provider packages blocked.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+
+import pytest
+
+from releasectl.engine.actions import (
+    AddMember,
+    DrainMembers,
+    LaunchServer,
+    RelabelServers,
+    RemoveMembers,
+    ReplaceBroken,
+    RestartLB,
+    SetWeights,
+    StopServers,
+)
+from releasectl.engine.decide import Kind, Policy, decide, restore_release_id
+from releasectl.engine.health import HealthView, StreakView
+from releasectl.engine.invariants import check
+from releasectl.engine.model import Analyze, Launch, Pause, Phase, Pipeline, Release, ReleaseKind, Retire, SetWeight
+from releasectl.engine.observe import Observed
+from releasectl.engine.transition import transition
+from releasectl.providers.base import (
+    AdminState,
+    Health,
+    Image,
+    ImageStatus,
+    LBState,
+    LBStatus,
+    Member,
+    MemberStats,
+    Role,
+    Server,
+    ServerStatus,
+)
+
+NOW = 1_000_000.0
+HOUR = 3600.0
+RID = "rel0000001"
+
+
+def server(n: int, version: str, role: Role, release: str, status: ServerStatus = ServerStatus.ACTIVE, app: str = "shop") -> Server:
+    return Server(
+        id=f"s{n}", name=f"{app}-{version}-{n}", app=app, version=version, env="production", role=role,
+        release_id=release, status=status, address="127.0.0.1", port=9000 + n, fault="boom" if status is ServerStatus.ERROR else None,
+    )
+
+
+def member(s: Server, weight: int, health: Health = Health.HEALTHY, admin: AdminState = AdminState.READY,
+           sessions: int | None = 0) -> Member:
+    return Member(id=f"m{s.id}", name=s.name, address=s.address, port=s.port, weight=weight, admin=admin,
+                  health=health, sessions=sessions, server_id=s.id, version=s.version, app=s.app, env="production")
+
+
+def healthy(*servers: Server, rise: int = 2) -> HealthView:
+    return HealthView(rise=rise, fall=2, streaks=tuple((s.id, StreakView(ok=rise, last="HTTP 200")) for s in servers))
+
+
+def release(*steps, step_index: int = 0, **kw) -> Release:
+    base = dict(
+        id=RID, app="shop", env="production", kind=ReleaseKind.ROLLOUT, version="1.1.0", image_id="img-110",
+        previous_version="1.0.0", pipeline=Pipeline("t", tuple(steps)), count=2, step_index=step_index,
+        step_started_at=NOW - 1, started_at=NOW - 10,
+    )
+    base.update(kw)
+    return Release(**base)
+
+
+OLD = [server(1, "1.0.0", Role.STABLE, "old"), server(2, "1.0.0", Role.STABLE, "old")]
+NEW = [server(3, "1.1.0", Role.CANDIDATE, RID), server(4, "1.1.0", Role.CANDIDATE, RID)]
+CANARY = (Launch(), SetWeight(10, hold=2 * HOUR), Analyze(60, 0.01), SetWeight(100), Retire(drain_timeout=30))
+
+
+def obs(servers, members, **kw) -> Observed:
+    return Observed(servers=tuple(servers), members=tuple(members), **kw)
+
+
+def live_old(new_weight: int = 0, old_weight: int = 100, health: Health = Health.HEALTHY) -> Observed:
+    members = [member(s, old_weight) for s in OLD] + [member(s, new_weight, health) for s in NEW]
+    return obs(OLD + NEW, members, health=healthy(*NEW))
+
+
+# ---- launch -------------------------------------------------------------------------------------------
+
+
+LAUNCH_CASES = [
+    ("launches the first server", obs(OLD, [member(s, 100) for s in OLD]), Kind.ACT, LaunchServer),
+    ("launches the second", obs(OLD + NEW[:1], [member(s, 100) for s in OLD]), Kind.ACT, LaunchServer),
+    ("waits for a boot", obs(OLD + [replace(n, status=ServerStatus.BUILDING) for n in NEW], [member(s, 100) for s in OLD]), Kind.WAIT, None),
+    ("adds a member at weight 0", obs(OLD + NEW, [member(s, 100) for s in OLD]), Kind.ACT, AddMember),
+    ("replaces a broken server", obs(OLD + [NEW[0], replace(NEW[1], status=ServerStatus.ERROR)], []), Kind.ACT, ReplaceBroken),
+    ("gates on our probes", obs(OLD + NEW, [member(s, 100) for s in OLD] + [member(s, 0) for s in NEW], asserted=frozenset({"s3", "s4"})), Kind.WAIT, None),
+    ("advances once healthy", live_old(), Kind.ADVANCE, None),
+]
+
+
+@pytest.mark.parametrize("name, observed, kind, action", LAUNCH_CASES, ids=[c[0] for c in LAUNCH_CASES])
+def test_launch(name, observed, kind, action):
+    decision = decide(observed, release(*CANARY), NOW)
+    assert decision.kind is kind, decision
+    assert (type(decision.action) if decision.action else None) is action
+
+
+def test_launch_names_are_derived_so_a_retried_create_finds_the_server():
+    observed = obs(OLD, [member(s, 100) for s in OLD])
+    first, again = decide(observed, release(*CANARY), NOW), decide(observed, release(*CANARY), NOW + 5)
+    assert first.action == again.action and first.action.spec.release_id == RID
+
+
+def test_start_failures_are_bounded_then_fail_the_release():
+    broken = obs(OLD + [replace(NEW[0], status=ServerStatus.ERROR, fault="boom")], [member(s, 100) for s in OLD])
+    assert decide(broken, release(*CANARY, relaunches=1), NOW).kind is Kind.ACT
+    failed = decide(broken, release(*CANARY, relaunches=2), NOW)
+    assert failed.kind is Kind.FAIL and "boom" in failed.reason
+
+
+def test_launch_past_the_progress_deadline_fails():
+    observed = obs(OLD + NEW, [member(s, 100) for s in OLD] + [member(s, 0, Health.UNKNOWN) for s in NEW],
+                   asserted=frozenset({"s3", "s4"}))
+    decision = decide(observed, release(*CANARY, step_started_at=NOW - 601), NOW)
+    assert decision.kind is Kind.FAIL and "progress deadline" in decision.reason
+
+
+def test_a_warm_server_of_the_same_version_is_adopted():
+    warm = server(5, "1.1.0", Role.PREVIOUS, "older")
+    decision = decide(obs(OLD + [warm], [member(s, 100) for s in OLD]), release(*CANARY), NOW)
+    assert isinstance(decision.action, RelabelServers) and decision.action.server_ids == ("s5",)
+
+
+# ---- weights and holds ---------------------------------------------------------------------------------
+
+
+def test_a_two_hour_hold_in_microseconds():
+    rel = release(*CANARY, step_index=1)
+    first = decide(live_old(), rel, NOW)
+    assert first.kind is Kind.ACT and isinstance(first.action, SetWeights)
+    weights = dict(first.action.weights)
+    assert weights["ms3"] == weights["ms4"] and 100 * weights["ms3"] / (weights["ms3"] + weights["ms1"]) == pytest.approx(10, abs=1)
+    weighted = obs(OLD + NEW, [member(s, weights[f"m{s.id}"]) for s in OLD + NEW], health=healthy(*NEW))
+    start = decide(weighted, rel, NOW)
+    assert start.kind is Kind.WAIT and start.wake_at == NOW + 2 * HOUR
+    rel = transition(rel, start, NOW)
+    assert rel.wake_at == NOW + 2 * HOUR
+    assert decide(weighted, rel, NOW + 2 * HOUR - 0.001).kind is Kind.WAIT
+    done = decide(weighted, rel, NOW + 2 * HOUR)
+    assert done.kind is Kind.ADVANCE
+    rel = transition(rel, done, NOW + 2 * HOUR)
+    assert rel.step_index == 2 and rel.wake_at is None and rel.step_started_at == NOW + 2 * HOUR
+
+
+def test_an_unhealthy_new_member_during_a_hold_fails_the_release():
+    decision = decide(live_old(new_weight=11, health=Health.UNHEALTHY), release(*CANARY, step_index=1), NOW)
+    assert decision.kind is Kind.FAIL and "unhealthy" in decision.reason
+
+
+def test_abort_requested_fails_at_once():
+    decision = decide(live_old(new_weight=11), release(*CANARY, step_index=1, abort_requested=True), NOW)
+    assert decision.kind is Kind.FAIL and decision.reason == "aborted by operator"
+
+
+def test_a_pause_intent_pauses():
+    rel = release(*CANARY, step_index=1)
+    rel.pause_requested = True  # set by engine.intents.fold once it exists
+    assert decide(live_old(new_weight=11), rel, NOW).kind is Kind.PAUSE
+
+
+# ---- pause and analysis --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "promoted, kind", [(None, Kind.PAUSE), (2, Kind.ADVANCE)], ids=["gate closed", "gate opened by promote"]
+)
+def test_manual_gate(promoted, kind):
+    rel = release(Launch(), SetWeight(10), Pause(), SetWeight(100), Retire(), step_index=2, promoted_step=promoted)
+    assert decide(live_old(new_weight=11), rel, NOW).kind is kind
+
+
+def test_analysis_takes_a_baseline_then_judges_the_window():
+    rel = release(*CANARY, step_index=2)
+    stats = {"ms3": MemberStats("ms3", 100, 0, 0), "ms4": MemberStats("ms4", 100, 0, 0)}
+    start = decide(replace(live_old(new_weight=11), stats=stats), rel, NOW)
+    assert start.kind is Kind.WAIT and start.reset_window and start.baseline["ms3"]["requests"] == 100
+    rel = transition(rel, start, NOW)
+    bad = {"ms3": MemberStats("ms3", 200, 50, 0), "ms4": MemberStats("ms4", 200, 0, 0)}
+    verdict = decide(replace(live_old(new_weight=11), stats=bad), rel, NOW + 60)
+    assert verdict.kind is Kind.FAIL and "analysis failed" in verdict.reason
+    good = {"ms3": MemberStats("ms3", 200, 0, 0), "ms4": MemberStats("ms4", 200, 0, 0)}
+    assert decide(replace(live_old(new_weight=11), stats=good), rel, NOW + 60).kind is Kind.ADVANCE
+
+
+# ---- retire --------------------------------------------------------------------------------------------
+
+
+def test_retire_drains_waits_removes_then_stops():
+    rel = release(*CANARY, step_index=4)
+    weighted = live_old(new_weight=100, old_weight=100)
+    assert isinstance(decide(weighted, rel, NOW).action, DrainMembers)
+    drained = live_old(new_weight=100, old_weight=0)
+    drained = replace(drained, members=tuple(replace(m, sessions=3) if m.server_id in ("s1", "s2") else m for m in drained.members))
+    start = decide(drained, rel, NOW)
+    assert start.kind is Kind.WAIT and start.wake_at == NOW + 30
+    rel = transition(rel, start, NOW)
+    assert decide(drained, rel, NOW + 1).kind is Kind.WAIT  # sessions still open
+    remove = decide(drained, rel, NOW + 30)  # the drain timeout passed
+    assert remove.action == RemoveMembers(("ms1",))
+    gone = obs(OLD + NEW, [member(s, 100) for s in NEW], health=healthy(*NEW))
+    stop = decide(gone, rel, NOW + 31)
+    assert stop.action == StopServers(("s1",)) and stop.clear_wake
+
+
+def test_finalize_marks_stable_then_done():
+    rel = release(*CANARY, step_index=5)
+    only_new = obs(NEW, [member(s, 100) for s in NEW])
+    assert isinstance(decide(only_new, rel, NOW).action, RelabelServers)
+    stable = [replace(s, role=Role.STABLE) for s in NEW]
+    done = decide(obs(stable, [member(s, 100) for s in stable]), rel, NOW)
+    assert done.kind is Kind.DONE
+    assert transition(rel, done, NOW).phase is Phase.SUCCEEDED
+
+
+# ---- the load balancer ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status, kind", [(LBStatus.DOWN, Kind.ACT), (LBStatus.ABSENT, Kind.ACT), (LBStatus.ERROR, Kind.HALT)])
+def test_lb_down_is_restarted_within_one_pass_and_error_halts(status, kind):
+    for step_index in range(len(CANARY)):
+        decision = decide(obs([], [], lb=LBState(status, "haproxy pid 42 is gone")), release(*CANARY, step_index=step_index), NOW)
+        assert decision.kind is kind
+        if kind is Kind.ACT:
+            assert isinstance(decision.action, RestartLB)
+
+
+# ---- rollback ------------------------------------------------------------------------------------------
+
+
+def rolling_back(**kw) -> Release:
+    return release(*CANARY, step_index=5, phase=Phase.ROLLING_BACK, rollback_outcome="aborted", **kw)
+
+
+def test_rollback_with_the_old_fleet_moves_traffic_back_first():
+    decision = decide(live_old(new_weight=100, old_weight=0), rolling_back(), NOW)
+    assert isinstance(decision.action, SetWeights)
+    assert dict(decision.action.weights) == {"ms1": 100, "ms2": 100, "ms3": 0, "ms4": 0}
+
+
+IMAGES = (Image("img-100", "shop-1.0.0", "shop", "1.0.0", ImageStatus.ACTIVE, 0.0),)
+
+
+def test_rollback_after_retirement_relaunches_the_previous_version_before_removing_anything():
+    """The outage of issue 8: abort after the old fleet was retired must not remove the only serving fleet."""
+    only_new = obs(NEW, [member(s, 100) for s in NEW], health=healthy(*NEW), images=IMAGES)
+    rel = rolling_back()
+    first = decide(only_new, rel, NOW)
+    assert isinstance(first.action, LaunchServer)
+    assert first.action.spec.version == "1.0.0" and first.action.spec.image_id == "img-100"
+    assert first.action.spec.release_id == restore_release_id(rel)
+    restore = [server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel)), server(8, "1.0.0", Role.CANDIDATE, restore_release_id(rel))]
+    not_ready = obs(NEW + restore, [member(s, 100) for s in NEW] + [member(s, 0, Health.UNKNOWN) for s in restore],
+                    images=IMAGES, asserted=frozenset({"s7", "s8"}))
+    assert decide(not_ready, rel, NOW).kind is Kind.WAIT  # gated on health: nothing moves yet
+    ready = obs(NEW + restore, [member(s, 100) for s in NEW] + [member(s, 0) for s in restore],
+                images=IMAGES, health=healthy(*restore))
+    shift = decide(ready, rel, NOW)
+    assert dict(shift.action.weights) == {"ms3": 0, "ms4": 0, "ms7": 100, "ms8": 100}
+    assert check(ready, shift.action, app="shop", env="production") is None
+    shifted = obs(NEW + restore, [member(s, 0) for s in NEW] + [member(s, 100) for s in restore], health=healthy(*restore))
+    assert decide(shifted, rel, NOW).kind is Kind.WAIT  # draining the new fleet, only now
+
+
+def test_rollback_after_retirement_without_an_image_halts_saying_what_serves():
+    only_new = obs(NEW, [member(s, 100) for s in NEW], images=())
+    decision = decide(only_new, rolling_back(), NOW)
+    assert decision.kind is Kind.HALT
+    assert "left serving: 2 member(s) of 1.1.0" in decision.reason
+
+
+def test_a_failed_first_release_is_removed_without_relaunching_anything():
+    rel = rolling_back(previous_version=None)
+    decision = decide(obs(NEW, [member(s, 0) for s in NEW]), rel, NOW)
+    assert isinstance(decision.action, RemoveMembers) or decision.kind is Kind.WAIT
+
+
+# ---- invariants ----------------------------------------------------------------------------------------
+
+
+def test_i1_refuses_draining_the_only_serving_fleet():
+    only_new = obs(NEW, [member(s, 100) for s in NEW])
+    violation = check(only_new, DrainMembers(("ms3", "ms4")), app="shop", env="production")
+    assert violation is not None and violation.invariant == "I1"
+    assert check(only_new, DrainMembers(("ms3", "ms4")), app="shop", env="production", command="down") is None
+    # undoing the environment's first release: there was no live version to keep
+    assert check(only_new, DrainMembers(("ms3", "ms4")), app="shop", env="production", had_live_version=False) is None
+
+
+def test_i2_refuses_removing_a_member_still_weighted_in():
+    violation = check(live_old(new_weight=100), RemoveMembers(("ms1",)), app="shop", env="production")
+    assert violation is not None and violation.invariant == "I2"
+
+
+def test_i3_refuses_another_apps_member():
+    other = server(9, "9.9.9", Role.STABLE, "x", app="blog")
+    stranger = replace(member(other, 0), app="blog")
+    observed = obs(OLD, [member(s, 100) for s in OLD] + [stranger])
+    violation = check(observed, RemoveMembers((stranger.id,)), app="shop", env="production")
+    assert violation is not None and violation.invariant == "I3"
+
+
+def test_decide_does_not_mutate_its_inputs():
+    rel = release(*CANARY, step_index=1)
+    before = rel.to_json()
+    decide(live_old(), rel, NOW)
+    transition(rel, decide(live_old(new_weight=11), rel, NOW), NOW)
+    assert rel.to_json() == before
+
+
+def test_decide_imports_without_any_provider_package():
+    code = (
+        "import sys\n"
+        "for name in ('releasectl.providers.local', 'releasectl.providers.openstack', 'requests'):\n"
+        "    sys.modules[name] = None\n"
+        "import releasectl.engine.decide, releasectl.engine.transition, releasectl.engine.invariants\n"
+        "assert not any(m.startswith('releasectl.providers.local') or m.startswith('releasectl.providers.openstack')"
+        " for m in sys.modules if sys.modules[m] is not None)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_policy_weights_follow_the_provider_range():
+    rel = release(*CANARY, step_index=1)
+    decision = decide(live_old(), rel, NOW, Policy(max_weight=1))
+    assert set(dict(decision.action.weights).values()) <= {0, 1}
