@@ -186,6 +186,8 @@ class Release:
     abort_requested: bool = False  # intent: roll back
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # analysis counters at step start
     events: list[dict[str, Any]] = field(default_factory=list)  # short audit trail
+    applied_intents: list[str] = field(default_factory=list)  # ids of operator intents folded in (engine/intents.py)
+    pause_requested: bool = False  # intent: stop at the next pass and exit 4 until promoted
 
     SCHEMA = 1
 

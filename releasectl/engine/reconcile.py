@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from releasectl.engine import records
+from releasectl.engine import intents, records
 from releasectl.engine.context import EngineContext
 from releasectl.engine.health import HealthTracker, percentile
 from releasectl.engine.lock import LockKeeper
@@ -106,6 +106,20 @@ class Runner:
             self.ctx.stop.check()
             if self.lock is not None:
                 self.lock.check()
+            # intents hook: apply operator intents posted since the last pass, record them, then delete them
+            found = intents.pending(self.provider, rel.id)
+            if found:
+                for verdict in intents.verdicts(rel, found):
+                    self.ctx.event("intent", verdict.reason, intent=verdict.intent.id, applied=verdict.applied)
+                folded = intents.fold(rel, found)
+                if folded != rel:
+                    self.release = rel = folded
+                    self._save()
+                intents.consume(self.provider, found)
+            if rel.pause_requested:
+                rel.phase = Phase.PAUSED
+                self._save()
+                raise intents.paused_error(rel)
             observed = observe(self.provider)
             decision = self.decide(observed)
             if decision.reason != self._last_reason:

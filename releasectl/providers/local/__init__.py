@@ -199,6 +199,12 @@ class LocalProvider(Provider):
     def list_records(self, prefix: str) -> list[str]:
         return self.records.list(prefix)
 
+    def create_record(self, key: str, data: str) -> bool:
+        return self.records.create(key, data)
+
+    def delete_record(self, key: str) -> None:
+        self.records.delete(key)
+
     def acquire_lock(self, owner: Mapping[str, str], ttl: float) -> Lease:
         return self.lock.acquire(owner, ttl)
 
