@@ -18,7 +18,7 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
-from releasectl.engine.model import Pause, Phase, Release
+from releasectl.engine.model import Pause, Phase, Release, SetWeight
 from releasectl.errors import PausedAtGate, ProviderError
 from releasectl.providers.base import Provider
 
@@ -157,7 +157,7 @@ def _fold(release: Release, intents: Iterable[Intent]) -> tuple[Release, list[Ve
             continue
         why_not = refusal(rel, intent.kind)
         if why_not is None:
-            rel = _apply(rel, intent.kind)
+            rel = _apply(rel, intent.kind, intent.at)
             verdict = Verdict(intent, True, f"{_who(intent)} {_verb(intent.kind)} the release")
         else:
             verdict = Verdict(intent, False, f"ignored {_who(intent)}'s {intent.kind.value}: {why_not}")
@@ -167,14 +167,19 @@ def _fold(release: Release, intents: Iterable[Intent]) -> tuple[Release, list[Ve
     return rel, done
 
 
-def _apply(rel: Release, kind: IntentKind) -> Release:
+def _apply(rel: Release, kind: IntentKind, at: float) -> Release:
     """The same fields the direct `abort`/`promote` commands set, so a runner treats both alike."""
     if kind is IntentKind.ABORT:
         return replace(rel, abort_requested=True, pause_requested=False, phase=Phase.PROGRESSING)
     if kind is IntentKind.PAUSE:
         return replace(rel, pause_requested=True)
     opened = replace(rel, pause_requested=False, promoted_step=rel.step_index, phase=Phase.PROGRESSING)
-    return replace(opened, promote_full=True) if kind is IntentKind.PROMOTE_FULL else opened
+    if kind is IntentKind.PROMOTE:
+        return opened
+    # skipping the remaining steps skips what is left of the current hold or timed pause too (as Argo's full
+    # promotion does); an analysis window or a drain is never cut short
+    cut = opened.wake_at is not None and isinstance(opened.current_step, (SetWeight, Pause))
+    return replace(opened, promote_full=True, wake_at=min(opened.wake_at, at) if cut else opened.wake_at)
 
 
 def _at_gate(rel: Release) -> bool:

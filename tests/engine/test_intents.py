@@ -12,7 +12,7 @@ from releasectl.engine import intents, records
 from releasectl.engine import release as verbs
 from releasectl.engine.context import EngineContext
 from releasectl.engine.intents import Intent, IntentKind
-from releasectl.engine.model import Launch, Pause, Phase, Pipeline, Release, ReleaseKind, Retire, SetWeight
+from releasectl.engine.model import Analyze, Launch, Pause, Phase, Pipeline, Release, ReleaseKind, Retire, SetWeight
 from releasectl.errors import Interrupted, PausedAtGate, ReleaseFailed, UsageError, WaitTimeout
 from releasectl.providers.base import HealthCheck, Lease
 
@@ -164,6 +164,15 @@ def test_promote_full_skips_ahead_and_clears_a_pause():
     folded = intents.fold(make_release(), [intent(IntentKind.PAUSE, 1), intent(IntentKind.PROMOTE_FULL, 2)])
     assert folded.promote_full and not folded.pause_requested and folded.promoted_step == 1
     assert folded.phase is Phase.PROGRESSING
+
+
+def test_promote_full_ends_the_current_hold_but_never_an_analysis_or_a_drain():
+    holding = make_release(wake_at=500.0)
+    assert intents.fold(holding, [intent(IntentKind.PROMOTE_FULL, 7)]).wake_at == 7.0
+    analysing = make_release(wake_at=500.0, pipeline=replace(PIPELINE, steps=(Launch(), Analyze(duration=60, max_error_rate=0.01))))
+    assert intents.fold(analysing, [intent(IntentKind.PROMOTE_FULL, 7)]).wake_at == 500.0
+    draining = make_release(wake_at=500.0, step_index=4)
+    assert intents.fold(draining, [intent(IntentKind.PROMOTE_FULL, 7)]).wake_at == 500.0
 
 
 def test_intents_apply_in_order_each_against_the_result_of_the_last():
