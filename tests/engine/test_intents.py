@@ -13,7 +13,7 @@ from releasectl.engine import release as verbs
 from releasectl.engine.context import EngineContext
 from releasectl.engine.intents import Intent, IntentKind
 from releasectl.engine.model import Analyze, Launch, Pause, Phase, Pipeline, Release, ReleaseKind, Retire, SetWeight
-from releasectl.errors import Interrupted, PausedAtGate, ReleaseFailed, UsageError, WaitTimeout
+from releasectl.errors import Interrupted, LockHeld, PausedAtGate, ReleaseFailed, UsageError, WaitTimeout
 from releasectl.providers.base import HealthCheck, Lease
 
 PIPELINE = Pipeline(
@@ -52,6 +52,19 @@ class Records:
 
     def read_lock(self) -> Lease | None:
         return self.lease
+
+    def acquire_lock(self, owner, ttl: float) -> Lease:
+        if self.lease is not None:
+            raise LockHeld(f"locked by {self.lease.owner.get('command')}")
+        self.lease = Lease(key="shop/production", token="mine", owner=dict(owner), acquired_at=0.0, expires_at=float("inf"))
+        return self.lease
+
+    def renew_lock(self, lease: Lease, ttl: float) -> Lease:
+        return lease
+
+    def release_lock(self, lease: Lease) -> None:
+        if self.lease is not None and self.lease.token == lease.token:
+            self.lease = None
 
 
 class FakeClock:
@@ -314,3 +327,28 @@ def test_a_release_that_ends_before_its_runner_applies_the_intent():
     with pytest.raises(UsageError, match="succeeded before its runner applied the abort"):
         verbs.abort(context(store, clock), wait=5)
     assert intents.pending(store, "r1") == []  # withdrawn: no runner will ever read it
+
+
+def test_pause_with_no_runner_marks_the_release_paused_and_exits_4():
+    store, clock = Records(), FakeClock()
+    records.save(store, make_release())
+    with pytest.raises(PausedAtGate, match="paused by an operator at step 2/5"):
+        verbs.pause(context(store, clock))
+    rel = records.load_current(store)
+    assert rel.phase is Phase.PAUSED and rel.pause_requested
+    assert store.lease is None and intents.pending(store, "r1") == []  # acted itself, lock given back
+
+
+def test_a_runner_that_takes_the_lock_between_the_look_and_the_act_gets_the_intent():
+    store, clock = Records(), FakeClock()
+    records.save(store, make_release())
+    ctx = context(store, clock)
+    reads = iter([None])  # the first look finds no runner; by the time of acquire_lock, one holds it
+    real_read = store.read_lock
+    store.read_lock = lambda: next(reads, real_read())
+    store.lease = Lease(key="shop/production", token="t", owner={"command": "rollout", "pid": "9"},
+                        acquired_at=clock.now, expires_at=clock.now + 30)
+    posted = verbs.pause(ctx)
+    assert isinstance(posted, verbs.Posted) and posted.runner["pid"] == "9"
+    assert [i.kind for i in intents.pending(store, "r1")] == [IntentKind.PAUSE]
+    assert records.load_current(store).phase is Phase.PROGRESSING
