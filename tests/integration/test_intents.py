@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from releasectl.engine import records
 from releasectl.loadgen import LoadGenerator
 from releasectl.wait import wait_for
 from tests.integration.procs import Running, start_cli
@@ -50,12 +51,15 @@ def start_canary(ws) -> tuple[Running, dict]:
 
 def post(ws, *args: str) -> dict:
     """Run an intent verb from a second process; it must return 0 with the intent accepted."""
-    started = time.monotonic()
+    started = time.time()
     result = ws.cli(*args, "-o", "json")
-    elapsed = time.monotonic() - started
+    ended = time.time()
     assert result.code == 0, result.stderr
-    print(f"\n`releasectl {' '.join(args)}` returned in {elapsed:.2f}s")
-    return result.json()
+    doc = result.json()
+    posted_at = int(doc["intent"]["id"].split("-")[0]) / 1000
+    print(f"\n`releasectl {' '.join(args)}` returned in {ended - started:.2f}s "
+          f"(posted its intent {posted_at - started:.2f}s after it started)")
+    return doc
 
 
 def assert_accepted(doc: dict, kind: str, release: dict) -> None:
@@ -66,6 +70,15 @@ def assert_accepted(doc: dict, kind: str, release: dict) -> None:
     assert doc["release"]["id"] == release["id"] and doc["exit_code"] == 0 and doc["errors"] == []
 
 
+def applied(ws, doc: dict) -> None:
+    """Wait for the runner to list the intent as applied in the release record; print how long it took."""
+    provider = ws.provider()
+    posted = time.monotonic()
+    wait_for(lambda: doc["intent"]["id"] in records.load_current(provider).applied_intents, timeout=30, interval=0.02,
+             max_interval=0.05, what="the runner to apply the intent")
+    print(f"the runner applied the {doc['intent']['kind']} intent {time.monotonic() - posted:.2f}s after it returned")
+
+
 def load(ws) -> LoadGenerator:
     return LoadGenerator(ws.url, duration=150, max_requests=200_000, keepalive_clients=2, new_connection_clients=1)
 
@@ -74,7 +87,9 @@ def test_abort_from_a_second_process_rolls_the_running_canary_back(live_100):
     ws = live_100
     with load(ws) as traffic:
         runner, release = start_canary(ws)
-        assert_accepted(post(ws, "abort"), "abort", release)
+        doc = post(ws, "abort")
+        assert_accepted(doc, "abort", release)
+        applied(ws, doc)
         assert runner.finish() == 1, runner.stderr[-3000:]
     stats = traffic.snapshot()
     assert stats.failed == 0 and stats.ok > 0, stats.to_dict()
@@ -87,7 +102,9 @@ def test_promote_full_from_a_second_process_finishes_the_running_canary(live_100
     ws = live_100
     with load(ws) as traffic:
         runner, release = start_canary(ws)
-        assert_accepted(post(ws, "promote", "--full"), "promote_full", release)
+        doc = post(ws, "promote", "--full")
+        assert_accepted(doc, "promote_full", release)
+        applied(ws, doc)
         assert runner.finish() == 0, runner.stderr[-3000:]  # well before the 60 s hold would have ended
     stats = traffic.snapshot()
     assert stats.failed == 0 and stats.ok > 0, stats.to_dict()
