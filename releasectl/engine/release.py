@@ -62,11 +62,17 @@ def _drive(ctx: EngineContext, release: Release, lock: LockKeeper) -> Release:
     that set out to release with exit 1: the release did not happen and traffic is back where it was."""
     rel = Runner(ctx, release, lock).run()
     if rel.phase is Phase.ABORTED:
-        raise ReleaseFailed(
-            f"the {rel.kind.value} of {rel.app} {rel.version} was aborted by an operator and rolled back",
-            hint=None if rel.previous_version is None else f"traffic is back on {rel.previous_version}",
-        )
+        raise _rolled_back(rel)
     return rel
+
+
+def _rolled_back(rel: Release) -> ReleaseFailed:
+    """Exit 1 for a command whose release ended rolled back (failed, or aborted by someone else)."""
+    why = "was aborted by an operator" if rel.phase is Phase.ABORTED else f"failed ({rel.failure})"
+    return ReleaseFailed(
+        f"the {rel.kind.value} of {rel.app} {rel.version} {why} and was rolled back",
+        hint=None if rel.previous_version is None else f"traffic is back on {rel.previous_version}",
+    )
 
 
 def choose_image(ctx: EngineContext, version: str | None, live: str | None) -> Image:
@@ -294,6 +300,7 @@ def wait_for_intent(ctx: EngineContext, intent: Intent, timeout: float) -> Relea
     provider = ctx.provider
 
     def settled() -> Release | None:
+        runner_alive = _runner_alive(ctx)  # looked at before the record: a record read after the runner ended is final
         rel = _record_of(ctx, intent.release_id)
         if intent.id not in rel.applied_intents:
             if rel.phase.finished:
@@ -301,7 +308,7 @@ def wait_for_intent(ctx: EngineContext, intent: Intent, timeout: float) -> Relea
                 raise UsageError(
                     f"the {rel.kind.value} of {rel.version} {rel.phase.value} before its runner applied the {intent.kind.value}"
                 )
-            if not _runner_alive(ctx):
+            if not runner_alive:
                 raise Interrupted(
                     f"the runner of {rel.version} stopped before it applied the {intent.kind.value} (intent {intent.id})",
                     hint="the intent stays pending: the next runner applies it (`releasectl rollout --resume`)",
@@ -313,13 +320,10 @@ def wait_for_intent(ctx: EngineContext, intent: Intent, timeout: float) -> Relea
         if rel.phase is Phase.PAUSED:
             raise intents.paused_error(rel)
         if rel.phase.finished:
-            if rel.phase is Phase.FAILED:
-                raise ReleaseFailed(
-                    f"{rel.kind.value} of {rel.app} {rel.version} failed and was rolled back: {rel.failure}",
-                    hint=None if rel.previous_version is None else f"traffic is back on {rel.previous_version}",
-                )
+            if rel.phase is Phase.FAILED or (rel.phase is Phase.ABORTED and intent.kind is not IntentKind.ABORT):
+                raise _rolled_back(rel)
             return rel
-        if not _runner_alive(ctx):
+        if not runner_alive:
             raise Interrupted(
                 f"the runner of {rel.version} stopped with the release {rel.phase.value} at step {rel.step_index + 1}",
                 hint="`releasectl rollout --resume` continues it, `releasectl abort` undoes it",

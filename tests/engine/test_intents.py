@@ -291,6 +291,14 @@ def test_promote_full_wait_raises_release_failed_when_the_release_failed():
         verbs.promote(context(store, clock), full=True, wait=60)
 
 
+def test_promote_full_wait_exits_1_when_someone_else_aborted_the_release():
+    store, clock = Records(), FakeClock()
+    running(store, clock, make_release())
+    clock.on_sleep = stand_in_runner(store, finish=lambda r: replace(r, phase=Phase.ABORTED))
+    with pytest.raises(ReleaseFailed, match="aborted by an operator"):
+        verbs.promote(context(store, clock), full=True, wait=60)
+
+
 def test_pause_wait_ends_paused_with_exit_4():
     store, clock = Records(), FakeClock()
     running(store, clock, make_release())
