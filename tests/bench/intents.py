@@ -26,16 +26,8 @@ from releasectl.engine import intents, records
 from releasectl.engine.model import Launch, Pipeline, Release, ReleaseKind, SetWeight
 from releasectl.providers.base import ProviderContext
 from releasectl.providers.local import LocalProvider, procs
+from tests.bench.startup import timed
 from tests.helpers import free_port
-
-
-def timed(cmd: list[str], runs: int, cwd: Path) -> list[float]:
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        samples.append(time.perf_counter() - start)
-    return samples
 
 
 def in_process_abort(project: Path, runs: int) -> list[float]:

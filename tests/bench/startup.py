@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 
 
-def timed(cmd: list[str], runs: int) -> list[float]:
+def timed(cmd: list[str], runs: int, cwd: Path | None = None) -> list[float]:
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples.append(time.perf_counter() - start)
     return samples
 
