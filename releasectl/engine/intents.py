@@ -157,7 +157,7 @@ def _fold(release: Release, intents: Iterable[Intent]) -> tuple[Release, list[Ve
             continue
         why_not = refusal(rel, intent.kind)
         if why_not is None:
-            rel = _apply(rel, intent.kind, intent.at)
+            rel = apply(rel, intent.kind, intent.at)
             verdict = Verdict(intent, True, f"{_who(intent)} {_verb(intent.kind)} the release")
         else:
             verdict = Verdict(intent, False, f"ignored {_who(intent)}'s {intent.kind.value}: {why_not}")
@@ -167,8 +167,9 @@ def _fold(release: Release, intents: Iterable[Intent]) -> tuple[Release, list[Ve
     return rel, done
 
 
-def _apply(rel: Release, kind: IntentKind, at: float) -> Release:
-    """The same fields the direct `abort`/`promote` commands set, so a runner treats both alike."""
+def apply(rel: Release, kind: IntentKind, at: float) -> Release:
+    """A new Release with one intent's fields set: what `fold` does per intent, and what `abort`, `promote`
+    and `pause` do themselves when no runner is alive, so both paths mean the same. Check `refusal` first."""
     if kind is IntentKind.ABORT:
         return replace(rel, abort_requested=True, pause_requested=False, phase=Phase.PROGRESSING)
     if kind is IntentKind.PAUSE:

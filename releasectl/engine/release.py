@@ -184,13 +184,11 @@ def _promote(ctx: EngineContext, full: bool) -> Release:
         current = _unfinished(ctx)
         if current is None:
             raise UsageError("there is no release in progress to promote")
-        why_not = intents.refusal(current, IntentKind.PROMOTE_FULL if full else IntentKind.PROMOTE)
+        kind = IntentKind.PROMOTE_FULL if full else IntentKind.PROMOTE
+        why_not = intents.refusal(current, kind)
         if why_not is not None:
             raise UsageError(why_not, hint="`releasectl rollout --resume` continues the release (or finishes its rollback)")
-        current.phase = Phase.PROGRESSING
-        current.promoted_step = current.step_index
-        current.promote_full = full
-        current.pause_requested = False
+        current = intents.apply(current, kind, ctx.clock.time())
         records.save(ctx.provider, current)
         ctx.event("promote", f"promoted {current.version}" + (" fully" if full else f" past step {current.step_index + 1}"))
         return _drive(ctx, current, lock)
@@ -211,9 +209,7 @@ def _abort_here(ctx: EngineContext) -> Release:
 
 def _abort(ctx: EngineContext, current: Release, lock: LockKeeper) -> Release:
     if current.phase is not Phase.ROLLING_BACK:
-        current.abort_requested = True
-        current.pause_requested = False
-        current.phase = Phase.PROGRESSING
+        current = intents.apply(current, IntentKind.ABORT, ctx.clock.time())
         records.save(ctx.provider, current)
     ctx.event("abort", f"aborting the {current.kind.value} of {current.version}")
     return Runner(ctx, current, lock).run()
@@ -233,8 +229,8 @@ def _pause_here(ctx: EngineContext) -> Release:
         why_not = intents.refusal(current, IntentKind.PAUSE)
         if why_not is not None:
             raise UsageError(why_not)
-        current.pause_requested = True
-        current.phase = Phase.PAUSED
+        current = intents.apply(current, IntentKind.PAUSE, ctx.clock.time())
+        current.phase = Phase.PAUSED  # as the runner does at its next pass
         current.updated_at = ctx.clock.time()
         records.save(ctx.provider, current)
         ctx.event("pause", f"paused the {current.kind.value} of {current.version} at step {current.step_index + 1}")
