@@ -9,6 +9,7 @@ changes; a bad request raises UsageError (exit 2) untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from releasectl.engine import intents, records
 from releasectl.engine.context import EngineContext
@@ -252,9 +253,10 @@ class Posted:
     waited: bool = False
 
 
-def _here_or_by_intent(ctx: EngineContext, kind: IntentKind, wait: float | None, here) -> Release | Posted:
-    """With a live runner, post the intent; else act here as the verb always did. A runner that takes the
-    lock between the look and the act makes `here` raise LockHeld: then the intent goes to it."""
+def _here_or_by_intent(ctx: EngineContext, kind: IntentKind, wait: float | None, here: Callable[[], Release]) -> Release | Posted:
+    """With a live runner, post the intent (and with `wait` seconds, wait for its outcome); else act here as
+    the verb always did. A runner that takes the lock between the look and the act makes `here` raise
+    LockHeld: then the intent goes to it."""
     posted = _post_to_runner(ctx, kind, wait)
     if posted is not None:
         return posted
