@@ -250,23 +250,40 @@ def rollout(
     _finish(ctx, views.release_result(do_rollout(ectx, version, chosen, resume=resume)))
 
 
+WaitOption = Annotated[bool, typer.Option("--wait", help="With a live runner: wait for it to apply the intent and report the outcome.")]
+WaitTimeoutOption = Annotated[float, typer.Option("--wait-timeout", min=0.1, help="Seconds --wait waits at most (then exit 5).")]
+
+
 @app.command()
 def promote(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option(help="Skip the remaining steps and go to 100%.")] = False,
+    wait: WaitOption = False,
+    wait_timeout: WaitTimeoutOption = 1800.0,
 ) -> None:
-    """Continue past a manual gate (or with --full, skip the remaining steps)."""
+    """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
     from releasectl.engine.release import promote as do_promote
 
-    _finish(ctx, views.release_result(do_promote(engine_context(_globals(ctx)), full=full)))
+    result = do_promote(engine_context(_globals(ctx)), full=full, wait=wait_timeout if wait else None)
+    _finish(ctx, views.release_or_intent_result(result))
 
 
 @app.command()
-def abort(ctx: typer.Context) -> None:
-    """Roll back a release that is running, interrupted or paused."""
+def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = 1800.0) -> None:
+    """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
     from releasectl.engine.release import abort as do_abort
 
-    _finish(ctx, views.release_result(do_abort(engine_context(_globals(ctx)))))
+    result = do_abort(engine_context(_globals(ctx)), wait=wait_timeout if wait else None)
+    _finish(ctx, views.release_or_intent_result(result))
+
+
+@app.command()
+def pause(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = 1800.0) -> None:
+    """Stop a running release where it is (exit 4) until `promote`. With a live runner, hand it the intent."""
+    from releasectl.engine.release import pause as do_pause
+
+    result = do_pause(engine_context(_globals(ctx)), wait=wait_timeout if wait else None)
+    _finish(ctx, views.release_or_intent_result(result))
 
 
 @app.command()

@@ -262,6 +262,34 @@ def unlock_result(lease) -> Result:
     return Result(data={"broken": dict(lease.owner)}, text=lambda: f"broke the lock held by {lease.owner.get('host')} pid {lease.owner.get('pid')}")
 
 
+def release_or_intent_result(result) -> Result:
+    """`promote`, `abort` and `pause`: the release they drove, or the intent they handed to its runner."""
+    from releasectl.engine.release import Posted
+
+    if not isinstance(result, Posted):
+        return release_result(result)
+    intent, rel = result.intent, result.release
+    runner = result.runner
+    data = {
+        "intent": {
+            "id": intent.id,
+            "kind": intent.kind.value,
+            "release_id": intent.release_id,
+            "version": rel.version,
+            "posted_at": utc(intent.at),
+            "state": "applied" if result.waited else "accepted",
+            "runner": {k: runner.get(k) for k in ("command", "host", "pid", "user", "ci_job")},
+        },
+        "release": release_data(rel),
+    }
+    if result.waited:
+        text = f"{intent.kind.value} applied: {rel.kind.value} of {rel.app} {rel.version} in {rel.env} is {rel.phase.value} ({rel.reason})"
+    else:
+        text = (f"{intent.kind.value} of {rel.app} {rel.version} accepted (intent {intent.id}); the running "
+                f"{runner.get('command')} (pid {runner.get('pid', '?')} on {runner.get('host', '?')}) applies it at its next pass")
+    return Result(data=data, text=lambda: text)
+
+
 def demo_result(summary: dict[str, Any]) -> Result:
     result = Result(data={"demo": summary}, text=lambda: summary.get("table", ""))
     if not summary.get("zero_downtime", True):

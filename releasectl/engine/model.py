@@ -187,6 +187,8 @@ class Release:
     baseline: dict[str, dict[str, float]] = field(default_factory=dict)  # analysis counters at step start
     events: list[dict[str, Any]] = field(default_factory=list)  # short audit trail
     own_members: list[str] = field(default_factory=list)  # pool members this release added (invariant I3)
+    applied_intents: list[str] = field(default_factory=list)  # ids of operator intents folded in (engine/intents.py)
+    pause_requested: bool = False  # intent: stop at the next pass and exit 4 until promoted
 
     SCHEMA = 1
 

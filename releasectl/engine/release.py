@@ -1,14 +1,17 @@
-"""Operator verbs on releases: rollout, resume, promote, abort, rollback, gc and down.
+"""Operator verbs on releases: rollout, resume, promote, abort, pause, rollback, gc and down.
 
 Each one takes the lock, writes its intent into the release record, and lets the reconcile Runner act.
-Input is validated before anything changes; a bad request raises UsageError (exit 2) untouched.
+While a live runner holds the lock, `promote`, `abort` and `pause` post an intent for it instead
+(engine/intents.py) and return at once, or wait for the outcome. Input is validated before anything
+changes; a bad request raises UsageError (exit 2) untouched.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
-from releasectl.engine import records
+from releasectl.engine import intents, records
 from releasectl.engine.context import EngineContext
 from releasectl.engine.decide import restore_release_id
 from releasectl.engine.images import usable_image
@@ -27,8 +30,9 @@ from releasectl.engine.observe import Observed, lb_state, live_version, observe,
 from releasectl.engine.reconcile import Runner, new_release_id
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
-from releasectl.errors import Conflict, UsageError
-from releasectl.wait import retry_call
+from releasectl.engine.intents import Intent, IntentKind
+from releasectl.errors import Conflict, Interrupted, LockHeld, ReleaseFailed, UsageError
+from releasectl.wait import retry_call, wait_for
 from releasectl.engine.doctor import refuse_on_damaged_servers, report_damage
 from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, LBStatus, Role, Server, ServerStatus
 
@@ -62,6 +66,24 @@ def _in_progress_error(rel: Release) -> UsageError:
         f"a {rel.kind.value} of {rel.app} {rel.version} is {rel.phase.value} at step "
         f"{rel.step_index + 1}/{len(rel.pipeline.steps)}",
         hint="continue it with `releasectl rollout --resume` (or `promote` at a gate), or undo it with `releasectl abort`",
+    )
+
+
+def _drive(ctx: EngineContext, release: Release, lock: LockKeeper) -> Release:
+    """Run the release to its end. An operator's abort (an intent, applied by this runner) ends a command
+    that set out to release with exit 1: the release did not happen and traffic is back where it was."""
+    rel = Runner(ctx, release, lock).run()
+    if rel.phase is Phase.ABORTED:
+        raise _rolled_back(rel)
+    return rel
+
+
+def _rolled_back(rel: Release) -> ReleaseFailed:
+    """Exit 1 for a command whose release ended rolled back (failed, or aborted by someone else)."""
+    why = "was aborted by an operator" if rel.phase is Phase.ABORTED else f"failed ({rel.failure})"
+    return ReleaseFailed(
+        f"the {rel.kind.value} of {rel.app} {rel.version} {why} and was rolled back",
+        hint=None if rel.previous_version is None else f"traffic is back on {rel.previous_version}",
     )
 
 
@@ -146,9 +168,9 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
             if version is not None and version != current.version:
                 raise UsageError(f"the unfinished release is {current.version}, not {version}")
             if current.phase is Phase.PAUSED:
-                return Runner(ctx, current, lock).run()  # re-checks the gate: exits 4 until promoted
+                return _drive(ctx, current, lock)  # re-checks the gate: exits 4 until promoted
             ctx.event("resume", f"resuming {current.kind.value} of {current.version} at step {current.step_index + 1}")
-            return Runner(ctx, current, lock).run()
+            return _drive(ctx, current, lock)
         if current is not None:
             raise _in_progress_error(current)
         restart_dead_lb(ctx)
@@ -162,30 +184,36 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
         release = _new_release(ctx, ReleaseKind.ROLLOUT, image, pipeline, live, ctx.count)
         ctx.event("start", f"rollout of {ctx.app} {image.version} ({image.name}) to {ctx.env} with pipeline "
                   f"{pipeline.name}; live: {live or 'none'}")
-        return Runner(ctx, release, lock).run()
+        return _drive(ctx, release, lock)
 
 
-def promote(ctx: EngineContext, *, full: bool = False) -> Release:
+def promote(ctx: EngineContext, *, full: bool = False, wait: float | None = None) -> Release | Posted:
+    """Open the gate (or with `full`, skip the remaining steps): here, or by intent to a live runner."""
+    kind = IntentKind.PROMOTE_FULL if full else IntentKind.PROMOTE
+    return _here_or_by_intent(ctx, kind, wait, lambda: _promote(ctx, full))
+
+
+def _promote(ctx: EngineContext, full: bool) -> Release:
     with _locked(ctx, "promote") as lock:
         current = _unfinished(ctx)
         if current is None:
             raise UsageError("there is no release in progress to promote")
-        if current.phase is Phase.ROLLING_BACK:
-            raise UsageError("the release is rolling back; it cannot be promoted", hint="run `releasectl rollout --resume` to finish the rollback")
-        if current.phase is not Phase.PAUSED and not full:
-            raise UsageError(
-                f"the release is {current.phase.value}, not paused at a gate",
-                hint="use `releasectl promote --full` to skip the remaining steps, or `releasectl rollout --resume`",
-            )
-        current.phase = Phase.PROGRESSING
-        current.promoted_step = current.step_index
-        current.promote_full = full
+        kind = IntentKind.PROMOTE_FULL if full else IntentKind.PROMOTE
+        why_not = intents.refusal(current, kind)
+        if why_not is not None:
+            raise UsageError(why_not, hint="`releasectl rollout --resume` continues the release (or finishes its rollback)")
+        current = intents.apply(current, kind, ctx.clock.time())
         records.save(ctx.provider, current)
         ctx.event("promote", f"promoted {current.version}" + (" fully" if full else f" past step {current.step_index + 1}"))
-        return Runner(ctx, current, lock).run()
+        return _drive(ctx, current, lock)
 
 
-def abort(ctx: EngineContext) -> Release:
+def abort(ctx: EngineContext, *, wait: float | None = None) -> Release | Posted:
+    """Roll the release back: here, or by intent to a live runner."""
+    return _here_or_by_intent(ctx, IntentKind.ABORT, wait, lambda: _abort_here(ctx))
+
+
+def _abort_here(ctx: EngineContext) -> Release:
     with _locked(ctx, "abort") as lock:
         current = _unfinished(ctx)
         if current is None:
@@ -195,11 +223,141 @@ def abort(ctx: EngineContext) -> Release:
 
 def _abort(ctx: EngineContext, current: Release, lock: LockKeeper) -> Release:
     if current.phase is not Phase.ROLLING_BACK:
-        current.abort_requested = True
-        current.phase = Phase.PROGRESSING
+        current = intents.apply(current, IntentKind.ABORT, ctx.clock.time())
         records.save(ctx.provider, current)
     ctx.event("abort", f"aborting the {current.kind.value} of {current.version}")
     return Runner(ctx, current, lock).run()
+
+
+def pause(ctx: EngineContext, *, wait: float | None = None) -> Release | Posted:
+    """Stop the release where it is until `promote` (exit 4): here, or by intent to a live runner."""
+    return _here_or_by_intent(ctx, IntentKind.PAUSE, wait, lambda: _pause_here(ctx))
+
+
+def _pause_here(ctx: EngineContext) -> Release:
+    """No runner is alive: mark the release paused, as the runner would at its next pass, and exit 4."""
+    with _locked(ctx, "pause"):
+        current = _unfinished(ctx)
+        if current is None:
+            raise UsageError("there is no release in progress to pause")
+        why_not = intents.refusal(current, IntentKind.PAUSE)
+        if why_not is not None:
+            raise UsageError(why_not)
+        current = intents.apply(current, IntentKind.PAUSE, ctx.clock.time())
+        current.phase = Phase.PAUSED  # as the runner does at its next pass
+        current.updated_at = ctx.clock.time()
+        records.save(ctx.provider, current)
+        ctx.event("pause", f"paused the {current.kind.value} of {current.version} at step {current.step_index + 1}")
+        raise intents.paused_error(current)
+
+
+# ---- intents for a live runner ---------------------------------------------------------------------------
+
+RUNNER_COMMANDS = ("rollout", "promote", "abort", "rollback")  # lock holders that drive a release
+
+
+@dataclass(frozen=True)
+class Posted:
+    """An intent handed to the live runner; with a wait, `release` is the record once it was applied."""
+
+    intent: Intent
+    release: Release
+    runner: dict[str, str]  # the lock holder's owner record
+    waited: bool = False
+
+
+def _here_or_by_intent(ctx: EngineContext, kind: IntentKind, wait: float | None, here: Callable[[], Release]) -> Release | Posted:
+    """With a live runner, post the intent (and with `wait` seconds, wait for its outcome); else act here as
+    the verb always did. A runner that takes the lock between the look and the act makes `here` raise
+    LockHeld: then the intent goes to it."""
+    posted = _post_to_runner(ctx, kind, wait)
+    if posted is not None:
+        return posted
+    try:
+        return here()
+    except LockHeld:
+        posted = _post_to_runner(ctx, kind, wait)
+        if posted is None:
+            raise
+        return posted
+
+
+def _post_to_runner(ctx: EngineContext, kind: IntentKind, wait: float | None) -> Posted | None:
+    """None when no live runner drives an unfinished release (the caller acts itself)."""
+    lease = ctx.provider.read_lock()
+    if lease is None or not lease.alive(ctx.clock.time()) or lease.owner.get("command") not in RUNNER_COMMANDS:
+        return None
+    current = _unfinished(ctx)
+    if current is None:
+        return None
+    why_not = intents.refusal(current, kind)
+    if why_not is not None:
+        raise UsageError(why_not, hint="see `releasectl status`")
+    intent = intents.post(ctx.provider, current.id, kind, {**ctx.actor, "command": kind.value}, ctx.clock.time())
+    ctx.event("intent", f"{kind.value} of {current.version} handed to the running {lease.owner.get('command')} "
+              f"(pid {lease.owner.get('pid', '?')} on {lease.owner.get('host', '?')}) as intent {intent.id}")
+    posted = Posted(intent=intent, release=current, runner=dict(lease.owner))
+    if wait is None:
+        return posted
+    return Posted(intent=intent, release=wait_for_intent(ctx, intent, wait), runner=posted.runner, waited=True)
+
+
+def wait_for_intent(ctx: EngineContext, intent: Intent, timeout: float) -> Release:
+    """Wait (bounded) for the runner to apply the intent and for its outcome, and return the release.
+
+    Raises what the same verb raises when it runs itself: PausedAtGate when the release stops paused (the
+    outcome of `pause`, or a later gate after `promote`), ReleaseFailed when it failed and was rolled back,
+    UsageError when the runner ignored the intent, Interrupted when the runner stopped before the end."""
+    provider = ctx.provider
+
+    def settled() -> Release | None:
+        runner_alive = _runner_alive(ctx)  # looked at before the record: a record read after the runner ended is final
+        rel = _record_of(ctx, intent.release_id)
+        if intent.id not in rel.applied_intents:
+            if rel.phase.finished:
+                intents.consume(provider, [intent])
+                raise UsageError(
+                    f"the {rel.kind.value} of {rel.version} {rel.phase.value} before its runner applied the {intent.kind.value}"
+                )
+            if not runner_alive:
+                raise Interrupted(
+                    f"the runner of {rel.version} stopped before it applied the {intent.kind.value} (intent {intent.id})",
+                    hint="the intent stays pending: the next runner applies it (`releasectl rollout --resume`)",
+                )
+            return None
+        ignored = next((e for e in rel.events if e.get("intent") == intent.id and not e.get("applied")), None)
+        if ignored is not None:
+            raise UsageError(ignored["message"], hint="see `releasectl status`")
+        if rel.phase is Phase.PAUSED:
+            raise intents.paused_error(rel)
+        if rel.phase.finished:
+            if rel.phase is Phase.FAILED or (rel.phase is Phase.ABORTED and intent.kind is not IntentKind.ABORT):
+                raise _rolled_back(rel)
+            return rel
+        if not runner_alive:
+            raise Interrupted(
+                f"the runner of {rel.version} stopped with the release {rel.phase.value} at step {rel.step_index + 1}",
+                hint="`releasectl rollout --resume` continues it, `releasectl abort` undoes it",
+            )
+        return None
+
+    return wait_for(settled, timeout=timeout, interval=0.1, max_interval=1.0, what=f"the outcome of {intent.kind.value}",
+                    clock=ctx.clock)
+
+
+def _runner_alive(ctx: EngineContext) -> bool:
+    lease = ctx.provider.read_lock()
+    return lease is not None and lease.alive(ctx.clock.time())
+
+
+def _record_of(ctx: EngineContext, release_id: str) -> Release:
+    current = records.load_current(ctx.provider)
+    if current is not None and current.id == release_id:
+        return current
+    for rel in records.load_history(ctx.provider):
+        if rel.id == release_id:
+            return rel
+    raise Interrupted(f"the record of release {release_id} is gone", hint="see `releasectl history`")
 
 
 def rollback(ctx: EngineContext, to: str | None = None) -> Release:
@@ -239,7 +397,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
         release = _new_release(ctx, ReleaseKind.ROLLBACK, target, rollback_pipeline(ctx.drain_timeout), live, count)
         how = f"its {len(warm)} warm server(s)" if warm else "a relaunch from its image"
         ctx.event("start", f"rollback of {ctx.app} in {ctx.env} from {live or 'none'} to {target.version} using {how}")
-        return Runner(ctx, release, lock).run()
+        return _drive(ctx, release, lock)
 
 
 # ---- housekeeping ------------------------------------------------------------------------------------------

@@ -43,6 +43,13 @@ def make_project(root: Path) -> Path:
         if done.returncode:
             raise SystemExit(f"releasectl {' '.join(args)}: exit {done.returncode}\n{done.stderr}")
     return project
+def timed(cmd: list[str], runs: int, cwd: Path | None = None) -> list[float]:
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        samples.append(time.perf_counter() - start)
+    return samples
 
 
 def main() -> int:

@@ -215,6 +215,12 @@ class LocalProvider(Provider):
 
         return doctor.fix(self, issue)
 
+    def create_record(self, key: str, data: str) -> bool:
+        return self.records.create(key, data)
+
+    def delete_record(self, key: str) -> None:
+        self.records.delete(key)
+
     def acquire_lock(self, owner: Mapping[str, str], ttl: float) -> Lease:
         return self.lock.acquire(owner, ttl)
 

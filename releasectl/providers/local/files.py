@@ -27,11 +27,12 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
+def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644, exclusive: bool = False) -> bool:
     """Write to a temp file in the same folder, fsync it, os.replace it into place, fsync the folder.
 
     A reader sees the old content or the new, never half. Temp names start with '.tmp-' so that folder
-    listings can skip them.
+    listings can skip them. `exclusive` is create-only: the temp file is hard-linked into place, and link(2)
+    fails instead of replacing, so of two writers exactly one wins; False means the path existed.
     """
     raw = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -45,12 +46,21 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        if not exclusive:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+            finally:
+                tmp.unlink()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+    return True
 
 
 def write_json(path: Path, obj: Any, *, mode: int = 0o644) -> None:

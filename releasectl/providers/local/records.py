@@ -71,6 +71,18 @@ class RecordStore:
     def write(self, key: str, data: str) -> None:
         atomic_write(self._path(key), data)
 
+    def create(self, key: str, data: str) -> bool:
+        """Create-only (O_EXCL temp file, then link(2), which refuses to replace): False if the key exists."""
+        return atomic_write(self._path(key), data, exclusive=True)
+
+    def delete(self, key: str) -> None:
+        """Idempotent: a missing key is success."""
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return
+        fsync_dir(self.root)
+
     def list(self, prefix: str) -> list[str]:
         if not self.root.is_dir():
             return []

@@ -94,3 +94,33 @@ def test_renew_release_read_break(provider, factory):
         provider.renew_lock(lease, ttl=100)
     provider.break_lock()  # idempotent
     assert provider.acquire_lock(OWNER, ttl=100).owner == OWNER  # no took_over after a clean break
+
+
+def test_create_record_is_create_only_and_delete_record_is_idempotent(provider, factory):
+    import threading
+
+    key = "intents/r1/0001-a"
+    results: list[bool] = []
+    start = threading.Barrier(8)
+
+    def create(n: int) -> None:
+        start.wait()
+        results.append(provider.create_record(key, f'{{"writer": {n}}}'))
+
+    threads = [threading.Thread(target=create, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False] * 7 + [True]  # exactly one writer won
+    winner = provider.read_record(key)
+    assert provider.create_record(key, '{"writer": "late"}') is False
+    assert provider.read_record(key) == winner  # never overwritten
+    assert factory().list_records("intents/r1/") == [key]
+    folder = factory.project / ".releasectl" / "envs" / "test" / "records"
+    assert not [p.name for p in folder.iterdir() if p.name.startswith(".tmp-")]  # no temp file left behind
+
+    provider.delete_record(key)
+    provider.delete_record(key)
+    assert provider.read_record(key) is None and provider.list_records("intents/") == []
+    assert provider.create_record(key, "again") is True

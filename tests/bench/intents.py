@@ -1,0 +1,90 @@
+"""How fast an operator intent returns: `releasectl abort` while a (stand-in) runner holds the lock, against
+`releasectl config check` (the same interpreter start, CLI import and config load, no provider call) and
+`python -c pass`, medians of N runs measured in the same run, and the engine's part alone, in process. Run: python -m tests.bench.intents [--runs 15]
+
+No HAProxy and no servers: this process writes a release record and holds the lock as a live `rollout`
+would, so each `abort` takes the intent path (read the lock, read the record, one create-only write) and
+returns; the intents it posts are counted afterwards. This is a benchmark, not a test: timing assertions
+in the suite would be flaky on a loaded machine. The issue's target: an intent verb returns within 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from releasectl.config import load_settings
+from releasectl.engine import intents, records
+from releasectl.engine.model import Launch, Pipeline, Release, ReleaseKind, SetWeight
+from releasectl.providers.base import ProviderContext
+from releasectl.providers.local import LocalProvider, procs
+from tests.bench.startup import timed
+from tests.helpers import free_port
+
+
+def in_process_abort(project: Path, runs: int) -> list[float]:
+    """The intent path alone, after the imports: settings, provider, read the lock and record, one write."""
+    from releasectl.cli.render import ProgressPrinter
+    from releasectl.cli.runtime import Globals, engine_context
+    from releasectl.engine.release import abort
+
+    samples = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        abort(engine_context(Globals(config=project / "releasectl.yaml", printer=ProgressPrinter(io.StringIO()))))
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="releasectl-bench-intents-"))
+    try:
+        project = root / "shop"
+        cli = [sys.executable, "-m", "releasectl"]
+        subprocess.run([*cli, "init", str(project), "--app", "shop", "--port", str(free_port())], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        s = load_settings(project / "releasectl.yaml", None)
+        provider = LocalProvider(ProviderContext(app=s.app, env=s.env, config_dir=s.config_dir, state_dir=s.state_dir,
+                                                 health=s.health, app_port=s.app_port, options=dict(s.provider_options)))
+        now = time.time()
+        release = Release(id="bench1", app="shop", env=s.env, kind=ReleaseKind.ROLLOUT, version="1.1.0", image_id="x",
+                          previous_version="1.0.0", pipeline=Pipeline("bench", (Launch(), SetWeight(10, 3600))),
+                          count=2, step_index=1, started_at=now, updated_at=now)
+        records.save(provider, release)
+        owner = {"command": "rollout", "host": procs.hostname(), "pid": str(os.getpid()), "user": "bench"}
+        lease = provider.acquire_lock(owner, ttl=3600)
+        cases = {
+            "baseline: python -c pass": [sys.executable, "-c", "pass"],
+            "releasectl config check": [*cli, "config", "check"],
+            "releasectl abort (intent to a live runner)": [*cli, "abort", "-o", "json"],
+        }
+        results = {name: statistics.median(timed(cmd, args.runs, project)) for name, cmd in cases.items()}
+        results["in process: engine abort (no interpreter start)"] = statistics.median(in_process_abort(project, args.runs))
+        provider.release_lock(lease)
+        posted = len(intents.pending(provider, release.id)) - args.runs  # the in-process ones too
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    baseline = results["baseline: python -c pass"]
+    floor = results["releasectl config check"]
+    print(f"{'command':<46} {'median':>9} {'x baseline':>11} {'x config check':>15}")
+    for name, median in results.items():
+        print(f"{name:<46} {median * 1000:>7.1f}ms {median / baseline:>10.2f}x {median / floor:>14.2f}x")
+    abort = results["releasectl abort (intent to a live runner)"]
+    print(f"intents posted: {posted} of {args.runs}; abort median {abort * 1000:.0f} ms, "
+          f"{(abort - floor) * 1000:.0f} ms above config check (target: returns within 1 s)")
+    return 0 if posted == args.runs and abort < 1.0 else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
