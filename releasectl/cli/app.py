@@ -251,7 +251,21 @@ def rollout(
 
 
 WaitOption = Annotated[bool, typer.Option("--wait", help="With a live runner: wait for it to apply the intent and report the outcome.")]
-WaitTimeoutOption = Annotated[float, typer.Option("--wait-timeout", min=0.1, help="Seconds --wait waits at most (then exit 5).")]
+WaitTimeoutOption = Annotated[
+    str, typer.Option("--wait-timeout", help="How long --wait waits at most (then exit 5): a duration like 90s or 30m.")
+]
+
+
+def _wait_for(wait: bool, wait_timeout: str) -> float | None:
+    """--wait's bound in seconds (None without --wait); a bad duration is a usage error, exit 2."""
+    if not wait:
+        return None
+    from releasectl.config import duration
+
+    try:
+        return duration(0.1, 7 * 24 * 3600.0)(wait_timeout)
+    except ValueError as exc:
+        raise UsageError(f"--wait-timeout: {exc}", hint="e.g. --wait-timeout 30m") from None
 
 
 @app.command()
@@ -259,30 +273,30 @@ def promote(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option(help="Skip the remaining steps and go to 100%.")] = False,
     wait: WaitOption = False,
-    wait_timeout: WaitTimeoutOption = 1800.0,
+    wait_timeout: WaitTimeoutOption = "30m",
 ) -> None:
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
     from releasectl.engine.release import promote as do_promote
 
-    result = do_promote(engine_context(_globals(ctx)), full=full, wait=wait_timeout if wait else None)
+    result = do_promote(engine_context(_globals(ctx)), full=full, wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
 @app.command()
-def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = 1800.0) -> None:
+def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
     from releasectl.engine.release import abort as do_abort
 
-    result = do_abort(engine_context(_globals(ctx)), wait=wait_timeout if wait else None)
+    result = do_abort(engine_context(_globals(ctx)), wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
 @app.command()
-def pause(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = 1800.0) -> None:
+def pause(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Stop a running release where it is (exit 4) until `promote`. With a live runner, hand it the intent."""
     from releasectl.engine.release import pause as do_pause
 
-    result = do_pause(engine_context(_globals(ctx)), wait=wait_timeout if wait else None)
+    result = do_pause(engine_context(_globals(ctx)), wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 

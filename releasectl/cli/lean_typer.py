@@ -18,6 +18,8 @@ def install() -> None:
         from typer._param_types import coerce_cli_path
     except ImportError:
         return
+    if not hasattr(getattr(core, "_TyperParameter", None), "get_runtime_param"):
+        return  # another typer layout: leave its coercion as it is
     if getattr(core._TyperParameter, "_releasectl_lean", False):
         return
 
