@@ -27,6 +27,7 @@ from releasectl.errors import ConfigError
 from releasectl.providers.base import (
     Capabilities,
     Image,
+    LBState,
     Lease,
     Member,
     MemberStats,
@@ -180,6 +181,9 @@ class LocalProvider(Provider):
 
     def member_stats(self) -> Mapping[str, MemberStats]:
         return self.pool.stats()
+
+    def lb_state(self) -> LBState:
+        return self.pool.state()
 
     def destroy_pool(self) -> None:
         self.pool.destroy()
