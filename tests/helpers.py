@@ -46,3 +46,12 @@ def processes_under(root: Path) -> list[tuple[int, str]]:
         if root_s in cmd or cwd == root_s or cwd.startswith(root_s + "/"):
             found.append((int(entry.name), cmd or "?"))
     return found
+
+
+def server_process(provider, version: str):
+    """The ProcId of one running server of `version` on a local provider (to kill -9 or SIGSTOP it)."""
+    server = next(s for s in provider.list_servers() if s.version == version)
+    proc = provider.servers._proc(provider.servers._read(server.id))
+    if proc is None:
+        raise AssertionError(f"server {server.id} has no recorded process")
+    return proc

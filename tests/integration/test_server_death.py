@@ -16,6 +16,7 @@ import pytest
 from releasectl.loadgen import LoadGenerator
 from releasectl.providers.local import procs
 from releasectl.wait import wait_for
+from tests.helpers import server_process
 from tests.integration.procs import start_cli
 
 pytestmark = pytest.mark.slow
@@ -23,14 +24,6 @@ pytestmark = pytest.mark.slow
 HOLD = "name: hold\nsteps:\n  - launch: {}\n  - weight: {percent: 50, hold: 6s}\n  - weight: {percent: 100, hold: 500ms}\n  - retire: {drain_timeout: 5s}\n"
 AFTER_FAULT = 3.0  # seconds of load kept on the pool after the fault, before the canary moves on
 CLIENT_TIMEOUT = 5.0  # well above timeout server (1.2 s with the workspace's checks) plus one retry
-
-
-def victim(ws, version: str) -> procs.ProcId:
-    provider = ws.provider()
-    server = next(s for s in provider.list_servers() if s.version == version)
-    proc = provider.servers._proc(provider.servers._read(server.id))
-    assert proc is not None and procs.is_alive(proc)
-    return proc
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP], ids=["kill9", "sigstop"])
@@ -45,7 +38,8 @@ def test_server_death_mid_canary_costs_no_request(live_100, which, sig):
         running = start_cli("rollout", "1.1.0", "--pipeline", "hold.yaml", cwd=ws.path)
         try:
             assert running.wait_for_line(lambda l: "50% verified; holding" in l, timeout=60), running.stderr[-2000:]
-            proc = victim(ws, "1.0.0" if which == "old" else "1.1.0")
+            proc = server_process(ws.provider(), "1.0.0" if which == "old" else "1.1.0")
+            assert procs.is_alive(proc)
             fault_at = time.time()
             os.kill(proc.pid, sig)
             if sig == signal.SIGSTOP:
