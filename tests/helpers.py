@@ -55,3 +55,14 @@ def server_process(provider, version: str):
     if proc is None:
         raise AssertionError(f"server {server.id} has no recorded process")
     return proc
+
+
+def local_provider(config: Path, env: str | None = None):
+    """A LocalProvider over the state a CLI run with this releasectl.yaml (and --env) would use."""
+    from releasectl.config import load_settings
+    from releasectl.providers.base import ProviderContext
+    from releasectl.providers.local import LocalProvider
+
+    s = load_settings(config, env)
+    return LocalProvider(ProviderContext(app=s.app, env=s.env, config_dir=s.config_dir, state_dir=s.state_dir,
+                                         health=s.health, app_port=s.app_port, options=dict(s.provider_options)))

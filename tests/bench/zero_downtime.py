@@ -27,7 +27,7 @@ releasectl did what was expected (exit 0, 1 and 0). This is a benchmark, not a p
 
 from __future__ import annotations
 
-from tests.helpers import free_port, server_process
+from tests.helpers import free_port, local_provider, server_process
 
 import argparse
 import contextlib
@@ -127,13 +127,7 @@ class Bench:
         return subprocess.CompletedProcess(proc.args, proc.returncode if victim is not None else -1, stdout, stderr)
 
     def provider(self):
-        from releasectl.config import load_settings
-        from releasectl.providers.base import ProviderContext
-        from releasectl.providers.local import LocalProvider
-
-        s = load_settings(self.folder / "releasectl.yaml", None)
-        return LocalProvider(ProviderContext(app=s.app, env=s.env, config_dir=s.config_dir, state_dir=s.state_dir,
-                                             health=s.health, app_port=s.app_port, options=dict(s.provider_options)))
+        return local_provider(self.folder / "releasectl.yaml")
 
     def must(self, *argv: str) -> subprocess.CompletedProcess[str]:
         proc = self.cli(*argv)

@@ -39,6 +39,7 @@ from releasectl.providers.base import (
 )
 
 from .files import encode_name
+from .haproxy import bind_address
 from .images import ImageStore
 from .pool import MAX_WEIGHT, Pool
 from .records import LockStore, RecordStore
@@ -73,6 +74,8 @@ def _options(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"local: {exc}") from exc
     if not 0 < opts["lb_port"] < 65536:
         raise ConfigError(f"local.lb_port {opts['lb_port']} is not a TCP port")
+    opts["lb_bind"] = str(opts["lb_bind"])
+    bind_address(opts["lb_bind"], opts["lb_port"])  # it goes into haproxy.cfg: an IP address, nothing else
     return opts
 
 
