@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from releasectl.cli.exitcodes import ExitCode
 from releasectl.cli.render import Result, table, utc
 from releasectl.engine.model import Pipeline, Release, describe_step
 from releasectl.providers.base import Image
@@ -160,8 +161,6 @@ def status_result(view) -> Result:
 
     result = Result(data=data, text=text)
     if view.lb_problem:
-        from releasectl.cli.exitcodes import ExitCode
-
         result.exit_code = int(ExitCode.INFRA)
         hint = LB_DOWN_HINT if view.lb["status"] == "down" else "the load balancer needs an operator (a failover)"
         result.errors = [{"code": f"lb_{view.lb['status']}", "message": view.lb_problem, "hint": hint}]
