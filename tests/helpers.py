@@ -48,9 +48,10 @@ def processes_under(root: Path) -> list[tuple[int, str]]:
     return found
 
 
-def server_process(provider, version: str):
-    """The ProcId of one running server of `version` on a local provider (to kill -9 or SIGSTOP it)."""
-    server = next(s for s in provider.list_servers() if s.version == version)
+def server_process(provider, version: str, index: int = 0):
+    """The ProcId of a running server of `version` on a local provider (the index-th by name), to kill -9
+    or SIGSTOP it."""
+    server = sorted((s for s in provider.list_servers() if s.version == version), key=lambda s: s.name)[index]
     proc = provider.servers._proc(provider.servers._read(server.id))
     if proc is None:
         raise AssertionError(f"server {server.id} has no recorded process")

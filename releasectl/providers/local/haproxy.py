@@ -213,8 +213,11 @@ def server_address(address: str, port: int) -> str:
 
 def server_timeout(health: HealthCheck) -> float:
     """How long HAProxy waits for a response before it counts the server as hung and retries the request
-    on another one: the time the health checks need to call a hung server DOWN (fall checks, each
-    `interval` apart, the last one timing out), and never less than one check's timeout."""
+    on another one (L7 retry). Bounded by the health config instead of 30 s: the checks already call a
+    server failing when /healthz takes longer than `timeout`; a request gets that plus `fall` check
+    intervals, so a slow answer is not mistaken for a hung server, while a client waiting a few seconds
+    still gets its answer from another server. A hung server is marked DOWN after about
+    fall x (interval + timeout); until then each request it holds waits this long once."""
     return max(float(health.timeout), health.interval * health.fall + health.timeout)
 
 
