@@ -66,3 +66,24 @@ def tree_digest(root: Path) -> dict[str, str]:
         else:
             out[rel] = "special"
     return out
+
+
+def server_process(provider, version: str, index: int = 0):
+    """The ProcId of a running server of `version` on a local provider (the index-th by name), to kill -9
+    or SIGSTOP it."""
+    server = sorted((s for s in provider.list_servers() if s.version == version), key=lambda s: s.name)[index]
+    proc = provider.servers._proc(provider.servers._read(server.id))
+    if proc is None:
+        raise AssertionError(f"server {server.id} has no recorded process")
+    return proc
+
+
+def local_provider(config: Path, env: str | None = None):
+    """A LocalProvider over the state a CLI run with this releasectl.yaml (and --env) would use."""
+    from releasectl.config import load_settings
+    from releasectl.providers.base import ProviderContext
+    from releasectl.providers.local import LocalProvider
+
+    s = load_settings(config, env)
+    return LocalProvider(ProviderContext(app=s.app, env=s.env, config_dir=s.config_dir, state_dir=s.state_dir,
+                                         health=s.health, app_port=s.app_port, options=dict(s.provider_options)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from releasectl.cli.exitcodes import ExitCode
 from releasectl.cli.render import Result, table, utc
 from releasectl.engine.model import Pipeline, Release, describe_step
 from releasectl.providers.base import Image
@@ -115,15 +116,24 @@ def release_result(rel: Release) -> Result:
     return Result(data=data, text=lambda: f"{rel.kind.value} of {rel.app} {rel.version} in {rel.env}: {rel.phase.value} ({rel.reason})")
 
 
+LB_DOWN_HINT = ("a running release restarts it within one poll; otherwise `releasectl rollout --resume`, "
+                "`abort`, `rollback`, `promote` or any command that changes the pool restarts it")
+
+
 def status_result(view) -> Result:
     data = view.to_dict()
 
     def text() -> str:
+        lb = view.lb
         lines = [
             f"app {view.app}, environment {view.environment}, provider {view.provider}",
             f"live version: {view.live_version or 'none'}",
             f"endpoint: {view.endpoint or 'no load balancer running'}",
+            f"load balancer: {lb['status'].upper()}" + (f" ({lb['detail']})" if lb["detail"] else ""),
         ]
+        if view.lb_problem and lb["status"] == "down":
+            lines.append(f"  {LB_DOWN_HINT}")
+            lines.append("  the members below are the ones it comes back with (health unknown until then)")
         rel = view.release
         if rel:
             lines.append(
@@ -149,7 +159,12 @@ def status_result(view) -> Result:
         lines.append(table([{k: s[k] for k in ("name", "version", "role", "status", "address")} for s in view.servers]))
         return "\n".join(lines)
 
-    return Result(data=data, text=text)
+    result = Result(data=data, text=text)
+    if view.lb_problem:
+        result.exit_code = int(ExitCode.INFRA)
+        hint = LB_DOWN_HINT if view.lb["status"] == "down" else "the load balancer needs an operator (a failover)"
+        result.errors = [{"code": f"lb_{view.lb['status']}", "message": view.lb_problem, "hint": hint}]
+    return result
 
 
 def history_result(rows: list[dict[str, Any]]) -> Result:

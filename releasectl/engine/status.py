@@ -11,6 +11,11 @@ from releasectl.engine.model import Phase, Release, describe_step
 from releasectl.engine.observe import live_version, observe
 from releasectl.engine.doctor import report_damage
 from releasectl.providers.base import Lease
+from releasectl.errors import ProviderError
+from releasectl.providers.base import LBState, LBStatus, Lease, Provider
+
+# The LB states in which nothing serves or can be changed: `status` exits 5 on them (the JSON still printed).
+LB_NOT_SERVING = (LBStatus.DOWN, LBStatus.ERROR)
 
 
 @dataclass
@@ -26,9 +31,27 @@ class StatusView:
     lock: dict[str, Any] | None
     warm: list[dict[str, Any]] = field(default_factory=list)
     damaged: list[dict[str, str]] = field(default_factory=list)  # unreadable state: `releasectl doctor`
+    lb: dict[str, str] = field(default_factory=lambda: {"status": LBStatus.UP.value, "detail": ""})
 
     def to_dict(self) -> dict[str, Any]:
         return dict(vars(self))
+
+    @property
+    def lb_problem(self) -> str | None:
+        """Why the load balancer is not serving (DOWN or ERROR), or None."""
+        if self.lb["status"] in {s.value for s in LB_NOT_SERVING}:
+            return f"the load balancer of {self.app}/{self.environment} is {self.lb['status']}: {self.lb['detail']}"
+        return None
+
+
+def read_lb_state(provider: Provider) -> LBState:
+    """lb_state for `status`: a provider without it counts as UP; one that cannot tell is ERROR."""
+    try:
+        return provider.lb_state()
+    except NotImplementedError:
+        return LBState(LBStatus.UP, "not observable on this provider")
+    except ProviderError as exc:
+        return LBState(LBStatus.ERROR, exc.message)
 
 
 def release_state(rel: Release, lease: Lease | None, now: float) -> str:
@@ -60,6 +83,7 @@ def release_summary(rel: Release, lease: Lease | None, now: float) -> dict[str, 
 
 def status(ctx: EngineContext) -> StatusView:
     provider = ctx.provider
+    lb = read_lb_state(provider)  # first: while it is DOWN the members below are the ones it comes back with
     observed = observe(provider)
     now = ctx.clock.time()
     lease = provider.read_lock()
@@ -120,6 +144,7 @@ def status(ctx: EngineContext) -> StatusView:
         lock=lock,
         warm=[s for s in servers if s["role"] == "previous"],
         damaged=damaged,
+        lb={"status": lb.status.value, "detail": lb.detail},
     )
 
 

@@ -8,6 +8,12 @@ processes), then drives releasectl through its CLI, as subprocesses, the way an 
   (a) canary      `releasectl rollout 1.1.0` with a canary pipeline (10 %, analysis, 50 %, 100 %, keep 1.0.0 warm)
   (b) auto-rollback  `releasectl rollout 1.2.0` of a build whose /healthz answers 500: the engine rolls back
   (c) manual rollback  `releasectl rollback --to 1.0.0`
+  (d) server death     `releasectl rollout 1.1.0` again, and kill -9 of an old (1.0.0) server at 50 %
+  (e) hung server      `releasectl rollout 1.3.0`, and SIGSTOP of a new (1.3.0) server at 50 %: it rolls back
+
+A server that dies or hangs costs no request because HAProxy retries idempotent requests on another
+server; a hung one delays its in-flight requests by up to `timeout server` (fall x interval + timeout of
+the health checks: 2 s here), which is why the clients wait up to 5 s (--timeout).
 
 During each scenario releasectl/loadgen.py sends load through the LB with keep-alive clients and
 new-connection clients: a baseline of a few seconds before the command starts ("before"), then while it
@@ -21,12 +27,14 @@ releasectl did what was expected (exit 0, 1 and 0). This is a benchmark, not a p
 
 from __future__ import annotations
 
-from tests.helpers import free_port
+from tests.helpers import free_port, local_provider, server_process
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -49,6 +57,8 @@ steps:
   - weight: {percent: 100, hold: 2s}
   - retire: {drain_timeout: 5s, keep_previous: 10m}
 """
+
+SCENARIOS = 5
 
 FIRST = """\
 name: bench-first
@@ -82,6 +92,43 @@ class Bench:
             log.write(proc.stderr)
         return proc
 
+    def cli_with_fault(self, argv: list[str], version: str, sig: int) -> subprocess.CompletedProcess[str]:
+        """`releasectl ARGV`, and once it holds at 50 %, `sig` to one server of `version` (a SIGSTOP'd one
+        gets SIGCONT when the command ends, so teardown can stop it)."""
+        env = {**os.environ}
+        env.pop("OS_CLOUD", None)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "releasectl", *argv],
+            cwd=self.folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )
+        lines: list[str] = []
+        victim = None
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append(line)
+            if victim is None and "50% verified; holding" in line:
+                victim = server_process(self.provider(), version)
+                os.kill(victim.pid, sig)
+                log(f"sent {signal.Signals(sig).name} to a {version} server (pid {victim.pid})")
+        stdout = proc.stdout.read() if proc.stdout else ""
+        proc.wait(timeout=300)
+        if victim is not None and sig == signal.SIGSTOP:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(victim.pid, signal.SIGCONT)
+        stderr = "".join(lines)
+        if victim is None:
+            stderr += "\nbench: the fault was never injected (no 50% hold seen)\n"
+        with open(self.log, "a") as log_file:
+            log_file.write(f"$ releasectl {' '.join(argv)}  (exit {proc.returncode}, {time.monotonic() - started:.1f}s, "
+                           f"{signal.Signals(sig).name} to {version})\n")
+            log_file.write(stderr)
+        return subprocess.CompletedProcess(proc.args, proc.returncode if victim is not None else -1, stdout, stderr)
+
+    def provider(self):
+        return local_provider(self.folder / "releasectl.yaml")
+
     def must(self, *argv: str) -> subprocess.CompletedProcess[str]:
         proc = self.cli(*argv)
         if proc.returncode != 0:
@@ -114,9 +161,11 @@ class Bench:
         self.must("rollout", "1.0.0", "--pipeline", "bench-first.yaml")
         self.bake("1.1.0")
         self.bake("1.2.0", broken=True)
-        log("setup: 1.0.0 live; 1.1.0 and a broken 1.2.0 baked")
+        self.bake("1.3.0")
+        log("setup: 1.0.0 live; 1.1.0, a broken 1.2.0 and 1.3.0 baked")
 
-    def scenario(self, name: str, argv: list[str], expect_exit: int) -> dict[str, Any]:
+    def scenario(self, name: str, argv: list[str], expect_exit: int,
+                 fault: tuple[str, int] | None = None) -> dict[str, Any]:
         a = self.args
         generator = LoadGenerator(
             self.url,
@@ -132,7 +181,7 @@ class Bench:
             load_start = time.time()
             time.sleep(a.baseline)
             change_start = time.time()
-            proc = self.cli(*argv)
+            proc = self.cli(*argv) if fault is None else self.cli_with_fault(argv, *fault)
             change_end = time.time()
             remaining = a.duration - (time.time() - load_start)
             if remaining > 0 and generator.running:
@@ -141,7 +190,9 @@ class Bench:
         before = generator.stats(until=change_start)
         during = generator.stats(since=change_start, until=change_end)
         note = ""
-        if "warm server(s)" in proc.stderr:
+        if fault is not None:
+            note = f"{signal.Signals(fault[1]).name} to a {fault[0]} server at 50%"
+        elif "warm server(s)" in proc.stderr:
             note = "warm fleet adopted"
         elif "a relaunch from its image" in proc.stderr:
             note = "relaunched from image"
@@ -215,7 +266,7 @@ def table(results: list[dict[str, Any]]) -> str:
         for r in results
     ]
     headers = ["scenario", "exit", "cmd s", "load s", "requests", "non-2xx", "conn err",
-               "p50 before", "p99 before", "p50 during", "p99 during", "versions during", "rollback path"]
+               "p50 before", "p99 before", "p50 during", "p99 during", "versions during", "rollback path / fault"]
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
 
 
@@ -229,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-requests", type=int, default=500_000, help="request budget per scenario")
     parser.add_argument("--keepalive", type=int, default=2, help="keep-alive clients")
     parser.add_argument("--new-connections", type=int, default=1, help="new-connection clients")
-    parser.add_argument("--timeout", type=float, default=2.0, help="client timeout in seconds")
+    parser.add_argument("--timeout", type=float, default=5.0, help="client timeout in seconds (above timeout server)")
     parser.add_argument("--dir", type=Path, default=None, help="work folder (default: a new temporary one, removed afterwards)")
     args = parser.parse_args(argv)
     if args.duration < 20:
@@ -247,13 +298,17 @@ def main(argv: list[str] | None = None) -> int:
         results.append(bench.scenario("a) canary 1.0.0 -> 1.1.0", ["rollout", "1.1.0", "--pipeline", "bench-canary.yaml"], 0))
         results.append(bench.scenario("b) auto-rollback of broken 1.2.0", ["rollout", "1.2.0", "--pipeline", "bench-canary.yaml"], 1))
         results.append(bench.scenario("c) manual rollback to 1.0.0", ["rollback", "--to", "1.0.0"], 0))
+        results.append(bench.scenario("d) kill -9 of an old server mid-canary", ["rollout", "1.1.0", "--pipeline", "bench-canary.yaml"], 0,
+                                      fault=("1.0.0", signal.SIGKILL)))
+        results.append(bench.scenario("e) SIGSTOP of a new server mid-canary", ["rollout", "1.3.0", "--pipeline", "bench-canary.yaml"], 1,
+                                      fault=("1.3.0", signal.SIGSTOP)))
     except Exception as exc:  # noqa: BLE001 - report, clean up, fail
         error = f"{type(exc).__name__}: {exc}"
         log(f"error: {error}")
     finally:
         bench.teardown()
 
-    ok = error is None and len(results) == 3 and all(r["failed"] == 0 and r["as_expected"] for r in results)
+    ok = error is None and len(results) == SCENARIOS and all(r["failed"] == 0 and r["as_expected"] for r in results)
     print(table(results))
     total = sum(r["requests"] for r in results)
     failed = sum(r["failed"] for r in results)

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from releasectl.config import load_settings
-from releasectl.providers.base import AdminState, Health, ProviderContext
+from releasectl.providers.base import AdminState, Health
 from releasectl.providers.local import LocalProvider
 from tests.conftest import CliRun, run_cli
-from tests.helpers import free_port, processes_under
+from tests.helpers import free_port, local_provider, processes_under
 
 FAST_PIPELINES = {
     "canary-fast.yaml": """\
@@ -76,13 +75,7 @@ class Workspace:
 
     def provider(self, env: str | None = None) -> LocalProvider:
         """A read-only view of the same state, as a second CLI run would have."""
-        s = load_settings(self.path / "releasectl.yaml", env)
-        return LocalProvider(
-            ProviderContext(
-                app=s.app, env=s.env, config_dir=s.config_dir, state_dir=s.state_dir,
-                health=s.health, app_port=s.app_port, options=dict(s.provider_options),
-            )
-        )
+        return local_provider(self.path / "releasectl.yaml", env)
 
     def status(self) -> dict:
         return self.ok("status", "--output", "json").json()

@@ -140,12 +140,14 @@ def test_a_provider_fault_exits_5_and_leaves_the_release_resumable(live_100):
     lb_state = json.loads((ws.path / ".releasectl" / "envs" / "production" / "lb" / "lb.json").read_text())
     os.kill(int(lb_state["pid"]), signal.SIGTERM)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and ws.status()["endpoint"] is not None:
+    while time.monotonic() < deadline and ws.cli("status", "--output", "json").json()["lb"]["status"] != "down":
         time.sleep(0.1)
     result = ws.cli("promote")
     assert result.code == 5, result.stderr
     assert "haproxy" in result.stderr.lower() and "Traceback" not in result.stderr
-    release = ws.status()["release"]
+    down = ws.cli("status", "--output", "json")  # exits 5 while the LB is down, its JSON still printed
+    assert down.code == 5 and down.json()["lb"]["status"] == "down"
+    release = down.json()["release"]
     assert release is not None and release["version"] == "1.1.0"  # nothing claims it went further
     config.write_text(good)
     resumed = ws.cli("rollout", "--resume") if release["state"] != "paused" else ws.cli("promote")

@@ -27,6 +27,7 @@ from releasectl.errors import ConfigError
 from releasectl.providers.base import (
     Capabilities,
     Image,
+    LBState,
     Lease,
     Member,
     MemberStats,
@@ -39,6 +40,7 @@ from releasectl.providers.base import (
 )
 
 from .files import encode_name
+from .haproxy import bind_address
 from .images import ImageStore
 from .pool import MAX_WEIGHT, Pool
 from .records import LockStore, RecordStore
@@ -73,6 +75,8 @@ def _options(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"local: {exc}") from exc
     if not 0 < opts["lb_port"] < 65536:
         raise ConfigError(f"local.lb_port {opts['lb_port']} is not a TCP port")
+    opts["lb_bind"] = str(opts["lb_bind"])
+    bind_address(opts["lb_bind"], opts["lb_port"])  # it goes into haproxy.cfg: an IP address, nothing else
     return opts
 
 
@@ -181,6 +185,9 @@ class LocalProvider(Provider):
 
     def member_stats(self) -> Mapping[str, MemberStats]:
         return self.pool.stats()
+
+    def lb_state(self) -> LBState:
+        return self.pool.state()
 
     def destroy_pool(self) -> None:
         self.pool.destroy()

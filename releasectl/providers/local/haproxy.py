@@ -16,11 +16,12 @@ No pool logic here (that is pool.py); this module only speaks HAProxy. Facts it 
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from dataclasses import dataclass
 from typing import Iterable
 
-from releasectl.errors import ProviderError
+from releasectl.errors import ConfigError, ProviderError
 from releasectl.providers.base import AdminState, Health, HealthCheck
 
 BACKEND = "app"
@@ -71,9 +72,11 @@ class RuntimeAPI:
         reply = self.call("; ".join(cmds))
         return [line for line in reply.splitlines() if line.strip()]
 
-    def ping(self) -> bool:
+    def ping(self, timeout: float | None = None) -> bool:
+        """Whether HAProxy answers `show info` (within `timeout`, default the API's own)."""
+        api = self if timeout is None else RuntimeAPI(self.path, timeout)
         try:
-            return self.call("show info").startswith("Name: HAProxy")
+            return api.call("show info").startswith("Name: HAProxy")
         except LBUnavailable:
             return False
 
@@ -152,6 +155,71 @@ def member_health(row: dict[str, str], rise: int) -> Health:
 
 # ---- rendering -------------------------------------------------------------------------------------
 
+# Retried on another server (L7 retries): failures where the server never answered. Never a status code:
+# a canary's 5xx must reach the clients' counters and the analysis, not be hidden by a retry.
+RETRY_ON = "conn-failure empty-response junk-response response-timeout 0rtt-rejected"
+RETRIES = 3
+# RFC 9110 9.2.2: a replay of these has the same effect as one request. Others are only retried when the
+# connection failed before the request was sent (HAProxy's default conn-failure retry).
+IDEMPOTENT_METHODS = "GET HEAD OPTIONS TRACE PUT DELETE"
+_CFG_PLAIN = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:@%+=,~")
+
+
+def cfg_word(text: str) -> str:
+    """One haproxy.cfg word, whatever `text` holds: plain when it is only safe characters, else weakly
+    quoted with every special character escaped (2.2 "Quoting and escaping"), so a space, '#', quote,
+    '$' or newline in a user-supplied path can never end the word, start a comment or add a line."""
+    if text and all(c in _CFG_PLAIN for c in text):
+        return text
+    out = []
+    for ch in text:
+        if ch in '\\"$':
+            out.append("\\" + ch)
+        elif ch.isprintable() and ch not in "\r\n\t":
+            out.append(ch)
+        else:
+            out.extend(f"\\x{b:02x}" for b in ch.encode())
+    return '"' + "".join(out) + '"'
+
+
+def comment_text(text: str) -> str:
+    """Text safe inside a '#' comment: printable characters only (a newline would start a new line)."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def bind_address(bind: str, port: int) -> str:
+    """The `bind` word for an IP address and port; anything but an IP address (or '*') is refused."""
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ConfigError(f"local.lb_port {port!r} is not a TCP port")
+    if bind in ("*", ""):
+        return f"*:{port}"
+    try:
+        ip = ipaddress.ip_address(bind)
+    except ValueError:
+        raise ConfigError(f"local.lb_bind {bind!r} is not an IP address (e.g. 127.0.0.1 or ::1)") from None
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def server_address(address: str, port: int) -> str:
+    """`address:port` of a member for the config and the runtime API; refuses anything but an IP."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise ProviderError(f"member address {address!r} is not an IP address") from None
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
+        raise ProviderError(f"member port {port!r} is not a TCP port")
+    return f"[{ip}]:{port}" if ip.version == 6 else f"{ip}:{port}"
+
+
+def server_timeout(health: HealthCheck) -> float:
+    """How long HAProxy waits for a response before it counts the server as hung and retries the request
+    on another one (L7 retry). Bounded by the health config instead of 30 s: the checks already call a
+    server failing when /healthz takes longer than `timeout`; a request gets that plus `fall` check
+    intervals, so a slow answer is not mistaken for a hung server, while a client waiting a few seconds
+    still gets its answer from another server. A hung server is marked DOWN after about
+    fall x (interval + timeout); until then each request it holds waits this long once."""
+    return max(float(health.timeout), health.interval * health.fall + health.timeout)
+
 
 def _ms(seconds: float) -> str:
     return f"{max(1, round(seconds * 1000))}ms"
@@ -166,7 +234,7 @@ def check_args(health: HealthCheck) -> str:
 
 
 def add_server_command(name: str, address: str, port: int, weight: int, health: HealthCheck) -> str:
-    return f"add server {BACKEND}/{name} {address}:{port} {check_args(health)} weight {int(weight)}"
+    return f"add server {BACKEND}/{name} {server_address(address, port)} {check_args(health)} weight {int(weight)}"
 
 
 @dataclass(frozen=True)
@@ -179,6 +247,7 @@ class MemberConfig:
     weight: int
     admin: str  # AdminState value
     checks_running: bool  # MAINT with checks still running: added, waiting for the health gate
+    owned: bool = True  # added by releasectl (I3); a server someone added by hand is kept, never touched
 
     def to_json(self) -> dict:
         return {
@@ -188,6 +257,7 @@ class MemberConfig:
             "weight": self.weight,
             "admin": self.admin,
             "checks_running": self.checks_running,
+            "owned": self.owned,
         }
 
     @classmethod
@@ -199,10 +269,11 @@ class MemberConfig:
             weight=int(d.get("weight", 0)),
             admin=str(d.get("admin", AdminState.READY.value)),
             checks_running=bool(d.get("checks_running", False)),
+            owned=bool(d.get("owned", True)),  # members.json before ownership: releasectl added them all
         )
 
     @classmethod
-    def from_state(cls, row: dict[str, str]) -> MemberConfig:
+    def from_state(cls, row: dict[str, str], owned: bool = True) -> MemberConfig:
         return cls(
             name=row["srv_name"],
             address=row["srv_addr"],
@@ -210,6 +281,7 @@ class MemberConfig:
             weight=int(row["srv_uweight"]),
             admin=admin_state(row).value,
             checks_running=checks_running(row),
+            owned=owned,
         )
 
 
@@ -225,40 +297,49 @@ def render_config(
     env: str,
 ) -> str:
     """haproxy.cfg for one app and environment. Members in MAINT are rendered `disabled`, so a restarted
-    HAProxy never puts them in rotation; weights come from the line, admin state from the state file."""
+    HAProxy never puts them in rotation; weights come from the line, admin state from the state file.
+
+    Every user-supplied value is validated (addresses, numbers) or quoted (paths, the check URI) here.
+    Server death: a request whose server died or hung (no response within `server_timeout`) is retried on
+    another server when its method is idempotent (retry-on + `option redispatch 1`: every retry goes
+    elsewhere), so a kill -9 or SIGSTOP of a member costs clients nothing while another member serves."""
+    timeout = server_timeout(health)
     lines = [
-        f"# Generated by releasectl for {app}/{env}; rewritten after every pool change. Do not edit.",
+        f"# Generated by releasectl for {comment_text(app)}/{comment_text(env)}; rewritten after every pool "
+        "change. Do not edit.",
         "global",
-        f"    stats socket {socket_path} mode 600 level admin",
+        f"    stats socket {cfg_word(socket_path)} mode 600 level admin",
         "    stats timeout 30s",
-        f"    server-state-file {state_file}",
+        f"    server-state-file {cfg_word(state_file)}",
         "    noreuseport",  # a second HAProxy on the same port fails to start instead of sharing it
         "    maxconn 4096",
         "",
         "defaults",
         "    mode http",
-        "    timeout connect 2s",
+        f"    timeout connect {_ms(min(2.0, timeout))}",
         "    timeout client 30s",
-        "    timeout server 30s",
+        f"    timeout server {_ms(timeout)}",
         "    timeout http-request 10s",
         "    timeout http-keep-alive 10s",
         "    timeout queue 10s",
-        "    option redispatch",
-        "    retries 2",
+        "    option redispatch 1",
+        f"    retries {RETRIES}",
+        f"    retry-on {RETRY_ON}",
         "    load-server-state-from-file global",
         "",
         f"frontend {FRONTEND}",
-        f"    bind {bind}:{int(port)}",
+        f"    bind {bind_address(bind, port)}",
         f"    default_backend {BACKEND}",
         "",
         f"backend {BACKEND}",
         "    balance roundrobin",
-        f"    option httpchk GET {health.path}",
+        f"    option httpchk GET {cfg_word(health.path)}",
         f"    http-check expect status {int(health.expected_status)}",
         f"    timeout check {_ms(health.timeout)}",
+        f"    http-request disable-l7-retry unless {{ method {IDEMPOTENT_METHODS} }}",
     ]
     for m in members:
-        line = f"    server {m.name} {m.address}:{m.port} {check_args(health)} weight {m.weight}"
+        line = f"    server {m.name} {server_address(m.address, m.port)} {check_args(health)} weight {int(m.weight)}"
         if m.admin == AdminState.MAINT.value:
             line += " disabled"
         lines.append(line)

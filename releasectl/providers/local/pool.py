@@ -10,6 +10,13 @@
         admin.sock       the admin socket, or under /tmp/releasectl-<hash>/ when this path is too long
 
 Member ids are HAProxy server names; releasectl names its members after the server id.
+
+Supervision: `state()` says whether the HAProxy recorded in lb.json is UP, DOWN (process gone, its PID
+reused, stopped, or its admin socket silent) or ABSENT (never started, or stopped by `down`). `ensure()`,
+and every pool change that finds it DOWN, restarts it from haproxy.cfg and the server-state file and
+re-asserts members.json (names, addresses, weights, admin states). While it is DOWN, `members()` reports
+the members it will come back with (health UNKNOWN, sessions unknown), never an empty pool: an empty pool
+would read as "every member left".
 """
 
 from __future__ import annotations
@@ -25,7 +32,16 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
-from releasectl.providers.base import AdminState, Health, HealthCheck, Member, MemberStats, Server
+from releasectl.providers.base import (
+    AdminState,
+    Health,
+    HealthCheck,
+    LBState,
+    LBStatus,
+    Member,
+    MemberStats,
+    Server,
+)
 from releasectl.wait import wait_for
 
 from . import procs, recovery
@@ -45,6 +61,7 @@ from .haproxy import (
 log = logging.getLogger("releasectl.providers.local")
 
 MAX_WEIGHT = 256
+PING_TIMEOUT = 1.0  # an admin socket slower than this to answer `show info` counts as dead
 SOCKET_PATH_LIMIT = 90  # HAProxy 2.6 refuses more than 97 bytes (it binds "<path>.<pid>.tmp" first)
 MEMBER_SCHEMA = {
     "name": (str,),
@@ -53,6 +70,7 @@ MEMBER_SCHEMA = {
     "weight": (int, None),
     "admin": (str, None),
     "checks_running": (bool, None),
+    "owned": (bool, None),
 }
 LB_SCHEMA = {
     "pid": (int,),
@@ -164,6 +182,31 @@ class Pool:
             return info
         return None
 
+    def _observe(self, info: dict) -> LBState:
+        """UP or DOWN for the HAProxy recorded in `info`. Read-only: /proc and one `show info`."""
+        proc = self._proc(info)
+        pid = info["pid"]
+        if not procs.is_alive(proc):
+            if procs.pid_is_running(proc.pid):
+                return LBState(LBStatus.DOWN, f"haproxy pid {pid} is gone (the PID now belongs to another process)")
+            return LBState(LBStatus.DOWN, f"haproxy pid {pid} is gone")
+        if procs.is_stopped(proc):
+            return LBState(LBStatus.DOWN, f"haproxy pid {pid} is stopped (SIGSTOP)")
+        if not RuntimeAPI(str(info["socket"])).ping(PING_TIMEOUT):
+            return LBState(LBStatus.DOWN, f"haproxy pid {pid} runs but its admin socket {info['socket']} does not answer")
+        return LBState(LBStatus.UP, f"haproxy pid {pid} on {info.get('bind', self.bind)}:{info.get('port', self.port)}")
+
+    def state(self) -> LBState:
+        """The LB's state for `lb_state`: cheap, read-only, never restarts anything."""
+        try:
+            info = self._info()
+        except ProviderError as exc:  # a damaged lb.json: ensure() fails on it too, so it is down
+            return LBState(LBStatus.DOWN, exc.message)
+        if info is None:
+            return LBState(LBStatus.ABSENT, f"no load balancer for {self.app}/{self.env} (none started yet, or "
+                                            "stopped by `releasectl down`)")
+        return self._observe(info)
+
     def _api(self, info: dict | None = None) -> RuntimeAPI:
         info = info or self.running()
         if info is None:
@@ -172,6 +215,18 @@ class Pool:
                 hint="a rollout starts it (ensure_pool); `releasectl status` shows it",
             )
         return RuntimeAPI(str(info["socket"]))
+
+    def _live_api(self) -> RuntimeAPI:
+        """The admin socket for a pool change, restarting a DOWN HAProxy first (the change needs it).
+        The caller holds the pool lock. An ABSENT LB is not started here: that is ensure()'s job."""
+        info = self._info()
+        if info is not None:
+            state = self._observe(info)
+            if state.status is not LBStatus.UP:
+                log.warning("the load balancer of %s/%s is down (%s); restarting it", self.app, self.env, state.detail)
+                self._stop_dead(info)
+                info = self._start()
+        return self._api(info)
 
     def _members_config(self) -> list[MemberConfig]:
         """members.json; a damaged one is reported and taken as empty (a rollout re-adds its members)."""
@@ -196,7 +251,8 @@ class Pool:
     # ---- the interface ----------------------------------------------------------------------------
 
     def endpoint(self) -> str | None:
-        info = self.running()
+        """The frontend's URL; also while the LB is DOWN (it comes back on the same address)."""
+        info = self._info()
         if info is None:
             return None
         bind = str(info.get("bind", self.bind))
@@ -206,26 +262,38 @@ class Pool:
         return f"http://{host}:{int(info.get('port', self.port))}"
 
     def ensure(self) -> None:
+        """Start the LB, or restart it when it is DOWN or listens where the config no longer says."""
         self.root.mkdir(parents=True, exist_ok=True)
         with flocked(self.lock_path):
             info = self._info()
-            if info is not None and procs.is_alive(self._proc(info)):
-                api = RuntimeAPI(str(info["socket"]))
-                moved = (info.get("bind"), info.get("port")) != (self.bind, self.port)
-                try:
-                    wait_for(api.ping, timeout=3.0, interval=0.05, what="the HAProxy admin socket")
-                    if not moved:
+            if info is not None:
+                state = self._observe(info)
+                if state.status is LBStatus.UP:
+                    if (info.get("bind"), info.get("port")) == (self.bind, self.port):
                         return
                     log.warning("the load balancer of %s/%s listens on %s:%s but the config says %s:%d; "
                                 "restarting it", self.app, self.env, info.get("bind"), info.get("port"),
                                 self.bind, self.port)
-                    self._persist(api)  # keep the members across the restart
-                except WaitTimeout:
-                    log.warning("HAProxy pid %s runs but its admin socket is silent; restarting it", info["pid"])
-                procs.terminate(self._proc(info), timeout=self.stop_timeout, what="HAProxy")
+                    self._persist(RuntimeAPI(str(info["socket"])))  # keep the members across the restart
+                    procs.terminate(self._proc(info), timeout=self.stop_timeout, what="HAProxy")
+                else:
+                    log.warning("the load balancer of %s/%s is down (%s); restarting it from its config and "
+                                "server state", self.app, self.env, state.detail)
+                    self._stop_dead(info)
             self._start()
 
-    def _start(self) -> None:
+    def _stop_dead(self, info: dict) -> None:
+        """Make sure a DOWN HAProxy is really gone before a new one binds its port: a stopped or silent
+        one is killed at once (it serves nothing and would not handle SIGTERM)."""
+        proc = self._proc(info)
+        if procs.is_alive(proc):
+            procs.kill(proc, what="HAProxy")
+        else:
+            procs.reap(proc.pid)
+
+    def _start(self) -> dict:
+        """Start HAProxy from members.json (config lines + the server-state file), wait for its admin
+        socket, re-assert every member, and return the new lb.json."""
         members = self._members_config()
         sock = self.socket_path()
         sock_dir = Path(sock).parent
@@ -281,6 +349,7 @@ class Pool:
         log.info("started HAProxy pid %d on %s:%d (%d members)", proc.pid, self.bind, self.port, len(members))
         self._reconcile(api, members)
         self._persist(api)
+        return info
 
     def _reconcile(self, api: RuntimeAPI, members: list[MemberConfig]) -> None:
         """After a start, make the runtime match members.json exactly (the state file alone cannot bring
@@ -304,11 +373,13 @@ class Pool:
         if errors:
             log.warning("restoring members after an HAProxy start: %s", "; ".join(errors))
 
-    def _persist(self, api: RuntimeAPI) -> None:
-        """G6: rewrite members.json and haproxy.cfg from the runtime, and dump the server state."""
+    def _persist(self, api: RuntimeAPI, claim: str | None = None) -> None:
+        """G6: rewrite members.json and haproxy.cfg from the runtime, and dump the server state.
+        Ownership carries over by name; `claim` is a member releasectl just added or adopted."""
         rows = api.servers_state()
         state = api.dump_servers_state()
-        members = [MemberConfig.from_state(r) for r in rows.values()]
+        owned = {m.name: m.owned for m in self._members_config()}
+        members = [MemberConfig.from_state(r, owned=name == claim or owned.get(name, False)) for name, r in rows.items()]
         write_json(self.members_path, [m.to_json() for m in members])
         info = self.running()
         sock = str(info["socket"]) if info else self.socket_path()
@@ -328,38 +399,56 @@ class Pool:
         return name or f"m-{server.port}"
 
     def members(self) -> list[Member]:
-        info = self.running()
+        """The pool as HAProxy reports it; [] when ABSENT; while DOWN, the members it will be restarted
+        with (from members.json) with health UNKNOWN and sessions unknown."""
+        info = self._info()
         if info is None:
             return []
+        if self._observe(info).status is not LBStatus.UP:
+            return self._last_known()
         api = RuntimeAPI(str(info["socket"]))
         try:
             rows = api.servers_state()
             stats = api.stat()
         except LBUnavailable:
-            if self.running() is None:
-                return []  # it stopped under us
-            raise
+            return self._last_known()  # it died under us
+        owned = {m.name: m.owned for m in self._members_config()}
         by_addr = {(s.address, s.port): s for s in self._servers()}
         out = []
         for name, row in rows.items():
-            address, port = row["srv_addr"], int(row["srv_port"])
-            server = by_addr.get((address, port))
             scur = stats.get(name, {}).get("scur", "")
             out.append(
-                Member(
-                    id=name,
-                    name=name,
-                    address=address,
-                    port=port,
-                    weight=int(row["srv_uweight"]),
-                    admin=admin_state(row),
+                self._as_member(
+                    MemberConfig.from_state(row, owned=owned.get(name, False)),
+                    by_addr,
                     health=member_health(row, self.health.rise),
                     sessions=int(scur) if scur.isdigit() else None,
-                    server_id=server.id if server else None,
-                    version=server.version if server else None,
                 )
             )
         return out
+
+    def _last_known(self) -> list[Member]:
+        by_addr = {(s.address, s.port): s for s in self._servers()}
+        return [self._as_member(m, by_addr, health=Health.UNKNOWN, sessions=None) for m in self._members_config()]
+
+    def _as_member(self, m: MemberConfig, by_addr: dict, *, health: Health, sessions: int | None) -> Member:
+        """A releasectl Member; ownership (I3): this LB belongs to one app and environment, so every member
+        releasectl added carries them, and one added by someone else carries None."""
+        server = by_addr.get((m.address, m.port))
+        return Member(
+            id=m.name,
+            name=m.name,
+            address=m.address,
+            port=m.port,
+            weight=m.weight,
+            admin=AdminState(m.admin),
+            health=health,
+            sessions=sessions,
+            server_id=server.id if server else None,
+            version=server.version if server else None,
+            app=self.app if m.owned else None,
+            env=self.env if m.owned else None,
+        )
 
     def _member(self, name: str) -> Member:
         for m in self.members():
@@ -371,7 +460,7 @@ class Pool:
         if not server.address or not server.port:
             raise Conflict(f"server {server.id} has no address yet; wait for it to be ACTIVE")
         with flocked(self.lock_path):
-            api = self._api()
+            api = self._live_api()
             rows = api.servers_state()
             for name, row in rows.items():
                 if row["srv_addr"] == server.address and int(row["srv_port"]) == server.port:
@@ -380,9 +469,10 @@ class Pool:
                         log.info("re-adding member %s so its health checks run again", name)
                         self._delete_server(api, name)
                         self._add(api, name, server.address, server.port, 0)
-                        self._persist(api)
+                        self._persist(api, claim=name)
                     else:
                         log.info("adopting existing member %s for %s:%d", name, server.address, server.port)
+                        self._persist(api, claim=name)  # it points at releasectl's server: releasectl's now
                     return self._member(name)
             name = self._member_name(server)
             if name in rows:
@@ -391,7 +481,7 @@ class Pool:
                     f"({rows[name]['srv_addr']}:{rows[name]['srv_port']})"
                 )
             self._add(api, name, server.address, server.port, 0)
-            self._persist(api)
+            self._persist(api, claim=name)
             log.info("added member %s (%s:%d) in MAINT at weight 0; checks running", name, server.address,
                      server.port)
             return self._member(name)
@@ -403,7 +493,7 @@ class Pool:
             if isinstance(w, bool) or not isinstance(w, int) or not 0 <= w <= MAX_WEIGHT:
                 raise UsageError(f"weight {w!r} for member {name} is outside 0..{MAX_WEIGHT}")
         with flocked(self.lock_path):
-            api = self._api()
+            api = self._live_api()
             rows = api.servers_state()
             missing = [n for n in weights if n not in rows]
             if missing:
@@ -463,13 +553,12 @@ class Pool:
 
     def remove(self, name: str) -> None:
         with flocked(self.lock_path):
-            info = self.running()
-            if info is None:
+            if self._info() is None:  # ABSENT: nothing runs, forget it in the saved state
                 members = [m for m in self._members_config() if m.name != name]
                 if self.members_path.exists():
                     write_json(self.members_path, [m.to_json() for m in members])
                 return
-            api = RuntimeAPI(str(info["socket"]))
+            api = self._live_api()
             if name not in api.servers_state():
                 return
             api.batch([f"set server {BACKEND}/{name} state drain"])
@@ -489,10 +578,13 @@ class Pool:
             log.info("removed member %s (drain, maint, del)", name)
 
     def stats(self) -> dict[str, MemberStats]:
-        info = self.running()
-        if info is None:
+        info = self._info()
+        if info is None or self._observe(info).status is not LBStatus.UP:
+            return {}  # no counters while it is down (a restart starts them from 0 anyway)
+        try:
+            rows = RuntimeAPI(str(info["socket"])).stat()
+        except LBUnavailable:
             return {}
-        rows = RuntimeAPI(str(info["socket"])).stat()
 
         def num(row: dict[str, str], key: str) -> int:
             v = row.get(key, "")
@@ -519,7 +611,10 @@ class Pool:
         with flocked(self.lock_path):
             info = self._info()
             if info is not None:
-                procs.terminate(self._proc(info), timeout=self.stop_timeout, what="HAProxy")
+                if self._observe(info).status is LBStatus.UP:
+                    procs.terminate(self._proc(info), timeout=self.stop_timeout, what="HAProxy")
+                else:
+                    self._stop_dead(info)
             for path in (self.info_path, self.state_path, self.members_path, self.cfg_path):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()

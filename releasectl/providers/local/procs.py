@@ -95,6 +95,23 @@ def is_alive(proc: ProcId) -> bool:
     return True
 
 
+def is_stopped(proc: ProcId) -> bool:
+    """True when that very process is alive but stopped (SIGSTOP, or traced): it runs nothing."""
+    st = _stat(proc.pid)
+    return is_alive(proc) and st is not None and st[0] in ("T", "t")
+
+
+def kill(proc: ProcId, *, what: str) -> None:
+    """SIGKILL at once (a stopped or hung process never handles SIGTERM) and return once it is gone."""
+    _signal(proc, signal.SIGKILL)
+    try:
+        wait_for(lambda: not is_alive(proc), timeout=5.0, interval=0.01, max_interval=0.1,
+                 what=f"{what} (pid {proc.pid}) to exit after SIGKILL")
+    except WaitTimeout as exc:
+        raise ResourceFailure(f"{what} (pid {proc.pid}) survived SIGKILL") from exc
+    reap(proc.pid)
+
+
 def pid_is_running(pid: int) -> bool:
     """A weaker check for a PID recorded by someone else (a lock holder): any live process with that PID."""
     st = _stat(pid)
@@ -155,12 +172,7 @@ def terminate(proc: ProcId, *, timeout: float, what: str) -> None:
                  what=f"{what} (pid {proc.pid}) to exit after SIGTERM")
     except WaitTimeout:
         log.warning("%s (pid %d) ignored SIGTERM for %gs; sending SIGKILL", what, proc.pid, timeout)
-        _signal(proc, signal.SIGKILL)
-        try:
-            wait_for(lambda: not is_alive(proc), timeout=5.0, interval=0.02, max_interval=0.25,
-                     what=f"{what} (pid {proc.pid}) to exit after SIGKILL")
-        except WaitTimeout as exc:
-            raise ResourceFailure(f"{what} (pid {proc.pid}) survived SIGKILL") from exc
+        kill(proc, what=what)
     reap(proc.pid)
 
 

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from releasectl.errors import Conflict, NotFound, ResourceFailure, UsageError
-from releasectl.providers.base import AdminState, Health
+from releasectl.providers.base import AdminState, Health, LBStatus
 from releasectl.providers.local import procs
 from releasectl.wait import wait_for
 
@@ -158,7 +158,11 @@ def test_restart_keeps_members_weights_and_states(provider):
     os.kill(info["pid"], signal.SIGKILL)
     lb = procs.ProcId(info["pid"], info["pid_start"], info["boot_id"])
     wait_for(lambda: not procs.is_alive(lb), timeout=5, interval=0.05)
-    assert provider.pool_endpoint() is None and provider.list_members() == []
+    # down: the endpoint stays, and the pool reads as what the restart brings back, health unknown
+    assert provider.lb_state().status is LBStatus.DOWN and provider.pool_endpoint() == url
+    assert {m.id: (m.weight, m.admin, m.health) for m in provider.list_members()} == {
+        k: (w, admin, Health.UNKNOWN) for k, (w, admin) in before.items()}
+    assert provider.member_stats() == {}
 
     provider.ensure_pool()
     assert provider.pool.running()["pid"] != info["pid"]
