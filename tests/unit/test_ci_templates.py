@@ -61,10 +61,12 @@ def test_gitlab_pipeline_maps_exit_codes_and_serialises_each_environment():
 
 
 def test_templates_ship_inside_the_wheel():
+    """pipelines/ is the package releasectl.pipelines_builtin, so pipelines/ci/ is ...pipelines_builtin.ci."""
     import tomllib
 
-    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    globs = data["releasectl.pipelines_builtin"]
+    tool = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert "releasectl.pipelines_builtin.ci" in tool["packages"]
+    assert tool["package-dir"]["releasectl.pipelines_builtin"] == "pipelines"
+    globs = tool["package-data"]["releasectl.pipelines_builtin.ci"]
     for template in (GITHUB, GITLAB):
-        relative = template.relative_to(ROOT / "pipelines")
-        assert any(relative.match(g) for g in globs), (relative, globs)
+        assert any(Path(template.name).match(g) for g in globs), (template.name, globs)
