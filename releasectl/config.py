@@ -19,7 +19,6 @@ import ipaddress
 import math
 import re
 import shlex
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -104,6 +103,8 @@ class Webhook:
 
 def redact_url(url: str, *, keep_path: bool = False) -> str:
     """scheme://host[:port] (and the path when keep_path): never the query, the fragment or credentials."""
+    import urllib.parse
+
     try:
         parts = urllib.parse.urlsplit(url)
         host = parts.hostname or "?"
@@ -402,6 +403,8 @@ def webhook_name(value: Any) -> str:
 def webhook_url(value: Any) -> str:
     """An absolute http(s) URL with a host and no credentials in it. Messages never echo the URL itself
     past its host: a webhook URL is often half a secret."""
+    import urllib.parse
+
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected an http:// or https:// URL, got {_got(value) if not isinstance(value, str) else 'an empty string'}")
     if CONTROL_CHARACTERS.search(value) or " " in value:
