@@ -69,6 +69,59 @@ class StageSettings:
     checks: tuple[SmokeCheck, ...] = ()
 
 
+NOTIFY_EVENTS = ("started", "step", "paused", "failed", "rolled_back", "succeeded")
+WEBHOOK_FORMATS = ("json", "slack")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    """One `notify.webhooks` entry. The URL is `url` or read from the environment variable `url_env` (a URL
+    that is itself a secret, like a Slack one); the HMAC secret only ever comes from `secret_env` or the
+    keyring (`secret_keyring`), never from the file."""
+
+    name: str
+    url: str | None = None
+    url_env: str | None = None
+    events: tuple[str, ...] = NOTIFY_EVENTS
+    format: str = "json"
+    secret_env: str | None = None
+    secret_keyring: str | None = None
+    timeout: float = 5.0  # one attempt; also the most a dead receiver delays the end of a command
+    retries: int = 3
+    backoff: float = 1.0  # before the first retry, doubled before each next one
+    budget: float = 60.0  # all attempts of one notification
+    cacert: str | None = None  # a CA bundle for a private CA (resolved against the config's folder)
+
+    def effective(self) -> dict[str, Any]:
+        url = f"${self.url_env}" if self.url_env else redact_url(self.url or "", keep_path=True)
+        secret = (f"env ${self.secret_env}" if self.secret_env
+                  else f"keyring releasectl/webhook:{self.secret_keyring}" if self.secret_keyring else "none (unsigned)")
+        return {"name": self.name, "url": url, "events": list(self.events), "format": self.format,
+                "signing_secret_from": secret, "timeout": self.timeout, "retries": self.retries,
+                "backoff": self.backoff, "budget": self.budget, "cacert": self.cacert}
+
+
+def redact_url(url: str, *, keep_path: bool = False) -> str:
+    """scheme://host[:port] (and the path when keep_path): never the query, the fragment or credentials."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.hostname or "?"
+        netloc = f"[{host}]" if ":" in host else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "(unparseable URL)"
+    path = parts.path if keep_path else ("/..." if parts.path not in ("", "/") else "")
+    return f"{parts.scheme}://{netloc}{path}" + ("?..." if parts.query else "")
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    webhooks: tuple[Webhook, ...] = ()
+
+
 @dataclass(frozen=True)
 class Settings:
     path: Path
@@ -84,6 +137,7 @@ class Settings:
     stage: StageSettings
     provider_options: Mapping[str, Any]
     state_dir: Path
+    notify: NotifySettings = field(default_factory=NotifySettings)
 
     @property
     def config_dir(self) -> Path:
@@ -111,6 +165,7 @@ class Settings:
                     "checks": [vars(c) for c in self.stage.checks],
                 },
                 self.provider: dict(self.provider_options),
+                "notify": {"webhooks": [w.effective() for w in self.notify.webhooks]},
             }
         )
 
@@ -325,6 +380,82 @@ def env_name(value: Any) -> str:
     )
 
 
+ENV_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
+WEBHOOK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+MAX_WEBHOOK_URL = 2048
+# query keys that carry a credential: such a URL is a secret and belongs in url_env
+_SECRET_QUERY_KEY = re.compile(r"(?i)(token|secret|key|sig|signature|password|passwd|auth|code)")
+_SECRET_URL_HOSTS = ("hooks.slack.com", "discord.com", "discordapp.com", "webhook.office.com", "chat.googleapis.com")
+
+
+def env_variable(value: Any) -> str:
+    if isinstance(value, str) and ENV_VARIABLE.fullmatch(value):
+        return value
+    raise ValueError(f"expected an environment variable name like RELEASECTL_WEBHOOK_SECRET, got {_got(value)}")
+
+
+def webhook_name(value: Any) -> str:
+    if isinstance(value, str) and WEBHOOK_NAME.fullmatch(value):
+        return value
+    raise ValueError(f"expected a name of 1 to 32 lower-case letters, digits, - and _, got {_got(value)}")
+
+
+def webhook_url(value: Any) -> str:
+    """An absolute http(s) URL with a host and no credentials in it. Messages never echo the URL itself
+    past its host: a webhook URL is often half a secret."""
+    import urllib.parse
+
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected an http:// or https:// URL, got {_got(value) if not isinstance(value, str) else 'an empty string'}")
+    if CONTROL_CHARACTERS.search(value) or " " in value:
+        raise ValueError("expected a URL without spaces or control characters")
+    if len(value) > MAX_WEBHOOK_URL:
+        raise ValueError(f"expected a URL of at most {MAX_WEBHOOK_URL} characters, got {len(value)}")
+    try:
+        parts = urllib.parse.urlsplit(value)
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        raise ValueError("expected a URL like https://hooks.example.com/releasectl (its host or port does not parse)") from None
+    if parts.scheme not in ("http", "https"):
+        raise ValueError(f"expected an http:// or https:// URL, got the scheme {_got(parts.scheme)}")
+    if not parts.hostname:
+        raise ValueError("expected a URL with a host, like https://hooks.example.com/releasectl")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("a user name or password in the URL is a secret, and secrets never go in releasectl.yaml: "
+                         "put the URL in an environment variable and name that with `url_env`")
+    if parts.fragment:
+        raise ValueError("expected a URL without a #fragment")
+    host = parts.hostname.lower()
+    if any(host == h or host.endswith("." + h) for h in _SECRET_URL_HOSTS) or any(
+        _SECRET_QUERY_KEY.search(k) for k, _v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    ):
+        raise ValueError(f"a URL like this one ({host}) carries its own secret, and secrets never go in releasectl.yaml: "
+                         "put it in an environment variable and name that with `url_env`")
+    return value
+
+
+def event_names(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, str) else value
+    expected = f"a list of events from {', '.join(NOTIFY_EVENTS)}"
+    if not isinstance(items, list) or not items:
+        raise ValueError(f"expected {expected}, got {_got(value)}")
+    for item in items:
+        if item not in NOTIFY_EVENTS:
+            raise ValueError(f"expected {expected}, got {_got(item)}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"expected each event once, got {_got(value)}")
+    return tuple(items)
+
+
+def one_of(*choices: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        if value in choices:
+            return value
+        raise ValueError(f"expected one of {', '.join(choices)}, got {_got(value)}")
+
+    return parse
+
+
 def image_template(value: Any) -> str:
     template = text(128)(value)
     if "{version}" not in template:
@@ -416,8 +547,24 @@ PROVIDER_KEYS: dict[str, dict[str, Parser]] = {
         "probe": boolean,
     },
 }
+WEBHOOK_KEYS: dict[str, Parser] = {
+    "name": webhook_name,
+    "url": webhook_url,
+    "url_env": env_variable,
+    "events": event_names,
+    "format": one_of(*WEBHOOK_FORMATS),
+    "secret_env": env_variable,
+    "secret_keyring": webhook_name,
+    "timeout": duration(0.1, MINUTE),
+    "retries": integer(0, 10),
+    "backoff": duration(0.0, MINUTE),
+    "budget": duration(1.0, 10 * MINUTE),
+    "cacert": text(4096),
+}
+MAX_WEBHOOKS = 10
 TOP_KEYS = {
     "app",
+    "notify",
     "provider",
     "state_dir",
     "app_port",
@@ -429,7 +576,7 @@ TOP_KEYS = {
     "environments",
     *PROVIDER_KEYS,
 }
-ENV_KEYS = {"health", "rollout", "stage", "app_port", *PROVIDER_KEYS}
+ENV_KEYS = {"health", "rollout", "stage", "app_port", "notify", *PROVIDER_KEYS}
 LAYERED = {"health": HEALTH_KEYS, "rollout": ROLLOUT_KEYS, "stage": STAGE_KEYS, **PROVIDER_KEYS}
 
 
@@ -544,6 +691,7 @@ class _EnvValues:
     sections: dict[str, dict[str, Any]]
     app_port: int
     pipeline_path: str  # the key path that set rollout.pipeline, for messages
+    notify: tuple[Webhook, ...] = ()  # an environment's `notify` replaces the top-level one
 
 
 @dataclass
@@ -598,6 +746,7 @@ def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None
     for section, keys in LAYERED.items():
         base[section] = check.section(data.get(section), section, keys)
     checks_base = _stage_checks(check, base["stage"].get("checks"), "stage.checks")
+    notify_base = _notify(check, data.get("notify"), "notify", path.parent)
 
     envs_raw = data.get("environments")
     if envs_raw is None:
@@ -625,7 +774,8 @@ def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None
             sections["stage"]["checks"] = checks_base
         env_port = base_port if "app_port" not in body else check.value(f"{env_path}.app_port", body["app_port"], port)
         pipeline_path = f"{env_path}.rollout.pipeline" if "pipeline" in _sub(body, "rollout") else "rollout.pipeline"
-        envs[name] = _EnvValues(name, sections, env_port, pipeline_path)
+        notify = notify_base if "notify" not in body else _notify(check, body["notify"], f"{env_path}.notify", path.parent)
+        envs[name] = _EnvValues(name, sections, env_port, pipeline_path, notify)
         _cross_checks(check, envs[name], body)
 
     default_env = data.get("default_environment", "production" if "production" in envs_raw else next(iter(envs_raw), ""))
@@ -653,6 +803,47 @@ def _stage_checks(check: _Checker, data: Any, path: str) -> list[dict[str, Any]]
         elif "path" in values:
             out.append(values)
     return out
+
+
+def _notify(check: _Checker, data: Any, path: str, config_dir: Path) -> tuple[Webhook, ...]:
+    """`notify: {webhooks: [...]}`: every webhook checked; the valid ones returned."""
+    body = check.mapping(path, data)
+    if not body:
+        return ()
+    for key in body:
+        if key != "webhooks":
+            check.add(f"{path}.{key}", "unknown key", hint="known keys: webhooks")
+    hooks = body.get("webhooks")
+    if not isinstance(hooks, list) or len(hooks) > MAX_WEBHOOKS:
+        check.add(f"{path}.webhooks", f"expected a list of at most {MAX_WEBHOOKS} webhooks, got {_got(hooks)}")
+        return ()
+    out: list[Webhook] = []
+    for i, item in enumerate(hooks):
+        where = f"{path}.webhooks[{i}]"
+        before = len(check.problems.items)
+        item = check.mapping(where, item)
+        if item is None:
+            continue
+        for key in [k for k in item if k in SECRET_KEYS]:
+            check.add(f"{where}.{key}", "secrets never go in releasectl.yaml",
+                      hint="put it in an environment variable and name it with `secret_env`, or in the keyring (`secret_keyring`)")
+        values = check.section({k: v for k, v in item.items() if k not in SECRET_KEYS}, where, WEBHOOK_KEYS)
+        if ("url" in item) == ("url_env" in item):
+            check.add(where, "expected exactly one of `url` and `url_env`",
+                      hint="url_env names an environment variable holding a URL that is itself a secret")
+        if "secret_env" in item and "secret_keyring" in item:
+            check.add(f"{where}.secret_keyring", "expected at most one of `secret_env` and `secret_keyring`")
+        if "budget" in values and "timeout" in values and values["budget"] < values["timeout"]:
+            check.add(f"{where}.budget", f"{_seconds_text(values['budget'])} is less than the timeout of one attempt "
+                      f"({_seconds_text(values['timeout'])})")
+        values.setdefault("name", f"webhook-{i + 1}")
+        if any(w.name == values["name"] for w in out):
+            check.add(f"{where}.name", f"{_got(values['name'])} names another webhook too")
+        if "cacert" in values and not Path(values["cacert"]).is_absolute():
+            values["cacert"] = str(config_dir / values["cacert"])
+        if len(check.problems.items) == before:
+            out.append(Webhook(**values))
+    return tuple(out)
 
 
 def _cross_checks(check: _Checker, env: _EnvValues, body: dict[str, Any]) -> None:
@@ -713,6 +904,7 @@ def _settings(v: _Validated, env: str, state_dir: Path | None) -> Settings:
         stage=StageSettings(checks=(SmokeCheck(path=health.path, expected_status=health.expected_status), *checks), **stage),
         provider_options=values.sections[v.provider],
         state_dir=state_dir,
+        notify=NotifySettings(webhooks=values.notify),
     )
 
 

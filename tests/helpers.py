@@ -87,3 +87,70 @@ def local_provider(config: Path, env: str | None = None):
     s = load_settings(config, env)
     return LocalProvider(ProviderContext(app=s.app, env=s.env, config_dir=s.config_dir, state_dir=s.state_dir,
                                          health=s.health, app_port=s.app_port, options=dict(s.provider_options)))
+
+
+class WebhookReceiver:
+    """A loopback HTTP server in a thread that records every POST (path, headers, body) in arrival order.
+    `fail_first` answers the first N requests with 503 (to exercise retries); `hang` never answers (a
+    receiver that accepts and then stays silent). Use as a context manager; stops its thread on exit."""
+
+    def __init__(self, *, fail_first: int = 0, hang: bool = False) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self.fail_first = fail_first
+        self.received = threading.Condition()
+        self._release = threading.Event()
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                length = min(int(self.headers.get("Content-Length") or 0), 1024 * 1024)
+                body = self.rfile.read(length)
+                if hang:
+                    outer._release.wait(60)
+                    return
+                with outer.received:
+                    failing = outer.fail_first > 0
+                    outer.fail_first -= 1 if failing else 0
+                    if not failing:
+                        outer.requests.append((self.path, dict(self.headers.items()), body))
+                    outer.received.notify_all()
+                self.send_response(503 if failing else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    def url(self, path: str = "/hook") -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[tuple[str, dict[str, str], bytes]]:
+        """The first `count` requests, polling until they arrived (or the timeout: then what came)."""
+        with self.received:
+            self.received.wait_for(lambda: len(self.requests) >= count, timeout=timeout)
+            return list(self.requests)
+
+    def __enter__(self) -> "WebhookReceiver":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(timeout=10)
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -42,5 +42,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"releasectl {__version__}\n")
         return 0
     from releasectl.cli.app import run
+    from releasectl.cli.runtime import finish_notifications
 
-    return run(hoist_global_options(argv))
+    code = run(hoist_global_options(argv))
+    finish_notifications(code)  # `notify:` webhooks: the outcome, then at most one timeout's wait
+    return code

@@ -21,7 +21,7 @@ from releasectl import __version__
 from releasectl.cli import views
 from releasectl.cli.exitcodes import ExitCode, classify, hint_for
 from releasectl.cli.render import Result, emit_result
-from releasectl.cli.runtime import Globals, engine_context, settings
+from releasectl.cli.runtime import Globals, engine_context, note_release, settings
 from releasectl.errors import ConfigError, ReleasectlError, UsageError
 from releasectl.cli.lean_typer import install as _lean_typer
 
@@ -97,6 +97,7 @@ def _check_version(version: str) -> None:
 
 
 def _finish(ctx: typer.Context, result: Result) -> None:
+    note_release(result.data)
     emit_result(result, _globals(ctx).output)
     _globals(ctx).printer.close()
     if result.exit_code:

@@ -14,6 +14,7 @@ from pathlib import Path
 from releasectl.cli.render import ProgressPrinter
 from releasectl.config import CONTROL_CHARACTERS, Settings, duration, load_settings
 from releasectl.engine.context import EngineContext, StopToken
+from releasectl.engine.events import Event, EventSink
 from releasectl.errors import ConfigError
 from releasectl.providers import load as load_provider
 from releasectl.providers.base import ProviderContext
@@ -135,11 +136,46 @@ def engine_context(
         stage_timeout=s.stage.timeout,
         image_keep=s.image_keep,
         clock=RealClock(stop_check=stop.check),
-        emit=g.printer,
+        emit=_event_sink(g, s) if writes else g.printer,
         stop=stop,
         actor=actor(),
         lock_ttl=ttl,
     )
+
+
+_notifications: list = []  # this command's ReleaseNotifications, finished by finish_notifications
+
+
+def _event_sink(g: Globals, s: Settings) -> EventSink:
+    """The progress printer, plus the webhooks of `notify:` when there are any (imported only then)."""
+    if not s.notify.webhooks:
+        return g.printer
+    from releasectl.notify import ReleaseNotifications
+
+    notifications = ReleaseNotifications(s.app, s.env, s.notify.webhooks)
+    _notifications.append(notifications)
+
+    def both(event: Event) -> None:
+        g.printer(event)
+        notifications(event)
+
+    return both
+
+
+def note_release(data: dict) -> None:
+    """The release a command hands back (its JSON `release`), for the last notification."""
+    release = data.get("release")
+    for notifications in _notifications:
+        notifications.release = release if isinstance(release, dict) else None
+
+
+def finish_notifications(exit_code: int) -> None:
+    """At the end of a command: send its outcome and wait for delivery at most a webhook's timeout, once."""
+    try:
+        while _notifications:
+            _notifications.pop(0).finish(exit_code)
+    except KeyboardInterrupt:  # a second Ctrl-C while waiting: stop waiting, keep the exit code
+        _notifications.clear()
 
 
 def _install_signal_handlers(stop: StopToken, *, at_once: bool = False) -> None:
