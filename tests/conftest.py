@@ -1,15 +1,40 @@
-"""Shared helpers: run the real CLI as a subprocess, in a folder of its own."""
+"""Shared helpers: run the real CLI (as a subprocess, or in this process for logic tests), in a folder of its
+own; and the test tiers: every test that needs HAProxy, the simulator, a real service or a CLI subprocess is
+slow, by folder (below), so a new file there cannot slip into the fast tier `pytest -m "not slow"`."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+TESTS = Path(__file__).resolve().parent
+# Folders and modules whose every test is slow: they start HAProxy, app processes, the simulator, real
+# services or the CLI as a subprocess.
+SLOW_PATHS = (
+    TESTS / "integration",
+    TESTS / "providers" / "local",
+    TESTS / "providers" / "openstack",
+    TESTS / "bench",
+    TESTS / "test_openstack_sim.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark slow by location, whatever the module says (explicit marks elsewhere still count)."""
+    for item in items:
+        path = Path(str(item.fspath)).resolve()
+        if any(path == slow or slow in path.parents for slow in SLOW_PATHS):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass
@@ -36,6 +61,40 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
         stdin=subprocess.DEVNULL,
     )
     return CliRun(proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float | None = None) -> CliRun:
+    """`releasectl ARGS` in this process (`releasectl.cli.main`), for logic tests that need no process of
+    their own: the same argument handling, error boundary, exit code and separate stdout/stderr as run_cli,
+    without a Python start-up per call. The working folder, environment, signal handlers and root logger are
+    restored afterwards. Use run_cli for anything about processes, signals, locks between runs or
+    concurrency, and for commands that start servers or HAProxy (they would become this process's children).
+    `timeout` is accepted for run_cli's signature and ignored."""
+    from releasectl.cli import main
+
+    saved_cwd, saved_env = os.getcwd(), dict(os.environ)
+    saved_signals = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        os.environ.update(env or {})
+        os.environ.pop("OS_CLOUD", None)
+        os.chdir(cwd)
+        root.handlers = []  # as in a fresh process: the CLI's basicConfig logs to (captured) stderr
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # typer.Exit / sys.exit below the error boundary
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        for sig, handler in saved_signals.items():
+            signal.signal(sig, handler)
+        root.handlers, root.level = saved_handlers, saved_level
+    return CliRun(int(code), out.getvalue(), err.getvalue())
 
 
 @pytest.fixture
