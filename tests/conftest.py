@@ -47,9 +47,12 @@ class CliRun:
         return json.loads(self.stdout)
 
 
-def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180) -> CliRun:
-    """`releasectl ARGS` in `cwd`, as a user would run it (a new process, no shared state)."""
-    full_env = {**os.environ, **(env or {})}
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 180,
+            inherit: bool = True) -> CliRun:
+    """`releasectl ARGS` in `cwd`, as a user would run it (a new process, no shared state). With
+    inherit=False, `env` is the whole environment (e.g. one stripped of OS_* variables) instead of additions
+    to this process's."""
+    full_env = {**os.environ, **(env or {})} if inherit else dict(env or {})
     full_env.pop("OS_CLOUD", None)
     proc = subprocess.run(
         [sys.executable, "-m", "releasectl", *args],
@@ -63,13 +66,15 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
     return CliRun(proc.returncode, proc.stdout, proc.stderr)
 
 
-def run_cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float | None = None) -> CliRun:
+def run_cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float | None = None,
+                       inherit: bool = True) -> CliRun:
     """`releasectl ARGS` in this process (`releasectl.cli.main`), for logic tests that need no process of
     their own: the same argument handling, error boundary, exit code and separate stdout/stderr as run_cli,
     without a Python start-up per call. The working folder, environment, signal handlers and root logger are
     restored afterwards. Use run_cli for anything about processes, signals, locks between runs or
     concurrency, and for commands that start servers or HAProxy (they would become this process's children).
-    `timeout` is accepted for run_cli's signature and ignored."""
+    Not thread-safe (the working folder and environment are the process's). `timeout` is accepted for
+    run_cli's signature and ignored; `inherit` means what it means there."""
     from releasectl.cli import main
 
     saved_cwd, saved_env = os.getcwd(), dict(os.environ)
@@ -78,6 +83,8 @@ def run_cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
     saved_handlers, saved_level = root.handlers[:], root.level
     out, err = io.StringIO(), io.StringIO()
     try:
+        if not inherit:
+            os.environ.clear()
         os.environ.update(env or {})
         os.environ.pop("OS_CLOUD", None)
         os.chdir(cwd)

@@ -46,3 +46,45 @@ def processes_under(root: Path) -> list[tuple[int, str]]:
         if root_s in cmd or cwd == root_s or cwd.startswith(root_s + "/"):
             found.append((int(entry.name), cmd or "?"))
     return found
+
+
+def fast_pipelines(hold: str, drain: str, final_hold: str | None = None) -> dict[str, str]:
+    """The tests' pipelines, by file name: the built-in shapes with short holds and drains, so a whole
+    release takes seconds. `final_hold` holds 100% (and the gate's steps) before retiring; the local tests
+    use holds of 1s, the OpenStack ones 300ms (health checks every 200ms there)."""
+    final = f", hold: {final_hold}" if final_hold else ""
+    return {
+        "canary-fast.yaml": f"""\
+name: canary-fast
+steps:
+  - launch: {{}}
+  - weight: {{percent: 10, hold: {hold}}}
+  - analyze: {{duration: {hold}, max_error_rate: 1%}}
+  - weight: {{percent: 50, hold: {hold}}}
+  - weight: {{percent: 100{final}}}
+  - retire: {{drain_timeout: {drain}}}
+""",
+        "bluegreen-fast.yaml": f"""\
+name: bluegreen-fast
+steps:
+  - launch: {{}}
+  - weight: {{percent: 100, hold: {hold}}}
+  - retire: {{drain_timeout: {drain}, keep_previous: 10m}}
+""",
+        "gate-fast.yaml": f"""\
+name: gate-fast
+steps:
+  - launch: {{}}
+  - weight: {{percent: 10{final}}}
+  - pause: {{}}
+  - weight: {{percent: 100{final}}}
+  - retire: {{drain_timeout: {drain}}}
+""",
+        "first-fast.yaml": f"""\
+name: first-fast
+steps:
+  - launch: {{}}
+  - weight: {{percent: 100}}
+  - retire: {{drain_timeout: {drain}}}
+""",
+    }

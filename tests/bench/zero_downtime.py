@@ -21,13 +21,12 @@ releasectl did what was expected (exit 0, 1 and 0). This is a benchmark, not a p
 
 from __future__ import annotations
 
+from tests.conftest import CliRun, run_cli
 from tests.helpers import free_port
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -68,24 +67,19 @@ class Bench:
         self.url = f"http://127.0.0.1:{port}/"
         self.log = folder / "bench-cli.log"
 
-    def cli(self, *argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def cli(self, *argv: str, timeout: float = 300) -> CliRun:
         """`releasectl ARGV` in the folder, as a new process; its stderr (progress) goes to the log."""
-        env = {**os.environ}
-        env.pop("OS_CLOUD", None)
         started = time.monotonic()
-        proc = subprocess.run(
-            [sys.executable, "-m", "releasectl", *argv],
-            cwd=self.folder, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
-        )
+        proc = run_cli(*argv, cwd=self.folder, timeout=timeout)
         with open(self.log, "a") as log:
-            log.write(f"$ releasectl {' '.join(argv)}  (exit {proc.returncode}, {time.monotonic() - started:.1f}s)\n")
+            log.write(f"$ releasectl {' '.join(argv)}  (exit {proc.code}, {time.monotonic() - started:.1f}s)\n")
             log.write(proc.stderr)
         return proc
 
-    def must(self, *argv: str) -> subprocess.CompletedProcess[str]:
+    def must(self, *argv: str) -> CliRun:
         proc = self.cli(*argv)
-        if proc.returncode != 0:
-            raise RuntimeError(f"releasectl {' '.join(argv)} exited {proc.returncode}:\n{proc.stderr[-2000:]}")
+        if proc.code != 0:
+            raise RuntimeError(f"releasectl {' '.join(argv)} exited {proc.code}:\n{proc.stderr[-2000:]}")
         return proc
 
     def bake(self, version: str, *, broken: bool = False) -> None:
@@ -148,9 +142,9 @@ class Bench:
         result = {
             "scenario": name,
             "command": "releasectl " + " ".join(argv),
-            "exit_code": proc.returncode,
+            "exit_code": proc.code,
             "expected_exit_code": expect_exit,
-            "as_expected": proc.returncode == expect_exit,
+            "as_expected": proc.code == expect_exit,
             "command_seconds": round(change_end - change_start, 2),
             "load_seconds": round(whole.seconds, 2),
             "load_stopped_by": whole.stopped_by,
@@ -163,16 +157,16 @@ class Bench:
             "during": summary(during),
             "whole": whole.to_dict(),
             "note": note,
-            "stderr_tail": proc.stderr[-600:] if proc.returncode != expect_exit else "",
+            "stderr_tail": proc.stderr[-600:] if proc.code != expect_exit else "",
         }
-        log(f"{name}: exit {proc.returncode} (expected {expect_exit}), {whole.requests} requests, "
+        log(f"{name}: exit {proc.code} (expected {expect_exit}), {whole.requests} requests, "
             f"{whole.non_2xx} non-2xx, {whole.connection_errors} connection errors, "
             f"p99 before {fmt(before.p99_ms)} ms / during {fmt(during.p99_ms)} ms {note}")
         return result
 
     def teardown(self) -> None:
         proc = self.cli("down")
-        if proc.returncode != 0:  # an unfinished release blocks `down`: undo it, then stop
+        if proc.code != 0:  # an unfinished release blocks `down`: undo it, then stop
             self.cli("abort")
             self.cli("down")
 

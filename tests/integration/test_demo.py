@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+from tests.conftest import run_cli
 from tests.helpers import free_port, processes_under
 
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,13 +19,8 @@ import pytest
 def test_demo_releases_under_load_without_a_failed_request_and_cleans_up(tmp_path):
     folder = tmp_path / "demo"
     port = free_port()
-    env = {**os.environ}
-    env.pop("OS_CLOUD", None)
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "releasectl", "demo", str(folder), "--port", str(port), "--output", "json"],
-            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240,
-        )
+        proc = run_cli("demo", str(folder), "--port", str(port), "--output", "json", cwd=tmp_path, timeout=240)
     finally:
         leftovers = processes_under(folder)
         for pid, _cmd in leftovers:  # stop by PID what the demo left behind, then fail below
@@ -34,7 +28,7 @@ def test_demo_releases_under_load_without_a_failed_request_and_cleans_up(tmp_pat
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
+    assert proc.code == 0, f"exit {proc.code}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
     document = json.loads(proc.stdout)
     assert document["errors"] == []
     demo = document["demo"]
