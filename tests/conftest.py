@@ -29,12 +29,27 @@ SLOW_PATHS = (
 )
 
 
+# Tests against the one real Keystone/Octavia/Glance/Swift of a CI run rewrite its shared catalog: under
+# pytest-xdist (`--dist loadgroup`, see .ci/test) they all run on one worker, one after another.
+REAL_SERVICES_GROUP = "real_services"
+
+
+def _uses_real_services(item: pytest.Item, path: Path) -> bool:
+    if path.name.startswith("test_real") or "real_services" in path.parts:
+        return True
+    callspec = getattr(item, "callspec", None)
+    return callspec is not None and "real" in callspec.id.replace("_", "-").split("-")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Mark slow by location, whatever the module says (explicit marks elsewhere still count)."""
+    """Mark slow by location, whatever the module says (explicit marks elsewhere still count); keep the
+    real-services tests on one xdist worker."""
     for item in items:
         path = Path(str(item.fspath)).resolve()
         if any(path == slow or slow in path.parents for slow in SLOW_PATHS):
             item.add_marker(pytest.mark.slow)
+        if _uses_real_services(item, path):
+            item.add_marker(pytest.mark.xdist_group(REAL_SERVICES_GROUP))
 
 
 @dataclass
