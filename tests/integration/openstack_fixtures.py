@@ -19,7 +19,7 @@ from typing import Any
 import requests
 import yaml
 
-from tests.conftest import CliRun, run_cli
+from tests.conftest import CliRun, run_cli, run_cli_in_process
 from tests.helpers import fast_pipelines
 from tests.integration.procs import Running, start_cli
 from tests.openstack_sim import Simulator
@@ -83,7 +83,11 @@ class Cloud:
         return start_cli(*args, cwd=self.path, env=self.env, inherit=False)
 
     def status(self) -> dict:
-        return self.ok("status", "--output", "json").json()
+        """`status --output json`, run in this process: a read of the state, with no process of its own to
+        test (every other command here is a new process)."""
+        result = run_cli_in_process("status", "--output", "json", cwd=self.path, env=self.env, inherit=False)
+        assert result.code == 0, f"releasectl status exited {result.code}:\n{result.stderr[-4000:]}"
+        return result.json()
 
     def state(self) -> dict:
         return self.sim.state()
