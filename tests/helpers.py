@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -46,6 +47,18 @@ def processes_under(root: Path) -> list[tuple[int, str]]:
         if root_s in cmd or cwd == root_s or cwd.startswith(root_s + "/"):
             found.append((int(entry.name), cmd or "?"))
     return found
+
+
+def stop_leftovers(*roots: Path) -> list[tuple[int, str]]:
+    """SIGKILL, by PID, every process `processes_under` finds below roots; returns them, so the caller can
+    fail the test for the leak after cleaning it up."""
+    left = [p for root in roots for p in processes_under(root)]
+    for pid, _cmd in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
 
 
 def fast_pipelines(hold: str, drain: str, final_hold: str | None = None) -> dict[str, str]:

@@ -3,8 +3,6 @@ through the real CLI. Health checks and pipelines are fast so a whole canary tak
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
 from collections import Counter
@@ -18,7 +16,7 @@ from releasectl.loadgen import LoadGenerator
 from releasectl.providers.base import AdminState, Health, ProviderContext
 from releasectl.providers.local import LocalProvider
 from tests.conftest import CliRun, run_cli, run_cli_in_process
-from tests.helpers import fast_pipelines, free_port, processes_under
+from tests.helpers import fast_pipelines, free_port, stop_leftovers
 from tests.integration.procs import Running, start_cli
 
 FAST_PIPELINES = fast_pipelines(hold="1s", drain="5s", final_hold="500ms")
@@ -94,12 +92,7 @@ def workspace(tmp_path):
     run_cli("down", cwd=ws.path)
     if (ws.path / ".releasectl" / "envs" / "staging").exists():  # a process for nothing otherwise
         run_cli("down", "--env", "staging", cwd=ws.path)
-    leftovers = [pid for pid, _cmd in processes_under(ws.path)]
-    for pid in leftovers:  # stop by PID what `down` missed, then fail the test: it is a leak
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    leftovers = [pid for pid, _cmd in stop_leftovers(ws.path)]  # what `down` missed: a leak
     assert not leftovers, f"processes left running after `releasectl down`: {leftovers}"
 
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from tests.conftest import run_cli
-from tests.helpers import free_port, processes_under
+from tests.helpers import free_port, stop_leftovers
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -22,12 +20,7 @@ def test_demo_releases_under_load_without_a_failed_request_and_cleans_up(tmp_pat
     try:
         proc = run_cli("demo", str(folder), "--port", str(port), "--output", "json", cwd=tmp_path, timeout=240)
     finally:
-        leftovers = processes_under(folder)
-        for pid, _cmd in leftovers:  # stop by PID what the demo left behind, then fail below
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        leftovers = stop_leftovers(folder)  # what the demo left behind: fail below
     assert proc.code == 0, f"exit {proc.code}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
     document = json.loads(proc.stdout)
     assert document["errors"] == []
