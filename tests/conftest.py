@@ -16,6 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# No per-example deadline: on a loaded CI machine (2 cores, several workers) a pure function can take 400 ms
+# once, and hypothesis would fail it as "unreliable timing". Tests bound their size instead.
+settings.register_profile("releasectl", deadline=None)
+settings.load_profile("releasectl")
 
 TESTS = Path(__file__).resolve().parent
 # Folders and modules whose every test is slow: they start HAProxy, app processes, the simulator, real
