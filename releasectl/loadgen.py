@@ -48,12 +48,15 @@ BODY_LIMIT = 80  # characters of a body kept for the by-body count
 ERROR_BACKOFF = 0.01  # seconds a client sleeps after a connection error, so a dead endpoint is not spun on
 
 
-def percentile(sorted_values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile of an ascending list (q in 0..100); None for an empty list."""
-    if not sorted_values:
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100): the smallest value with at least q% of the values at or below it;
+    None for an empty list. The only definition: the load generator's p50/p99 and the engine's
+    `analyze.max_p95` gate both use it. Any order (an ascending list is sorted in linear time)."""
+    if not values:
         return None
-    rank = max(1, math.ceil(q / 100.0 * len(sorted_values)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
+    ordered = sorted(values)
+    rank = math.ceil(round(q * len(ordered) / 100.0, 9))  # round: 0.95 * 60 must be rank 57, not 58
+    return ordered[min(max(rank, 1), len(ordered)) - 1]
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import socket
 from pathlib import Path
 
@@ -154,3 +155,55 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+def stop_leftovers(*roots: Path) -> list[tuple[int, str]]:
+    """SIGKILL, by PID, every process `processes_under` finds below roots; returns them, so the caller can
+    fail the test for the leak after cleaning it up."""
+    left = [p for root in roots for p in processes_under(root)]
+    for pid, _cmd in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+def fast_pipelines(hold: str, drain: str, final_hold: str | None = None) -> dict[str, str]:
+    """The tests' pipelines, by file name: the built-in shapes with short holds and drains, so a whole
+    release takes seconds. `final_hold` holds 100% (and the gate's steps) before retiring; the local tests
+    use holds of 1s, the OpenStack ones 300ms (health checks every 200ms there)."""
+    final = f", hold: {final_hold}" if final_hold else ""
+    return {
+        "canary-fast.yaml": f"""\
+name: canary-fast
+steps:
+  - launch: {{}}
+  - weight: {{percent: 10, hold: {hold}}}
+  - analyze: {{duration: {hold}, max_error_rate: 1%}}
+  - weight: {{percent: 50, hold: {hold}}}
+  - weight: {{percent: 100{final}}}
+  - retire: {{drain_timeout: {drain}}}
+""",
+        "bluegreen-fast.yaml": f"""\
+name: bluegreen-fast
+steps:
+  - launch: {{}}
+  - weight: {{percent: 100, hold: {hold}}}
+  - retire: {{drain_timeout: {drain}, keep_previous: 10m}}
+""",
+        "gate-fast.yaml": f"""\
+name: gate-fast
+steps:
+  - launch: {{}}
+  - weight: {{percent: 10{final}}}
+  - pause: {{}}
+  - weight: {{percent: 100{final}}}
+  - retire: {{drain_timeout: {drain}}}
+""",
+        "first-fast.yaml": f"""\
+name: first-fast
+steps:
+  - launch: {{}}
+  - weight: {{percent: 100}}
+  - retire: {{drain_timeout: {drain}}}
+""",
+    }

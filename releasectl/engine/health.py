@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
 from releasectl.providers.base import HealthCheck, Probe
 
 
@@ -68,13 +69,6 @@ class HealthTracker:
         self.latencies.clear()
         self.probes = self.failures = 0
 
-
-def percentile(values: list[float], pct: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, int(round(pct / 100.0 * len(ordered) + 0.5)) - 1))
-    return ordered[index]
 
 
 @dataclass(frozen=True)

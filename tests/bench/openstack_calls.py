@@ -29,9 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +40,8 @@ from typing import Any
 import yaml
 from tabulate import tabulate
 
+from tests.conftest import CliRun, run_cli
+from tests.integration.openstack_fixtures import cli_env
 from tests.openstack_sim import Simulator
 from tests.openstack_sim.fixtures import FAST
 
@@ -69,16 +69,15 @@ steps:
 """
 
 
-def run(args: list[str], cwd: Path, env: dict[str, str], verbose: bool) -> subprocess.CompletedProcess:
+def run(args: list[str], cwd: Path, env: dict[str, str], verbose: bool) -> CliRun:
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "releasectl", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=1800, stdin=subprocess.DEVNULL)
+    proc = run_cli(*args, cwd=cwd, env=env, timeout=1800, inherit=False)
     took = time.monotonic() - started
-    print(f"$ releasectl {' '.join(args)}  -> exit {proc.returncode} in {took:.1f}s", file=sys.stderr)
-    if verbose or proc.returncode != 0:
+    print(f"$ releasectl {' '.join(args)}  -> exit {proc.code} in {took:.1f}s", file=sys.stderr)
+    if verbose or proc.code != 0:
         sys.stderr.write(proc.stderr)
-    if proc.returncode != 0:
-        raise SystemExit(f"releasectl {' '.join(args)} exited {proc.returncode}")
+    if proc.code != 0:
+        raise SystemExit(f"releasectl {' '.join(args)} exited {proc.code}")
     return proc
 
 
@@ -122,10 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         clouds.write_text(yaml.safe_dump(sim.clouds_yaml("sim")))
         work = root / "app"
         work.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-        env.update({"OS_CLIENT_CONFIG_FILE": str(clouds), "HOME": str(root / "home"),
-                    "XDG_CONFIG_HOME": str(root / "home" / ".config"),
-                    "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring"})
+        env = cli_env(root / "home", clouds)
         run(["init", "--provider", "openstack", "--cloud", "sim"], work, env, args.verbose)
         config = work / "releasectl.yaml"
         doc = yaml.safe_load(config.read_text())

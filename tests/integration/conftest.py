@@ -3,52 +3,22 @@ through the real CLI. Health checks and pipelines are fast so a whole canary tak
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from releasectl.loadgen import LoadGenerator
 from releasectl.providers.base import AdminState, Health
 from releasectl.providers.local import LocalProvider
-from tests.conftest import CliRun, run_cli
-from tests.helpers import free_port, local_provider, processes_under
+from tests.conftest import CliRun, run_cli, run_cli_in_process
+from tests.helpers import fast_pipelines, free_port, local_provider, stop_leftovers
+from tests.integration.procs import Running, start_cli
 
-FAST_PIPELINES = {
-    "canary-fast.yaml": """\
-name: canary-fast
-steps:
-  - launch: {}
-  - weight: {percent: 10, hold: 1s}
-  - analyze: {duration: 1s, max_error_rate: 1%}
-  - weight: {percent: 50, hold: 1s}
-  - weight: {percent: 100, hold: 500ms}
-  - retire: {drain_timeout: 5s}
-""",
-    "bluegreen-fast.yaml": """\
-name: bluegreen-fast
-steps:
-  - launch: {}
-  - weight: {percent: 100, hold: 1s}
-  - retire: {drain_timeout: 5s, keep_previous: 10m}
-""",
-    "gate-fast.yaml": """\
-name: gate-fast
-steps:
-  - launch: {}
-  - weight: {percent: 10, hold: 500ms}
-  - pause: {}
-  - weight: {percent: 100, hold: 500ms}
-  - retire: {drain_timeout: 5s}
-""",
-}
-
+FAST_PIPELINES = fast_pipelines(hold="1s", drain="5s", final_hold="500ms")
 
 
 @dataclass
@@ -64,6 +34,10 @@ class Workspace:
         assert result.code == 0, f"releasectl {' '.join(args)} exited {result.code}:\n{result.stderr[-3000:]}"
         return result
 
+    def start(self, *args: str) -> Running:
+        """`releasectl ARGS` as a child process whose progress lines (stderr) can be waited on."""
+        return start_cli(*args, cwd=self.path)
+
     def bake(self, version: str, broken: bool = False) -> None:
         flag = self.path / "app" / "FAIL_HEALTH"
         if broken:
@@ -78,7 +52,11 @@ class Workspace:
         return local_provider(self.path / "releasectl.yaml", env)
 
     def status(self) -> dict:
-        return self.ok("status", "--output", "json").json()
+        """`status --output json`, run in this process: a read of the state, with no process of its own to
+        test (every other command here is a new process)."""
+        result = run_cli_in_process("status", "--output", "json", cwd=self.path)
+        assert result.code == 0, f"releasectl status exited {result.code}:\n{result.stderr[-3000:]}"
+        return result.json()
 
     @property
     def url(self) -> str:
@@ -105,46 +83,47 @@ def workspace(tmp_path):
     ws = make_workspace(tmp_path / "shop")
     yield ws
     run_cli("down", cwd=ws.path)
-    run_cli("down", "--env", "staging", cwd=ws.path)
-    leftovers = [pid for pid, _cmd in processes_under(ws.path)]
-    for pid in leftovers:  # stop by PID what `down` missed, then fail the test: it is a leak
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    if (ws.path / ".releasectl" / "envs" / "staging").exists():  # a process for nothing otherwise
+        run_cli("down", "--env", "staging", cwd=ws.path)
+    leftovers = [pid for pid, _cmd in stop_leftovers(ws.path)]  # what `down` missed: a leak
     assert not leftovers, f"processes left running after `releasectl down`: {leftovers}"
 
 
 @pytest.fixture
 def live_100(workspace):
-    """1.0.0 baked and live on 2 servers."""
+    """1.0.0 baked and live on 2 servers (the first release: no old fleet to hold a canary against)."""
     workspace.bake("1.0.0")
-    workspace.ok("rollout", "1.0.0", "--pipeline", "canary-fast.yaml")
+    workspace.ok("rollout", "1.0.0", "--pipeline", "first-fast.yaml")
     return workspace
 
 
 @dataclass
 class Watch:
-    """Samples the pool every 20 ms and sends bounded load through the LB while a test acts."""
+    """Samples the pool every 20 ms and sends bounded load through the LB while a test acts: one client
+    opening a new connection per request (releasectl.loadgen), as a naive client would."""
 
     ws: Workspace
     max_seconds: float = 60.0
     max_requests: int = 30_000
     min_in_rotation: int = 10**9
     samples: int = 0
-    responses: Counter = field(default_factory=Counter)
-    failures: Counter = field(default_factory=Counter)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list = field(default_factory=list)
+    _load: LoadGenerator | None = None
 
     def __enter__(self) -> "Watch":
-        self._threads = [threading.Thread(target=self._pool_loop, daemon=True), threading.Thread(target=self._load_loop, daemon=True)]
+        self._load = LoadGenerator(self.ws.url, duration=self.max_seconds, max_requests=self.max_requests,
+                                   keepalive_clients=0, new_connection_clients=1, timeout=3).start()
+        self._threads = [threading.Thread(target=self._pool_loop, daemon=True)]
         for t in self._threads:
             t.start()
         return self
 
     def __exit__(self, *exc) -> None:
         self._stop.set()
+        assert self._load is not None
+        self._load.stop()
+        self._load.join(timeout=10)
         for t in self._threads:
             t.join(timeout=10)
 
@@ -158,18 +137,20 @@ class Watch:
             self.samples += 1
             time.sleep(0.02)
 
-    def _load_loop(self) -> None:
-        deadline = time.monotonic() + self.max_seconds
-        sent = 0
-        while not self._stop.is_set() and time.monotonic() < deadline and sent < self.max_requests:
-            sent += 1
-            try:
-                with urllib.request.urlopen(self.ws.url, timeout=3) as r:
-                    self.responses[r.read().decode().strip()] += 1
-            except urllib.error.HTTPError as e:
-                self.failures[f"HTTP {e.code}"] += 1
-            except OSError as e:
-                self.failures[type(e).__name__] += 1
+    @property
+    def responses(self) -> Counter:
+        """2xx responses by body (the sample app answers with its version)."""
+        assert self._load is not None
+        return Counter(self._load.stats().by_body)
+
+    @property
+    def failures(self) -> Counter:
+        """Failed requests: `HTTP <status>` for non-2xx answers, the exception's name for no answer."""
+        assert self._load is not None
+        stats = self._load.stats()
+        failed = Counter({f"HTTP {code}": n for code, n in stats.by_status.items() if not 200 <= code < 300})
+        failed.update(stats.errors_by_kind)
+        return failed
 
     def assert_served_throughout(self) -> None:
         assert self.samples > 10

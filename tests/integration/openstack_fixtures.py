@@ -1,8 +1,7 @@
-"""A releasectl folder driven through the real CLI against the OpenStack simulator, for the chaos tests.
-
-The same set-up as test_openstack_cli.py (a clouds.yaml from ``sim.clouds_yaml``, ``OS_CLIENT_CONFIG_FILE``,
-``releasectl init --provider openstack --cloud sim``), plus what kill -9 tests need: a child process whose
-progress lines can be waited on, and the invariants checked from both ``status`` and ``sim.state()``.
+"""A releasectl folder driven through the real CLI against the OpenStack simulator, for the CLI and chaos
+tests: a clouds.yaml from ``sim.clouds_yaml``, ``OS_CLIENT_CONFIG_FILE``, ``releasectl init --provider
+openstack --cloud sim``, fast pipelines; plus what kill -9 tests need: a child process whose progress lines
+can be waited on, and the invariants checked from both ``status`` and ``sim.state()``.
 """
 
 from __future__ import annotations
@@ -10,8 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,36 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import requests
 import yaml
 
-from tests.conftest import CliRun
+from tests.conftest import CliRun, run_cli, run_cli_in_process
+from tests.helpers import fast_pipelines
 from tests.integration.procs import Running, start_cli
 from tests.openstack_sim import Simulator
 from tests.openstack_sim import server as sim_server
 
 LABEL = "releasectl_"
 APP = "demo"
-
-# health interval 200ms; Octavia cannot count sessions, so every drain is timed: 1s
-CANARY_FAST = """\
-name: canary-fast
-steps:
-  - launch: {}
-  - weight: {percent: 10, hold: 300ms}
-  - analyze: {duration: 300ms, max_error_rate: 1%}
-  - weight: {percent: 50, hold: 300ms}
-  - weight: {percent: 100}
-  - retire: {drain_timeout: 1s}
-"""
-
-FIRST_FAST = """\
-name: first-fast
-steps:
-  - launch: {}
-  - weight: {percent: 100}
-  - retire: {drain_timeout: 1s}
-"""
-
 
 def whole_bodies_only(monkeypatch: Any) -> None:
     """Make the simulator drop a request whose client died before sending its whole body.
@@ -92,10 +70,8 @@ class Cloud:
     path: Path
     env: dict[str, str]
 
-    def cli(self, *args: str, timeout: float = 120) -> CliRun:
-        proc = subprocess.run([sys.executable, "-m", "releasectl", *args], cwd=self.path, env=self.env,
-                              capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-        return CliRun(proc.returncode, proc.stdout, proc.stderr)
+    def cli(self, *args: str, timeout: float = 240) -> CliRun:
+        return run_cli(*args, cwd=self.path, env=self.env, timeout=timeout, inherit=False)
 
     def ok(self, *args: str) -> CliRun:
         result = self.cli(*args)
@@ -107,10 +83,23 @@ class Cloud:
         return start_cli(*args, cwd=self.path, env=self.env, inherit=False)
 
     def status(self) -> dict:
-        return self.ok("status", "--output", "json").json()
+        """`status --output json`, run in this process: a read of the state, with no process of its own to
+        test (every other command here is a new process)."""
+        result = run_cli_in_process("status", "--output", "json", cwd=self.path, env=self.env, inherit=False)
+        assert result.code == 0, f"releasectl status exited {result.code}:\n{result.stderr[-4000:]}"
+        return result.json()
 
     def state(self) -> dict:
         return self.sim.state()
+
+    def control(self, method: str, path: str, body: dict | None = None) -> Any:
+        """The simulator's control API over HTTP (faults, builder), as another process would drive it."""
+        resp = requests.request(method, f"{self.sim.url}/_sim/{path}", json=body, timeout=10)
+        assert resp.status_code == 200, resp.text
+        return resp.json()
+
+    def fail_health(self, on: bool) -> None:
+        assert self.control("POST", "builder", {"fail_health": on})["fail_health"] is on
 
     def bake(self, version: str, broken: bool = False) -> None:
         if broken:
@@ -121,28 +110,39 @@ class Cloud:
             if broken:
                 self.sim.set_builder_fail_health(False)
 
-    def tune(self, count: int = 2) -> None:
+    def images(self) -> dict[str, str]:
+        return {i["version"]: i["status"] for i in self.ok("images", "--output", "json").json()["images"]}
+
+    def tune(self, count: int | None = None, drain: str = "1s") -> None:
+        """Fast health checks (200ms) and pipelines (holds of 300ms); every drain (`rollout.drain_timeout`
+        and the pipelines' retire step) lasts `drain`, because Octavia cannot count sessions. The scaffold's
+        values are for real clouds."""
         config = self.path / "releasectl.yaml"
         doc = yaml.safe_load(config.read_text())
         doc["health"].update({"interval": "200ms", "timeout": "1s"})
-        doc["rollout"].update({"count": count, "progress_deadline": "60s", "pipeline": "canary-fast.yaml",
-                               "drain_timeout": "1s"})
+        doc["rollout"].update({"progress_deadline": "60s", "pipeline": "canary-fast.yaml", "drain_timeout": drain})
+        if count is not None:
+            doc["rollout"]["count"] = count
         doc["openstack"].update({"boot_timeout": "60s", "snapshot_timeout": "60s", "lb_timeout": "60s"})
         config.write_text(yaml.safe_dump(doc, sort_keys=False))
-        (self.path / "canary-fast.yaml").write_text(CANARY_FAST)
-        (self.path / "first-fast.yaml").write_text(FIRST_FAST)
+        for name, body in fast_pipelines(hold="300ms", drain=drain).items():
+            (self.path / name).write_text(body)
 
 
-def make_cloud(sim: Simulator, root: Path, count: int = 2) -> Cloud:
+def make_cloud(sim: Simulator, root: Path, count: int | None = None, *, auth_type: str = "password",
+               drain: str | None = "1s") -> Cloud:
+    """`releasectl init --provider openstack --cloud sim` in a fresh folder under root, with a clouds.yaml
+    of its own; tuned for speed (see Cloud.tune) unless drain is None (the scaffold as a user gets it)."""
     root.mkdir(parents=True)
     clouds = root / "clouds.yaml"
-    clouds.write_text(yaml.safe_dump(sim.clouds_yaml("sim", "password")))
+    clouds.write_text(yaml.safe_dump(sim.clouds_yaml("sim", auth_type)))
     work = root / "app"
     work.mkdir()
     cloud = Cloud(sim, work, cli_env(root / "home", clouds))
     init = cloud.cli("init", "--provider", "openstack", "--cloud", "sim")
     assert init.code == 0, init.stderr
-    cloud.tune(count)
+    if drain is not None:
+        cloud.tune(count, drain)
     return cloud
 
 

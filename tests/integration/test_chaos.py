@@ -10,52 +10,9 @@ one action further, so a sequence of kills walks through the whole release.
 
 from __future__ import annotations
 
-import re
-import signal
-
 from tests.integration.conftest import Watch
-from tests.integration.procs import start_cli
+from tests.integration.procs import kill_walk
 from tests.integration.test_crash_safety import assert_converged
-
-DECISION = re.compile(r"^\S+ (act|wait|advance|rollback|step)\s+(.*)$")
-
-
-def normalise(message: str) -> str:
-    message = re.sub(r"-[0-9a-f]{6}\b", "-X", message)
-    message = re.sub(r"\d\d:\d\d:\d\d", "T", message)
-    return re.sub(r"\d+(\.\d+)?s\b", "Ns", message)
-
-
-def kill_walk(ws, first: list[str], resume: list[str], points: list[str], label: str, max_kills: int = 40) -> int:
-    """Start `first`; kill -9 at each run's second decision; restart with `resume` until a run finishes.
-    Returns the exit code of the run that finished on its own."""
-    args = first
-    for _ in range(max_kills):
-        running = start_cli(*args, cwd=ws.path)
-        seen: list[str] = []
-        progressed = [False]
-
-        def after_progress(line: str) -> bool:
-            match = DECISION.match(line.strip())
-            if not match:
-                return False
-            seen.append(match.group(2))
-            if progressed[0]:
-                return True
-            progressed[0] = match.group(1) in ("act", "advance")
-            return False
-
-        if running.wait_for_line(after_progress, timeout=90) is None:
-            code = running.finish()  # finished (or failed) before a second decision: done
-            print(f"{label}: last run ({' '.join(args)}) exited {code}:\n{running.stderr[-2500:]}")
-            return code
-        running.kill(signal.SIGKILL)
-        points.append(f"{label}: {normalise(seen[-1])}")
-        status = ws.status()
-        assert status["release"] is not None and status["release"]["state"] == "interrupted", status["release"]
-        assert status["lock"] is None or status["lock"]["alive"] is False
-        args = resume
-    raise AssertionError(f"{label}: still not finished after {max_kills} kills")
 
 
 def test_kill_9_at_twenty_points_converges_with_zero_failed_requests(live_100):
@@ -64,25 +21,25 @@ def test_kill_9_at_twenty_points_converges_with_zero_failed_requests(live_100):
     with Watch(ws, max_seconds=420, max_requests=400_000) as watch:
         # 1. a canary 1.0.0 -> 1.1.0, killed over and over, resumed each time
         ws.bake("1.1.0")
-        code = kill_walk(ws, ["rollout", "1.1.0", "--pipeline", "canary-fast.yaml"], ["rollout", "--resume"], points, "canary")
+        code = kill_walk(ws, ["rollout", "1.1.0", "--pipeline", "canary-fast.yaml"], [["rollout", "--resume"]], points, "canary")
         assert code == 0
         assert_converged(ws, "1.1.0")
 
         # 2. a broken 1.2.0: the automatic rollback itself is killed over and over, resumed each time
         ws.bake("1.2.0", broken=True)
-        code = kill_walk(ws, ["rollout", "1.2.0", "--pipeline", "canary-fast.yaml"], ["rollout", "--resume"], points, "auto-rollback")
+        code = kill_walk(ws, ["rollout", "1.2.0", "--pipeline", "canary-fast.yaml"], [["rollout", "--resume"]], points, "auto-rollback")
         assert code == 1
         assert_converged(ws, "1.1.0")
 
         # 3. a blue-green 1.3.0 killed once mid-way, then undone with abort, itself killed and resumed
         ws.bake("1.3.0")
-        code = kill_walk(ws, ["rollout", "1.3.0", "--pipeline", "bluegreen-fast.yaml"], ["abort"], points, "abort", max_kills=3)
+        code = kill_walk(ws, ["rollout", "1.3.0", "--pipeline", "bluegreen-fast.yaml"], [["abort"]], points, "abort", max_kills=3)
         if code != 0:  # the abort run was killed too: finish it
-            code = kill_walk(ws, ["abort"], ["abort"], points, "abort")
+            code = kill_walk(ws, ["abort"], [["abort"]], points, "abort")
         assert_converged(ws, "1.1.0")
 
         # 4. a manual rollback to 1.0.0 (relaunch), killed over and over, resumed each time
-        code = kill_walk(ws, ["rollback"], ["rollout", "--resume"], points, "rollback")
+        code = kill_walk(ws, ["rollback"], [["rollout", "--resume"]], points, "rollback")
         assert code == 0
         assert_converged(ws, "1.0.0")
     watch.assert_served_throughout()

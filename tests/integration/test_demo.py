@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from tests.helpers import free_port, processes_under
+from tests.conftest import run_cli
+from tests.helpers import free_port, stop_leftovers
 
 import json
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,21 +17,11 @@ import pytest
 def test_demo_releases_under_load_without_a_failed_request_and_cleans_up(tmp_path):
     folder = tmp_path / "demo"
     port = free_port()
-    env = {**os.environ}
-    env.pop("OS_CLOUD", None)
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "releasectl", "demo", str(folder), "--port", str(port), "--output", "json"],
-            cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=240,
-        )
+        proc = run_cli("demo", str(folder), "--port", str(port), "--output", "json", cwd=tmp_path, timeout=240)
     finally:
-        leftovers = processes_under(folder)
-        for pid, _cmd in leftovers:  # stop by PID what the demo left behind, then fail below
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-    assert proc.returncode == 0, f"exit {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
+        leftovers = stop_leftovers(folder)  # what the demo left behind: fail below
+    assert proc.code == 0, f"exit {proc.code}\nstdout:\n{proc.stdout[-2000:]}\nstderr:\n{proc.stderr[-4000:]}"
     document = json.loads(proc.stdout)
     assert document["errors"] == []
     demo = document["demo"]

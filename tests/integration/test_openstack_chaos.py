@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -36,7 +35,7 @@ from tests.integration.openstack_fixtures import (
     ours,
     whole_bodies_only,
 )
-from tests.integration.test_chaos import DECISION, normalise
+from tests.integration.procs import kill_walk
 from tests.openstack_sim import Simulator
 from tests.openstack_sim.fixtures import FAST
 
@@ -59,59 +58,6 @@ def live(sim: Simulator, tmp_path: Path) -> Cloud:
     cloud.ok("rollout", "1.0.0", "--pipeline", "first-fast.yaml")
     assert_converged(cloud, "1.0.0", COUNT)
     return cloud
-
-
-def kill_walk(cloud: Cloud, first: list[str], then: list[list[str]], points: list[str], label: str, *,
-              first_kill_at: str | None = None, max_kills: int = 40) -> int:
-    """Start `first`; kill -9 each run at the first decision line after it made progress; after each kill
-    `status` must show the release interrupted and its holder dead; then run the next command of `then` (the
-    last one again once they are used up), until a run finishes on its own. Returns that run's exit code.
-    With `first_kill_at`, the first run is killed at the first decision line containing that text instead.
-
-    Progress is an `act` or `advance` line that no earlier run of this walk printed: such a line is printed
-    once the previous action completed and was recorded, so each run ends at least one action further than
-    the last, and the kill cuts the action it announces at an arbitrary moment. (An action an earlier run
-    printed does not count: a resumed run re-asserts the pool membership of members that are not healthy
-    yet, an idempotent no-op; counting it would kill every run before it gets anywhere.)"""
-    args = first
-    done_before: set[str] = set()
-    runs = []
-    for kills in range(max_kills):
-        running = cloud.start(*args)
-        runs.append(running)
-        seen: list[str] = []
-        progressed = [False]
-
-        def after_progress(line: str) -> bool:
-            match = DECISION.match(line.strip())
-            if not match:
-                return False
-            kind, reason = match.groups()
-            seen.append(reason)
-            if progressed[0] or (kills == 0 and first_kill_at is not None and first_kill_at in reason):
-                return True
-            if kills == 0 and first_kill_at is not None:
-                return False
-            if kind in ("act", "advance") and reason not in done_before:
-                progressed[0] = True
-            return False
-
-        if running.wait_for_line(after_progress, timeout=90) is None:
-            code = running.finish()
-            print(f"{label}: last run ({' '.join(args)}) exited {code}:\n{running.stderr[-2000:]}")
-            return code
-        running.kill(signal.SIGKILL)
-        done_before.update(m.group(2) for m in map(DECISION.match, (l.strip() for l in running.lines))
-                           if m and m.group(1) in ("act", "advance"))
-        points.append(f"{label}: {normalise(seen[-1])}")
-        status = cloud.status()
-        release = status["release"]
-        assert release is not None and release["state"] == "interrupted", (points[-1], release)
-        lock = status["lock"]  # the dead holder's lease, until a run takes it over
-        assert lock is None or (lock["alive"] is False and "gone" in lock["dead_reason"]), (points[-1], lock)
-        args = then[min(kills, len(then) - 1)]
-    last = "\n---\n".join(r.stderr[-1500:] for r in runs[-3:])
-    raise AssertionError(f"{label}: still not finished after {max_kills} kills: {points}\nlast runs:\n{last}")
 
 
 def test_kill_9_at_twenty_points_converges_with_zero_failed_requests(live: Cloud) -> None:

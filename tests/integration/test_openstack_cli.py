@@ -16,129 +16,19 @@ About 2.5 minutes without the tests marked slow (two more fault seeds, about 2 m
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import threading
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-import yaml
 
 from tests.conftest import CliRun
+from tests.integration.openstack_fixtures import LABEL, Cloud, make_cloud
 from tests.openstack_sim import Simulator
 from tests.openstack_sim.fixtures import FAST
 
-LABEL = "releasectl_"
-
-CANARY_FAST = """\
-name: canary-fast
-steps:
-  - launch: {}
-  - weight: {percent: 10, hold: 300ms}
-  - analyze: {duration: 300ms, max_error_rate: 1%}
-  - weight: {percent: 50, hold: 300ms}
-  - weight: {percent: 100}
-  - retire: {drain_timeout: 200ms}
-"""
-
-FIRST_FAST = """\
-name: first-fast
-steps:
-  - launch: {}
-  - weight: {percent: 100}
-  - retire: {drain_timeout: 200ms}
-"""
-
-
-def cli_env(home: Path, clouds: Path) -> dict[str, str]:
-    """The machine's environment without any OS_* variable, keyring or user config: only our clouds.yaml."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
-    env.update({
-        "OS_CLIENT_CONFIG_FILE": str(clouds),
-        "HOME": str(home),
-        "XDG_CONFIG_HOME": str(home / ".config"),
-        "PYTHON_KEYRING_BACKEND": "keyring.backends.null.Keyring",
-    })
-    return env
-
-
-def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 240) -> CliRun:
-    proc = subprocess.run([sys.executable, "-m", "releasectl", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
-    return CliRun(proc.returncode, proc.stdout, proc.stderr)
-
-
-@dataclass
-class Cloud:
-    """A releasectl folder pointed at one simulator."""
-
-    sim: Simulator
-    path: Path
-    env: dict[str, str]
-
-    def cli(self, *args: str, **kw: Any) -> CliRun:
-        return run(*args, cwd=self.path, env=self.env, **kw)
-
-    def ok(self, *args: str) -> CliRun:
-        result = self.cli(*args)
-        assert result.code == 0, f"releasectl {' '.join(args)} exited {result.code}:\n{result.stderr[-4000:]}"
-        return result
-
-    def control(self, method: str, path: str, body: dict | None = None) -> Any:
-        resp = requests.request(method, f"{self.sim.url}/_sim/{path}", json=body, timeout=10)
-        assert resp.status_code == 200, resp.text
-        return resp.json()
-
-    def state(self) -> dict:
-        return self.control("GET", "state")
-
-    def fail_health(self, on: bool) -> None:
-        assert self.control("POST", "builder", {"fail_health": on})["fail_health"] is on
-
-    def bake(self, version: str, broken: bool = False) -> CliRun:
-        if broken:
-            self.fail_health(True)
-        try:
-            return self.ok("bake", version)
-        finally:
-            if broken:
-                self.fail_health(False)
-
-    def status(self) -> dict:
-        return self.ok("status", "--output", "json").json()
-
-    def images(self) -> dict[str, str]:
-        return {i["version"]: i["status"] for i in self.ok("images", "--output", "json").json()["images"]}
-
-    def tune(self, *, count: int | None = None) -> None:
-        """Fast health checks and pipelines (the scaffold's values are for real clouds)."""
-        config = self.path / "releasectl.yaml"
-        doc = yaml.safe_load(config.read_text())
-        doc["health"].update({"interval": "200ms", "timeout": "1s"})
-        doc["rollout"].update({"progress_deadline": "60s", "pipeline": "canary-fast.yaml", "drain_timeout": "500ms"})
-        if count is not None:
-            doc["rollout"]["count"] = count
-        doc["openstack"].update({"boot_timeout": "60s", "snapshot_timeout": "60s", "lb_timeout": "60s"})
-        config.write_text(yaml.safe_dump(doc, sort_keys=False))
-        (self.path / "canary-fast.yaml").write_text(CANARY_FAST)
-        (self.path / "first-fast.yaml").write_text(FIRST_FAST)
-
-
-def make_cloud(sim: Simulator, root: Path, auth_type: str = "password") -> Cloud:
-    root.mkdir(parents=True)
-    clouds = root / "clouds.yaml"
-    clouds.write_text(yaml.safe_dump(sim.clouds_yaml("sim", auth_type)))
-    work = root / "app"
-    work.mkdir()
-    cloud = Cloud(sim, work, cli_env(root / "home", clouds))
-    init = cloud.cli("init", "--provider", "openstack", "--cloud", "sim")
-    assert init.code == 0, init.stderr
-    return cloud
+DRAIN = "200ms"  # every drain: no load runs here, so nothing needs draining for longer
 
 
 @pytest.fixture
@@ -150,9 +40,7 @@ def sim() -> Any:
 
 @pytest.fixture
 def cloud(sim: Simulator, tmp_path: Path) -> Cloud:
-    c = make_cloud(sim, tmp_path / "ws")
-    c.tune()
-    return c
+    return make_cloud(sim, tmp_path / "ws", drain=DRAIN)
 
 
 @pytest.fixture
@@ -198,7 +86,7 @@ def assert_clean(cloud: Cloud, *, count: int = 2) -> dict:
 
 
 def test_init_config_works_against_the_simulator_without_edits(sim: Simulator, tmp_path: Path) -> None:
-    cloud = make_cloud(sim, tmp_path / "ws")
+    cloud = make_cloud(sim, tmp_path / "ws", drain=None)
     text = (cloud.path / "releasectl.yaml").read_text()
     assert "cloud: sim" in text and "provider: openstack" in text
     check = cloud.cli("config", "check", "--output", "json")
@@ -244,7 +132,7 @@ def test_bake_images_by_semver_and_stage(cloud: Cloud) -> None:
 def test_rollout_canary_status_rollback_history(live_100: Cloud) -> None:
     """1.0.0 live, a canary to 1.1.0, `status`; then `rollback` relaunches 1.0.0 (the canary retired its
     fleet), and `history`. Octavia cannot count sessions, so the rollback drains the old fleet for
-    `rollout.drain_timeout` (500ms here)."""
+    `rollout.drain_timeout` (200ms here)."""
     cloud = live_100
     first = cloud.status()
     vip = cloud.state()["loadbalancers"][0]["vip_address"]
@@ -309,8 +197,7 @@ def test_failing_release_rolls_back_automatically(live_100: Cloud) -> None:
 
 @pytest.mark.parametrize("auth_type", ["password", "v3applicationcredential"])
 def test_auth_types(sim: Simulator, tmp_path: Path, auth_type: str) -> None:
-    cloud = make_cloud(sim, tmp_path / "ws", auth_type)
-    cloud.tune()
+    cloud = make_cloud(sim, tmp_path / "ws", auth_type=auth_type, drain=DRAIN)
     cloud.bake("1.0.0")
     cloud.ok("rollout", "1.0.0", "--pipeline", "first-fast.yaml")
     assert cloud.status()["live_version"] == "1.0.0"
@@ -375,38 +262,18 @@ class Faulty:
     def outage(self, args: tuple[str, ...], marker: str, timeout: float = 120) -> CliRun:
         """Run a command; when its progress shows `marker`, fail every call until it exits."""
         saved = self.cloud.control("GET", "faults")["faults"]
-        proc = subprocess.Popen([sys.executable, "-m", "releasectl", *args], cwd=self.cloud.path, env=self.cloud.env,
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        lines: list[str] = []
-        out: list[str] = []
-        seen = threading.Event()
-
-        def read_progress() -> None:
-            assert proc.stderr is not None
-            for line in proc.stderr:
-                lines.append(line)
-                if marker in line and not seen.is_set():
-                    self.cloud.control("POST", "faults", {"error_rate": 1.0})
-                    seen.set()
-
-        def read_output() -> None:
-            assert proc.stdout is not None
-            out.append(proc.stdout.read())
-
-        readers = [threading.Thread(target=read_progress, daemon=True), threading.Thread(target=read_output, daemon=True)]
-        for reader in readers:
-            reader.start()
+        running = self.cloud.start(*args)
         try:
-            proc.wait(timeout)
+            seen = running.wait_for_line(lambda line: marker in line, timeout=timeout) is not None
+            if seen:
+                self.cloud.control("POST", "faults", {"error_rate": 1.0})
+            code = running.finish(timeout)
         finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-            for reader in readers:
-                reader.join(10)
+            if running.proc.poll() is None:
+                running.kill()
             self.cloud.control("POST", "faults", {"error_rate": saved["error_rate"], "seed": saved["seed"]})
-        assert seen.is_set(), f"never saw {marker!r}:\n{''.join(lines)[-3000:]}"
-        return CliRun(proc.returncode, "".join(out), "".join(lines))
+        assert seen, f"never saw {marker!r}:\n{running.stderr[-3000:]}"
+        return CliRun(code, running.stdout, running.stderr)
 
     def report(self, result: CliRun) -> str:
         return "\n".join(self.log) + f"\n--- last stderr:\n{result.stderr[-3000:]}"

@@ -9,7 +9,7 @@ import pytest
 
 from releasectl.config import load_pipeline, load_settings, parse_duration, parse_percent
 from releasectl.errors import ConfigError
-from tests.conftest import run_cli_in_process as run_cli, snapshot_tree
+from tests.conftest import run_cli_in_process as run_cli, snapshot_tree  # logic only: no process needed
 
 GOOD = """\
 app: shop

@@ -7,11 +7,9 @@ or working folder points into the test's tmp_path is left: a leftover is killed 
 
 from __future__ import annotations
 
-from tests.helpers import free_port, processes_under
+from tests.helpers import free_port, stop_leftovers
 
-import os
 import shutil
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +32,7 @@ _ROOTS: list[Path] = []  # every tmp_path a factory used in this session
 def no_process_left_at_the_end():
     """The final check: after the last local-provider test, nothing any of them started still runs."""
     yield
-    left = [p for root in _ROOTS for p in processes_under(root)]
-    for pid, _ in left:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    left = stop_leftovers(*_ROOTS)
     assert not left, f"processes left behind by the local provider tests: {left}"
 
 
@@ -97,12 +90,7 @@ def factory(tmp_path: Path):
         try:
             f.cleanup()
         finally:
-            left = processes_under(tmp_path)
-            for pid, _ in left:  # stop them by PID so one failure does not leak into the next test
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            left = stop_leftovers(tmp_path)  # so one failure does not leak into the next test
             assert not left, f"processes left behind: {left}"
 
 

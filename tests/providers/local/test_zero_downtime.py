@@ -2,12 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter
-
-import requests
-
+from releasectl.loadgen import LoadGenerator
 from releasectl.providers.base import HealthCheck, Health
 from releasectl.wait import wait_for
 
@@ -15,32 +10,6 @@ from .conftest import start_server, wait_health
 
 MAX_SECONDS = 15.0
 MAX_REQUESTS = 20_000
-
-
-class Load(threading.Thread):
-    """A bounded keep-alive client: stops at MAX_SECONDS, MAX_REQUESTS, or when told."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(daemon=True)
-        self.url = url
-        self.stop = threading.Event()
-        self.ok: Counter[str] = Counter()
-        self.failures: list[str] = []
-        self.total = 0
-
-    def run(self) -> None:
-        deadline = time.monotonic() + MAX_SECONDS
-        with requests.Session() as session:
-            while not self.stop.is_set() and self.total < MAX_REQUESTS and time.monotonic() < deadline:
-                self.total += 1
-                try:
-                    r = session.get(self.url, timeout=5)
-                    if r.status_code == 200:
-                        self.ok[r.text.strip()] += 1
-                    else:
-                        self.failures.append(f"HTTP {r.status_code}")
-                except requests.RequestException as exc:
-                    self.failures.append(f"{type(exc).__name__}: {exc}")
 
 
 def test_blue_green_shift_under_load_loses_no_request(factory):
@@ -51,33 +20,35 @@ def test_blue_green_shift_under_load_loses_no_request(factory):
     wait_health(provider, m1.id, Health.HEALTHY)
     provider.set_weights({m1.id: 100})
 
-    load = Load(provider.pool_endpoint())
-    load.start()
+    load = LoadGenerator(provider.pool_endpoint(), duration=MAX_SECONDS, max_requests=MAX_REQUESTS,
+                         keepalive_clients=1, new_connection_clients=0, timeout=5).start()
     try:
-        wait_for(lambda: load.ok["1.0.0"] >= 200, timeout=5, interval=0.05, what="load to flow through v1")
+        wait_for(lambda: load.stats().by_body.get("1.0.0", 0) >= 200, timeout=5, interval=0.05,
+                 what="load to flow through v1")
         v2 = start_server(provider, "2.0.0")
         m2 = provider.add_member(v2)
         wait_health(provider, m2.id, Health.HEALTHY)
         for weight in (10, 50, 100):
             provider.set_weights({m2.id: weight})
-            mark = load.total
-            wait_for(lambda: load.total >= mark + 300 or not load.is_alive(), timeout=5, interval=0.05,
+            mark = load.stats().requests
+            wait_for(lambda: load.stats().requests >= mark + 300 or not load.running, timeout=5, interval=0.05,
                      what=f"traffic at v2 weight {weight}")
         provider.set_weights({m1.id: 0})
         provider.remove_member(m1.id)
         provider.delete_server(v1.id)  # only once it is out of the pool
-        mark = load.total
-        wait_for(lambda: load.total >= mark + 300 or not load.is_alive(), timeout=5, interval=0.05,
+        mark = load.stats().requests
+        wait_for(lambda: load.stats().requests >= mark + 300 or not load.running, timeout=5, interval=0.05,
                  what="traffic after v1 is gone")
-        still_running = load.is_alive()
+        still_running = load.running
     finally:
-        load.stop.set()
+        load.stop()
         load.join(timeout=10)
 
-    assert still_running, f"the load loop ended before the rollout did ({load.total} requests)"
-    assert load.failures == [], f"{len(load.failures)} of {load.total} requests failed: {load.failures[:5]}"
-    assert load.ok["2.0.0"] > 0 and load.ok["1.0.0"] > 0
+    stats = load.stats()
+    assert still_running, f"the load ended before the rollout did ({stats.requests} requests)"
+    assert stats.failed == 0, f"{stats.failed} of {stats.requests} requests failed: {stats.to_dict()}"
+    assert stats.by_body.get("2.0.0", 0) > 0 and stats.by_body.get("1.0.0", 0) > 0
     assert [m.id for m in provider.list_members()] == [m2.id]
-    stats = provider.member_stats()[m2.id]
-    assert stats.http_5xx == 0 and stats.errors == 0
-    print(f"zero-downtime: {load.total} requests, {dict(load.ok)}")
+    member = provider.member_stats()[m2.id]
+    assert member.http_5xx == 0 and member.errors == 0
+    print(f"zero-downtime: {stats.requests} requests, {stats.by_body}")
