@@ -136,13 +136,15 @@ def _openstack_real(tmp_path: Path) -> Subject:
             pytest.fail(f"real services are required but tests/real_services is missing: {exc}")
         pytest.skip("tests/real_services is not on this branch")
     runners = iter(range(1000))
+    first: list[Provider] = []  # every later runner shares the first one's pool and Swift container
 
     def make(env: str = "production", app: str = APP) -> Provider:
-        provider = make_real(tmp_path / f"real-{next(runners)}", app, env)
+        provider = make_real(tmp_path / f"real-{next(runners)}", app, env, share_with=first[0] if first else None)
         if provider is None:
             if required:
                 pytest.fail("real services are required (RELEASECTL_REQUIRE_REAL_SERVICES=1) but not configured")
             pytest.skip("real services are not configured (RELEASECTL_REAL_SERVICES_ENV)")
+        first[:1] = first or [provider]
         return provider
 
     return Subject("openstack-real", make(), make, "production")

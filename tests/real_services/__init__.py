@@ -120,9 +120,11 @@ def make_pool(rs: RealServices, prefix: str) -> RealPool:
     return pool
 
 
-def make_provider(tmp_path: Path, app: str, env: str) -> Any:
+def make_provider(tmp_path: Path, app: str, env: str, *, share_with: Any = None) -> Any:
     """An OpenStackProvider on the real Keystone, Octavia, Glance and Swift (Nova, Neutron: the simulator), with
-    a pool and a Swift container of its own; None when the real services are not configured."""
+    a pool and a Swift container of its own, or those of `share_with` (a second runner on the same cloud, as
+    another machine would be: same pool, same records and lock); None when the real services are not
+    configured."""
     rs = load()
     if rs is None:
         return None
@@ -131,14 +133,19 @@ def make_provider(tmp_path: Path, app: str, env: str) -> Any:
 
     ensure_catalog(rs)
     tag = secrets.token_hex(3)
-    pool = make_pool(rs, f"rs-{app}-{env}")
+    if share_with is not None:
+        pool = next(pool for provider, pool in _made if provider is share_with)
+        container = share_with.ctx.options["lock_container"]
+    else:
+        pool = make_pool(rs, f"rs-{app}-{env}")
+        container = f"releasectl-{tag}"
     clouds = write_clouds(rs, tmp_path / f"real-clouds-{tag}.yaml")
     ctx = ProviderContext(
         app=app, env=env, config_dir=tmp_path, state_dir=tmp_path / f"real-state-{tag}",
         health=HealthCheck(path=HEALTH_PATH, expected_status=200, interval=1.0, timeout=1.0, rise=1, fall=2),
         app_port=8000,
         options={"cloud": CLOUD, "builder": BUILDER, "flavor": FLAVOR, "network": NETWORK, "pool": pool.pool_id,
-                 "lock_container": f"releasectl-{tag}", "boot_timeout": 60.0, "snapshot_timeout": 60.0,
+                 "lock_container": container, "boot_timeout": 60.0, "snapshot_timeout": 60.0,
                  "lb_timeout": 60.0},
     )
     provider = OpenStackProvider(ctx)
@@ -146,7 +153,7 @@ def make_provider(tmp_path: Path, app: str, env: str) -> Any:
     provider.poll.interval = 0.1
     provider.poll.max_interval = 0.5
     with _lock:
-        _made.append((provider, pool))
+        _made.append((provider, None if share_with is not None else pool))
     return provider
 
 
