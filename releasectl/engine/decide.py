@@ -29,7 +29,7 @@ from releasectl.engine.actions import (
     relabel,
 )
 from releasectl.engine.health import HealthView, percentile
-from releasectl.engine.invariants import describe_serving
+from releasectl.engine.invariants import describe_serving, serving
 from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, Retire, SetWeight
 from releasectl.engine.observe import Observed
 from releasectl.engine.weights import FULL_WEIGHT, plan_weights
@@ -114,8 +114,6 @@ def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -
     if getattr(rel, "pause_requested", False):
         return Decision(Kind.PAUSE, f"paused by operator at step {rel.step_index + 1}")
     step = rel.current_step
-    if step is None:
-        return decide_finalize(obs, rel)
     new = obs.of_release(rel.id)
     broken = [s for s in new if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED)]
     if broken:
@@ -130,6 +128,8 @@ def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -
     problem = watch_health(obs, new)
     if problem:
         return Decision(Kind.FAIL, problem)
+    if step is None:  # finalize: after the health watch, so a fleet that died is never reported live
+        return decide_finalize(obs, rel, now)
     if isinstance(step, SetWeight):
         return decide_weight(obs, rel, now, step, policy)
     if isinstance(step, Pause):
@@ -380,8 +380,13 @@ def retire_decision(
 # finalize ----------------------------------------------------------------------------------------------
 
 
-def decide_finalize(obs: Observed, rel: Release) -> Decision:
+def decide_finalize(obs: Observed, rel: Release, now: float) -> Decision:
     new = obs.of_release(rel.id)
+    if not any(serving(m, obs) for m in obs.members_for(new)):
+        # success means the new fleet serves: healthy and weighted in (the old one may be gone already)
+        if past_deadline(rel, now) or not new:
+            return Decision(Kind.FAIL, f"no server of {rel.version} is healthy and weighted in")
+        return wait(f"waiting for {rel.version} to be healthy and weighted in")
     unpromoted = [s for s in new if s.role is not Role.STABLE]
     if unpromoted:
         return act(f"marking {len(unpromoted)} server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
@@ -405,12 +410,18 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     new_servers = obs.of_release(rel.id)
     restore = obs.of_release(restore_release_id(rel))
     old_active = [s for s in obs.with_role(Role.STABLE, exclude_release=rel.id) if s.status is ServerStatus.ACTIVE]
-    new_serving = any(m.weight > 0 for m in obs.members_for(new_servers))
-    if rel.previous_version and not old_active and (restore or new_serving):
+    if rel.previous_version and not old_active:
+        # no old server is up (retired, or died meanwhile): "rolled back" must mean the previous version serves
         relaunch = decide_restore(obs, rel, now, restore)
         if relaunch is not None:
             return relaunch
+    elif old_active:
+        back = old_fleet_gate(obs, rel, now, old_active)
+        if back is not None:
+            return back
     new, old = fleets(obs, rel)
+    # traffic goes back only to old members whose server is up and that the LB sees healthy
+    old = [m for m in old if _can_serve(obs, m)]
     if old:
         desired = {m.id: FULL_WEIGHT for m in old} | {m.id: 0 for m in new}
         pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
@@ -424,6 +435,20 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     if unpromoted:
         return act(f"marking {len(unpromoted)} relaunched server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
     return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
+
+
+def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Server]) -> Decision | None:
+    """The old fleet is up, but a retire may have taken its members out of the pool before a failure: put
+    them back and wait for the LB's checks, so traffic moves to members that serve. None once one does."""
+    prev = rel.previous_version or "the old fleet"
+    missing = [s for s in old_active if obs.member_of(s) is None]
+    if missing:
+        return act(f"putting {prev} server {missing[0].name} back in the pool", AddMember(missing[0]))
+    if any(_lb_healthy(obs, s) for s in old_active):
+        return None
+    if past_deadline(rel, now):
+        return _halt(f"no {prev} server passed the load balancer's checks within {rel.progress_deadline:g}s", describe_serving(obs))
+    return wait(f"waiting for the load balancer to see {prev} healthy again")
 
 
 def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server]) -> Decision | None:
@@ -459,6 +484,12 @@ def _halt(why: str, serving: str) -> Decision:
         f"cannot roll back safely: {why}; left serving: {serving}",
         hint="nothing was removed; fix the cause and run `releasectl rollout --resume` (or `releasectl abort`)",
     )
+
+
+def _can_serve(obs: Observed, member: Member) -> bool:
+    """It would serve if weighted in: the LB sees it healthy and its server is up."""
+    server = obs.server_of(member)
+    return member.health is Health.HEALTHY and (server is None or server.status is ServerStatus.ACTIVE)
 
 
 def _lb_healthy(obs: Observed, server: Server) -> bool:
