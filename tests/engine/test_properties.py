@@ -498,6 +498,9 @@ def run_machine(examples: int) -> None:
     assert not set(FAULTS) - faults, f"faults never exercised: {set(FAULTS) - faults}"
 
 
+GATED = Pipeline(name="gated", steps=(Launch(), Pause(duration=None), SetWeight(percent=100.0),
+                                      Analyze(duration=5.0, max_error_rate=0.01), Retire(drain_timeout=0.0)))
+
 # The outages of issue 8 as fixed sequences (what hypothesis finds, replayed deterministically):
 # (name, [(rule, arguments)]) from the first release of 1.0.0 on two servers.
 KNOWN = [
@@ -514,6 +517,13 @@ KNOWN = [
     ("down on a pool shared with another app", [("verb", dict(verb="down", faults=[]))]),
     ("a start failure of the new fleet",
      [("rollout", dict(pipeline=FIRST, count=2, faults=[("start_failure", ("create_server", 1), 0)], then=[]))]),
+    # found by the property test: a new server dies around the retire step of a fully promoted release
+    ("promote --full, a new server dies while the old members are out of the pool (count 2)",
+     [("rollout", dict(pipeline=GATED, count=2, faults=[], then=[("promote_full", [("server_death", 83, 0)])]))]),
+    ("promote --full, the new server dies while the old members are out of the pool (count 1)",
+     [("rollout", dict(pipeline=GATED, count=1, faults=[], then=[("promote_full", [("server_death", 77, 0)])]))]),
+    ("promote --full, the new server dies after the old fleet was stopped (count 1)",
+     [("rollout", dict(pipeline=GATED, count=1, faults=[], then=[("promote_full", [("server_death", 93, 0)])]))]),
 ]
 
 
@@ -536,3 +546,20 @@ def test_engine_invariants_fast() -> None:
 def test_engine_invariants_1000() -> None:
     """The CI run: at least 1,000 sequences (more with RELEASECTL_PROPERTY_EXAMPLES)."""
     run_machine(int(os.environ.get("RELEASECTL_PROPERTY_EXAMPLES", "1000")))
+
+
+def test_lb_dying_between_the_look_and_a_pool_write_is_restarted_not_exit_5() -> None:
+    """Finding a: the LB died after this pass read it UP, before its add_member; the write failed and the run
+    exited 5 with the LB down. Now the next pass sees it down and restarts it, and the release goes on."""
+    machine = EngineMachine()
+    machine.first_release()
+    outcome: list = []
+
+    def run(ctx: EngineContext) -> Release:
+        bake(ctx, "1.1.0")
+        outcome.append(rollout(ctx, "1.1.0", FIRST))
+        return outcome[-1]
+
+    machine.command("rollout", run, [("lb_death", ("add_member", 1), 0)], count=1)
+    assert outcome and outcome[0].phase is Phase.SUCCEEDED, machine.last_outcome
+    assert machine.world.lb() is LBStatus.UP and machine.world.serves("1.1.0")
