@@ -410,9 +410,10 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     new_servers = obs.of_release(rel.id)
     restore = obs.of_release(restore_release_id(rel))
     old_active = [s for s in obs.with_role(Role.STABLE, exclude_release=rel.id) if s.status is ServerStatus.ACTIVE]
-    if rel.previous_version and not old_active:
+    new_serving = any(m.weight > 0 for m in obs.members_for(new_servers))
+    if rel.previous_version and not old_active and (new_servers or restore):
         # no old server is up (retired, or died meanwhile): "rolled back" must mean the previous version serves
-        relaunch = decide_restore(obs, rel, now, restore)
+        relaunch = decide_restore(obs, rel, now, restore, best_effort=not new_serving)
         if relaunch is not None:
             return relaunch
     elif old_active:
@@ -431,6 +432,9 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
         # members that never took traffic (the release failed during launch) have nothing to drain
         drain = policy.drain_timeout if traffic_started(rel) else 0.0
         return retire_decision(obs, rel, now, new_servers, drain, "removing the new fleet", policy)
+    broken = [s for s in restore if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED, ServerStatus.DELETING)]
+    if broken:  # a best-effort relaunch that could not start: nothing of it serves
+        return act(f"removing relaunched {broken[0].name} ({broken[0].status.value})", _replace(obs, broken[0]))
     unpromoted = [s for s in restore if s.role is not Role.STABLE]
     if unpromoted:
         return act(f"marking {len(unpromoted)} relaunched server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
@@ -451,8 +455,10 @@ def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Ser
     return wait(f"waiting for the load balancer to see {prev} healthy again")
 
 
-def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server]) -> Decision | None:
-    """Relaunch the previous version (the old fleet was retired): None once it is healthy in the pool."""
+def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server], best_effort: bool = False) -> Decision | None:
+    """Relaunch the previous version (the old fleet was retired): None once it is healthy in the pool.
+    `best_effort`: the new fleet serves nothing (the old one died on its own), so removing it takes nothing
+    away; a relaunch that cannot start then gives way (None) instead of halting."""
     prev = rel.previous_version
     serving = describe_serving(obs)
     restore_id = restore_release_id(rel)
@@ -461,6 +467,8 @@ def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server
         s = broken[0]
         if s.status is ServerStatus.DELETING or rel.relaunches < rel.count:
             return act(f"replacing relaunched {prev} server {s.name} ({s.status.value}: {s.fault or 'no reason'})", _replace(obs, s))
+        if best_effort:
+            return None
         return _halt(f"the relaunched {prev} server {s.name} is {s.status.value}: {s.fault or 'no reason given'}", serving)
     if len(restore) < rel.count:
         if obs.images is None:

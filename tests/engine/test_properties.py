@@ -519,11 +519,11 @@ KNOWN = [
      [("rollout", dict(pipeline=FIRST, count=2, faults=[("start_failure", ("create_server", 1), 0)], then=[]))]),
     # found by the property test: a new server dies around the retire step of a fully promoted release
     ("promote --full, a new server dies while the old members are out of the pool (count 2)",
-     [("rollout", dict(pipeline=GATED, count=2, faults=[], then=[("promote_full", [("server_death", 83, 0)])]))]),
+     [("rollout", dict(pipeline=GATED, count=2, faults=[], then=[("promote_full", [("server_death", ("delete_server", 1), 0)])]))]),
     ("promote --full, the new server dies while the old members are out of the pool (count 1)",
-     [("rollout", dict(pipeline=GATED, count=1, faults=[], then=[("promote_full", [("server_death", 77, 0)])]))]),
+     [("rollout", dict(pipeline=GATED, count=1, faults=[], then=[("promote_full", [("server_death", ("delete_server", 1), 0)])]))]),
     ("promote --full, the new server dies after the old fleet was stopped (count 1)",
-     [("rollout", dict(pipeline=GATED, count=1, faults=[], then=[("promote_full", [("server_death", 93, 0)])]))]),
+     [("rollout", dict(pipeline=GATED, count=1, faults=[], then=[("promote_full", [("server_death", ("update_server_labels", 1), 0)])]))]),
 ]
 
 
