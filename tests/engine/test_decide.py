@@ -397,3 +397,20 @@ def test_finalize_never_reports_success_without_a_serving_new_fleet():
     not_yet = obs(stable, [member(s, 100, Health.UNKNOWN) for s in stable])
     assert decide(not_yet, rel, NOW).kind is Kind.WAIT
     assert decide(not_yet, rel, NOW + 601).kind is Kind.FAIL
+
+
+def test_a_relaunch_of_a_fleet_that_died_on_its_own_gives_way_when_it_cannot_start():
+    """Old fleet dead, new fleet never served: a relaunch of the previous version that cannot start halts
+    nothing (removing the new fleet takes nothing away); the rollback finishes and the release fails (exit 1).
+    With the new fleet serving, the same relaunch failure halts: the serving fleet is never removed."""
+    dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
+    rel = rolling_back(relaunches=2)
+    broken = server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel), status=ServerStatus.ERROR)
+    never_served = obs(dead_old + NEW + [broken], [member(s, 0) for s in NEW], images=IMAGES)
+    decision = decide(never_served, rel, NOW)
+    assert decision.kind is not Kind.HALT and not isinstance(decision.action, LaunchServer), decision
+    gone_new = decide(obs(dead_old + [broken], [], images=IMAGES), rel, NOW)
+    assert isinstance(gone_new.action, ReplaceBroken) and gone_new.action.server_id == "s7"
+    assert decide(obs(dead_old, [], images=IMAGES), rel, NOW).kind is Kind.DONE
+    serving = obs(dead_old + NEW + [broken], [member(s, 100) for s in NEW], images=IMAGES)
+    assert decide(serving, rel, NOW).kind is Kind.HALT
