@@ -26,6 +26,7 @@ from releasectl.engine.observe import Observed, lb_state
 from releasectl.engine.transition import note_members, record_key, transition
 from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ResourceFailure
 from releasectl.providers.base import Image, ImageOutcome, Label, LBStatus, Role, ServerStatus
+from releasectl.wait import retry_call
 
 try:  # operator intents (engine/intents.py); absent on branches that predate it
     from releasectl.engine import intents
@@ -220,8 +221,9 @@ class Runner:
         else:
             marks = []
         for mark in marks:
-            try:
-                apply(mark, self.provider)
+            try:  # the release is over: a busy image service (409) is waited out, not an exit 5
+                retry_call(lambda: apply(mark, self.provider), retry_on=(Conflict,), attempts=8, interval=0.5,
+                           what=f"labelling image {mark.image_id}", clock=self.ctx.clock)
             except NotFound as exc:
                 self.ctx.event("warn", f"image {mark.image_id} is gone, not labelled: {exc}")
 

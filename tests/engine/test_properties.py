@@ -563,3 +563,19 @@ def test_lb_dying_between_the_look_and_a_pool_write_is_restarted_not_exit_5() ->
     machine.command("rollout", run, [("lb_death", ("add_member", 1), 0)], count=1)
     assert outcome and outcome[0].phase is Phase.SUCCEEDED, machine.last_outcome
     assert machine.world.lb() is LBStatus.UP and machine.world.serves("1.1.0")
+
+
+def test_a_busy_image_service_at_the_end_of_a_release_is_waited_out() -> None:
+    """409s on the image labels after the release is done: retried, not an exit 5 (resume then failed)."""
+    machine = EngineMachine()
+    machine.first_release()
+    outcome: list = []
+
+    def run(ctx: EngineContext) -> Release:
+        bake(ctx, "1.1.0")
+        outcome.append(rollout(ctx, "1.1.0", FIRST))
+        return outcome[-1]
+
+    machine.command("rollout", run, [("conflicts", ("update_image", 1), 4)], count=1)
+    assert outcome and outcome[0].phase is Phase.SUCCEEDED, machine.last_outcome
+    assert any(i.labels.get(f"role_{ENV}") == "live" and i.version == "1.1.0" for i in machine.cloud.images.values())
