@@ -548,9 +548,8 @@ def test_engine_invariants_1000() -> None:
     run_machine(int(os.environ.get("RELEASECTL_PROPERTY_EXAMPLES", "1000")))
 
 
-def test_lb_dying_between_the_look_and_a_pool_write_is_restarted_not_exit_5() -> None:
-    """Finding a: the LB died after this pass read it UP, before its add_member; the write failed and the run
-    exited 5 with the LB down. Now the next pass sees it down and restarts it, and the release goes on."""
+def _rollout_of_1_1_0(fault: tuple) -> tuple[EngineMachine, Release | None]:
+    """1.1.0 rolled out on one server from the first release, with one fault during the command."""
     machine = EngineMachine()
     machine.first_release()
     outcome: list = []
@@ -560,22 +559,20 @@ def test_lb_dying_between_the_look_and_a_pool_write_is_restarted_not_exit_5() ->
         outcome.append(rollout(ctx, "1.1.0", FIRST))
         return outcome[-1]
 
-    machine.command("rollout", run, [("lb_death", ("add_member", 1), 0)], count=1)
-    assert outcome and outcome[0].phase is Phase.SUCCEEDED, machine.last_outcome
+    machine.command("rollout", run, [fault], count=1)
+    return machine, (outcome[0] if outcome else None)
+
+
+def test_lb_dying_between_the_look_and_a_pool_write_is_restarted_not_exit_5() -> None:
+    """Finding a: the LB died after this pass read it UP, before its add_member; the write failed and the run
+    exited 5 with the LB down. Now the next pass sees it down and restarts it, and the release goes on."""
+    machine, outcome = _rollout_of_1_1_0(("lb_death", ("add_member", 1), 0))
+    assert outcome is not None and outcome.phase is Phase.SUCCEEDED, machine.last_outcome
     assert machine.world.lb() is LBStatus.UP and machine.world.serves("1.1.0")
 
 
 def test_a_busy_image_service_at_the_end_of_a_release_is_waited_out() -> None:
     """409s on the image labels after the release is done: retried, not an exit 5 (resume then failed)."""
-    machine = EngineMachine()
-    machine.first_release()
-    outcome: list = []
-
-    def run(ctx: EngineContext) -> Release:
-        bake(ctx, "1.1.0")
-        outcome.append(rollout(ctx, "1.1.0", FIRST))
-        return outcome[-1]
-
-    machine.command("rollout", run, [("conflicts", ("update_image", 1), 4)], count=1)
-    assert outcome and outcome[0].phase is Phase.SUCCEEDED, machine.last_outcome
+    machine, outcome = _rollout_of_1_1_0(("conflicts", ("update_image", 1), 4))
+    assert outcome is not None and outcome.phase is Phase.SUCCEEDED, machine.last_outcome
     assert any(i.labels.get(f"role_{ENV}") == "live" and i.version == "1.1.0" for i in machine.cloud.images.values())
