@@ -411,13 +411,13 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     restore = obs.of_release(restore_release_id(rel))
     old_active = [s for s in obs.with_role(Role.STABLE, exclude_release=rel.id) if s.status is ServerStatus.ACTIVE]
     new_serving = any(m.weight > 0 for m in obs.members_for(new_servers))
-    if rel.previous_version and not old_active and (new_servers or restore):
+    if rel.previous_version and not old_active and new_servers:
         # no old server is up (retired, or died meanwhile): "rolled back" must mean the previous version serves
         relaunch = decide_restore(obs, rel, now, restore, best_effort=not new_serving)
-        if relaunch is not None:
+        if relaunch is not None and relaunch is not GIVE_UP:
             return relaunch
     elif old_active:
-        back = old_fleet_gate(obs, rel, now, old_active)
+        back = old_fleet_gate(obs, rel, now, old_active, best_effort=not new_serving)
         if back is not None:
             return back
     new, old = fleets(obs, rel)
@@ -441,9 +441,13 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
 
 
-def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Server]) -> Decision | None:
+GIVE_UP = Decision(Kind.WAIT, "the best-effort relaunch of the previous version gave way")  # a sentinel
+
+
+def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Server], best_effort: bool = False) -> Decision | None:
     """The old fleet is up, but a retire may have taken its members out of the pool before a failure: put
-    them back and wait for the LB's checks, so traffic moves to members that serve. None once one does."""
+    them back and wait for the LB's checks, so traffic moves to members that serve. None once one does, or
+    (`best_effort`: the new fleet serves nothing, so removing it takes nothing away) at the deadline."""
     prev = rel.previous_version or "the old fleet"
     missing = [s for s in old_active if obs.member_of(s) is None]
     if missing:
@@ -451,6 +455,8 @@ def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Ser
     if any(_lb_healthy(obs, s) for s in old_active):
         return None
     if past_deadline(rel, now):
+        if best_effort:
+            return None
         return _halt(f"no {prev} server passed the load balancer's checks within {rel.progress_deadline:g}s", describe_serving(obs))
     return wait(f"waiting for the load balancer to see {prev} healthy again")
 
@@ -458,7 +464,7 @@ def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Ser
 def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server], best_effort: bool = False) -> Decision | None:
     """Relaunch the previous version (the old fleet was retired): None once it is healthy in the pool.
     `best_effort`: the new fleet serves nothing (the old one died on its own), so removing it takes nothing
-    away; a relaunch that cannot start then gives way (None) instead of halting."""
+    away; a relaunch that cannot start or never gets healthy then gives way (GIVE_UP) instead of halting."""
     prev = rel.previous_version
     serving = describe_serving(obs)
     restore_id = restore_release_id(rel)
@@ -468,20 +474,24 @@ def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server
         if s.status is ServerStatus.DELETING or rel.relaunches < rel.count:
             return act(f"replacing relaunched {prev} server {s.name} ({s.status.value}: {s.fault or 'no reason'})", _replace(obs, s))
         if best_effort:
-            return None
+            return GIVE_UP
         return _halt(f"the relaunched {prev} server {s.name} is {s.status.value}: {s.fault or 'no reason given'}", serving)
     if len(restore) < rel.count:
         if obs.images is None:
             return wait(f"looking up the image of {prev}")
         image = next((i for i in obs.images if i.version == prev and i.status is ImageStatus.ACTIVE), None)
         if image is None:
+            if best_effort:
+                return GIVE_UP
             return _halt(f"no image of {prev} to relaunch it from (the old fleet was retired)", serving)
         spec = _spec(rel, prev, image.id, restore_id, len(restore))
         return act(f"relaunching {prev} server {len(restore) + 1}/{rel.count}: the old fleet was retired", LaunchServer(spec))
     if past_deadline(rel, now):
-        return _halt(f"the relaunched {prev} fleet was not healthy within {rel.progress_deadline:g}s", serving)
+        return GIVE_UP if best_effort else _halt(f"the relaunched {prev} fleet was not healthy within {rel.progress_deadline:g}s", serving)
     gate = health_gate(obs, restore, prev)
     if gate is not None and gate.kind is Kind.FAIL:
+        if best_effort:
+            return GIVE_UP
         return _halt(f"the relaunched {prev} fleet is unhealthy ({gate.reason})", serving)
     return gate
 
