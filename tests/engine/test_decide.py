@@ -414,3 +414,21 @@ def test_a_relaunch_of_a_fleet_that_died_on_its_own_gives_way_when_it_cannot_sta
     assert decide(obs(dead_old, [], images=IMAGES), rel, NOW).kind is Kind.DONE
     serving = obs(dead_old + NEW + [broken], [member(s, 100) for s in NEW], images=IMAGES)
     assert decide(serving, rel, NOW).kind is Kind.HALT
+
+
+def test_best_effort_restores_give_way_when_the_previous_version_never_gets_healthy():
+    """Nothing of the new fleet serves: a relaunched previous version that fails its health checks, or an old
+    fleet the LB never sees healthy again, lets the rollback finish (exit 1) instead of halting with exit 5."""
+    dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
+    rel = rolling_back()
+    restore = [server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel)), server(8, "1.0.0", Role.CANDIDATE, restore_release_id(rel))]
+    failing = HealthView(rise=2, fall=2, streaks=tuple((s.id, StreakView(bad=2, last="HTTP 500")) for s in restore))
+    members = [member(s, 0) for s in NEW] + [member(s, 0, Health.UNKNOWN) for s in restore]
+    unhealthy = obs(dead_old + NEW + restore, members, images=IMAGES, health=failing, asserted=frozenset({"s7", "s8"}))
+    assert decide(unhealthy, rel, NOW).kind is not Kind.HALT
+    serving_new = obs(dead_old + NEW + restore, [member(s, 100) for s in NEW] + members[2:], images=IMAGES,
+                      health=failing, asserted=frozenset({"s7", "s8"}))
+    assert decide(serving_new, rel, NOW).kind is Kind.HALT
+    old_never_healthy = obs(OLD + NEW, [member(s, 0, Health.UNHEALTHY) for s in OLD] + [member(s, 0) for s in NEW])
+    assert decide(old_never_healthy, rel, NOW).kind is Kind.WAIT
+    assert decide(old_never_healthy, rel, NOW + 601).kind is not Kind.HALT
