@@ -29,7 +29,7 @@ from releasectl.engine.actions import (
     relabel,
 )
 from releasectl.engine.health import HealthView, percentile
-from releasectl.engine.invariants import describe_serving
+from releasectl.engine.invariants import describe_serving, serving
 from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, Retire, SetWeight
 from releasectl.engine.observe import Observed
 from releasectl.engine.weights import FULL_WEIGHT, plan_weights
@@ -114,8 +114,6 @@ def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -
     if getattr(rel, "pause_requested", False):
         return Decision(Kind.PAUSE, f"paused by operator at step {rel.step_index + 1}")
     step = rel.current_step
-    if step is None:
-        return decide_finalize(obs, rel)
     new = obs.of_release(rel.id)
     broken = [s for s in new if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED)]
     if broken:
@@ -130,6 +128,8 @@ def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -
     problem = watch_health(obs, new)
     if problem:
         return Decision(Kind.FAIL, problem)
+    if step is None:  # finalize: after the health watch, so a fleet that died is never reported live
+        return decide_finalize(obs, rel, now)
     if isinstance(step, SetWeight):
         return decide_weight(obs, rel, now, step, policy)
     if isinstance(step, Pause):
@@ -380,8 +380,13 @@ def retire_decision(
 # finalize ----------------------------------------------------------------------------------------------
 
 
-def decide_finalize(obs: Observed, rel: Release) -> Decision:
+def decide_finalize(obs: Observed, rel: Release, now: float) -> Decision:
     new = obs.of_release(rel.id)
+    if not any(serving(m, obs) for m in obs.members_for(new)):
+        # success means the new fleet serves: healthy and weighted in (the old one may be gone already)
+        if past_deadline(rel, now) or not new:
+            return Decision(Kind.FAIL, f"no server of {rel.version} is healthy and weighted in")
+        return wait(f"waiting for {rel.version} to be healthy and weighted in")
     unpromoted = [s for s in new if s.role is not Role.STABLE]
     if unpromoted:
         return act(f"marking {len(unpromoted)} server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
@@ -406,11 +411,18 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     restore = obs.of_release(restore_release_id(rel))
     old_active = [s for s in obs.with_role(Role.STABLE, exclude_release=rel.id) if s.status is ServerStatus.ACTIVE]
     new_serving = any(m.weight > 0 for m in obs.members_for(new_servers))
-    if rel.previous_version and not old_active and (restore or new_serving):
-        relaunch = decide_restore(obs, rel, now, restore)
-        if relaunch is not None:
+    if rel.previous_version and not old_active and new_servers:
+        # no old server is up (retired, or died meanwhile): "rolled back" must mean the previous version serves
+        relaunch = decide_restore(obs, rel, now, restore, best_effort=not new_serving)
+        if relaunch is not None and relaunch is not GIVE_UP:
             return relaunch
+    elif old_active:
+        back = old_fleet_gate(obs, rel, now, old_active, best_effort=not new_serving)
+        if back is not None:
+            return back
     new, old = fleets(obs, rel)
+    # traffic goes back only to old members whose server is up and that the LB sees healthy
+    old = [m for m in old if _can_serve(obs, m)]
     if old:
         desired = {m.id: FULL_WEIGHT for m in old} | {m.id: 0 for m in new}
         pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
@@ -420,14 +432,39 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
         # members that never took traffic (the release failed during launch) have nothing to drain
         drain = policy.drain_timeout if traffic_started(rel) else 0.0
         return retire_decision(obs, rel, now, new_servers, drain, "removing the new fleet", policy)
+    broken = [s for s in restore if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED, ServerStatus.DELETING)]
+    if broken:  # a best-effort relaunch that could not start: nothing of it serves
+        return act(f"removing relaunched {broken[0].name} ({broken[0].status.value})", _replace(obs, broken[0]))
     unpromoted = [s for s in restore if s.role is not Role.STABLE]
     if unpromoted:
         return act(f"marking {len(unpromoted)} relaunched server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
     return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
 
 
-def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server]) -> Decision | None:
-    """Relaunch the previous version (the old fleet was retired): None once it is healthy in the pool."""
+GIVE_UP = Decision(Kind.WAIT, "the best-effort relaunch of the previous version gave way")  # a sentinel
+
+
+def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Server], best_effort: bool = False) -> Decision | None:
+    """The old fleet is up, but a retire may have taken its members out of the pool before a failure: put
+    them back and wait for the LB's checks, so traffic moves to members that serve. None once one does, or
+    (`best_effort`: the new fleet serves nothing, so removing it takes nothing away) at the deadline."""
+    prev = rel.previous_version or "the old fleet"
+    missing = [s for s in old_active if obs.member_of(s) is None]
+    if missing:
+        return act(f"putting {prev} server {missing[0].name} back in the pool", AddMember(missing[0]))
+    if any(_lb_healthy(obs, s) for s in old_active):
+        return None
+    if past_deadline(rel, now):
+        if best_effort:
+            return None
+        return _halt(f"no {prev} server passed the load balancer's checks within {rel.progress_deadline:g}s", describe_serving(obs))
+    return wait(f"waiting for the load balancer to see {prev} healthy again")
+
+
+def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server], best_effort: bool = False) -> Decision | None:
+    """Relaunch the previous version (the old fleet was retired): None once it is healthy in the pool.
+    `best_effort`: the new fleet serves nothing (the old one died on its own), so removing it takes nothing
+    away; a relaunch that cannot start or never gets healthy then gives way (GIVE_UP) instead of halting."""
     prev = rel.previous_version
     serving = describe_serving(obs)
     restore_id = restore_release_id(rel)
@@ -436,19 +473,25 @@ def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server
         s = broken[0]
         if s.status is ServerStatus.DELETING or rel.relaunches < rel.count:
             return act(f"replacing relaunched {prev} server {s.name} ({s.status.value}: {s.fault or 'no reason'})", _replace(obs, s))
+        if best_effort:
+            return GIVE_UP
         return _halt(f"the relaunched {prev} server {s.name} is {s.status.value}: {s.fault or 'no reason given'}", serving)
     if len(restore) < rel.count:
         if obs.images is None:
             return wait(f"looking up the image of {prev}")
         image = next((i for i in obs.images if i.version == prev and i.status is ImageStatus.ACTIVE), None)
         if image is None:
+            if best_effort:
+                return GIVE_UP
             return _halt(f"no image of {prev} to relaunch it from (the old fleet was retired)", serving)
         spec = _spec(rel, prev, image.id, restore_id, len(restore))
         return act(f"relaunching {prev} server {len(restore) + 1}/{rel.count}: the old fleet was retired", LaunchServer(spec))
     if past_deadline(rel, now):
-        return _halt(f"the relaunched {prev} fleet was not healthy within {rel.progress_deadline:g}s", serving)
+        return GIVE_UP if best_effort else _halt(f"the relaunched {prev} fleet was not healthy within {rel.progress_deadline:g}s", serving)
     gate = health_gate(obs, restore, prev)
     if gate is not None and gate.kind is Kind.FAIL:
+        if best_effort:
+            return GIVE_UP
         return _halt(f"the relaunched {prev} fleet is unhealthy ({gate.reason})", serving)
     return gate
 
@@ -459,6 +502,12 @@ def _halt(why: str, serving: str) -> Decision:
         f"cannot roll back safely: {why}; left serving: {serving}",
         hint="nothing was removed; fix the cause and run `releasectl rollout --resume` (or `releasectl abort`)",
     )
+
+
+def _can_serve(obs: Observed, member: Member) -> bool:
+    """It would serve if weighted in: the LB sees it healthy and its server is up."""
+    server = obs.server_of(member)
+    return member.health is Health.HEALTHY and (server is None or server.status is ServerStatus.ACTIVE)
 
 
 def _lb_healthy(obs: Observed, server: Server) -> bool:

@@ -35,7 +35,7 @@ from releasectl.engine.actions import (
 )
 from releasectl.engine.observe import Observed
 from releasectl.errors import ProviderError
-from releasectl.providers.base import AdminState, Health, Member
+from releasectl.providers.base import AdminState, Health, Member, ServerStatus
 
 
 class InvariantRefused(ProviderError):
@@ -55,9 +55,13 @@ class Violation:
         return f"{self.invariant}: {self.message}"
 
 
-def serving(member: Member) -> bool:
-    """Healthy, weighted in and in rotation: it answers requests."""
-    return member.weight > 0 and member.health is Health.HEALTHY and member.admin is not AdminState.MAINT
+def serving(member: Member, obs: Observed | None = None) -> bool:
+    """Healthy, weighted in and in rotation: it answers requests. With the observation, its server must be
+    up too (the LB's verdict lags a server's death by `fall` checks)."""
+    if not (member.weight > 0 and member.health is Health.HEALTHY and member.admin is not AdminState.MAINT):
+        return False
+    server = None if obs is None else obs.server_of(member)
+    return server is None or server.status is ServerStatus.ACTIVE
 
 
 def version_of(obs: Observed, member: Member) -> str:
@@ -67,7 +71,7 @@ def version_of(obs: Observed, member: Member) -> str:
 
 def describe_serving(obs: Observed, members: Iterable[Member] | None = None) -> str:
     """'2 member(s) of 1.0.0 (shop-1.0.0-ab12cd, ...)': what serves traffic, for refusals and halts."""
-    live = [m for m in (obs.members if members is None else members) if serving(m)]
+    live = [m for m in (obs.members if members is None else members) if serving(m, obs)]
     if not live:
         return "no member serves traffic"
     by_version: dict[str, list[str]] = {}
@@ -121,11 +125,14 @@ def check(
     violation = _check_ownership(obs, action, app, env, own_members)
     if violation is not None or command == "down":
         return violation
-    before = [m for m in obs.members if serving(m)]
+    # only the environment's own members count: another app's (or the operator's) members sharing the pool
+    # serve other traffic, so they never make draining ours safe
+    ours = {m.id for m in obs.members if owns_member(obs, m, app, env, own_members)}
+    before = [m for m in obs.members if m.id in ours and serving(m, obs)]
     if not before:
         return None  # nothing serves: the action cannot take the environment down
     post = after(obs, action)
-    if had_live_version and not any(serving(m) for m in post):
+    if had_live_version and not any(m.id in ours and serving(m, obs) for m in post):
         return Violation(
             "I1", f"would leave no healthy member with weight > 0 (serving now: {describe_serving(obs)})"
         )

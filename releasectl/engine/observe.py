@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from releasectl.engine.health import HealthView
+from releasectl.errors import ProviderError
 from releasectl.providers.base import (
     Image,
     ImageOutcome,
@@ -81,11 +82,14 @@ def observe(provider: Provider) -> Observed:
 
 
 def lb_state(provider: Provider) -> LBState:
-    """The LB's own state; a provider without `lb_state` yet counts as UP (nothing to supervise)."""
+    """The LB's own state, for the runner, the verbs and `status` alike: a provider without `lb_state` yet
+    counts as UP (nothing to supervise); one that cannot tell (its API errs) counts as ERROR."""
     try:
         return provider.lb_state()
     except NotImplementedError:
         return LBState(LBStatus.UP, "not observable on this provider")
+    except ProviderError as exc:
+        return LBState(LBStatus.ERROR, exc.message)
 
 
 def live_version(observed: Observed) -> str | None:

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from releasectl.engine import records
-from releasectl.engine.actions import AddMember, MarkImage, apply, pairs
+from releasectl.engine.actions import AddMember, DrainMembers, MarkImage, RemoveMembers, SetWeights, apply, pairs
 from releasectl.engine.context import EngineContext
 from releasectl.engine.decide import Decision, Kind, Policy, analyse, decide, restore_release_id
 from releasectl.engine.health import HealthTracker, snapshot
@@ -24,13 +24,17 @@ from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import Analyze, Phase, Release, ReleaseKind, describe_step
 from releasectl.engine.observe import Observed, lb_state
 from releasectl.engine.transition import note_members, record_key, transition
-from releasectl.errors import Conflict, NotFound, PausedAtGate, ReleaseFailed, ResourceFailure
+from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ResourceFailure
 from releasectl.providers.base import Image, ImageOutcome, Label, LBStatus, Role, ServerStatus
+from releasectl.wait import retry_call
 
 try:  # operator intents (engine/intents.py); absent on branches that predate it
     from releasectl.engine import intents
 except ImportError:  # pragma: no cover
     intents = None  # type: ignore[assignment]
+
+
+POOL_WRITES = (AddMember, SetWeights, DrainMembers, RemoveMembers)  # fail while the LB is down
 
 
 @dataclass
@@ -144,6 +148,16 @@ class Runner:
                 raise
             self.ctx.event("wait", f"{decision.reason}: busy, retrying ({exc})")
             return False
+        except ProviderError as exc:
+            # the LB may have died between this pass's look and a pool write: the next pass sees it down
+            # and restarts it (RestartLB) instead of the run ending with the LB down
+            if not isinstance(decision.action, POOL_WRITES) or lb_state(self.provider).status not in (LBStatus.DOWN, LBStatus.ABSENT):
+                raise
+            self._busy_since = self._busy_since or self.now()
+            if self.now() - self._busy_since > rel.progress_deadline:
+                raise
+            self.ctx.event("wait", f"{decision.reason}: the load balancer went down ({exc}); restarting it")
+            return False
         self._busy_since = None
         if isinstance(decision.action, AddMember):
             self._asserted.add(decision.action.server.id)
@@ -207,8 +221,9 @@ class Runner:
         else:
             marks = []
         for mark in marks:
-            try:
-                apply(mark, self.provider)
+            try:  # the release is over: a busy image service (409) is waited out, not an exit 5
+                retry_call(lambda: apply(mark, self.provider), retry_on=(Conflict,), attempts=8, interval=0.5,
+                           what=f"labelling image {mark.image_id}", clock=self.ctx.clock)
             except NotFound as exc:
                 self.ctx.event("warn", f"image {mark.image_id} is gone, not labelled: {exc}")
 

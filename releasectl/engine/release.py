@@ -157,9 +157,20 @@ def _new_release(ctx: EngineContext, kind: ReleaseKind, image: Image, pipeline: 
     )
 
 
+def _require_unfinished(ctx: EngineContext, message: str, hint: str | None = None) -> None:
+    """Checked read-only before the lock is taken, so a refusal (exit 2) writes nothing, not even the lock
+    file; the verb checks again under the lock (the world may change in between)."""
+    if _unfinished(ctx) is None:
+        raise UsageError(message, hint=hint)
+
+
 def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resume: bool = False) -> Release:
     if version is not None:
         parse_version(version)
+    if resume:
+        _require_unfinished(ctx, "there is no unfinished release to resume", hint="start one with `releasectl rollout VERSION`")
+    elif version is not None and _unfinished(ctx) is None:
+        usable_image(ctx, version)  # read-only, before the lock: an unbaked version writes nothing
     with _locked(ctx, "rollout") as lock:
         current = _unfinished(ctx)
         if resume:
@@ -194,6 +205,7 @@ def promote(ctx: EngineContext, *, full: bool = False, wait: float | None = None
 
 
 def _promote(ctx: EngineContext, full: bool) -> Release:
+    _require_unfinished(ctx, "there is no release in progress to promote")
     with _locked(ctx, "promote") as lock:
         current = _unfinished(ctx)
         if current is None:
@@ -214,6 +226,7 @@ def abort(ctx: EngineContext, *, wait: float | None = None) -> Release | Posted:
 
 
 def _abort_here(ctx: EngineContext) -> Release:
+    _require_unfinished(ctx, "there is no release in progress to abort", hint="use `releasectl rollback` after a finished rollout")
     with _locked(ctx, "abort") as lock:
         current = _unfinished(ctx)
         if current is None:
@@ -236,6 +249,7 @@ def pause(ctx: EngineContext, *, wait: float | None = None) -> Release | Posted:
 
 def _pause_here(ctx: EngineContext) -> Release:
     """No runner is alive: mark the release paused, as the runner would at its next pass, and exit 4."""
+    _require_unfinished(ctx, "there is no release in progress to pause")
     with _locked(ctx, "pause"):
         current = _unfinished(ctx)
         if current is None:
@@ -364,6 +378,8 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
     """Back to the last known-good version: its warm fleet if there is one, else relaunched from its image."""
     if to is not None:
         parse_version(to)
+    if _unfinished(ctx) is None:
+        rollback_target(ctx, to)  # read-only, before the lock: a refusal writes nothing
     with _locked(ctx, "rollback") as lock:
         current = _unfinished(ctx)
         if current is not None:
@@ -374,22 +390,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
         observed = observe(ctx.provider)
         refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)
-        images = ctx.provider.list_images()
-        targets = rollback_targets(images, ctx.env)
-        if to is not None:
-            chosen = [i for i in images if i.version == to]
-            if not chosen:
-                raise UsageError(f"no image for {ctx.app} {to}")
-            if chosen[0] not in targets:
-                raise UsageError(
-                    f"{to} is not a known-good version of {ctx.env} (never released there, or marked failed or rolled back)",
-                    hint=f"known-good versions: {', '.join(i.version for i in targets) or 'none'}",
-                )
-            target = chosen[0]
-        elif targets:
-            target = targets[0]
-        else:
-            raise UsageError(f"no earlier known-good version of {ctx.app} in {ctx.env} to roll back to")
+        target = rollback_target(ctx, to)
         if target.version == live:
             raise UsageError(f"{target.version} is already live: nothing to roll back")
         warm = [s for s in observed.with_role(Role.PREVIOUS) if s.version == target.version and s.status is ServerStatus.ACTIVE]
@@ -398,6 +399,25 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
         how = f"its {len(warm)} warm server(s)" if warm else "a relaunch from its image"
         ctx.event("start", f"rollback of {ctx.app} in {ctx.env} from {live or 'none'} to {target.version} using {how}")
         return _drive(ctx, release, lock)
+
+
+def rollback_target(ctx: EngineContext, to: str | None) -> Image:
+    """The image a rollback goes to (read-only): `to`, or the newest known-good version; UsageError if none."""
+    images = ctx.provider.list_images()
+    targets = rollback_targets(images, ctx.env)
+    if to is not None:
+        chosen = [i for i in images if i.version == to]
+        if not chosen:
+            raise UsageError(f"no image for {ctx.app} {to}")
+        if chosen[0] not in targets:
+            raise UsageError(
+                f"{to} is not a known-good version of {ctx.env} (never released there, or marked failed or rolled back)",
+                hint=f"known-good versions: {', '.join(i.version for i in targets) or 'none'}",
+            )
+        return chosen[0]
+    if targets:
+        return targets[0]
+    raise UsageError(f"no earlier known-good version of {ctx.app} in {ctx.env} to roll back to")
 
 
 # ---- housekeeping ------------------------------------------------------------------------------------------

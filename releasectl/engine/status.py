@@ -8,11 +8,9 @@ from typing import Any
 from releasectl.engine import records
 from releasectl.engine.context import EngineContext
 from releasectl.engine.model import Phase, Release, describe_step
-from releasectl.engine.observe import live_version, observe
+from releasectl.engine.observe import lb_state, live_version, observe
 from releasectl.engine.doctor import report_damage
-from releasectl.providers.base import Lease
-from releasectl.errors import ProviderError
-from releasectl.providers.base import LBState, LBStatus, Lease, Provider
+from releasectl.providers.base import LBStatus, Lease
 
 # The LB states in which nothing serves or can be changed: `status` exits 5 on them (the JSON still printed).
 LB_NOT_SERVING = (LBStatus.DOWN, LBStatus.ERROR)
@@ -44,16 +42,6 @@ class StatusView:
         return None
 
 
-def read_lb_state(provider: Provider) -> LBState:
-    """lb_state for `status`: a provider without it counts as UP; one that cannot tell is ERROR."""
-    try:
-        return provider.lb_state()
-    except NotImplementedError:
-        return LBState(LBStatus.UP, "not observable on this provider")
-    except ProviderError as exc:
-        return LBState(LBStatus.ERROR, exc.message)
-
-
 def release_state(rel: Release, lease: Lease | None, now: float) -> str:
     """A running phase without a live lock holder means its runner died: the release is interrupted."""
     if rel.phase in (Phase.PROGRESSING, Phase.ROLLING_BACK) and (lease is None or not lease.alive(now)):
@@ -83,7 +71,7 @@ def release_summary(rel: Release, lease: Lease | None, now: float) -> dict[str, 
 
 def status(ctx: EngineContext) -> StatusView:
     provider = ctx.provider
-    lb = read_lb_state(provider)  # first: while it is DOWN the members below are the ones it comes back with
+    lb = lb_state(provider)  # first: while it is DOWN the members below are the ones it comes back with
     observed = observe(provider)
     now = ctx.clock.time()
     lease = provider.read_lock()

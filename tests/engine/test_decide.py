@@ -340,3 +340,95 @@ def test_policy_weights_follow_the_provider_range():
     rel = release(*CANARY, step_index=1)
     decision = decide(live_old(), rel, NOW, Policy(max_weight=1))
     assert set(dict(decision.action.weights).values()) <= {0, 1}
+
+
+# ---- findings of the property test (each failed before its fix) -------------------------------------------
+
+
+def test_i1_does_not_count_another_apps_members_as_serving_ours():
+    """A pool shared with another app: its weighted members never make draining our last fleet safe."""
+    other = server(9, "9.9.9", Role.STABLE, "x", app="blog")
+    observed = obs(NEW + [other], [member(s, 100) for s in NEW] + [replace(member(other, 100), app="blog")])
+    violation = check(observed, DrainMembers(("ms3", "ms4")), app="shop", env="production")
+    assert violation is not None and violation.invariant == "I1"
+
+
+def test_i1_does_not_count_a_member_whose_server_died():
+    """The LB's verdict lags a server's death by `fall` checks: a stopped server's member serves nothing."""
+    dead = replace(OLD[0], status=ServerStatus.STOPPED)
+    observed = obs([dead] + NEW, [member(dead, 100)] + [member(s, 100) for s in NEW])
+    violation = check(observed, DrainMembers(("ms3", "ms4")), app="shop", env="production")
+    assert violation is not None and violation.invariant == "I1"
+
+
+def test_rollback_after_the_old_members_left_the_pool_puts_them_back_before_draining_the_new():
+    """Finding b: a failure during retire (old members removed, servers not stopped yet) drained the new
+    fleet with the old one out of the pool: nothing served."""
+    survivors = [NEW[0], replace(NEW[1], status=ServerStatus.STOPPED)]
+    members = [member(s, 100) for s in survivors]
+    rel = rolling_back()
+    first = decide(obs(OLD + survivors, members), rel, NOW)
+    assert first.action == AddMember(OLD[0])
+    rejoined = [member(s, 0, Health.UNKNOWN) for s in OLD]
+    assert decide(obs(OLD + survivors, members + rejoined), rel, NOW).kind is Kind.WAIT  # the LB's checks first
+    assert decide(obs(OLD + survivors, members + rejoined), rel, NOW + 601).kind is Kind.HALT  # never drains blind
+    healthy_again = obs(OLD + survivors, members + [member(s, 0) for s in OLD])
+    shift = decide(healthy_again, rel, NOW)
+    assert dict(shift.action.weights) == {"ms1": 100, "ms2": 100, "ms3": 0, "ms4": 0}
+    assert check(healthy_again, shift.action, app="shop", env="production") is None
+
+
+def test_rollback_with_every_old_server_dead_relaunches_the_previous_version():
+    """A start failure while the old fleet had died: "rolled back to 1.0.0" must mean 1.0.0 serves."""
+    dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
+    never_served = obs(dead_old + NEW, [member(s, 100) for s in dead_old] + [member(s, 0) for s in NEW], images=IMAGES)
+    decision = decide(never_served, rolling_back(), NOW)
+    assert isinstance(decision.action, LaunchServer) and decision.action.spec.version == "1.0.0"
+
+
+def test_finalize_never_reports_success_without_a_serving_new_fleet():
+    """Finding c: the only new server died after the old fleet was retired; the release said it succeeded."""
+    rel = release(*CANARY, step_index=5)
+    stable = [replace(s, role=Role.STABLE) for s in NEW]
+    dead = [replace(s, status=ServerStatus.STOPPED) for s in stable]
+    assert decide(obs(dead, [member(s, 100) for s in dead]), rel, NOW).kind is Kind.FAIL
+    unhealthy = obs(stable, [member(s, 100, Health.UNHEALTHY) for s in stable])
+    assert decide(unhealthy, rel, NOW).kind is Kind.FAIL
+    not_yet = obs(stable, [member(s, 100, Health.UNKNOWN) for s in stable])
+    assert decide(not_yet, rel, NOW).kind is Kind.WAIT
+    assert decide(not_yet, rel, NOW + 601).kind is Kind.FAIL
+
+
+def test_a_relaunch_of_a_fleet_that_died_on_its_own_gives_way_when_it_cannot_start():
+    """Old fleet dead, new fleet never served: a relaunch of the previous version that cannot start halts
+    nothing (removing the new fleet takes nothing away); the rollback finishes and the release fails (exit 1).
+    With the new fleet serving, the same relaunch failure halts: the serving fleet is never removed."""
+    dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
+    rel = rolling_back(relaunches=2)
+    broken = server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel), status=ServerStatus.ERROR)
+    never_served = obs(dead_old + NEW + [broken], [member(s, 0) for s in NEW], images=IMAGES)
+    decision = decide(never_served, rel, NOW)
+    assert decision.kind is not Kind.HALT and not isinstance(decision.action, LaunchServer), decision
+    gone_new = decide(obs(dead_old + [broken], [], images=IMAGES), rel, NOW)
+    assert isinstance(gone_new.action, ReplaceBroken) and gone_new.action.server_id == "s7"
+    assert decide(obs(dead_old, [], images=IMAGES), rel, NOW).kind is Kind.DONE
+    serving = obs(dead_old + NEW + [broken], [member(s, 100) for s in NEW], images=IMAGES)
+    assert decide(serving, rel, NOW).kind is Kind.HALT
+
+
+def test_best_effort_restores_give_way_when_the_previous_version_never_gets_healthy():
+    """Nothing of the new fleet serves: a relaunched previous version that fails its health checks, or an old
+    fleet the LB never sees healthy again, lets the rollback finish (exit 1) instead of halting with exit 5."""
+    dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
+    rel = rolling_back()
+    restore = [server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel)), server(8, "1.0.0", Role.CANDIDATE, restore_release_id(rel))]
+    failing = HealthView(rise=2, fall=2, streaks=tuple((s.id, StreakView(bad=2, last="HTTP 500")) for s in restore))
+    members = [member(s, 0) for s in NEW] + [member(s, 0, Health.UNKNOWN) for s in restore]
+    unhealthy = obs(dead_old + NEW + restore, members, images=IMAGES, health=failing, asserted=frozenset({"s7", "s8"}))
+    assert decide(unhealthy, rel, NOW).kind is not Kind.HALT
+    serving_new = obs(dead_old + NEW + restore, [member(s, 100) for s in NEW] + members[2:], images=IMAGES,
+                      health=failing, asserted=frozenset({"s7", "s8"}))
+    assert decide(serving_new, rel, NOW).kind is Kind.HALT
+    old_never_healthy = obs(OLD + NEW, [member(s, 0, Health.UNHEALTHY) for s in OLD] + [member(s, 0) for s in NEW])
+    assert decide(old_never_healthy, rel, NOW).kind is Kind.WAIT
+    assert decide(old_never_healthy, rel, NOW + 601).kind is not Kind.HALT

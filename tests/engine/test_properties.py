@@ -58,6 +58,7 @@ except ImportError:  # pragma: no cover - depends on the branch
 APP, ENV, POOL = "demo", "production", "shared-pool"
 HEALTH = HealthCheck(path="/healthz", expected_status=200, interval=1.0, timeout=1.0, rise=2, fall=2)
 ACTOR = {"host": "prop", "user": "hypothesis", "pid": "1"}
+OPERATOR = {"host": "prop", "user": "operator", "pid": "2"}  # a second shell, not the runner
 MUTATING = {"create_server", "update_server_labels", "delete_server", "add_member", "set_weights", "remove_member",
             "update_image", "delete_image", "bake_image", "ensure_pool", "destroy_pool"}
 OBSERVING = {"list_servers", "list_members", "lb_state"}
@@ -173,6 +174,7 @@ class Oracle:
         self.last_observed = 0  # call index of the engine's last look at servers, members or the LB
         self.last_fault = 0  # call index of the last fault applied during this command
         self.faults: list[str] = []
+        self._looked: dict[str, int] = {}  # the last call of each observing method
 
     def __getattr__(self, name: str) -> Any:
         attr = getattr(self._provider, name)
@@ -197,7 +199,10 @@ class Oracle:
         if name not in MUTATING:
             result = method(*args, **kwargs)
             if name in OBSERVING:
-                self.last_observed = self.calls
+                # the engine's look is complete once each of its reads came after the fault: a server
+                # killed between list_servers and list_members is one no engine has seen yet
+                self._looked[name] = self.calls
+                self.last_observed = min(self._looked.values())
             return result
         for kind, ident in targets(name, args, kwargs):
             if self._world.foreign(kind, ident):
@@ -455,9 +460,20 @@ class EngineMachine(RuleBasedStateMachine):
                 if rel is not None:
                     intent_kind = sorted(intents.IntentKind, key=str)[pick % len(intents.IntentKind)]
                     COVERED[f"intent:{intent_kind.name.lower()}"] += 1
-                    intents.post(self.provider(), rel.id, intent_kind, dict(ACTOR), self.clock.time())
+                    self.operator_posts(rel.id, intent_kind)
 
         return strike
+
+    def operator_posts(self, release_id: str, kind: Any) -> None:
+        """An operator in a second shell posts an intent: its own process, so a crash or 409s scheduled for
+        the runner's next calls are not spent on it (they stay armed for the runner)."""
+        cloud = self.cloud
+        armed = (cloud.crash, cloud.conflicts)
+        cloud.crash, cloud.conflicts = None, 0
+        try:
+            intents.post(self.provider(), release_id, kind, dict(OPERATOR), self.clock.time())
+        finally:
+            cloud.crash, cloud.conflicts = armed
 
     @invariant()
     def foreign_things_are_intact(self) -> None:
@@ -482,6 +498,9 @@ def run_machine(examples: int) -> None:
     assert not set(FAULTS) - faults, f"faults never exercised: {set(FAULTS) - faults}"
 
 
+GATED = Pipeline(name="gated", steps=(Launch(), Pause(duration=None), SetWeight(percent=100.0),
+                                      Analyze(duration=5.0, max_error_rate=0.01), Retire(drain_timeout=0.0)))
+
 # The outages of issue 8 as fixed sequences (what hypothesis finds, replayed deterministically):
 # (name, [(rule, arguments)]) from the first release of 1.0.0 on two servers.
 KNOWN = [
@@ -498,6 +517,13 @@ KNOWN = [
     ("down on a pool shared with another app", [("verb", dict(verb="down", faults=[]))]),
     ("a start failure of the new fleet",
      [("rollout", dict(pipeline=FIRST, count=2, faults=[("start_failure", ("create_server", 1), 0)], then=[]))]),
+    # found by the property test: a new server dies around the retire step of a fully promoted release
+    ("promote --full, a new server dies while the old members are out of the pool (count 2)",
+     [("rollout", dict(pipeline=GATED, count=2, faults=[], then=[("promote_full", [("server_death", ("delete_server", 1), 0)])]))]),
+    ("promote --full, the new server dies while the old members are out of the pool (count 1)",
+     [("rollout", dict(pipeline=GATED, count=1, faults=[], then=[("promote_full", [("server_death", ("delete_server", 1), 0)])]))]),
+    ("promote --full, the new server dies after the old fleet was stopped (count 1)",
+     [("rollout", dict(pipeline=GATED, count=1, faults=[], then=[("promote_full", [("server_death", ("update_server_labels", 1), 0)])]))]),
 ]
 
 
@@ -520,3 +546,33 @@ def test_engine_invariants_fast() -> None:
 def test_engine_invariants_1000() -> None:
     """The CI run: at least 1,000 sequences (more with RELEASECTL_PROPERTY_EXAMPLES)."""
     run_machine(int(os.environ.get("RELEASECTL_PROPERTY_EXAMPLES", "1000")))
+
+
+def _rollout_of_1_1_0(fault: tuple) -> tuple[EngineMachine, Release | None]:
+    """1.1.0 rolled out on one server from the first release, with one fault during the command."""
+    machine = EngineMachine()
+    machine.first_release()
+    outcome: list = []
+
+    def run(ctx: EngineContext) -> Release:
+        bake(ctx, "1.1.0")
+        outcome.append(rollout(ctx, "1.1.0", FIRST))
+        return outcome[-1]
+
+    machine.command("rollout", run, [fault], count=1)
+    return machine, (outcome[0] if outcome else None)
+
+
+def test_lb_dying_between_the_look_and_a_pool_write_is_restarted_not_exit_5() -> None:
+    """Finding a: the LB died after this pass read it UP, before its add_member; the write failed and the run
+    exited 5 with the LB down. Now the next pass sees it down and restarts it, and the release goes on."""
+    machine, outcome = _rollout_of_1_1_0(("lb_death", ("add_member", 1), 0))
+    assert outcome is not None and outcome.phase is Phase.SUCCEEDED, machine.last_outcome
+    assert machine.world.lb() is LBStatus.UP and machine.world.serves("1.1.0")
+
+
+def test_a_busy_image_service_at_the_end_of_a_release_is_waited_out() -> None:
+    """409s on the image labels after the release is done: retried, not an exit 5 (resume then failed)."""
+    machine, outcome = _rollout_of_1_1_0(("conflicts", ("update_image", 1), 4))
+    assert outcome is not None and outcome.phase is Phase.SUCCEEDED, machine.last_outcome
+    assert any(i.labels.get(f"role_{ENV}") == "live" and i.version == "1.1.0" for i in machine.cloud.images.values())

@@ -133,6 +133,12 @@ class Project:
             if not result.stdout.lstrip().startswith("{"):  # doctor lists one line per finding
                 assert len(errors) == 1, result.stderr
 
+    def check_read(self, result: CliRun) -> None:
+        """A read command exits 0, except `status`, whose exit follows the LB (5 while it is down or in
+        ERROR, its JSON still complete): the template's HAProxy is not running."""
+        lb = result.json().get("lb", {}).get("status") if result.stdout.lstrip().startswith("{") else None
+        self.check(result, 5 if lb in ("down", "error") else 0)
+
     def no_process_left(self) -> None:
         assert processes_under(self.root) == []
 

@@ -325,10 +325,9 @@ ENV_CASES = [
 
 CASES = CONFIG_CASES + PIPELINE_CASES + VERSION_CASES + CLI_CASES + ENV_CASES
 
-# Refused only after the engine has taken the release lock, which creates envs/<env>/ and its lock.flock:
-# releasectl/engine/release.py validates these under the lock. Expected to pass once the engine checks
-# them (read-only) before locking; they are kept here so that change is seen.
-LOCKED_BEFORE_CHECK = [
+# Refused by release verbs: the engine checks these read-only before it takes the release lock (which
+# would create envs/<env>/ and its lock.flock), then again under the lock.
+REFUSED_BEFORE_LOCKING = [
     cmd("rollout-unbaked-version", "no image for shop 9.9.9", "rollout", "9.9.9"),
     cmd("promote-with-nothing-running", "no release in progress to promote", "promote"),
     cmd("abort-with-nothing-running", "no release in progress to abort", "abort"),
@@ -386,8 +385,7 @@ def test_bad_input_exits_2_with_one_line_and_changes_nothing(case: Case, baked_p
     assert processes_under(tmp_path) == []
 
 
-@pytest.mark.xfail(reason="the engine takes the lock (creating envs/<env>/lock.flock) before these checks", strict=False)
-@pytest.mark.parametrize("case", LOCKED_BEFORE_CHECK, ids=[c.id for c in LOCKED_BEFORE_CHECK])
+@pytest.mark.parametrize("case", REFUSED_BEFORE_LOCKING, ids=[c.id for c in REFUSED_BEFORE_LOCKING])
 def test_refused_release_verbs_write_nothing(case: Case, baked_project: Path, tmp_path: Path):
     test_bad_input_exits_2_with_one_line_and_changes_nothing(case, baked_project, tmp_path)
 

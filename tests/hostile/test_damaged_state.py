@@ -79,7 +79,7 @@ def test_read_commands_work_around_a_damaged_file_and_doctor_lists_it(project, n
 
     command, field = READERS[name]
     result = project.run(command, "-o", "json")
-    project.check(result, 0)
+    project.check_read(result)
     doc = result.json()
     if field:
         assert any(path.name in d["path"] or "current" in d["path"] for d in doc[field]), doc[field]
@@ -148,7 +148,7 @@ def test_doctor_fix_repairs_each_file_then_status_gc_down_exit_0(project, name):
         assert quarantined, "the damaged file was moved aside, not deleted"
     assert project.run("doctor", "-o", "json").json()["healthy"] is True
     for command in (["status"], ["gc"], ["down"], ["images"], ["history"]):
-        project.check(project.run(*command, "-o", "json"), 0)
+        project.check_read(project.run(*command, "-o", "json"))
 
 
 def test_one_huge_manifest_leaves_the_other_images_listed(project):
@@ -245,7 +245,7 @@ def test_an_empty_server_folder_left_by_an_interrupted_delete_is_no_server(proje
     (folder / "server.json").unlink()
     os.utime(folder, (1.0, 1.0))  # an old leftover, not a create in progress
     status = project.run("status", "-o", "json")
-    project.check(status, 0)
+    project.check_read(status)
     assert [s for s in status.json()["servers"] if s["id"] == SERVER_ID] == []
     fixed = project.run("doctor", "--fix", "-o", "json")
     project.check(fixed, 0)

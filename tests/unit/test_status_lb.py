@@ -9,7 +9,8 @@ import pytest
 
 from releasectl.cli.render import emit_result
 from releasectl.cli.views import status_result
-from releasectl.engine.status import StatusView, read_lb_state
+from releasectl.engine.observe import lb_state
+from releasectl.engine.status import StatusView
 from releasectl.errors import ProviderError
 from releasectl.providers.base import LBState, LBStatus
 
@@ -44,7 +45,7 @@ class _Provider:
         return self.outcome
 
 
-def test_read_lb_state():
-    assert read_lb_state(_Provider(LBState(LBStatus.DOWN, "x"))) == LBState(LBStatus.DOWN, "x")
-    assert read_lb_state(_Provider(NotImplementedError())).status is LBStatus.UP
-    assert read_lb_state(_Provider(ProviderError("octavia said 500"))) == LBState(LBStatus.ERROR, "octavia said 500")
+def test_lb_state_one_reading_for_status_and_the_runner():
+    assert lb_state(_Provider(LBState(LBStatus.DOWN, "x"))) == LBState(LBStatus.DOWN, "x")
+    assert lb_state(_Provider(NotImplementedError())).status is LBStatus.UP
+    assert lb_state(_Provider(ProviderError("octavia said 500"))) == LBState(LBStatus.ERROR, "octavia said 500")
