@@ -400,8 +400,10 @@ def login(
     application_credential: Annotated[bool, typer.Option("--application-credential", help="Store an application-credential secret instead of a password.")] = False,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the secret from standard input (one line) instead of prompting.")] = False,
 ) -> None:
-    """Store a password or application-credential secret in the OS keyring (service `releasectl`)."""
+    """Check a password or application-credential secret with Keystone, then store it in the OS keyring
+    (service `releasectl`)."""
     from releasectl.cli.runtime import keyring_problem
+    from releasectl.providers.openstack.auth import verify_secret
     from releasectl.providers.openstack.credentials import store_secret
 
     kind = "application_credential_secret" if application_credential else "password"
@@ -412,8 +414,11 @@ def login(
         secret = sys.stdin.readline().rstrip("\r\n")
     else:  # the prompt goes to stderr, so stdout keeps exactly the one JSON document
         secret = typer.prompt(f"{kind.replace('_', ' ')}", hide_input=True, err=True)
+    if not secret:
+        raise UsageError(f"an empty {kind.replace('_', ' ')} was given: nothing stored")
+    cloud = verify_secret(cloud, kind, secret)  # Keystone accepts it, or nothing is stored
     where = store_secret(cloud, kind, secret)
-    _finish(ctx, Result(data={"stored": kind, "cloud": cloud, "where": where}, text=lambda: f"stored the {kind.replace('_', ' ')} in {where}"))
+    _finish(ctx, Result(data={"stored": kind, "cloud": cloud, "verified": True, "where": where}, text=lambda: f"stored the {kind.replace('_', ' ')} in {where}"))
 
 
 # ---- the error boundary ---------------------------------------------------------------------------------

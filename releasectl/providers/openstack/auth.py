@@ -32,7 +32,7 @@ from typing import Any
 
 from releasectl.errors import AuthError, ConfigError, CredentialsError, ProviderError
 
-from .credentials import APP_CREDENTIAL, Credentials
+from .credentials import APP_CREDENTIAL, Credentials, load_credentials
 from .http import Transport, request_id
 
 log = logging.getLogger("releasectl.providers.openstack.auth")
@@ -317,3 +317,20 @@ def _domain(domain_id: str | None, domain_name: str | None) -> dict[str, str]:
     if domain_name:
         return {"name": domain_name}
     return {"id": "default"}
+
+
+def verify_secret(cloud: str | None, kind: str, secret: str) -> str:
+    """Authenticate once with `secret` before `releasectl login` stores it, so a mistyped one never reaches the
+    keyring: Keystone refusing it is a CredentialsError (exit 2), an unreachable Keystone a ProviderError
+    (exit 5); either way nothing is stored. Returns the cloud's name. No token is cached."""
+    creds = load_credentials(cloud, secret=secret)
+    wanted = "application_credential_secret" if creds.auth_type == APP_CREDENTIAL else "password"
+    if kind != wanted:
+        flag = " --application-credential" if wanted != "password" else ""
+        raise CredentialsError(
+            f"cloud {creds.cloud!r} authenticates with a{'n' if wanted[0] == 'a' else ''} {wanted.replace('_', ' ')}, "
+            f"not a{'n' if kind[0] == 'a' else ''} {kind.replace('_', ' ')}",
+            hint=f"run `releasectl login --cloud {creds.cloud}{flag}`",
+        )
+    Auth(creds, Transport(verify=creds.verify), None).token()
+    return creds.cloud

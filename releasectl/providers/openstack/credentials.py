@@ -421,8 +421,11 @@ def load_credentials(
     cwd: Path | None = None,
     home: Path | None = None,
     use_keyring: bool = True,
+    secret: str | None = None,
 ) -> Credentials:
-    """Resolve one cloud. Options from releasectl.yaml (region, interface, cacert, insecure) win."""
+    """Resolve one cloud. Options from releasectl.yaml (region, interface, cacert, insecure) win. `secret`:
+    one given by `releasectl login`, used instead of the files and the keyring so it can be checked with
+    Keystone before it is stored."""
     env = os.environ if env is None else env
     files = read_files(env, cwd, home)
     name = _choose(files, cloud, env)
@@ -449,9 +452,11 @@ def load_credentials(
         )
 
     secret_key = "password" if auth_type == PASSWORD else "application_credential_secret"
-    secret = auth.get(secret_key)
+    given, secret = secret, secret or auth.get(secret_key)
     secret_source = ""
-    if secret:
+    if given:
+        secret_source = "login"
+    elif secret:
         in_secure = bool(((files.secure_clouds.get(name) or {}).get("auth") or {}).get(secret_key))
         secret_source = "secure.yaml" if in_secure else ("environment" if from_env else "clouds.yaml")
     elif use_keyring:
