@@ -75,7 +75,8 @@ def test_gc_spares_a_serving_server_with_a_damaged_record_and_down_still_stops_i
     assert gc["members"] == [] and gc["servers"] == [] and victim["id"] in gc["spared"], gc
     status = ws.status()
     assert len([m for m in status["members"] if m["weight"] > 0]) == 2  # still in the pool, still serving
-    refused = ws.cli("rollback", "-o", "json")  # a release would not know that server's role: it refuses
+    ws.bake("1.1.0")
+    refused = ws.cli("rollout", "1.1.0", "-o", "json")  # a release would not know that server's role: it refuses
     assert refused.code == 2 and refused.json()["errors"][0]["code"] == "damaged_state", refused.stderr
     ws.ok("down")
     assert processes_under(ws.path) == []
