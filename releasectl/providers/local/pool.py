@@ -182,17 +182,30 @@ class Pool:
             return info
         return None
 
-    def _observe(self, info: dict) -> LBState:
-        """UP or DOWN for the HAProxy recorded in `info`. Read-only: /proc and one `show info`."""
-        proc = self._proc(info)
-        pid = info["pid"]
+    def _process_down(self, proc: procs.ProcId) -> LBState | None:
+        """DOWN when the recorded HAProxy is gone or stopped, from /proc alone; None while it runs."""
+        pid = proc.pid
         if not procs.is_alive(proc):
-            if procs.pid_is_running(proc.pid):
+            if procs.pid_is_running(pid):
                 return LBState(LBStatus.DOWN, f"haproxy pid {pid} is gone (the PID now belongs to another process)")
             return LBState(LBStatus.DOWN, f"haproxy pid {pid} is gone")
         if procs.is_stopped(proc):
             return LBState(LBStatus.DOWN, f"haproxy pid {pid} is stopped (SIGSTOP)")
+        return None
+
+    def _observe(self, info: dict) -> LBState:
+        """UP or DOWN for the HAProxy recorded in `info`. Read-only: /proc and one `show info`."""
+        proc = self._proc(info)
+        pid = info["pid"]
+        down = self._process_down(proc)
+        if down is not None:
+            return down
         if not RuntimeAPI(str(info["socket"])).ping(PING_TIMEOUT):
+            # a kill or a SIGSTOP shows in /proc only once the kernel has acted on it: look again after the ping,
+            # so the operator reads the cause, not its symptom
+            down = self._process_down(proc)
+            if down is not None:
+                return down
             return LBState(LBStatus.DOWN, f"haproxy pid {pid} runs but its admin socket {info['socket']} does not answer")
         return LBState(LBStatus.UP, f"haproxy pid {pid} on {info.get('bind', self.bind)}:{info.get('port', self.port)}")
 

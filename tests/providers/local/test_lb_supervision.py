@@ -73,9 +73,9 @@ def test_kill_9_down_then_ensure_pool_answers_within_2s_with_members_and_weights
 
     os.kill(old.pid, signal.SIGKILL)
     killed_at = time.monotonic()
-    state = wait_for(lambda: (s := provider.lb_state()).status is LBStatus.DOWN and s, timeout=5, interval=0.01,
-                     what="lb_state DOWN")
-    assert f"haproxy pid {old.pid} is gone" in state.detail
+    wait_for(lambda: not procs.is_alive(old), timeout=5, interval=0.01, what="the kernel to end haproxy")
+    state = provider.lb_state()
+    assert state.status is LBStatus.DOWN and f"haproxy pid {old.pid} is gone" in state.detail
     assert answers(url) is None
     # while it is down the pool reads as what the restart brings back, never as an empty pool
     assert {m.id: (m.weight, m.admin, m.app, m.env) for m in provider.list_members()} == before
@@ -101,6 +101,7 @@ def test_sigstopped_haproxy_is_down_and_replaced(pool):
     old = lb_proc(provider)
     os.kill(old.pid, signal.SIGSTOP)
     try:
+        wait_for(lambda: procs.is_stopped(old), timeout=5, interval=0.01, what="the kernel to stop haproxy")
         state = provider.lb_state()
         assert state.status is LBStatus.DOWN and "stopped" in state.detail
         provider.ensure_pool()
