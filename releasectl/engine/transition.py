@@ -54,6 +54,10 @@ def transition(release: Release, decision: Decision, now: float) -> Release:
         _log(rel, now, f"rolling back: {decision.reason}")
     elif kind is Kind.PAUSE:
         rel.phase = Phase.PAUSED
+    elif kind is Kind.HALT:
+        # the next runner (after the operator fixed the cause) gets a fresh progress deadline: one that
+        # passed while halted would otherwise halt a relaunch again before it could get healthy
+        rel.step_started_at = None
     elif kind is Kind.DONE:
         rel.phase = Phase(rel.rollback_outcome or Phase.FAILED.value) if rel.phase is Phase.ROLLING_BACK else Phase.SUCCEEDED
         rel.ended_at = now

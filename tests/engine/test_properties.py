@@ -376,8 +376,19 @@ class EngineMachine(RuleBasedStateMachine):
         rel = records.load_current(self.provider())
         if (name in ("rollout", "resume") and rel is not None and (APP, rel.version) in self.cloud.failing_starts
                 and rel.kind is ReleaseKind.ROLLOUT and isinstance(outcome, ProviderError) and not oracle.faults
-                and oracle.lb_at_start is LBStatus.UP and rel.image_id in self.cloud.images):
+                and oracle.lb_at_start is LBStatus.UP and rel.image_id in self.cloud.images
+                and self.restorable(rel.previous_version)):
             raise StartFailureNotFailed(f"{name} of {rel.version}, whose servers cannot start, ended with exit 5: {outcome}")
+
+    def restorable(self, version: str | None) -> bool:
+        """Whether a rollback can bring `version` back: a server of it answers, or an image of it can start.
+        When it cannot, a start failure ends with exit 5 (halted, nothing removed), not exit 1."""
+        if version is None:
+            return True
+        if any(s.labels.get(Label.VERSION) == version and s.answers for s in self.cloud.servers.values() if self.world.ours(s.id)):
+            return True
+        startable = (APP, version) not in self.cloud.failing_starts and (APP, version) not in self.cloud.unhealthy_versions
+        return startable and any(i.app == APP and i.version == version for i in self.cloud.images.values())
 
     def release_version(self) -> str:
         """The version faults aimed at 'the new fleet' hit: the unfinished release's, else the next one baked."""
@@ -521,6 +532,10 @@ KNOWN = [
     ("a start failure of the new fleet",
      [("rollout", dict(pipeline=FIRST, count=2, faults=[("start_failure", ("create_server", 1), 0)], then=[]))]),
     # found by the property test: a new server dies around the retire step of a fully promoted release
+    ("the old fleet dies, the new version cannot start and the previous version's image is gone: halt (exit 5)",
+     [("fault", dict(kind="vanished_image", pick=0)), ("fault", dict(kind="start_failure", pick=0)),
+      ("rollout", dict(pipeline=FIRST, count=2, faults=[("server_death", ("create_server", 1), 0),
+                                                        ("server_death", ("create_server", 1), 1)], then=[("resume", [])]))]),
     ("promote --full, a new server dies while the old members are out of the pool (count 2)",
      [("rollout", dict(pipeline=GATED, count=2, faults=[], then=[("promote_full", [("server_death", ("delete_server", 1), 0)])]))]),
     ("promote --full, the new server dies while the old members are out of the pool (count 1)",
@@ -535,7 +550,8 @@ def test_known_outage_sequences(steps: list) -> None:
     machine = EngineMachine()
     machine.first_release()
     for rule_name, arguments in steps:
-        (machine.do_rollout if rule_name == "rollout" else machine.do_verb)(**arguments)
+        rules = {"rollout": machine.do_rollout, "verb": machine.do_verb, "fault": machine.fault_between_commands}
+        rules[rule_name](**arguments)
         machine.foreign_things_are_intact()
     machine.teardown()
 
@@ -546,11 +562,6 @@ def test_engine_invariants_fast() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="open finding (issue 8): the old fleet died, the new version cannot start and the previous version's "
-    "image vanished: the rollback gives up and claims traffic is back on the previous version (CLAIM)",
-)
 def test_engine_invariants_1000() -> None:
     """The CI run: at least 1,000 sequences (more with RELEASECTL_PROPERTY_EXAMPLES)."""
     run_machine(int(os.environ.get("RELEASECTL_PROPERTY_EXAMPLES", "1000")))
@@ -584,3 +595,25 @@ def test_a_busy_image_service_at_the_end_of_a_release_is_waited_out() -> None:
     machine, outcome = _rollout_of_1_1_0(("conflicts", ("update_image", 1), 4))
     assert outcome is not None and outcome.phase is Phase.SUCCEEDED, machine.last_outcome
     assert any(i.labels.get(f"role_{ENV}") == "live" and i.version == "1.1.0" for i in machine.cloud.images.values())
+
+
+def test_a_rollback_that_cannot_restore_the_previous_version_halts_and_never_claims_it_is_live() -> None:
+    """The finding of the 1,000-sequence run: the old fleet dies during a rollout whose servers cannot start,
+    and 1.0.0's image is gone. The rollback cannot bring 1.0.0 back: it halts (exit 5, resumable), removes
+    nothing and says nothing serves; resume halts the same way, and once 1.0.0 is baked again it finishes."""
+    machine = EngineMachine()
+    machine.first_release()
+    machine.fault_between_commands("vanished_image", 0)
+    machine.fault_between_commands("start_failure", 0)
+    machine.do_rollout(pipeline=FIRST, count=2, faults=[("server_death", ("create_server", 1), 0),
+                                                       ("server_death", ("create_server", 1), 1)], then=[])
+    assert machine.last_outcome == "rollout: InvariantRefused"
+    rel = machine.unfinished()
+    assert rel is not None and rel.phase is Phase.ROLLING_BACK
+    assert "the previous version 1.0.0 could not be restored: its image is gone" in rel.reason
+    assert "left serving: no member of demo in production serves traffic" in rel.reason
+    machine.do_verb("resume", [])
+    assert machine.last_outcome == "resume: InvariantRefused"
+    machine.command("bake", lambda ctx: bake(ctx, "1.0.0"), [])
+    machine.do_verb("resume", [])
+    assert machine.last_outcome == "resume: ReleaseFailed" and machine.world.serves("1.0.0")
