@@ -29,7 +29,7 @@ from releasectl.engine.actions import (
     relabel,
 )
 from releasectl.engine.health import HealthView, percentile
-from releasectl.engine.invariants import describe_serving, serving
+from releasectl.engine.invariants import describe_serving, owns_member, serving, version_of
 from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, Retire, SetWeight
 from releasectl.engine.observe import Observed
 from releasectl.engine.weights import FULL_WEIGHT, plan_weights
@@ -405,19 +405,19 @@ def traffic_started(rel: Release) -> bool:
 def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> Decision:
     """Restore all traffic to the old fleet, then drain, remove and stop the new one.
 
-    After retirement there is no old fleet: the previous version is relaunched from its image first
-    (gated on health like any launch), traffic moves to it, and only then is the new fleet removed (I2)."""
+    After retirement (or when every old server died) there is no old fleet: the previous version is
+    relaunched from its image first (gated on health like any launch), traffic moves to it, and only then is
+    the new fleet removed (I2). "Rolled back" always means the previous version serves: when it cannot be
+    restored, the rollback halts (exit 5, resumable) saying what is and is not serving, and removes nothing."""
     new_servers = obs.of_release(rel.id)
     restore = obs.of_release(restore_release_id(rel))
     old_active = [s for s in obs.with_role(Role.STABLE, exclude_release=rel.id) if s.status is ServerStatus.ACTIVE]
-    new_serving = any(m.weight > 0 for m in obs.members_for(new_servers))
-    if rel.previous_version and not old_active and new_servers:
-        # no old server is up (retired, or died meanwhile): "rolled back" must mean the previous version serves
-        relaunch = decide_restore(obs, rel, now, restore, best_effort=not new_serving)
-        if relaunch is not None and relaunch is not GIVE_UP:
+    if rel.previous_version and not old_active:
+        relaunch = decide_restore(obs, rel, now, restore)
+        if relaunch is not None:
             return relaunch
     elif old_active:
-        back = old_fleet_gate(obs, rel, now, old_active, best_effort=not new_serving)
+        back = old_fleet_gate(obs, rel, now, old_active)
         if back is not None:
             return back
     new, old = fleets(obs, rel)
@@ -428,26 +428,28 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
         pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
         if pending:
             return act(f"restoring all traffic to {rel.previous_version or 'the old fleet'}", SetWeights(pairs(pending)))
+    elif rel.previous_version:
+        # nothing of the previous version can take the traffic: removing the new fleet would claim a rollback
+        # that did not happen (and, if it serves, take the environment down)
+        return _halt(f"no server of the previous version {rel.previous_version} can serve", serving_ours(obs, rel))
     if new_servers:
         # members that never took traffic (the release failed during launch) have nothing to drain
         drain = policy.drain_timeout if traffic_started(rel) else 0.0
         return retire_decision(obs, rel, now, new_servers, drain, "removing the new fleet", policy)
     broken = [s for s in restore if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED, ServerStatus.DELETING)]
-    if broken:  # a best-effort relaunch that could not start: nothing of it serves
+    if broken:  # a relaunched server that died while the old fleet came back: nothing of it serves
         return act(f"removing relaunched {broken[0].name} ({broken[0].status.value})", _replace(obs, broken[0]))
     unpromoted = [s for s in restore if s.role is not Role.STABLE]
     if unpromoted:
         return act(f"marking {len(unpromoted)} relaunched server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
+    if rel.previous_version and not any(version_of(obs, m) == rel.previous_version for m in obs.members if serving(m, obs)):
+        return _halt(f"the previous version {rel.previous_version} does not serve", serving_ours(obs, rel))
     return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")
 
 
-GIVE_UP = Decision(Kind.WAIT, "the best-effort relaunch of the previous version gave way")  # a sentinel
-
-
-def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Server], best_effort: bool = False) -> Decision | None:
+def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Server]) -> Decision | None:
     """The old fleet is up, but a retire may have taken its members out of the pool before a failure: put
-    them back and wait for the LB's checks, so traffic moves to members that serve. None once one does, or
-    (`best_effort`: the new fleet serves nothing, so removing it takes nothing away) at the deadline."""
+    them back and wait for the LB's checks, so traffic moves to members that serve. None once one does."""
     prev = rel.previous_version or "the old fleet"
     missing = [s for s in old_active if obs.member_of(s) is None]
     if missing:
@@ -455,52 +457,54 @@ def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Ser
     if any(_lb_healthy(obs, s) for s in old_active):
         return None
     if past_deadline(rel, now):
-        if best_effort:
-            return None
-        return _halt(f"no {prev} server passed the load balancer's checks within {rel.progress_deadline:g}s", describe_serving(obs))
+        return _halt(f"no {prev} server passed the load balancer's checks within {rel.progress_deadline:g}s", serving_ours(obs, rel))
     return wait(f"waiting for the load balancer to see {prev} healthy again")
 
 
-def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server], best_effort: bool = False) -> Decision | None:
-    """Relaunch the previous version (the old fleet was retired): None once it is healthy in the pool.
-    `best_effort`: the new fleet serves nothing (the old one died on its own), so removing it takes nothing
-    away; a relaunch that cannot start or never gets healthy then gives way (GIVE_UP) instead of halting."""
+def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server]) -> Decision | None:
+    """Relaunch the previous version (the old fleet was retired, or died): None once it is healthy in the
+    pool. When it cannot be relaunched (no image, its servers cannot start or never get healthy), halt:
+    the new fleet is left as it is, whether it serves or not, and the reason says what serves."""
     prev = rel.previous_version
-    serving = describe_serving(obs)
+    serving_now = serving_ours(obs, rel)
     restore_id = restore_release_id(rel)
     broken = [s for s in restore if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED, ServerStatus.DELETING)]
     if broken:
         s = broken[0]
         if s.status is ServerStatus.DELETING or rel.relaunches < rel.count:
             return act(f"replacing relaunched {prev} server {s.name} ({s.status.value}: {s.fault or 'no reason'})", _replace(obs, s))
-        if best_effort:
-            return GIVE_UP
-        return _halt(f"the relaunched {prev} server {s.name} is {s.status.value}: {s.fault or 'no reason given'}", serving)
+        return _halt(f"its relaunched server {s.name} is {s.status.value}: {s.fault or 'no reason given'}", serving_now, prev)
     if len(restore) < rel.count:
         if obs.images is None:
             return wait(f"looking up the image of {prev}")
         image = next((i for i in obs.images if i.version == prev and i.status is ImageStatus.ACTIVE), None)
         if image is None:
-            if best_effort:
-                return GIVE_UP
-            return _halt(f"no image of {prev} to relaunch it from (the old fleet was retired)", serving)
+            return _halt("its image is gone and no server of it is up", serving_now, prev,
+                         hint=f"bake {prev} again (`releasectl bake {prev}`), then run `releasectl rollout --resume`")
         spec = _spec(rel, prev, image.id, restore_id, len(restore))
-        return act(f"relaunching {prev} server {len(restore) + 1}/{rel.count}: the old fleet was retired", LaunchServer(spec))
+        return act(f"relaunching {prev} server {len(restore) + 1}/{rel.count}: no server of it is up", LaunchServer(spec))
     if past_deadline(rel, now):
-        return GIVE_UP if best_effort else _halt(f"the relaunched {prev} fleet was not healthy within {rel.progress_deadline:g}s", serving)
+        return _halt(f"its relaunched fleet was not healthy within {rel.progress_deadline:g}s", serving_now, prev)
     gate = health_gate(obs, restore, prev)
     if gate is not None and gate.kind is Kind.FAIL:
-        if best_effort:
-            return GIVE_UP
-        return _halt(f"the relaunched {prev} fleet is unhealthy ({gate.reason})", serving)
+        return _halt(f"its relaunched fleet is unhealthy ({gate.reason})", serving_now, prev)
     return gate
 
 
-def _halt(why: str, serving: str) -> Decision:
+def serving_ours(obs: Observed, rel: Release) -> str:
+    """What of this app and environment serves (another app's members on a shared pool do not count)."""
+    ours = [m for m in obs.members if owns_member(obs, m, rel.app, rel.env, rel.own_members)]
+    text = describe_serving(obs, ours)
+    return f"no member of {rel.app} in {rel.env} serves traffic" if text == "no member serves traffic" else text
+
+
+def _halt(why: str, serving_now: str, prev: str | None = None, hint: str | None = None) -> Decision:
+    """No safe move: stop (exit 5) saying exactly what is left serving; nothing is removed."""
+    what = f"the previous version {prev} could not be restored: {why}" if prev else why
     return Decision(
         Kind.HALT,
-        f"cannot roll back safely: {why}; left serving: {serving}",
-        hint="nothing was removed; fix the cause and run `releasectl rollout --resume` (or `releasectl abort`)",
+        f"cannot roll back safely: {what}; left serving: {serving_now}",
+        hint=hint or "nothing was removed; fix the cause and run `releasectl rollout --resume` (or `releasectl abort`)",
     )
 
 

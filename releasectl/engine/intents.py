@@ -19,12 +19,14 @@ from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
 from releasectl.engine.model import Pause, Phase, Release, SetWeight
+from releasectl.engine.transition import MAX_EVENTS
 from releasectl.errors import PausedAtGate, ProviderError
 from releasectl.providers.base import Provider
 
 log = logging.getLogger("releasectl.intents")
 
 PREFIX = "intents/"
+MAX_APPLIED = 100  # ids of applied intents a record keeps, newest last (a crash re-reads only the last pass's)
 
 
 class IntentKind(str, enum.Enum):
@@ -117,6 +119,17 @@ def consume(provider: Provider, intents: Iterable[Intent]) -> None:
         provider.delete_record(key_of(intent))
 
 
+def discard_others(provider: Provider, release_id: str) -> list[str]:
+    """Delete the intents of every release but this one, and return their keys. Only one release of an app
+    and environment is unfinished at a time, so they are leftovers: posted after their release's runner
+    had ended (the operator's look and post raced its end). Never applied to another release: `pending`
+    lists one release's intents only; this keeps them from piling up."""
+    stale = [key for key in provider.list_records(PREFIX) if not key.startswith(release_prefix(release_id))]
+    for key in stale:
+        provider.delete_record(key)
+    return stale
+
+
 # ---- folding intents into the release (pure) -------------------------------------------------------------
 
 
@@ -164,6 +177,9 @@ def _fold(release: Release, intents: Iterable[Intent]) -> tuple[Release, list[Ve
         rel.applied_intents.append(intent.id)
         rel.events.append({"at": intent.at, "message": verdict.reason, "intent": intent.id, "applied": verdict.applied})
         done.append(verdict)
+    # bounded: an intent is deleted right after the write that lists it, so only the newest ids can be read again
+    del rel.applied_intents[:-MAX_APPLIED]
+    del rel.events[:-MAX_EVENTS]
     return rel, done
 
 

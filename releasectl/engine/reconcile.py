@@ -70,6 +70,8 @@ class Runner:
     def run(self) -> Release:
         self.provider.ensure_pool()  # every command that drives a release (re)starts a dead LB first
         self._written = record_key(self.release)
+        if intents is not None:
+            intents.discard_others(self.provider, self.release.id)
         if self.release.step_started_at is None:
             self.release.step_started_at = self.now()
             self._write()
@@ -122,7 +124,8 @@ class Runner:
             elif decision.kind is Kind.HALT:
                 self._halt(obs, decision)
             elif decision.kind is Kind.DONE:
-                return self._finished(new)
+                self._settle_leftover_intents()
+                return self._finished(self.release)
 
     def _act(self, obs: Observed, rel: Release, decision: Decision) -> bool:
         """Check the action against the invariants and apply it. False when the provider was busy."""
@@ -204,6 +207,20 @@ class Runner:
     def _consume(self, obs: Observed) -> None:
         if intents is not None and obs.intents:
             intents.consume(self.provider, list(obs.intents))
+
+    def _settle_leftover_intents(self) -> None:
+        """Intents posted during the last pass, after its look: the release has ended, so each is recorded
+        as ignored (a waiting operator is told why) and deleted; none is left for a later release."""
+        if intents is None:
+            return
+        left = intents.pending(self.provider, self.release.id)
+        if not left:
+            return
+        for verdict in intents.verdicts(self.release, left):
+            self.ctx.event("intent", verdict.reason, intent=verdict.intent.id, applied=verdict.applied)
+        self.release = intents.fold(self.release, left)
+        self._write()
+        intents.consume(self.provider, left)
 
     def _halt(self, obs: Observed, decision: Decision) -> None:
         if obs.lb.status is LBStatus.ERROR:

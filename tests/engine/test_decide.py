@@ -399,36 +399,67 @@ def test_finalize_never_reports_success_without_a_serving_new_fleet():
     assert decide(not_yet, rel, NOW + 601).kind is Kind.FAIL
 
 
-def test_a_relaunch_of_a_fleet_that_died_on_its_own_gives_way_when_it_cannot_start():
-    """Old fleet dead, new fleet never served: a relaunch of the previous version that cannot start halts
-    nothing (removing the new fleet takes nothing away); the rollback finishes and the release fails (exit 1).
-    With the new fleet serving, the same relaunch failure halts: the serving fleet is never removed."""
+def test_a_relaunch_that_cannot_start_halts_whether_or_not_the_new_fleet_serves():
+    """Old fleet dead: a relaunch of the previous version that cannot start leaves no safe move. The rollback
+    halts (exit 5, resumable) and removes nothing: finishing it would claim "traffic is back on 1.0.0"."""
     dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
     rel = rolling_back(relaunches=2)
     broken = server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel), status=ServerStatus.ERROR)
-    never_served = obs(dead_old + NEW + [broken], [member(s, 0) for s in NEW], images=IMAGES)
-    decision = decide(never_served, rel, NOW)
-    assert decision.kind is not Kind.HALT and not isinstance(decision.action, LaunchServer), decision
-    gone_new = decide(obs(dead_old + [broken], [], images=IMAGES), rel, NOW)
-    assert isinstance(gone_new.action, ReplaceBroken) and gone_new.action.server_id == "s7"
-    assert decide(obs(dead_old, [], images=IMAGES), rel, NOW).kind is Kind.DONE
-    serving = obs(dead_old + NEW + [broken], [member(s, 100) for s in NEW], images=IMAGES)
-    assert decide(serving, rel, NOW).kind is Kind.HALT
+    for new_weight in (0, 100):
+        observed = obs(dead_old + NEW + [broken], [member(s, new_weight) for s in NEW], images=IMAGES)
+        decision = decide(observed, rel, NOW)
+        assert decision.kind is Kind.HALT, decision
+        assert "the previous version 1.0.0 could not be restored: its relaunched server shop-1.0.0-7 is error" in decision.reason
+    assert decide(obs(dead_old + [broken], [], images=IMAGES), rel, NOW).kind is Kind.HALT
+    relaunch = decide(obs(dead_old, [], images=IMAGES), rel, NOW)  # the new fleet is gone already: relaunch
+    assert isinstance(relaunch.action, LaunchServer) and relaunch.action.spec.version == "1.0.0"
 
 
-def test_best_effort_restores_give_way_when_the_previous_version_never_gets_healthy():
-    """Nothing of the new fleet serves: a relaunched previous version that fails its health checks, or an old
-    fleet the LB never sees healthy again, lets the rollback finish (exit 1) instead of halting with exit 5."""
+def test_restores_that_never_get_healthy_halt_instead_of_claiming_a_rollback():
+    """A relaunched previous version that fails its health checks, or an old fleet the LB never sees healthy
+    again, halts the rollback (exit 5), whether or not the new fleet serves."""
     dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
     rel = rolling_back()
     restore = [server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel)), server(8, "1.0.0", Role.CANDIDATE, restore_release_id(rel))]
     failing = HealthView(rise=2, fall=2, streaks=tuple((s.id, StreakView(bad=2, last="HTTP 500")) for s in restore))
     members = [member(s, 0) for s in NEW] + [member(s, 0, Health.UNKNOWN) for s in restore]
     unhealthy = obs(dead_old + NEW + restore, members, images=IMAGES, health=failing, asserted=frozenset({"s7", "s8"}))
-    assert decide(unhealthy, rel, NOW).kind is not Kind.HALT
+    assert decide(unhealthy, rel, NOW).kind is Kind.HALT
     serving_new = obs(dead_old + NEW + restore, [member(s, 100) for s in NEW] + members[2:], images=IMAGES,
                       health=failing, asserted=frozenset({"s7", "s8"}))
     assert decide(serving_new, rel, NOW).kind is Kind.HALT
     old_never_healthy = obs(OLD + NEW, [member(s, 0, Health.UNHEALTHY) for s in OLD] + [member(s, 0) for s in NEW])
     assert decide(old_never_healthy, rel, NOW).kind is Kind.WAIT
-    assert decide(old_never_healthy, rel, NOW + 601).kind is not Kind.HALT
+    assert decide(old_never_healthy, rel, NOW + 601).kind is Kind.HALT
+
+
+# (situation, observed, release) -> the rollback halts and says what is (not) serving; it never ends "rolled back"
+DEAD_OLD = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
+BROKEN_NEW = [replace(s, status=ServerStatus.ERROR) for s in NEW]
+NO_RESTORE_CASES = [
+    ("old fleet dead, new fleet cannot start, previous image gone",
+     obs(DEAD_OLD + BROKEN_NEW, [member(s, 100) for s in DEAD_OLD] + [member(s, 0) for s in BROKEN_NEW], images=()),
+     "the previous version 1.0.0 could not be restored: its image is gone",
+     "left serving: no member of shop in production serves traffic"),
+    ("the same after the new fleet was removed",
+     obs(DEAD_OLD, [member(s, 100) for s in DEAD_OLD], images=()),
+     "the previous version 1.0.0 could not be restored: its image is gone",
+     "left serving: no member of shop in production serves traffic"),
+    ("old fleet dead, new fleet serving, previous image gone",
+     obs(DEAD_OLD + NEW, [member(s, 100) for s in NEW], images=()),
+     "the previous version 1.0.0 could not be restored: its image is gone",
+     "left serving: 2 member(s) of 1.1.0 (shop-1.1.0-3, shop-1.1.0-4)"),
+]
+
+
+@pytest.mark.parametrize("name, observed, why, left", NO_RESTORE_CASES, ids=[c[0] for c in NO_RESTORE_CASES])
+def test_a_rollback_that_cannot_restore_the_previous_version_halts_saying_what_serves(name, observed, why, left):
+    rel = rolling_back()
+    decision = decide(observed, rel, NOW)
+    assert decision.kind is Kind.HALT, decision
+    assert why in decision.reason and left in decision.reason, decision.reason
+    assert "bake 1.0.0 again" in decision.hint
+    # the next runner, once the operator re-baked 1.0.0, gets a fresh progress deadline for the relaunch
+    assert transition(rel, decision, NOW).step_started_at is None
+    rebaked = replace(observed, images=IMAGES)
+    assert isinstance(decide(rebaked, rel, NOW + 3600).action, LaunchServer)

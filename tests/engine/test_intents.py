@@ -360,3 +360,66 @@ def test_a_runner_that_takes_the_lock_between_the_look_and_the_act_gets_the_inte
     assert isinstance(posted, verbs.Posted) and posted.runner["pid"] == "9"
     assert [i.kind for i in intents.pending(store, "r1")] == [IntentKind.PAUSE]
     assert records.load_current(store).phase is Phase.PROGRESSING
+
+
+# ---- leftovers: intents that arrive after their release's runner looked for the last time -------------------
+
+
+def test_applied_intents_are_bounded_newest_kept():
+    many = [intent(IntentKind.PAUSE, n) for n in range(1, intents.MAX_APPLIED + 51)]
+    rel = intents.fold(make_release(), many)
+    assert len(rel.applied_intents) == intents.MAX_APPLIED and rel.applied_intents[-1] == many[-1].id
+    assert many[50].id in rel.applied_intents and many[49].id not in rel.applied_intents
+    assert len(rel.events) <= 50
+
+
+def _memory_machine():
+    """The property test's world: 1.0.0 live on the in-memory provider, a fake clock, the oracle around
+    every call (so these runs are checked against I1-I3 too)."""
+    from tests.engine.test_properties import EngineMachine
+
+    machine = EngineMachine()
+    machine.first_release()
+    return machine
+
+
+def test_an_intent_posted_after_the_runner_ended_is_never_applied_to_the_next_release():
+    from tests.engine.test_properties import FIRST
+
+    from releasectl.engine.images import bake
+
+    machine = _memory_machine()
+    ctx = machine.context(machine.provider())
+    bake(ctx, "1.1.0")
+    ended = verbs.rollout(ctx, "1.1.0", FIRST)
+    assert ended.phase is Phase.SUCCEEDED
+    # the operator saw the runner alive and its release unfinished, and posted just after it ended
+    late = intents.post(machine.provider(), ended.id, IntentKind.ABORT, OPERATOR, machine.clock.time())
+    bake(ctx, "1.2.0")
+    following = verbs.rollout(ctx, "1.2.0", FIRST)
+    assert following.phase is Phase.SUCCEEDED and not following.abort_requested
+    assert late.id not in following.applied_intents and machine.world.serves("1.2.0")
+    assert machine.provider().list_records(intents.PREFIX) == []  # the leftover is gone, not piling up
+
+
+def test_an_intent_posted_during_the_last_pass_is_recorded_as_ignored_and_deleted():
+    """Posted after the runner's last look (while it labels the images): the release ends as it was going
+    to, the intent is listed as ignored with the reason, and its record is deleted."""
+    from tests.engine.test_properties import FIRST
+
+    from releasectl.engine.images import bake
+
+    machine = _memory_machine()
+    abort_pick = sorted(IntentKind, key=str).index(IntentKind.ABORT)
+
+    def run(ctx: EngineContext) -> Release:
+        bake(ctx, "1.1.0")
+        return verbs.rollout(ctx, "1.1.0", FIRST)
+
+    machine.command("rollout", run, [("intent", ("update_image", 1), abort_pick)], count=1)
+    assert machine.last_outcome == "rollout: succeeded"
+    rel = records.load_current(machine.provider())
+    ignored = [e for e in rel.events if e.get("intent")]
+    assert len(ignored) == 1 and ignored[0]["applied"] is False and "already ended" in ignored[0]["message"]
+    assert ignored[0]["intent"] in rel.applied_intents
+    assert machine.provider().list_records(intents.PREFIX) == []
