@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
 from releasectl.engine.events import Event
+from releasectl.timefmt import rfc3339_or_dash
 
 SCHEMA_VERSION = 1
 
@@ -43,9 +44,8 @@ def emit_result(result: Result, output: str, out: TextIO | None = None) -> None:
 
 
 def utc(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    """RFC 3339 UTC for tables and messages, `-` for no time (releasectl.timefmt is the one format)."""
+    return rfc3339_or_dash(ts)
 
 
 class ProgressPrinter:

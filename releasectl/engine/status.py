@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -49,24 +50,66 @@ def release_state(rel: Release, lease: Lease | None, now: float) -> str:
     return rel.phase.value
 
 
-def release_summary(rel: Release, lease: Lease | None, now: float) -> dict[str, Any]:
+# The forms of decide's failure reasons that name one server (engine/decide.py: broken server, health gate,
+# health watch): `failing_member` reads the name back for the JSON of CD jobs.
+_FAILING_MEMBER = (
+    re.compile(r"^server (?P<name>\S+) (?:is |left the pool)"),
+    re.compile(r"^health check failed on (?P<name>[^\s:]+):"),
+    re.compile(r"^load balancer reports (?P<name>\S+) unhealthy"),
+)
+
+
+def failing_member(failure: str | None) -> str | None:
+    """The server (pool member) a release failed on, when its failure names one."""
+    for pattern in _FAILING_MEMBER:
+        match = pattern.match(failure or "")
+        if match:
+            return match.group("name")
+    return None
+
+
+def step_number(rel: Release) -> int:
+    """1-based, never past the pipeline's length: a finished or finalizing release is at its last step."""
+    return max(1, min(rel.step_index + 1, len(rel.pipeline.steps)))
+
+
+def release_summary(rel: Release, state: str | None = None) -> dict[str, Any]:
+    """Everything the CLI shows of one release (times as epoch seconds; the CLI formats them). `state`:
+    the phase as seen from outside (`release_state`), else the record's own phase."""
     step = rel.current_step
     return {
         "id": rel.id,
         "kind": rel.kind.value,
+        "app": rel.app,
+        "environment": rel.env,
         "version": rel.version,
+        "from_version": rel.previous_version,
         "previous_version": rel.previous_version,
-        "state": release_state(rel, lease, now),
-        "step": rel.step_index + 1 if step is not None else len(rel.pipeline.steps),
+        "pipeline": rel.pipeline.name,
+        "state": state or rel.phase.value,
+        "step": step_number(rel),
         "steps": len(rel.pipeline.steps),
         "step_description": describe_step(step) if step is not None else "finalize",
-        "pipeline": rel.pipeline.name,
         "reason": rel.reason,
         "failure": rel.failure,
+        "failing_member": failing_member(rel.failure),
         "started_at": rel.started_at,
         "ended_at": rel.ended_at,
         "actor": rel.actor,
     }
+
+
+def release_of_command(ctx: EngineContext, since: float) -> dict[str, Any] | None:
+    """The release a command that ended in an error was about: the unfinished one (its own, or the one
+    whose lock it met), or one it changed since `since`. None when there is none or it cannot be read
+    (the error being reported may be that the provider is unreachable)."""
+    try:
+        current = records.load_current(ctx.provider)
+        if current is None or (current.phase.finished and current.updated_at < since):
+            return None
+        return release_summary(current, release_state(current, ctx.provider.read_lock(), ctx.clock.time()))
+    except Exception:  # reporting an error must not raise another one
+        return None
 
 
 def status(ctx: EngineContext) -> StatusView:
@@ -111,7 +154,7 @@ def status(ctx: EngineContext) -> StatusView:
     ]
     release = None
     if current is not None and not current.phase.finished:
-        release = release_summary(current, lease, now)
+        release = release_summary(current, release_state(current, lease, now))
     lock = None
     if lease is not None:
         lock = {
@@ -141,4 +184,4 @@ def history(ctx: EngineContext) -> list[dict[str, Any]]:
     now = ctx.clock.time()
     releases, damages = records.load_history_and_damage(ctx.provider)
     report_damage(ctx, damages)
-    return [release_summary(r, lease, now) for r in releases]
+    return [release_summary(r, release_state(r, lease, now)) for r in releases]
