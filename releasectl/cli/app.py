@@ -41,6 +41,9 @@ images_app = typer.Typer(help="List and prune baked images.", invoke_without_com
 config_app = typer.Typer(help="Validate and show releasectl.yaml.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
 app.add_typer(config_app, name="config")
+from releasectl.cli.history_cmd import history_app  # noqa: E402  (history and history show)
+
+app.add_typer(history_app, name="history")
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -328,14 +331,6 @@ def status(ctx: typer.Context) -> None:
     from releasectl.engine.status import status as do_status
 
     _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), writes=False))))
-
-
-@app.command()
-def history(ctx: typer.Context) -> None:
-    """Releases of this environment, newest first."""
-    from releasectl.engine.status import history as do_history
-
-    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx), writes=False))))
 
 
 @app.command()

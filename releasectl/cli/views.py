@@ -185,6 +185,53 @@ def history_result(rows: list[dict[str, Any]]) -> Result:
     return Result(data={"releases": rows}, text=text)
 
 
+def timeline_data(entry) -> dict[str, Any]:
+    return {
+        "at": rfc3339(entry.at),
+        "event": entry.event,
+        "step": entry.step,
+        "message": entry.message,
+        "weight": entry.weight,
+        "analysis": entry.analysis,
+        "by": entry.by,
+    }
+
+
+def _figures(e: dict[str, Any]) -> str:
+    """A timeline row's numbers in words: weights, then the analysis figures."""
+    parts = []
+    if e["weight"]:
+        w = e["weight"]
+        parts.append(f"{w['requested']:g}% requested" + (f", {w['achieved']:.2f}% achieved" if "achieved" in w else ""))
+    a = e["analysis"]
+    if a:
+        if a.get("new_error_rate_pct") is not None:
+            old = "n/a" if a.get("old_error_rate_pct") is None else f"{a['old_error_rate_pct']:.2f}%"
+            parts.append(f"errors new {a['new_error_rate_pct']:.2f}% / old {old} over {a['requests']} req ({a['source']})")
+        if a.get("p95_ms") is not None:
+            parts.append(f"p95 {a['p95_ms']:g}ms")
+    return "; ".join(parts) or "-"
+
+
+def history_show_result(summary: dict[str, Any], entries: list) -> Result:
+    release = release_json(summary)
+    events = [timeline_data(e) for e in entries]
+
+    def text() -> str:
+        r = release
+        head = (f"{r['kind']} {r['id']} of {r['app']} {r['version']} in {r['environment']} "
+                f"(from {r['from_version'] or 'none'}, pipeline {r['pipeline']}): {r['state']} at step {r['step']}/{r['steps']}\n"
+                f"started {r['started_at']}, ended {r['ended_at'] or '-'}"
+                + (f"\nfailed on {r['failing_member']}" if r["failing_member"] else "") + "\n\n")
+        return head + table([
+            {"time": e["at"], "step": e["step"] if e["step"] is not None else "-", "event": e["event"], "by": e["by"] or "-",
+             "figures": _figures(e), "what": e["message"]}
+            for e in events
+        ])
+
+    return Result(data={"release": release, "events": events}, text=text)
+
+
 def pipelines_result(pipelines: list[Pipeline]) -> Result:
     data = {"pipelines": [p.to_dict() for p in pipelines]}
 

@@ -11,6 +11,8 @@ from releasectl.engine.context import EngineContext
 from releasectl.engine.model import Phase, Release, describe_step
 from releasectl.engine.observe import lb_state, live_version, observe
 from releasectl.engine.doctor import report_damage
+from releasectl.engine.events import TimelineEntry, timeline
+from releasectl.errors import UsageError
 from releasectl.providers.base import LBStatus, Lease
 
 # The LB states in which nothing serves or can be changed: `status` exits 5 on them (the JSON still printed).
@@ -185,3 +187,22 @@ def history(ctx: EngineContext) -> list[dict[str, Any]]:
     releases, damages = records.load_history_and_damage(ctx.provider)
     report_damage(ctx, damages)
     return [release_summary(r, release_state(r, lease, now)) for r in releases]
+
+
+def release_story(ctx: EngineContext, ref: str) -> tuple[dict[str, Any], list[TimelineEntry]]:
+    """`history show REF`: one release (REF is `latest`, an id, or an id's unique prefix) and its timeline."""
+    lease = ctx.provider.read_lock()
+    now = ctx.clock.time()
+    releases, damages = records.load_history_and_damage(ctx.provider)
+    report_damage(ctx, damages)
+    if not releases:
+        raise UsageError(f"no release of {ctx.app} in {ctx.env} yet", hint="start one with `releasectl rollout VERSION`")
+    if ref == "latest":
+        chosen = [releases[0]]
+    else:
+        chosen = [r for r in releases if r.id == ref] or [r for r in releases if r.id.startswith(ref)]
+    if len(chosen) != 1:
+        why = "no release has" if not chosen else f"{len(chosen)} releases have"
+        raise UsageError(f"{why} the id {ref!r} in {ctx.app}/{ctx.env}", hint="`releasectl history` lists the ids")
+    rel = chosen[0]
+    return release_summary(rel, release_state(rel, lease, now)), timeline(rel)
