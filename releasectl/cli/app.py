@@ -20,8 +20,8 @@ except ImportError:  # older typer uses click itself
 from releasectl import __version__
 from releasectl.cli import views
 from releasectl.cli.exitcodes import ExitCode, classify, hint_for
-from releasectl.cli.release_json import JSON_DATA, reporting_release
-from releasectl.cli.render import Result, emit_result
+from releasectl.cli.release_json import JSON_DATA, live_release, reporting_release
+from releasectl.cli.render import Result, close_printers, emit_result
 from releasectl.cli.runtime import Globals, engine_context, note_release, settings
 from releasectl.errors import ConfigError, ReleasectlError, UsageError
 from releasectl.cli.lean_typer import install as _lean_typer
@@ -251,7 +251,7 @@ def rollout(
         _check_version(version)
     s = settings(g)
     chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
-    with reporting_release() as track:
+    with live_release(g), reporting_release() as track:
         ectx = track(engine_context(g, s, pipeline_name=chosen.name))
         released = do_rollout(ectx, version, chosen, resume=resume)
     _finish(ctx, views.release_result(released))
@@ -285,7 +285,7 @@ def promote(
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
     from releasectl.engine.release import promote as do_promote
 
-    with reporting_release() as track:
+    with live_release(_globals(ctx)), reporting_release() as track:
         result = do_promote(track(engine_context(_globals(ctx))), full=full, wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
@@ -320,14 +320,22 @@ def rollback(
 
     if to is not None:
         _check_version(to)
-    with reporting_release() as track:
+    with live_release(_globals(ctx)), reporting_release() as track:
         released = do_rollback(track(engine_context(_globals(ctx))), to)
     _finish(ctx, views.release_result(released))
 
 
 @app.command()
-def status(ctx: typer.Context) -> None:
+def status(
+    ctx: typer.Context,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Live view until Ctrl-C (exit 0) or the release ends (its exit code).")] = False,
+) -> None:
     """What runs: members, versions, weights, health, and any release in progress."""
+    if watch:
+        from releasectl.cli.watch_cmd import status_watch
+
+        _finish(ctx, status_watch(_globals(ctx)))
+        return
     from releasectl.engine.status import status as do_status
 
     _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), writes=False))))
@@ -491,6 +499,8 @@ def run(argv: list[str]) -> int:
         if verbose:
             traceback.print_exc(file=sys.stderr)
         return _fail(ExitCode.INFRA, "internal", f"internal error: {type(exc).__name__}: {exc}", "rerun with -v for a traceback", g_output)
+    finally:
+        close_printers()
 
 
 def _wants_json(argv: list[str]) -> bool:

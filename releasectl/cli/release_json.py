@@ -38,3 +38,19 @@ def release_after_error(ectx: EngineContext, since: float) -> dict | None:
 
     summary = release_of_command(ectx, since)
     return release_json(summary) if summary is not None else None
+
+
+@contextlib.contextmanager
+def live_release(g) -> Iterator[None]:
+    """The live view while a release command runs with stderr on a terminal (cli/watch.py); imported only
+    then, so a command in a CD job (no terminal) loads no rich."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield
+        return
+    from releasectl.cli.runtime import engine_context
+    from releasectl.cli.watch import live_release as live
+
+    with live(g, lambda: engine_context(g, writes=False)):
+        yield

@@ -26,6 +26,7 @@ def memory_project(tmp_path, monkeypatch):
         return result.code, result.json(), result.stderr
 
     run.table = lambda *args: run_cli_in_process(*args, cwd=tmp_path)  # type: ignore[attr-defined]
+    run.path = tmp_path  # type: ignore[attr-defined]
     run.cloud = cloud  # type: ignore[attr-defined]
     run.clock = clock  # type: ignore[attr-defined]
     for version in ("1.0.0", "1.1.0", "1.2.0"):
