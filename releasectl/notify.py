@@ -27,6 +27,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
+from releasectl.timefmt import rfc3339
+
 if TYPE_CHECKING:
     from releasectl.config import Webhook
     from releasectl.engine.events import Event
@@ -69,10 +71,6 @@ def verify(secret: bytes, headers: Mapping[str, str], body: bytes, *, now: float
 
 
 # ---- what is sent ---------------------------------------------------------------------------------------
-
-
-def rfc3339(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
 
 
 _SLACK_ICONS = {"started": ":rocket:", "step": ":arrow_forward:", "paused": ":double_vertical_bar:",

@@ -20,7 +20,8 @@ except ImportError:  # older typer uses click itself
 from releasectl import __version__
 from releasectl.cli import views
 from releasectl.cli.exitcodes import ExitCode, classify, hint_for
-from releasectl.cli.render import Result, emit_result
+from releasectl.cli.release_json import JSON_DATA, live_release, reporting_release
+from releasectl.cli.render import Result, close_printers, emit_result
 from releasectl.cli.runtime import Globals, engine_context, note_release, settings
 from releasectl.errors import ConfigError, ReleasectlError, UsageError
 from releasectl.cli.lean_typer import install as _lean_typer
@@ -40,6 +41,9 @@ images_app = typer.Typer(help="List and prune baked images.", invoke_without_com
 config_app = typer.Typer(help="Validate and show releasectl.yaml.", no_args_is_help=True)
 app.add_typer(images_app, name="images")
 app.add_typer(config_app, name="config")
+from releasectl.cli.history_cmd import history_app  # noqa: E402  (history and history show)
+
+app.add_typer(history_app, name="history")
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -102,7 +106,7 @@ def _finish(ctx: typer.Context, result: Result) -> None:
     _globals(ctx).printer.close()
     if result.exit_code:
         for error in result.errors:
-            sys.stderr.write(f"releasectl: error: {error['message']}\n")
+            sys.stderr.write(f"releasectl: {_label(result.exit_code)}: {error['message']}\n")
             if error.get("hint"):
                 sys.stderr.write(f"  hint: {error['hint']}\n")
         raise typer.Exit(result.exit_code)
@@ -247,8 +251,10 @@ def rollout(
         _check_version(version)
     s = settings(g)
     chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
-    ectx = engine_context(g, s, pipeline_name=chosen.name)
-    _finish(ctx, views.release_result(do_rollout(ectx, version, chosen, resume=resume)))
+    with live_release(g), reporting_release() as track:
+        ectx = track(engine_context(g, s, pipeline_name=chosen.name))
+        released = do_rollout(ectx, version, chosen, resume=resume)
+    _finish(ctx, views.release_result(released))
 
 
 WaitOption = Annotated[bool, typer.Option("--wait", help="With a live runner: wait for it to apply the intent and report the outcome.")]
@@ -279,7 +285,8 @@ def promote(
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
     from releasectl.engine.release import promote as do_promote
 
-    result = do_promote(engine_context(_globals(ctx)), full=full, wait=_wait_for(wait, wait_timeout))
+    with live_release(_globals(ctx)), reporting_release() as track:
+        result = do_promote(track(engine_context(_globals(ctx))), full=full, wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
@@ -288,7 +295,8 @@ def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeou
     """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
     from releasectl.engine.release import abort as do_abort
 
-    result = do_abort(engine_context(_globals(ctx)), wait=_wait_for(wait, wait_timeout))
+    with reporting_release() as track:
+        result = do_abort(track(engine_context(_globals(ctx))), wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
@@ -297,7 +305,8 @@ def pause(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeou
     """Stop a running release where it is (exit 4) until `promote`. With a live runner, hand it the intent."""
     from releasectl.engine.release import pause as do_pause
 
-    result = do_pause(engine_context(_globals(ctx)), wait=_wait_for(wait, wait_timeout))
+    with reporting_release() as track:
+        result = do_pause(track(engine_context(_globals(ctx))), wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
@@ -311,23 +320,25 @@ def rollback(
 
     if to is not None:
         _check_version(to)
-    _finish(ctx, views.release_result(do_rollback(engine_context(_globals(ctx)), to)))
+    with live_release(_globals(ctx)), reporting_release() as track:
+        released = do_rollback(track(engine_context(_globals(ctx))), to)
+    _finish(ctx, views.release_result(released))
 
 
 @app.command()
-def status(ctx: typer.Context) -> None:
+def status(
+    ctx: typer.Context,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Live view until Ctrl-C (exit 0) or the release ends (its exit code).")] = False,
+) -> None:
     """What runs: members, versions, weights, health, and any release in progress."""
+    if watch:
+        from releasectl.cli.watch_cmd import status_watch
+
+        _finish(ctx, status_watch(_globals(ctx)))
+        return
     from releasectl.engine.status import status as do_status
 
     _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), writes=False))))
-
-
-@app.command()
-def history(ctx: typer.Context) -> None:
-    """Releases of this environment, newest first."""
-    from releasectl.engine.status import history as do_history
-
-    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx), writes=False))))
 
 
 @app.command()
@@ -481,13 +492,15 @@ def run(argv: list[str]) -> int:
         code, name = classify(exc)
         if verbose:
             traceback.print_exc(file=sys.stderr)
-        return _fail(code, name, exc.message, exc.hint, g_output)
+        return _fail(code, name, exc.message, exc.hint, g_output, getattr(exc, JSON_DATA, None))
     except KeyboardInterrupt:
         return _fail(ExitCode.INFRA, "interrupted", "interrupted by a signal", None, g_output)
     except Exception as exc:  # a bug: say so plainly, traceback only with -v
         if verbose:
             traceback.print_exc(file=sys.stderr)
         return _fail(ExitCode.INFRA, "internal", f"internal error: {type(exc).__name__}: {exc}", "rerun with -v for a traceback", g_output)
+    finally:
+        close_printers()
 
 
 def _wants_json(argv: list[str]) -> bool:
@@ -499,14 +512,19 @@ def _wants_json(argv: list[str]) -> bool:
     return False
 
 
-def _fail(code: ExitCode, name: str, message: str, hint: str | None, output: str) -> int:
+def _label(code: int) -> str:
+    """A manual gate (exit 4) is where the release waits for `promote`: a notice, not an error."""
+    return "notice" if code == ExitCode.PAUSED else "error"
+
+
+def _fail(code: ExitCode, name: str, message: str, hint: str | None, output: str, data: dict | None = None) -> int:
     hint_text = hint_for(code, hint)
-    sys.stderr.write(f"releasectl: error: {message}\n")
+    sys.stderr.write(f"releasectl: {_label(code)}: {message}\n")
     if hint_text:
         sys.stderr.write(f"  hint: {hint_text}\n")
     if output == "json":
         error = {"code": name, "message": message}
         if hint_text:
             error["hint"] = hint_text
-        emit_result(Result(data={}, exit_code=int(code), errors=[error]), "json")
+        emit_result(Result(data=data or {}, exit_code=int(code), errors=[error]), "json")
     return int(code)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
 from releasectl.engine.events import Event
+from releasectl.timefmt import rfc3339_or_dash
 
 SCHEMA_VERSION = 1
 
@@ -43,24 +46,43 @@ def emit_result(result: Result, output: str, out: TextIO | None = None) -> None:
 
 
 def utc(ts: float | None) -> str:
-    if not ts:
-        return "-"
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+    """RFC 3339 UTC for tables and messages, `-` for no time (releasectl.timefmt is the one format)."""
+    return rfc3339_or_dash(ts)
+
+
+HEARTBEAT = 30.0  # seconds of silence after which a progress line says what is being waited for
+
+_printers: "weakref.WeakSet[ProgressPrinter]" = weakref.WeakSet()
 
 
 class ProgressPrinter:
-    """One timestamped line per event on stderr (for CD logs). On a terminal, waiting messages update a
-    single live line instead of scrolling."""
+    """One timestamped line per event on stderr (for CD logs), and while nothing happens for `heartbeat`
+    seconds, a line saying what it still waits for. On a terminal, waiting messages update a single live
+    line instead of scrolling (and a release command shows the live view instead: cli/watch.py)."""
 
-    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None) -> None:
+    def __init__(self, stream: TextIO | None = None, *, live: bool | None = None, heartbeat: float = HEARTBEAT) -> None:
         self.stream = stream or sys.stderr
         self.live = self.stream.isatty() if live is None else live
+        self.heartbeat = heartbeat
         self._live_line = False
+        self._lock = threading.Lock()
+        self._last_event: Event | None = None
+        self._quiet_since = time.monotonic()
+        self._beat: threading.Thread | None = None
+        self._closed = threading.Event()
+        _printers.add(self)
 
     def __call__(self, event: Event) -> None:
-        stamp = time.strftime("%H:%M:%S", time.localtime(event.at)) if self.live else utc(event.at)
-        line = f"{stamp} {event.kind:<8} {event.message}"
-        if self.live and event.kind == "wait":
+        with self._lock:
+            self._write(event.at, event.kind, event.message)
+            self._last_event = event
+        if not self.live and self.heartbeat > 0 and self._beat is None and not self._closed.is_set():
+            self._beat = threading.Thread(target=self._beating, name="releasectl-heartbeat", daemon=True)
+            self._beat.start()
+
+    def _write(self, at: float, kind: str, message: str) -> None:
+        line = f"{utc(at)} {kind:<8} {message}"
+        if self.live and kind == "wait":
             self.stream.write("\r\033[K" + line)
             self._live_line = True
         else:
@@ -69,8 +91,27 @@ class ProgressPrinter:
                 self._live_line = False
             self.stream.write(line + "\n")
         self.stream.flush()
+        self._quiet_since = time.monotonic()
+
+    def _beating(self) -> None:
+        """While the command runs: after `heartbeat` seconds without a line, say what it waits for."""
+        while not self._closed.wait(min(1.0, self.heartbeat / 4)):
+            with self._lock:
+                quiet = time.monotonic() - self._quiet_since
+                if self._last_event is not None and quiet >= self.heartbeat and not self._closed.is_set():
+                    last = self._last_event
+                    what = last.message if last.kind == "wait" else f"the next step after: {last.message}"
+                    self._write(time.time(), "waiting", f"still waiting ({quiet:.0f}s): {what}")
 
     def close(self) -> None:
-        if self._live_line:
-            self.stream.write("\n")
-            self._live_line = False
+        self._closed.set()
+        with self._lock:
+            if self._live_line:
+                self.stream.write("\n")
+                self._live_line = False
+
+
+def close_printers() -> None:
+    """At the end of a command, whatever way it ended: no heartbeat outlives it."""
+    for printer in list(_printers):
+        printer.close()

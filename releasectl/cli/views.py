@@ -9,6 +9,7 @@ from releasectl.cli.exitcodes import ExitCode
 from releasectl.cli.render import Result, table, utc
 from releasectl.engine.model import Pipeline, Release, describe_step
 from releasectl.providers.base import Image
+from releasectl.timefmt import rfc3339
 
 
 def _size(n: int | None) -> str:
@@ -92,23 +93,16 @@ def stage_result(result) -> Result:
     return Result(data=data, text=text)
 
 
+def release_json(summary: dict[str, Any]) -> dict[str, Any]:
+    """The `release` object of every release command's JSON (and of status and history): the one place
+    it is built, from engine/status.py's summary, with RFC 3339 UTC times (null while unset)."""
+    return {**summary, "started_at": rfc3339(summary["started_at"] or None), "ended_at": rfc3339(summary["ended_at"])}
+
+
 def release_data(rel: Release) -> dict[str, Any]:
-    return {
-        "id": rel.id,
-        "kind": rel.kind.value,
-        "app": rel.app,
-        "environment": rel.env,
-        "version": rel.version,
-        "previous_version": rel.previous_version,
-        "state": rel.phase.value,
-        "pipeline": rel.pipeline.name,
-        "step": rel.step_index + 1,
-        "steps": len(rel.pipeline.steps),
-        "reason": rel.reason,
-        "failure": rel.failure,
-        "started_at": utc(rel.started_at),
-        "ended_at": utc(rel.ended_at),
-    }
+    from releasectl.engine.status import release_summary
+
+    return release_json(release_summary(rel))
 
 
 def release_result(rel: Release) -> Result:
@@ -122,6 +116,8 @@ LB_DOWN_HINT = ("a running release restarts it within one poll; otherwise `relea
 
 def status_result(view) -> Result:
     data = view.to_dict()
+    if view.release:
+        data["release"] = release_json(view.release)
 
     def text() -> str:
         lb = view.lb
@@ -168,15 +164,18 @@ def status_result(view) -> Result:
 
 
 def history_result(rows: list[dict[str, Any]]) -> Result:
+    rows = [release_json(r) for r in rows]
+
     def text() -> str:
         return table([
             {
+                "id": r["id"],
                 "version": r["version"],
                 "kind": r["kind"],
                 "outcome": r["state"],
                 "from": r["previous_version"] or "-",
-                "started": utc(r["started_at"]),
-                "ended": utc(r["ended_at"]),
+                "started": r["started_at"] or "-",
+                "ended": r["ended_at"] or "-",
                 "by": f"{r['actor'].get('user', '?')}@{r['actor'].get('host', '?')}" + (f" ({r['actor']['ci_job']})" if r["actor"].get("ci_job") else ""),
                 "reason": (r["failure"] or r["reason"] or "")[:60],
             }
@@ -184,6 +183,53 @@ def history_result(rows: list[dict[str, Any]]) -> Result:
         ])
 
     return Result(data={"releases": rows}, text=text)
+
+
+def timeline_data(entry) -> dict[str, Any]:
+    return {
+        "at": rfc3339(entry.at),
+        "event": entry.event,
+        "step": entry.step,
+        "message": entry.message,
+        "weight": entry.weight,
+        "analysis": entry.analysis,
+        "by": entry.by,
+    }
+
+
+def _figures(e: dict[str, Any]) -> str:
+    """A timeline row's numbers in words: weights, then the analysis figures."""
+    parts = []
+    if e["weight"]:
+        w = e["weight"]
+        parts.append(f"{w['requested']:g}% requested" + (f", {w['achieved']:.2f}% achieved" if "achieved" in w else ""))
+    a = e["analysis"]
+    if a:
+        if a.get("new_error_rate_pct") is not None:
+            old = "n/a" if a.get("old_error_rate_pct") is None else f"{a['old_error_rate_pct']:.2f}%"
+            parts.append(f"errors new {a['new_error_rate_pct']:.2f}% / old {old} over {a['requests']} req ({a['source']})")
+        if a.get("p95_ms") is not None:
+            parts.append(f"p95 {a['p95_ms']:g}ms")
+    return "; ".join(parts) or "-"
+
+
+def history_show_result(summary: dict[str, Any], entries: list) -> Result:
+    release = release_json(summary)
+    events = [timeline_data(e) for e in entries]
+
+    def text() -> str:
+        r = release
+        head = (f"{r['kind']} {r['id']} of {r['app']} {r['version']} in {r['environment']} "
+                f"(from {r['from_version'] or 'none'}, pipeline {r['pipeline']}): {r['state']} at step {r['step']}/{r['steps']}\n"
+                f"started {r['started_at']}, ended {r['ended_at'] or '-'}"
+                + (f"\nfailed on {r['failing_member']}" if r["failing_member"] else "") + "\n\n")
+        return head + table([
+            {"time": e["at"], "step": e["step"] if e["step"] is not None else "-", "event": e["event"], "by": e["by"] or "-",
+             "figures": _figures(e), "what": e["message"]}
+            for e in events
+        ])
+
+    return Result(data={"release": release, "events": events}, text=text)
 
 
 def pipelines_result(pipelines: list[Pipeline]) -> Result:

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from releasectl.timefmt import rfc3339
 from releasectl.engine.actions import (
     Action,
     AddMember,
@@ -520,7 +520,7 @@ def _lb_healthy(obs: Observed, server: Server) -> bool:
 
 
 def _clock(ts: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(ts))
+    return rfc3339(ts) or "-"
 
 
 def _find(members: tuple[Member, ...], member_id: str) -> Member | None:

@@ -1,10 +1,12 @@
-"""Progress events. The engine emits them; the CLI decides how to show them (stderr lines, live view)."""
+"""Progress events (the engine emits them; the CLI decides how to show them: stderr lines, live view), and
+the timeline of a release read back from the events its record keeps (`releasectl history show`)."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -20,3 +22,112 @@ EventSink = Callable[[Event], None]
 
 def discard(_event: Event) -> None:
     """The sink for callers that do not want progress."""
+
+
+# ---- the release record's timeline (`releasectl history show`) -------------------------------------------
+
+MAX_RECORDED = 50  # events kept in a release record (engine/transition.py keeps the same bound)
+
+
+def who(actor: Mapping[str, str]) -> str:
+    """How a timeline names whoever acted: user@host, and the CI job when there is one."""
+    name = f"{actor.get('user', '?')}@{actor.get('host', '?')}"
+    return name + (f" ({actor['ci_job']})" if actor.get("ci_job") else "")
+
+
+def note(events: list[dict[str, Any]], at: float, message: str, *, by: Mapping[str, str] | None = None) -> None:
+    """Append an operator's act (a promote, abort, pause or resume done in person) to a record's events."""
+    events.append({"at": at, "message": message, **({"by": who(by)} if by else {})})
+    del events[:-MAX_RECORDED]
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    """One line of a release's story, read back from its record."""
+
+    at: float
+    event: str  # started, weights, step, analysis, intent, operator, rollback, ended
+    message: str
+    step: int | None = None  # 1-based step it concerns
+    weight: dict[str, float] | None = None  # {"requested": %, "achieved": %} of the new version
+    analysis: dict[str, Any] | None = None  # error rates, requests, source, p95 of an analysis verdict
+    by: str | None = None  # user@host of who acted (the runner, or the operator of an intent)
+
+
+# The forms the engine writes into the record (engine/transition.py, engine/decide.py, engine/intents.py);
+# tests/unit/test_history_show.py builds them with the engine's own code, so a change of wording shows.
+_STEP_DONE = re.compile(r"^step (?P<step>\d+) done: (?P<reason>.*)$", re.S)
+_WEIGHTS = re.compile(r"^weights (?P<requested>[\d.]+)% requested, (?P<achieved>[\d.]+)% achieved")
+_ANALYSIS = re.compile(
+    r"analysis (?P<result>passed|failed): new error rate (?P<new>[\d.]+)% over (?P<requests>\d+) requests "
+    r"\((?P<source>[^)]*)\), old (?P<old>n/a|[\d.]+%)(?:, p95 (?P<p95>\d+)ms)?"
+)
+_P95_FAILED = re.compile(r"analysis failed: p95 latency (?P<p95>\d+)ms > (?P<limit>[\d.]+)ms")
+
+
+def analysis_figures(reason: str) -> dict[str, Any] | None:
+    """The figures of an analysis verdict (engine/decide.py `analyse`), or None when `reason` is not one."""
+    match = _ANALYSIS.search(reason)
+    if match:
+        old = match["old"]
+        return {
+            "result": match["result"],
+            "new_error_rate_pct": float(match["new"]),
+            "old_error_rate_pct": None if old == "n/a" else float(old.rstrip("%")),
+            "requests": int(match["requests"]),
+            "source": match["source"],
+            "p95_ms": None if match["p95"] is None else float(match["p95"]),
+        }
+    match = _P95_FAILED.search(reason)
+    if match:
+        return {"result": "failed", "p95_ms": float(match["p95"]), "max_p95_ms": float(match["limit"])}
+    return None
+
+
+def timeline(rel: Any) -> list[TimelineEntry]:
+    """A release's story from its record (engine/model.py `Release`): its start (who ran it), every event it
+    recorded, and its end. Step numbers come from the record's words; weights of a step from its pipeline."""
+    steps = rel.pipeline.steps
+    runner = who(rel.actor) if rel.actor else None
+    entries = [TimelineEntry(
+        at=rel.started_at, event="started", by=runner,
+        message=f"{rel.kind.value} of {rel.app} {rel.version} to {rel.env} from {rel.previous_version or 'none'} "
+                f"with pipeline {rel.pipeline.name} ({len(steps)} steps)",
+    )]
+    step_now = 1
+    for raw in rel.events:
+        message = str(raw.get("message", ""))
+        at = float(raw.get("at") or rel.started_at)
+        if raw.get("intent"):
+            entries.append(TimelineEntry(at, "intent", message, step_now, by=raw.get("by") or _intent_actor(message)))
+            continue
+        if raw.get("by"):
+            entries.append(TimelineEntry(at, "operator", message, step_now, by=str(raw["by"])))
+            continue
+        weights = _WEIGHTS.match(message)
+        if weights:
+            weight = {"requested": float(weights["requested"]), "achieved": float(weights["achieved"])}
+            entries.append(TimelineEntry(at, "weights", message, step_now, weight=weight, by=runner))
+            continue
+        done = _STEP_DONE.match(message)
+        if done:
+            step_now = int(done["step"])
+            figures = analysis_figures(done["reason"])
+            percent = getattr(steps[step_now - 1], "percent", None) if 0 < step_now <= len(steps) else None
+            weight = None if percent is None else {"requested": float(percent)}
+            entries.append(TimelineEntry(at, "analysis" if figures else "step", message, step_now, weight, figures, runner))
+            step_now = min(step_now + 1, len(steps))
+            continue
+        kind = "rollback" if message.startswith("rolling back:") else "event"
+        entries.append(TimelineEntry(at, kind, message, step_now, analysis=analysis_figures(message), by=runner))
+    if rel.ended_at is not None:
+        why = rel.failure or rel.reason
+        entries.append(TimelineEntry(rel.ended_at, "ended", f"{rel.phase.value}" + (f": {why}" if why else ""),
+                                     min(step_now, len(steps)), by=runner))
+    return sorted(entries, key=lambda e: e.at)
+
+
+def _intent_actor(message: str) -> str | None:
+    """engine/intents.py words its verdicts `user@host promoted ...` or `ignored user@host's ...`."""
+    match = re.match(r"^(?:ignored )?(?P<who>\S+@[^\s']+)", message)
+    return match["who"] if match else None

@@ -34,6 +34,7 @@ from releasectl.engine.intents import Intent, IntentKind
 from releasectl.errors import Conflict, Interrupted, LockHeld, ReleaseFailed, UsageError
 from releasectl.wait import retry_call, wait_for
 from releasectl.engine.doctor import refuse_on_damaged_servers, report_damage
+from releasectl.engine.events import note, who
 from releasectl.providers.base import Image, ImageOutcome, ImageStatus, Label, LBStatus, Role, Server, ServerStatus
 
 def rollback_pipeline(drain_timeout: float) -> Pipeline:
@@ -181,6 +182,8 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
             if current.phase is Phase.PAUSED:
                 return _drive(ctx, current, lock)  # re-checks the gate: exits 4 until promoted
             ctx.event("resume", f"resuming {current.kind.value} of {current.version} at step {current.step_index + 1}")
+            note(current.events, ctx.clock.time(), f"{who(ctx.actor)} resumed the release", by=ctx.actor)
+            records.save(ctx.provider, current)
             return _drive(ctx, current, lock)
         if current is not None:
             raise _in_progress_error(current)
@@ -215,6 +218,7 @@ def _promote(ctx: EngineContext, full: bool) -> Release:
         if why_not is not None:
             raise UsageError(why_not, hint="`releasectl rollout --resume` continues the release (or finishes its rollback)")
         current = intents.apply(current, kind, ctx.clock.time())
+        note(current.events, ctx.clock.time(), f"{who(ctx.actor)} {'fully promoted' if full else 'promoted'} the release", by=ctx.actor)
         records.save(ctx.provider, current)
         ctx.event("promote", f"promoted {current.version}" + (" fully" if full else f" past step {current.step_index + 1}"))
         return _drive(ctx, current, lock)
@@ -237,6 +241,7 @@ def _abort_here(ctx: EngineContext) -> Release:
 def _abort(ctx: EngineContext, current: Release, lock: LockKeeper) -> Release:
     if current.phase is not Phase.ROLLING_BACK:
         current = intents.apply(current, IntentKind.ABORT, ctx.clock.time())
+        note(current.events, ctx.clock.time(), f"{who(ctx.actor)} aborted the release", by=ctx.actor)
         records.save(ctx.provider, current)
     ctx.event("abort", f"aborting the {current.kind.value} of {current.version}")
     return Runner(ctx, current, lock).run()
@@ -260,6 +265,7 @@ def _pause_here(ctx: EngineContext) -> Release:
         current = intents.apply(current, IntentKind.PAUSE, ctx.clock.time())
         current.phase = Phase.PAUSED  # as the runner does at its next pass
         current.updated_at = ctx.clock.time()
+        note(current.events, ctx.clock.time(), f"{who(ctx.actor)} paused the release", by=ctx.actor)
         records.save(ctx.provider, current)
         ctx.event("pause", f"paused the {current.kind.value} of {current.version} at step {current.step_index + 1}")
         raise intents.paused_error(current)

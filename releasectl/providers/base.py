@@ -18,7 +18,6 @@ import enum
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -271,8 +270,10 @@ def describe_owner(owner: Mapping[str, str]) -> str:
 
 
 def format_utc(ts: float) -> str:
-    """Epoch seconds as '2026-11-25 22:58:03Z', for messages."""
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+    """Epoch seconds as '2026-11-25T22:58:03Z' (RFC 3339, releasectl.timefmt), for messages."""
+    from releasectl.timefmt import rfc3339
+
+    return rfc3339(ts) or "-"
 
 
 class Provider(ABC):

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import run_cli_in_process
 
-FORBIDDEN = ("requests", "urllib3", "pydantic", "releasectl.providers.openstack")
+FORBIDDEN = ("requests", "urllib3", "pydantic", "releasectl.providers.openstack", "rich.live")  # rich.live: only `--watch`
 
 CHILD = """
 import contextlib, io, json, sys
