@@ -96,6 +96,7 @@ DEFAULTS: dict[str, Any] = {
     "lb_timeout": 300.0,
     "lock_container": "releasectl",
     "probe": True,
+    "os_cloud": None,  # the --os-cloud option (beats OS_CLOUD and openstack.cloud), not a releasectl.yaml key
 }
 TIMEOUTS = ("boot_timeout", "snapshot_timeout", "lb_timeout")
 
@@ -138,7 +139,7 @@ class OpenStackProvider(Provider):
     def creds(self) -> Credentials:
         o = self.options
         return load_credentials(
-            o["cloud"], region=o["region"], interface=o["interface"], cacert=o["cacert"], insecure=o["insecure"],
+            o["cloud"], os_cloud=o["os_cloud"], region=o["region"], interface=o["interface"], cacert=o["cacert"], insecure=o["insecure"],
             config_dir=Path(self.ctx.config_dir), env=self.env,
         )
 
