@@ -33,6 +33,7 @@ Nothing touches the network until a method needs it, so constructing the provide
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from pathlib import Path
@@ -129,6 +130,8 @@ class OpenStackProvider(Provider):
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
         self.options = _options(ctx.options)
+        if not self.options["probe"]:  # probe() relays Octavia's verdict: the engine counts its ERROR polls
+            self.capabilities = dataclasses.replace(self.capabilities, own_probes=False)
         self.clock = REAL_CLOCK
         self.poll = Poll(interval=1.0, max_interval=5.0, clock=self.clock)
         self.env = None  # a mapping replacing os.environ for credentials (tests)
@@ -282,7 +285,7 @@ class OpenStackProvider(Provider):
             return Probe(status=None, latency=0.0, error="not a pool member yet (probe: false)")
         if member.health is Health.HEALTHY:
             return Probe(status=self.ctx.health.expected_status, latency=0.0, body="load balancer: member healthy")
-        return Probe(status=None, latency=0.0, error=f"load balancer reports the member {member.health.value} (probe: false)")
+        return Probe(status=None, latency=0.0, error=f"load balancer reports the member {member.health_detail or member.health.value} (probe: false)")
 
     # ---- the pool ---------------------------------------------------------------------------------------
 
