@@ -75,8 +75,8 @@ AUTH_VARS = {
 }
 # openstacksdk leaves these prefixes out of the `envvars` cloud (CI and oslotest variables)
 IGNORED_PREFIXES = ("OS_TEST", "OS_STD", "OS_LOG")
-# The auth variables that overlay a named cloud: keystoneauth registers `--os-<option>` (default: $OS_<OPTION>,
-# then the deprecated names) for the options of the chosen auth plugin only.
+# The auth variables that overlay a named cloud: osc-lib registers `--os-<option>` (default: $OS_<OPTION>, then
+# the deprecated names) and openstacksdk hands the chosen auth plugin only the options it has.
 COMMON_AUTH_VARS = {
     "auth_url": ("OS_AUTH_URL",),
     "user_id": ("OS_USER_ID",),
@@ -532,6 +532,15 @@ def _overlay(data: dict[str, Any], env: Mapping[str, str], auth_type: str) -> tu
     return used, [v for v in other if env.get(v)]
 
 
+def _regions(data: Mapping[str, Any]) -> list[str]:
+    """The regions a cloud declares (`regions:` names, else `region_name`), as openstacksdk reads them."""
+    if isinstance(data.get("regions"), list):
+        return [str(r.get("name")) if isinstance(r, dict) else str(r) for r in data["regions"]]
+    if data.get("region_name"):
+        return [str(r).strip() for r in str(data["region_name"]).split(",") if str(r).strip()]
+    return []
+
+
 def _default_domain(auth: dict[str, Any], env: Mapping[str, str], auth_type: str) -> None:
     """osc-lib's `_auth_default_domain`: password auth without a user or project domain gets the domain id
     OS_DEFAULT_DOMAIN (default `default`)."""
@@ -627,10 +636,13 @@ def load_credentials(
         raise ConfigError(f"cloud {name!r}: an application credential given by name also needs the user")
 
     # region: OS_REGION_NAME, then releasectl.yaml, then clouds.yaml region_name, then the first of `regions:`
-    chosen_region = env.get("OS_REGION_NAME") or region or data.get("region_name")
-    if not chosen_region and isinstance(data.get("regions"), list) and data["regions"]:
-        first = data["regions"][0]
-        chosen_region = first.get("name") if isinstance(first, dict) else str(first)
+    known = _regions(data)
+    if env.get("OS_REGION_NAME") and known and env["OS_REGION_NAME"] not in known:  # loader.py _get_region
+        raise ConfigError(
+            f"OS_REGION_NAME {env['OS_REGION_NAME'][:100]!r} is not a region of cloud {name!r} (regions: {', '.join(known)})",
+            hint="unset OS_REGION_NAME, or add the region to the cloud's `regions:` in clouds.yaml",
+        )
+    chosen_region = env.get("OS_REGION_NAME") or region or data.get("region_name") or (known[0] if known else None)
 
     env_cacert = env.get("OS_CACERT")
     verify = tls_verify(data, where=f"cloud {name!r} ({source})", cacert=cacert, insecure=insecure, config_dir=config_dir,
