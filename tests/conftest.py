@@ -80,8 +80,9 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: f
     """`releasectl ARGS` in `cwd`, as a user would run it (a new process, no shared state). With
     inherit=False, `env` is the whole environment (e.g. one stripped of OS_* variables) instead of additions
     to this process's."""
-    full_env = {**os.environ, **(env or {})} if inherit else dict(env or {})
-    full_env.pop("OS_CLOUD", None)
+    full_env = dict(os.environ) if inherit else {}
+    full_env.pop("OS_CLOUD", None)  # the machine's OS_CLOUD would beat every test's config; a test's own counts
+    full_env.update(env or {})
     proc = subprocess.run(
         [sys.executable, "-m", "releasectl", *args],
         cwd=cwd,
@@ -113,8 +114,8 @@ def run_cli_in_process(*args: str, cwd: Path, env: dict[str, str] | None = None,
     try:
         if not inherit:
             os.environ.clear()
+        os.environ.pop("OS_CLOUD", None)  # as in run_cli: the machine's, not a test's own
         os.environ.update(env or {})
-        os.environ.pop("OS_CLOUD", None)
         os.chdir(cwd)
         root.handlers = []  # as in a fresh process: the CLI's basicConfig logs to (captured) stderr
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

@@ -64,15 +64,17 @@ def main_options(
     output: Annotated[str, typer.Option("--output", "-o", help="table or json (one JSON document on stdout).")] = "table",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs, provider requests and tracebacks.")] = False,
     state_dir: Annotated[Optional[Path], typer.Option("--state-dir", help="Local state folder (default .releasectl/ beside the config).")] = None,
+    os_cloud: Annotated[Optional[str], typer.Option("--os-cloud", help="clouds.yaml cloud (openstack); beats OS_CLOUD and openstack.cloud.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     if output not in ("table", "json"):
         raise UsageError(f"--output must be table or json, got {output!r}")
-    for option, value in (("--config", config), ("--state-dir", state_dir), ("--env", env)):
+    for option, value in (("--config", config), ("--state-dir", state_dir), ("--env", env), ("--os-cloud", os_cloud)):
         if value is not None and ("\x00" in str(value) or len(str(value)) > 4096):
             raise UsageError(f"{option} must be a path or name without NUL characters, of at most 4096 characters")
     g = ctx.ensure_object(Globals)
     g.config, g.env, g.output, g.verbose, g.state_dir = config, env, output, verbose, state_dir
+    g.os_cloud = os_cloud
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -149,7 +151,15 @@ def config_check(ctx: typer.Context) -> None:
         if not problems or len(problems) < 2:
             raise  # one problem: the error boundary prints it
         _finish(ctx, views.config_problems_result(problems, MAX_PROBLEMS))
-    _finish(ctx, views.config_result(report.settings, report))
+    result = views.config_result(report.settings, report)
+    if report.settings.provider == "openstack":  # which cloud, why, which files, the secret's source (never it)
+        from releasectl.providers.openstack.credentials import credentials_report
+
+        creds = credentials_report(report.settings.provider_options, report.settings.config_dir, g.os_cloud)
+        result.data["credentials"] = creds
+        text = result.text
+        result.text = lambda: text() + "credentials: " + ", ".join(f"{k}={v}" for k, v in creds.items() if v not in (None, [], "")) + "\n"
+    _finish(ctx, result)
 
 
 @app.command("pipelines")
@@ -427,7 +437,7 @@ def login(
         secret = typer.prompt(f"{kind.replace('_', ' ')}", hide_input=True, err=True)
     if not secret:
         raise UsageError(f"an empty {kind.replace('_', ' ')} was given: nothing stored")
-    cloud = verify_secret(cloud, kind, secret)  # Keystone accepts it, or nothing is stored
+    cloud = verify_secret(cloud or _globals(ctx).os_cloud, kind, secret)  # Keystone accepts it, or nothing is stored
     where = store_secret(cloud, kind, secret)
     _finish(ctx, Result(data={"stored": kind, "cloud": cloud, "verified": True, "where": where}, text=lambda: f"stored the {kind.replace('_', ' ')} in {where}"))
 

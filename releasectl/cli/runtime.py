@@ -30,6 +30,7 @@ class Globals:
     output: str = "table"
     verbose: bool = False
     state_dir: Path | None = None
+    os_cloud: str | None = None  # --os-cloud: the openstack provider's cloud, over OS_CLOUD and openstack.cloud
     printer: ProgressPrinter = field(default_factory=ProgressPrinter)
 
 
@@ -41,6 +42,14 @@ def actor() -> dict[str, str]:
         user = str(os.getuid())
     job = next((f"{name}={os.environ[name]}" for name in CI_JOB_VARIABLES if os.environ.get(name)), "")
     return {"host": socket.gethostname(), "user": user, "pid": str(os.getpid()), "ci_job": job}
+
+
+def provider_options(g: Globals, s: Settings) -> dict:
+    """releasectl.yaml's provider section, plus --os-cloud for the openstack provider."""
+    options = dict(s.provider_options)
+    if s.provider == "openstack" and g.os_cloud:
+        options["os_cloud"] = g.os_cloud
+    return options
 
 
 def settings(g: Globals) -> Settings:
@@ -117,7 +126,7 @@ def engine_context(
         state_dir=s.state_dir,
         health=s.health,
         app_port=s.app_port,
-        options=dict(s.provider_options),
+        options=provider_options(g, s),
         verbose=g.verbose,
     )
     provider = load_provider(s.provider, pctx)

@@ -59,7 +59,7 @@ app: {app}
 provider: openstack
 
 openstack:
-  cloud: {cloud_yaml}
+{cloud_line}
   region: RegionOne
   builder: demo-builder              # the configured server that `releasectl bake` snapshots
   flavor: m1.small
@@ -125,10 +125,19 @@ def scaffold(directory: Path, *, provider: str, app: str | None, cloud: str | No
             shutil.copyfile(TEMPLATES / "app" / "app.py", target)
             written.append(target)
     else:
-        body = OPENSTACK_CONFIG.format(app=name, cloud_yaml=json.dumps(cloud or "envvars"))
+        body = OPENSTACK_CONFIG.format(app=name, cloud_line=_cloud_line(cloud))
     config.write_text(body)
     written.insert(0, config)
     return written
+
+
+def _cloud_line(cloud: str | None) -> str:
+    """`cloud:` only when --cloud names one: a written cloud would be the project's default for everyone, and
+    OS_CLOUD (set when init runs, or later in CI) already chooses, as the openstack CLI does."""
+    if cloud is not None:
+        return f"  cloud: {json.dumps(cloud)}            # --os-cloud and OS_CLOUD beat it"
+    return ("  # cloud: NAME                      # unset: --os-cloud, then OS_CLOUD, then the OS_* variables,\n"
+            "  #                                  # then the only cloud of clouds.yaml")
 
 
 def _must_be_folder(path: Path) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
-from releasectl.providers.base import HealthCheck, Probe
+from releasectl.providers.base import Health, HealthCheck, Member, Probe
 
 
 @dataclass
@@ -19,11 +19,17 @@ class Streak:
     down: int = 0  # consecutive failures of any kind, connection errors included
     last_at: float = float("-inf")
     last: Probe | None = None
+    lb_down: int = 0  # consecutive polls the LB called the member unhealthy (counted without own probes)
+    lb_detail: str = ""
 
 
 @dataclass
 class HealthTracker:
+    """`lb_verdicts`: the provider cannot probe servers itself (its probe relays the LB), so `fall` polls in a
+    row of the LB calling a member unhealthy (Octavia ERROR) fail it at once: nothing else ever will."""
+
     check: HealthCheck
+    lb_verdicts: bool = False
     streaks: dict[str, Streak] = field(default_factory=dict)
     latencies: list[float] = field(default_factory=list)  # of passing probes, for analysis p95
     probes: int = 0
@@ -32,9 +38,14 @@ class HealthTracker:
     def due(self, server_id: str, now: float) -> bool:
         return now - self.streaks.get(server_id, Streak()).last_at >= self.check.interval
 
-    def record(self, server_id: str, probe: Probe, now: float) -> Streak:
+    def record(self, server_id: str, probe: Probe, now: float, member: Member | None = None) -> Streak:
         streak = self.streaks.setdefault(server_id, Streak())
         streak.last_at, streak.last = now, probe
+        if self.lb_verdicts and member is not None and member.health is Health.UNHEALTHY:
+            streak.lb_down += 1
+            streak.lb_detail = member.health_detail or "unhealthy in the load balancer"
+        else:
+            streak.lb_down = 0
         self.probes += 1
         if probe.passed(self.check.expected_status):
             streak.ok += 1
@@ -52,15 +63,21 @@ class HealthTracker:
         return self.streaks.get(server_id, Streak()).ok >= self.check.rise
 
     def failed_at_launch(self, server_id: str) -> bool:
-        """The app answers with the wrong status `fall` times in a row (a slow start is not a failure)."""
-        return self.streaks.get(server_id, Streak()).bad >= self.check.fall
+        """The app answers with the wrong status `fall` times in a row (a slow start is not a failure), or,
+        without own probes, the LB calls it unhealthy `fall` polls in a row."""
+        streak = self.streaks.get(server_id, Streak())
+        return max(streak.bad, streak.lb_down) >= self.check.fall
 
     def failed_in_service(self, server_id: str) -> bool:
         """Once in rotation, any `fall` consecutive failures count, connection errors included."""
-        return self.streaks.get(server_id, Streak()).down >= self.check.fall
+        streak = self.streaks.get(server_id, Streak())
+        return max(streak.down, streak.lb_down) >= self.check.fall
 
     def describe(self, server_id: str) -> str:
-        last = self.streaks.get(server_id, Streak()).last
+        streak = self.streaks.get(server_id, Streak())
+        if streak.lb_down >= self.check.fall:
+            return f"member {streak.lb_detail} for {streak.lb_down} polls in a row"
+        last = streak.last
         if last is None:
             return "not probed yet"
         return f"HTTP {last.status}" if last.status is not None else (last.error or "no answer")
@@ -77,6 +94,7 @@ class StreakView:
     bad: int = 0
     down: int = 0
     last: str = "not probed yet"
+    lb_down: int = 0
 
 
 @dataclass(frozen=True)
@@ -97,10 +115,12 @@ class HealthView:
         return self._streak(server_id).ok >= self.rise
 
     def failed_at_launch(self, server_id: str) -> bool:
-        return self._streak(server_id).bad >= self.fall
+        streak = self._streak(server_id)
+        return max(streak.bad, streak.lb_down) >= self.fall
 
     def failed_in_service(self, server_id: str) -> bool:
-        return self._streak(server_id).down >= self.fall
+        streak = self._streak(server_id)
+        return max(streak.down, streak.lb_down) >= self.fall
 
     def describe(self, server_id: str) -> str:
         return self._streak(server_id).last
@@ -111,7 +131,7 @@ def snapshot(tracker: HealthTracker) -> HealthView:
         rise=tracker.check.rise,
         fall=tracker.check.fall,
         streaks=tuple(
-            (sid, StreakView(s.ok, s.bad, s.down, tracker.describe(sid))) for sid, s in sorted(tracker.streaks.items())
+            (sid, StreakView(s.ok, s.bad, s.down, tracker.describe(sid), s.lb_down)) for sid, s in sorted(tracker.streaks.items())
         ),
         latencies=tuple(tracker.latencies),
         probes=tracker.probes,

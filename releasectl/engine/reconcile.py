@@ -51,7 +51,7 @@ class Runner:
     _written: str | None = None  # record_key of the record as last written (or loaded)
 
     def __post_init__(self) -> None:
-        self.health = HealthTracker(self.ctx.health)
+        self.health = HealthTracker(self.ctx.health, lb_verdicts=not self.provider.capabilities.own_probes)
 
     @property
     def provider(self):
@@ -178,9 +178,11 @@ class Runner:
         probe_ids = (restore_release_id(rel),) if rolling_back else (rel.id,)
         if rolling_back or rel.current_step is not None:
             now = self.now()
+            pool = Observed(servers=servers, members=members, lb=lb)  # for member_of: the LB's verdict per server
             for server in servers:
                 if server.release_id in probe_ids and server.status is ServerStatus.ACTIVE and self.health.due(server.id, now):
-                    self.health.record(server.id, self.provider.probe(server, self.ctx.health.path, self.ctx.health.timeout), now)
+                    probe = self.provider.probe(server, self.ctx.health.path, self.ctx.health.timeout)
+                    self.health.record(server.id, probe, now, pool.member_of(server))
         stats = None
         if not rolling_back and isinstance(rel.current_step, Analyze):
             stats = self.provider.member_stats()

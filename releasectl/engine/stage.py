@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from releasectl.engine.context import EngineContext
 from releasectl.engine.model import SmokeCheck
 from releasectl.engine.images import usable_image
-from releasectl.errors import ResourceFailure, SmokeCheckFailed
+from releasectl.errors import ConfigError, ResourceFailure, SmokeCheckFailed
 from releasectl.providers.base import Probe, Role, Server, ServerSpec, ServerStatus
 from releasectl.wait import wait_for
 
@@ -48,6 +48,7 @@ def evaluate(check: SmokeCheck, probe: Probe) -> CheckResult:
 
 
 def stage(ctx: EngineContext, version: str, *, keep: bool = False) -> StageResult:
+    refuse_without_own_probes(ctx)
     image = usable_image(ctx, version)
     spec = ServerSpec(
         name=f"{ctx.app}-{version}-stage-{uuid.uuid4().hex[:6]}",
@@ -95,6 +96,20 @@ def stage(ctx: EngineContext, version: str, *, keep: bool = False) -> StageResul
         error.result = outcome  # type: ignore[attr-defined]
         raise error
     return outcome
+
+
+def refuse_without_own_probes(ctx: EngineContext) -> None:
+    """Smoke checks GET paths on the staging server itself. A provider that cannot reach servers (openstack
+    `probe: false`) could at best learn the LB monitor's verdict through a temporary pool membership: that
+    checks none of the configured paths, bodies or latencies, and it changes the production pool. Refuse
+    before anything boots rather than report checks that never ran."""
+    if not ctx.provider.capabilities.own_probes:
+        raise ConfigError(
+            "stage cannot run its smoke checks with openstack.probe: false: releasectl cannot reach the "
+            "servers to GET the check paths, and the load balancer's health monitor checks none of them",
+            hint="run stage from a host that reaches the servers (probe: true), or skip it: rollout's health "
+            "gate uses Octavia's verdict and rolls back a member Octavia reports ERROR",
+        )
 
 
 def _ready(ctx: EngineContext, server_id: str) -> Server | None:

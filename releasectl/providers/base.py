@@ -197,6 +197,7 @@ class Member:
     # `tags`/name prefix; the local LB owns all its members). None: not releasectl's, never touched.
     app: str | None = None
     env: str | None = None
+    health_detail: str = ""  # the LB's own word for `health`, for messages (e.g. "ERROR in Octavia")
 
     def owned_by(self, app: str, env: str) -> bool:
         return self.app == app and self.env == env
@@ -243,6 +244,7 @@ class Capabilities:
     max_weight: int = 256
     member_sessions: bool = True  # Member.sessions is meaningful, so a drain can wait for 0
     member_stats: bool = True  # member_stats() returns data
+    own_probes: bool = True  # False: probe() only relays the LB's verdict (openstack `probe: false`)
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ Nothing touches the network until a method needs it, so constructing the provide
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from pathlib import Path
@@ -96,6 +97,7 @@ DEFAULTS: dict[str, Any] = {
     "lb_timeout": 300.0,
     "lock_container": "releasectl",
     "probe": True,
+    "os_cloud": None,  # the --os-cloud option (beats OS_CLOUD and openstack.cloud), not a releasectl.yaml key
 }
 TIMEOUTS = ("boot_timeout", "snapshot_timeout", "lb_timeout")
 
@@ -128,6 +130,8 @@ class OpenStackProvider(Provider):
     def __init__(self, ctx: ProviderContext) -> None:
         super().__init__(ctx)
         self.options = _options(ctx.options)
+        if not self.options["probe"]:  # probe() relays Octavia's verdict: the engine counts its ERROR polls
+            self.capabilities = dataclasses.replace(self.capabilities, own_probes=False)
         self.clock = REAL_CLOCK
         self.poll = Poll(interval=1.0, max_interval=5.0, clock=self.clock)
         self.env = None  # a mapping replacing os.environ for credentials (tests)
@@ -138,7 +142,7 @@ class OpenStackProvider(Provider):
     def creds(self) -> Credentials:
         o = self.options
         return load_credentials(
-            o["cloud"], region=o["region"], interface=o["interface"], cacert=o["cacert"], insecure=o["insecure"],
+            o["cloud"], os_cloud=o["os_cloud"], region=o["region"], interface=o["interface"], cacert=o["cacert"], insecure=o["insecure"],
             config_dir=Path(self.ctx.config_dir), env=self.env,
         )
 
@@ -281,7 +285,7 @@ class OpenStackProvider(Provider):
             return Probe(status=None, latency=0.0, error="not a pool member yet (probe: false)")
         if member.health is Health.HEALTHY:
             return Probe(status=self.ctx.health.expected_status, latency=0.0, body="load balancer: member healthy")
-        return Probe(status=None, latency=0.0, error=f"load balancer reports the member {member.health.value} (probe: false)")
+        return Probe(status=None, latency=0.0, error=f"load balancer reports the member {member.health_detail or member.health.value} (probe: false)")
 
     # ---- the pool ---------------------------------------------------------------------------------------
 

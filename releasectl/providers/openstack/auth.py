@@ -323,7 +323,7 @@ def verify_secret(cloud: str | None, kind: str, secret: str) -> str:
     """Authenticate once with `secret` before `releasectl login` stores it, so a mistyped one never reaches the
     keyring: Keystone refusing it is a CredentialsError (exit 2), an unreachable Keystone a ProviderError
     (exit 5); either way nothing is stored. Returns the cloud's name. No token is cached."""
-    creds = load_credentials(cloud, secret=secret)
+    creds = load_credentials(os_cloud=cloud, secret=secret)  # `login --cloud` names the cloud as --os-cloud does
     wanted = "application_credential_secret" if creds.auth_type == APP_CREDENTIAL else "password"
     if kind != wanted:
         flag = " --application-credential" if wanted != "password" else ""

@@ -1,17 +1,24 @@
 """Where the OpenStack credentials come from: clouds.yaml, secure.yaml, OS_* variables and the OS keyring.
 
-The search order is openstacksdk's, without its rewriting machinery:
+The rules are python-openstackclient's (openstacksdk's `openstack/config/loader.py` plus the argparse
+defaults that keystoneauth and osc-lib take from OS_* variables), without the rewriting machinery:
 
-1. `OS_CLIENT_CONFIG_FILE` (which must exist), else `./clouds.{yaml,yml,json}`, the user config folder
-   (`$XDG_CONFIG_HOME/openstack` or `~/.config/openstack`; `~/Library/Application Support/openstack` on
-   macOS) and `/etc/openstack`. The first file found wins.
+1. clouds.yaml: `OS_CLIENT_CONFIG_FILE` (which must exist), else `./clouds.{yaml,yml,json}`, the user config
+   folder (`$XDG_CONFIG_HOME/openstack` or `~/.config/openstack`; `~/Library/Application Support/openstack`
+   on macOS) and `/etc/openstack`. The first file found wins.
 2. `secure.yaml` is searched in the same places (`OS_CLIENT_SECURE_FILE` first) and deep-merged over it.
 3. If non-selector `OS_*` variables are set, they make an extra cloud named `envvars` (`OS_CLOUD_NAME`
-   renames it). Variables are never merged into a named cloud.
-4. The cloud is `openstack.cloud` from releasectl.yaml, else `OS_CLOUD`, else `envvars` when it exists,
-   else the only cloud of the file.
-5. A password or application-credential secret missing from the files comes from the OS keyring
-   (service `releasectl`, username `<cloud>:password` or `<cloud>:application_credential_secret`), where
+   renames it; a file cloud of that name is an error, as in openstacksdk).
+4. The cloud: `--os-cloud`, else `OS_CLOUD`, else `openstack.cloud` from releasectl.yaml, else `envvars`
+   when it exists, else the only cloud of the files.
+5. The OS_* variables overlay the chosen cloud as `openstack --os-cloud NAME` does: OS_AUTH_TYPE beats the
+   cloud's auth_type; the auth variables of that auth type (OS_AUTH_URL, OS_USERNAME, OS_PASSWORD,
+   OS_PROJECT_NAME, ..., or OS_APPLICATION_CREDENTIAL_ID/NAME/SECRET) beat the cloud's `auth:` values; the
+   variables of the other auth type are ignored; OS_REGION_NAME, OS_INTERFACE and OS_CACERT beat the cloud
+   and releasectl.yaml; OS_DEFAULT_DOMAIN (default `default`) fills a missing user or project domain.
+   OS_INSECURE only counts in the `envvars` cloud (the openstack CLI has no variable for --insecure).
+6. A password or application-credential secret found nowhere above comes from the OS keyring (service
+   `releasectl`, username `<cloud>:password` or `<cloud>:application_credential_secret`), where
    `releasectl login` puts it.
 
 TLS never fails open: `verify` (and the legacy `insecure`, and `OS_INSECURE`) must be a boolean (true/false,
@@ -66,6 +73,33 @@ AUTH_VARS = {
     "APPLICATION_CREDENTIAL_NAME": "application_credential_name",
     "APPLICATION_CREDENTIAL_SECRET": "application_credential_secret",
 }
+# openstacksdk leaves these prefixes out of the `envvars` cloud (CI and oslotest variables)
+IGNORED_PREFIXES = ("OS_TEST", "OS_STD", "OS_LOG")
+# The auth variables that overlay a named cloud: osc-lib registers `--os-<option>` (default: $OS_<OPTION>, then
+# the deprecated names) and openstacksdk hands the chosen auth plugin only the options it has.
+COMMON_AUTH_VARS = {
+    "auth_url": ("OS_AUTH_URL",),
+    "user_id": ("OS_USER_ID",),
+    "username": ("OS_USERNAME", "OS_USER_NAME"),
+    "user_domain_id": ("OS_USER_DOMAIN_ID",),
+    "user_domain_name": ("OS_USER_DOMAIN_NAME",),
+    "domain_id": ("OS_DOMAIN_ID",),
+    "domain_name": ("OS_DOMAIN_NAME",),
+    "project_id": ("OS_PROJECT_ID", "OS_TENANT_ID"),
+    "project_name": ("OS_PROJECT_NAME", "OS_TENANT_NAME"),
+    "project_domain_id": ("OS_PROJECT_DOMAIN_ID",),
+    "project_domain_name": ("OS_PROJECT_DOMAIN_NAME",),
+}
+PLUGIN_AUTH_VARS = {
+    "password": {"password": ("OS_PASSWORD",)},
+    "v3applicationcredential": {
+        "application_credential_id": ("OS_APPLICATION_CREDENTIAL_ID",),
+        "application_credential_name": ("OS_APPLICATION_CREDENTIAL_NAME",),
+        "application_credential_secret": ("OS_APPLICATION_CREDENTIAL_SECRET",),
+    },
+}
+# osc-lib's global options with an OS_* default: they beat the cloud's value (and releasectl.yaml's)
+GLOBAL_VARS = {"region_name": "OS_REGION_NAME", "interface": "OS_INTERFACE", "cacert": "OS_CACERT"}
 PASSWORD = "password"
 APP_CREDENTIAL = "v3applicationcredential"
 AUTH_TYPES = {
@@ -102,7 +136,11 @@ class Credentials:
     api_timeout: float | None = None
     password: str | None = field(default=None, repr=False)
     application_credential_secret: str | None = field(default=None, repr=False)
-    secret_source: str = ""  # "clouds.yaml", "secure.yaml", "environment", "keyring"
+    secret_source: str = ""  # "clouds.yaml", "secure.yaml", "OS_PASSWORD" (a variable's name), "keyring", "login"
+    chosen_by: str = ""  # what picked the cloud: "--os-cloud", "OS_CLOUD", "releasectl.yaml", ...
+    files: tuple[str, ...] = ()  # the clouds.yaml and secure.yaml read
+    overlay: tuple[str, ...] = ()  # OS_* variables laid over a named cloud (names only)
+    ignored: tuple[str, ...] = ()  # OS_* variables that do not apply to this cloud's auth type
 
     def __repr__(self) -> str:
         secret = self.password if self.auth_type == PASSWORD else self.application_credential_secret
@@ -114,6 +152,33 @@ class Credentials:
         )
 
     __str__ = __repr__
+
+    def describe(self) -> dict[str, Any]:
+        """Which cloud, why, from which files and where the secret came from: for `-v` and `config check`.
+        Names only, never a secret."""
+        return {
+            "cloud": self.cloud,
+            "chosen_by": self.chosen_by,
+            "files": list(self.files),
+            "environment": list(self.overlay),
+            "ignored_environment": list(self.ignored),
+            "auth_type": self.auth_type,
+            "auth_url": self.auth_url,
+            "user": self.user_label,
+            "project": self.project_label,
+            "region": self.region,
+            "interface": self.interface,
+            "secret_source": self.secret_source,
+        }
+
+    def summary(self) -> str:
+        """One line for `-v` and `config check`: the cloud, why, the files and the secret's source."""
+        files = ", ".join(self.files) or "no clouds.yaml"
+        env = f"; OS_* applied: {', '.join(self.overlay)}" if self.overlay else ""
+        ignored = f"; ignored: {', '.join(self.ignored)}" if self.ignored else ""
+        secret = "password" if self.auth_type == PASSWORD else "application credential secret"
+        return (f"cloud {self.cloud!r} (chosen by {self.chosen_by}; read {files}{env}{ignored}); "
+                f"{secret} from {self.secret_source}")
 
     @property
     def user_label(self) -> str:
@@ -267,7 +332,8 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _env_cloud(env: Mapping[str, str]) -> dict[str, Any] | None:
-    names = [k for k in env if k.startswith("OS_") and k not in SELECTOR_VARS and env[k] != ""]
+    names = [k for k in env if k.startswith("OS_") and k not in SELECTOR_VARS and env[k] != ""
+             and not k.startswith(IGNORED_PREFIXES)]
     if not names:
         return None
     cloud: dict[str, Any] = {"auth": {}}
@@ -308,20 +374,29 @@ def read_files(env: Mapping[str, str] | None = None, cwd: Path | None = None, ho
     envvars_name = env.get("OS_CLOUD_NAME") or "envvars"
     env_cloud = _env_cloud(env)
     if env_cloud is not None:
+        if envvars_name in clouds:
+            raise ConfigError(
+                f"{config_path} defines a cloud named {envvars_name!r}, the name of the cloud the OS_* variables make",
+                hint="rename that cloud, or set OS_CLOUD_NAME to another name for the OS_* cloud",
+            )
         clouds = {**clouds, envvars_name: env_cloud}
     return CloudFiles(clouds, config_path, secure, secure_path, envvars_name, env_cloud is not None)
 
 
-def _choose(files: CloudFiles, cloud: str | None, env: Mapping[str, str]) -> str:
-    if cloud:
-        return cloud
+def _choose(files: CloudFiles, cloud: str | None, env: Mapping[str, str], os_cloud: str | None = None) -> tuple[str, str]:
+    """(cloud name, what chose it): --os-cloud, then OS_CLOUD (the openstack CLI's order), then releasectl.yaml,
+    then the `envvars` cloud, then the only cloud of the files."""
+    if os_cloud:
+        return os_cloud, "--os-cloud"
     if env.get("OS_CLOUD"):
-        return env["OS_CLOUD"]
+        return env["OS_CLOUD"], "OS_CLOUD"
+    if cloud:
+        return cloud, "openstack.cloud in releasectl.yaml"
     if files.envvars_name in files.clouds:
-        return files.envvars_name
+        return files.envvars_name, "OS_* variables (no cloud named)"
     names = sorted(set(files.clouds) | set(files.secure_clouds))
     if len(names) == 1:
-        return names[0]
+        return names[0], "the only cloud in clouds.yaml"
     if not names:
         raise ConfigError(
             "no OpenStack credentials: no clouds.yaml was found and no OS_* variables are set",
@@ -329,7 +404,7 @@ def _choose(files: CloudFiles, cloud: str | None, env: Mapping[str, str]) -> str
         )
     raise ConfigError(
         f"clouds.yaml has several clouds ({', '.join(names)}) and none is chosen",
-        hint="set openstack.cloud in releasectl.yaml, or OS_CLOUD",
+        hint="pass --os-cloud NAME, set OS_CLOUD, or set openstack.cloud in releasectl.yaml",
     )
 
 
@@ -337,7 +412,7 @@ def default_cloud_name(env: Mapping[str, str] | None = None, cwd: Path | None = 
     """The cloud releasectl would use without `openstack.cloud` (for `releasectl login` without --cloud)."""
     env = os.environ if env is None else env
     try:
-        return _choose(read_files(env, cwd, home), None, env)
+        return _choose(read_files(env, cwd, home), None, env)[0]
     except ConfigError:
         return env.get("OS_CLOUD") or "envvars"
 
@@ -373,9 +448,12 @@ def _ca_file(value: Any, where: str, base: Path | None = None) -> str:
     return str(path)
 
 
-def tls_verify(data: Mapping[str, Any], *, where: str, cacert: str | None, insecure: bool | None, config_dir: Path | None) -> bool | str:
+def tls_verify(data: Mapping[str, Any], *, where: str, cacert: str | None, insecure: bool | None, config_dir: Path | None,
+               env_cacert: str | None = None) -> bool | str:
     """requests' `verify` for this cloud: True, False, or a CA bundle path (openstacksdk's rules, strictly).
-    releasectl.yaml's `openstack.insecure` / `openstack.cacert` (relative to its folder) win over the cloud's."""
+    releasectl.yaml's `openstack.insecure` turns verification off; otherwise OS_CACERT, then releasectl.yaml's
+    `openstack.cacert` (relative to its folder), win over the cloud's `verify`/`cacert`: a CA given outside
+    clouds.yaml always means "verify with it"."""
     verify = True
     if data.get("verify") is not None:
         verify = _flag(data["verify"], "verify", where)
@@ -383,6 +461,8 @@ def tls_verify(data: Mapping[str, Any], *, where: str, cacert: str | None, insec
         verify = not _flag(data["insecure"], "insecure", where)
     if insecure:
         return False
+    if env_cacert:
+        return _ca_file(env_cacert, "OS_CACERT")
     if cacert:
         return _ca_file(cacert, "openstack.cacert in releasectl.yaml", config_dir)
     if verify and data.get("cacert"):
@@ -409,9 +489,73 @@ def _normalise(raw: Mapping[str, Any]) -> dict[str, Any]:
     return cloud
 
 
+def _first_env(env: Mapping[str, str], names: tuple[str, ...]) -> tuple[str, str] | None:
+    """(variable, value) of the first non-empty one, as keystoneauth's `argparse_default` picks it."""
+    return next(((n, env[n]) for n in names if env.get(n)), None)
+
+
+def _auth_type(data: Mapping[str, Any], env: Mapping[str, str], name: str) -> str:
+    """OS_AUTH_TYPE (or OS_AUTH_PLUGIN) beats the cloud's auth_type, as keystoneauth's --os-auth-type default
+    does; with neither, an application credential id or name in the cloud or the variables means that type."""
+    auth = data["auth"]
+    raw = env.get("OS_AUTH_TYPE") or env.get("OS_AUTH_PLUGIN") or data.get("auth_type")
+    raw_type = str(raw or "").lower().replace("-", "")
+    if not raw_type:
+        appcred = auth.get("application_credential_id") or auth.get("application_credential_name") or (
+            not (auth.get("username") or auth.get("user_id"))
+            and (env.get("OS_APPLICATION_CREDENTIAL_ID") or env.get("OS_APPLICATION_CREDENTIAL_NAME")))
+        raw_type = "v3applicationcredential" if appcred else "password"
+    auth_type = AUTH_TYPES.get(raw_type)
+    if auth_type is None:
+        raise ConfigError(
+            f"cloud {name!r}: auth_type {str(raw)[:100]!r} is not supported",
+            hint="use password or v3applicationcredential",
+        )
+    return auth_type
+
+
+def _overlay(data: dict[str, Any], env: Mapping[str, str], auth_type: str) -> tuple[list[str], list[str]]:
+    """Lay the OS_* variables over the chosen cloud, in place: (variables used, variables ignored because they
+    belong to the other auth type). A set variable beats the cloud's value, as `openstack --os-cloud` does."""
+    used: list[str] = []
+    auth = data["auth"]
+    plugin = {**COMMON_AUTH_VARS, **PLUGIN_AUTH_VARS[auth_type]}
+    for key, names in plugin.items():
+        found = _first_env(env, names)
+        if found:
+            used.append(found[0])
+            auth[key] = found[1]
+    used += [var for var in GLOBAL_VARS.values() if env.get(var)]  # applied where region, interface, TLS are chosen
+    if env.get("OS_AUTH_TYPE") or env.get("OS_AUTH_PLUGIN"):
+        used.append("OS_AUTH_TYPE" if env.get("OS_AUTH_TYPE") else "OS_AUTH_PLUGIN")
+    other = [v for t, opts in PLUGIN_AUTH_VARS.items() if t != auth_type for names in opts.values() for v in names]
+    return used, [v for v in other if env.get(v)]
+
+
+def _regions(data: Mapping[str, Any]) -> list[str]:
+    """The regions a cloud declares (`regions:` names, else `region_name`), as openstacksdk reads them."""
+    if isinstance(data.get("regions"), list):
+        return [str(r.get("name")) if isinstance(r, dict) else str(r) for r in data["regions"]]
+    if data.get("region_name"):
+        return [str(r).strip() for r in str(data["region_name"]).split(",") if str(r).strip()]
+    return []
+
+
+def _default_domain(auth: dict[str, Any], env: Mapping[str, str], auth_type: str) -> None:
+    """osc-lib's `_auth_default_domain`: password auth without a user or project domain gets the domain id
+    OS_DEFAULT_DOMAIN (default `default`)."""
+    if auth_type != PASSWORD:
+        return
+    default = env.get("OS_DEFAULT_DOMAIN") or "default"
+    for who in ("user", "project"):
+        if not (auth.get(f"{who}_domain_id") or auth.get(f"{who}_domain_name")):
+            auth[f"{who}_domain_id"] = default
+
+
 def load_credentials(
     cloud: str | None = None,
     *,
+    os_cloud: str | None = None,
     region: str | None = None,
     interface: str | None = None,
     cacert: str | None = None,
@@ -423,33 +567,36 @@ def load_credentials(
     use_keyring: bool = True,
     secret: str | None = None,
 ) -> Credentials:
-    """Resolve one cloud. Options from releasectl.yaml (region, interface, cacert, insecure) win. `secret`:
-    one given by `releasectl login`, used instead of the files and the keyring so it can be checked with
-    Keystone before it is stored."""
+    """Resolve one cloud. `cloud`: releasectl.yaml's openstack.cloud; `os_cloud`: the --os-cloud option.
+    Precedence, highest first: --os-cloud, OS_* variables, releasectl.yaml (cloud, region, interface, cacert,
+    insecure), secure.yaml, clouds.yaml, the keyring (secret only). `secret`: one given by `releasectl login`,
+    used instead of everything else so it can be checked with Keystone before it is stored."""
     env = os.environ if env is None else env
     files = read_files(env, cwd, home)
-    name = _choose(files, cloud, env)
+    name, chosen_by = _choose(files, cloud, env, os_cloud)
     if name not in files.clouds and name not in files.secure_clouds:
         known = ", ".join(sorted(files.clouds)) or "none"
         where = files.config_path or "no clouds.yaml found"
-        raise ConfigError(f"cloud {name!r} is not defined ({where}; clouds: {known})")
+        hint = None
+        if files.from_env and chosen_by != "OS_CLOUD":
+            hint = f"to use the OS_* variables instead, set OS_CLOUD={files.envvars_name}"
+        raise ConfigError(f"cloud {name!r} is not defined ({where}; clouds: {known}; named by {chosen_by})", hint=hint)
+    if cloud and name != cloud:
+        log.info("openstack: cloud %r from %s, not %r from releasectl.yaml", name, chosen_by, cloud)
     raw = _merge(dict(files.clouds.get(name) or {}), dict(files.secure_clouds.get(name) or {}))
     from_env = files.from_env and name == files.envvars_name
     source = "OS_* environment variables" if from_env else str(files.config_path or files.secure_path)
+    read = tuple(str(p) for p in (files.config_path, files.secure_path) if p is not None)
     data = _normalise(raw)
+    file_auth = dict(data["auth"])
+    auth_type = _auth_type(data, env, name)
+    used, ignored = ([], []) if from_env else _overlay(data, env, auth_type)
+    data = _normalise(data)  # an overlaid OS_DOMAIN_NAME fills the domains the cloud left empty
     auth = data["auth"]
+    _default_domain(auth, env, auth_type)
 
     if not auth.get("auth_url"):
         raise ConfigError(f"cloud {name!r} ({source}) has no auth.auth_url")
-    raw_type = str(data.get("auth_type") or "").lower().replace("-", "")
-    if not raw_type:
-        raw_type = "v3applicationcredential" if (auth.get("application_credential_id") or auth.get("application_credential_name")) else "password"
-    auth_type = AUTH_TYPES.get(raw_type)
-    if auth_type is None:
-        raise ConfigError(
-            f"cloud {name!r}: auth_type {data.get('auth_type')!r} is not supported",
-            hint="use password or v3applicationcredential",
-        )
 
     secret_key = "password" if auth_type == PASSWORD else "application_credential_secret"
     given, secret = secret, secret or auth.get(secret_key)
@@ -457,18 +604,23 @@ def load_credentials(
     if given:
         secret_source = "login"
     elif secret:
+        env_var = next((v for v in PLUGIN_AUTH_VARS[auth_type][secret_key] if env.get(v)), None)
         in_secure = bool(((files.secure_clouds.get(name) or {}).get("auth") or {}).get(secret_key))
-        secret_source = "secure.yaml" if in_secure else ("environment" if from_env else "clouds.yaml")
+        if env_var and (from_env or env_var in used):
+            secret_source = env_var
+        elif in_secure:
+            secret_source = "secure.yaml"
+        else:
+            secret_source = "clouds.yaml" if file_auth.get(secret_key) else "environment"
     elif use_keyring:
         secret = lookup_secret(name, secret_key)
         secret_source = "keyring" if secret else ""
     if not secret:
-        raise CredentialsError(
-            f"no {secret_key.replace('_', ' ')} for cloud {name!r}",
-            hint=f"run `releasectl login --cloud {name}`"
-            + (" --application-credential" if auth_type == APP_CREDENTIAL else "")
-            + ", or put it in secure.yaml",
-        )
+        hint = (f"run `releasectl login --cloud {name}`" + (" --application-credential" if auth_type == APP_CREDENTIAL else "")
+                + f", set {'OS_PASSWORD' if auth_type == PASSWORD else 'OS_APPLICATION_CREDENTIAL_SECRET'}, or put it in secure.yaml")
+        if ignored:
+            hint += f" ({', '.join(ignored)} is ignored: cloud {name!r} uses {auth_type} auth)"
+        raise CredentialsError(f"no {secret_key.replace('_', ' ')} for cloud {name!r}", hint=hint)
 
     if auth_type == PASSWORD:
         if not (auth.get("username") or auth.get("user_id")):
@@ -483,21 +635,27 @@ def load_credentials(
     elif not auth.get("application_credential_id") and not (auth.get("user_id") or auth.get("username")):
         raise ConfigError(f"cloud {name!r}: an application credential given by name also needs the user")
 
-    # region: releasectl.yaml, then clouds.yaml region_name, then the first of `regions:`
-    chosen_region = region or data.get("region_name")
-    if not chosen_region and isinstance(data.get("regions"), list) and data["regions"]:
-        first = data["regions"][0]
-        chosen_region = first.get("name") if isinstance(first, dict) else str(first)
+    # region: OS_REGION_NAME, then releasectl.yaml, then clouds.yaml region_name, then the first of `regions:`
+    known = _regions(data)
+    if env.get("OS_REGION_NAME") and known and env["OS_REGION_NAME"] not in known:  # loader.py _get_region
+        raise ConfigError(
+            f"OS_REGION_NAME {env['OS_REGION_NAME'][:100]!r} is not a region of cloud {name!r} (regions: {', '.join(known)})",
+            hint="unset OS_REGION_NAME, or add the region to the cloud's `regions:` in clouds.yaml",
+        )
+    chosen_region = env.get("OS_REGION_NAME") or region or data.get("region_name") or (known[0] if known else None)
 
-    verify = tls_verify(data, where=f"cloud {name!r} ({source})", cacert=cacert, insecure=insecure, config_dir=config_dir)
+    env_cacert = env.get("OS_CACERT")
+    verify = tls_verify(data, where=f"cloud {name!r} ({source})", cacert=cacert, insecure=insecure, config_dir=config_dir,
+                        env_cacert=env_cacert)
 
     overrides = {}
     for key, value in data.items():
         if key.endswith("_endpoint_override") and value:
             overrides[key[: -len("_endpoint_override")].replace("_", "-")] = str(value)
     timeout = data.get("api_timeout")
+    chosen_interface = env.get("OS_INTERFACE") or interface or data.get("interface") or "public"
 
-    return Credentials(
+    creds = Credentials(
         cloud=name,
         auth_url=str(auth["auth_url"]),
         auth_type=auth_type,
@@ -513,11 +671,29 @@ def load_credentials(
         application_credential_id=auth.get("application_credential_id"),
         application_credential_name=auth.get("application_credential_name"),
         region=str(chosen_region) if chosen_region else None,
-        interface=str(interface or data.get("interface") or "public").replace("URL", ""),
+        interface=str(chosen_interface).replace("URL", ""),
         verify=verify,
         endpoint_overrides=overrides,
         api_timeout=float(timeout) if timeout not in (None, "") else None,
         password=secret if auth_type == PASSWORD else None,
         application_credential_secret=secret if auth_type == APP_CREDENTIAL else None,
         secret_source=secret_source,
+        chosen_by=chosen_by,
+        files=read,
+        overlay=tuple(used),
+        ignored=tuple(ignored),
     )
+    log.info("openstack: %s", creds.summary())
+    return creds
+
+
+def credentials_report(options: Mapping[str, Any], config_dir: Path | None, os_cloud: str | None = None) -> dict[str, Any]:
+    """`config check`'s view of the credentials, resolved as a command would (no network): `describe()`,
+    or the error and its hint."""
+    try:
+        return load_credentials(
+            options.get("cloud"), os_cloud=os_cloud, region=options.get("region"), interface=options.get("interface"),
+            cacert=options.get("cacert"), insecure=options.get("insecure"), config_dir=config_dir,
+        ).describe()
+    except (ConfigError, CredentialsError, UsageError) as exc:
+        return {"error": exc.message, **({"hint": exc.hint} if exc.hint else {})}

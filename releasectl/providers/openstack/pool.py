@@ -77,6 +77,7 @@ def to_member(m: Mapping[str, Any]) -> Member:
         weight=weight,
         admin=member_admin(bool(m.get("admin_state_up", True)), weight),
         health=member_health(m.get("operating_status")),
+        health_detail=f"{m.get('operating_status')} in Octavia" if m.get("operating_status") else "",
         sessions=None,
         app=app,
         env=env,

@@ -87,7 +87,8 @@ def test_cloud_selection(tmp_path) -> None:
     with pytest.raises(ConfigError, match="several clouds"):
         load_credentials(None, env={}, cwd=tmp_path, home=home)
     assert load_credentials(None, env={"OS_CLOUD": "b"}, cwd=tmp_path, home=home).password == "b"
-    assert load_credentials("a", env={"OS_CLOUD": "b"}, cwd=tmp_path, home=home).password == "a"  # the option wins
+    assert load_credentials("a", env={"OS_CLOUD": "b"}, cwd=tmp_path, home=home).password == "b"  # OS_CLOUD beats releasectl.yaml
+    assert load_credentials("a", os_cloud="a", env={"OS_CLOUD": "b"}, cwd=tmp_path, home=home).password == "a"  # --os-cloud beats both
     with pytest.raises(ConfigError, match="cloud 'zzz' is not defined"):
         load_credentials("zzz", env={}, cwd=tmp_path, home=home)
     dump(tmp_path / "one" / "clouds.yaml", {"only": {"auth": {**AUTH, "password": "x"}}})
