@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 import typer
 
 from releasectl.cli.render import Result, table
 from releasectl.errors import ConfigError
+from releasectl.providers.base import EnvSpec
 
 env_app = typer.Typer(
     help="Build the environment from releasectl.yaml's env: section (network, keypair, security group, load balancer, DNS).",
@@ -21,6 +23,8 @@ def _context(ctx: typer.Context, *, writes: bool):
 
     g = _globals(ctx)
     s = settings(g)
+    if s.env_spec is None and s.provider == "local":  # the local environment needs no settings of its own
+        s = replace(s, env_spec=EnvSpec(network=""))
     if s.env_spec is None:
         raise ConfigError(f"{s.path.name} has no env: section", hint="add `env: {network: {name: NAME, cidr: 10.20.0.0/24}}` "
                           "(see README, \"From an empty OpenStack project\")")
