@@ -36,7 +36,7 @@ from releasectl.engine.model import (
     Step,
 )
 from releasectl.errors import ConfigError
-from releasectl.providers.base import HealthCheck
+from releasectl.providers.base import EnvSpec, HealthCheck
 from releasectl.safe_yaml import YamlDoc, clip
 
 CONFIG_NAME = "releasectl.yaml"
@@ -138,6 +138,7 @@ class Settings:
     provider_options: Mapping[str, Any]
     state_dir: Path
     notify: NotifySettings = field(default_factory=NotifySettings)
+    env_spec: EnvSpec | None = None  # the `env:` section (what `env up` builds); None when absent
 
     @property
     def config_dir(self) -> Path:
@@ -166,6 +167,7 @@ class Settings:
                 },
                 self.provider: dict(self.provider_options),
                 "notify": {"webhooks": [w.effective() for w in self.notify.webhooks]},
+                **({"env": {k: v for k, v in vars(self.env_spec).items() if k != "public_key"}} if self.env_spec else {}),
             }
         )
 
@@ -515,6 +517,94 @@ CHECK_KEYS: dict[str, Parser] = {
     "max_latency": duration(0.001, HOUR),
 }
 MAX_CHECKS = 50
+
+# ---- the `env:` section: what `env up` builds ----
+RESOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+MAX_PUBLIC_KEY = 16 * 1024
+PUBLIC_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
+                    "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
+
+
+def resource_name(value: Any) -> str:
+    if isinstance(value, str) and RESOURCE_NAME.fullmatch(value):
+        return value
+    raise ValueError(f"expected a name of 1 to 63 letters, digits, '.', '_' and '-', got {_got(value)}")
+
+
+def subnet_cidr(value: Any) -> str:
+    """A network address with its prefix: IPv4 /8 to /29, IPv6 /48 to /124 (`10.20.0.0/24`)."""
+    try:
+        net = ipaddress.ip_network(str(value), strict=True) if isinstance(value, str) else None
+    except ValueError:
+        net = None
+    if net is None:
+        raise ValueError(f"expected a network address with a prefix like 10.20.0.0/24 (host bits zero), got {_got(value)}")
+    low, high = (8, 29) if net.version == 4 else (48, 124)
+    if not low <= net.prefixlen <= high:
+        raise ValueError(f"expected an IPv{net.version} prefix from /{low} to /{high}, got /{net.prefixlen}")
+    return str(net)
+
+
+def source_cidr(value: Any) -> str:
+    """Where SSH may come from: an address or a network (`203.0.113.0/24`); 0.0.0.0/0 is refused."""
+    try:
+        net = ipaddress.ip_network(str(value), strict=False) if isinstance(value, str) else None
+    except ValueError:
+        net = None
+    if net is None:
+        raise ValueError(f"expected an address or network like 203.0.113.0/24, got {_got(value)}")
+    if net.prefixlen == 0:
+        raise ValueError("SSH from the whole internet is refused: give your own network (e.g. 203.0.113.0/24)")
+    return str(net)
+
+
+def dns_zone(value: Any) -> str:
+    """A zone name; the trailing dot is added (`example.com` -> `example.com.`)."""
+    name = value if isinstance(value, str) else ""
+    name = name if name.endswith(".") else name + "."
+    labels = name[:-1].split(".")
+    if len(labels) < 2 or len(name) > 254 or not all(DNS_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"expected a DNS zone like example.com (at least two labels), got {_got(value)}")
+    return name.lower()
+
+
+def _section_of(keys: Mapping[str, Parser], what: str) -> Parser:
+    """A nested mapping parsed key by key (the first problem raised)."""
+
+    def parse(value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise ValueError(f"expected a mapping ({what}), got {_got(value)}")
+        out = {}
+        for key, raw in value.items():
+            if key not in keys:
+                raise ValueError(f"unknown key {_got(key)} ({_did_you_mean(key, keys)})")
+            try:
+                out[key] = keys[key](raw)
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+        return out
+
+    return parse
+
+
+ENV_NETWORK_KEYS: dict[str, Parser] = {"name": resource_name, "cidr": subnet_cidr, "existing": resource_name}
+ENV_KEYPAIR_KEYS: dict[str, Parser] = {"public_key": text(4096)}
+ENV_DNS_KEYS: dict[str, Parser] = {
+    "zone": dns_zone,
+    "name": text(253),
+    "ttl": integer(30, 86400),
+    "create_zone": boolean,
+    "email": text(254),
+}
+ENV_SECTION_KEYS: dict[str, Parser] = {
+    "network": _section_of(ENV_NETWORK_KEYS, "name and cidr, or existing"),
+    "keypair": _section_of(ENV_KEYPAIR_KEYS, "public_key: a file"),
+    "ssh_from": source_cidr,
+    "listener_port": port,
+    "floating_ip": boolean,
+    "dns": _section_of(ENV_DNS_KEYS, "zone, name, ttl"),
+}
 IMAGE_KEYS: dict[str, Parser] = {"name": image_template, "keep": integer(1, 1000)}
 PROVIDER_KEYS: dict[str, dict[str, Parser]] = {
     "local": {
@@ -574,10 +664,11 @@ TOP_KEYS = {
     "stage",
     "default_environment",
     "environments",
+    "env",
     *PROVIDER_KEYS,
 }
-ENV_KEYS = {"health", "rollout", "stage", "app_port", "notify", *PROVIDER_KEYS}
-LAYERED = {"health": HEALTH_KEYS, "rollout": ROLLOUT_KEYS, "stage": STAGE_KEYS, **PROVIDER_KEYS}
+ENV_KEYS = {"health", "rollout", "stage", "app_port", "notify", "env", *PROVIDER_KEYS}
+LAYERED = {"health": HEALTH_KEYS, "rollout": ROLLOUT_KEYS, "stage": STAGE_KEYS, "env": ENV_SECTION_KEYS, **PROVIDER_KEYS}
 
 
 # ---- collecting problems --------------------------------------------------------------------------------
@@ -777,6 +868,7 @@ def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None
         notify = notify_base if "notify" not in body else _notify(check, body["notify"], f"{env_path}.notify", path.parent)
         envs[name] = _EnvValues(name, sections, env_port, pipeline_path, notify)
         _cross_checks(check, envs[name], body)
+        _env_section(check, envs[name], body, path.parent)
 
     default_env = data.get("default_environment", "production" if "production" in envs_raw else next(iter(envs_raw), ""))
     if "default_environment" in data and envs_raw and (not isinstance(default_env, str) or default_env not in envs_raw):
@@ -863,6 +955,86 @@ def _cross_checks(check: _Checker, env: _EnvValues, body: dict[str, Any]) -> Non
                   hint="lower it, or raise rollout.max_count if you really mean that many instances")
 
 
+def _env_section(check: _Checker, env: _EnvValues, body: dict[str, Any], config_dir: Path) -> None:
+    """The `env:` section's rules between keys; reads the public key file into `keypair.key`."""
+    section = env.sections["env"]
+    if not section:
+        return
+    where = lambda key: f"environments.{env.name}.env.{key}" if key in _sub(body, "env") else f"env.{key}"  # noqa: E731
+    network = section.get("network")
+    if network is None and "network" not in _sub(body, "env") and "network" not in _sub(check.doc.data, "env"):
+        check.add(where("network"), "required: `network: {name: NAME, cidr: 10.20.0.0/24}` or `network: {existing: NAME}`")
+    elif network is None:
+        pass  # its value was reported where it was read
+    elif ("cidr" in network) == ("existing" in network):
+        check.add(where("network"), "expected exactly one of `cidr` (create a network) and `existing` (use one)")
+    elif "existing" in network and "name" in network:
+        check.add(where("network"), "`name` is for a network releasectl creates; an existing one is named by `existing`")
+    keypair = section.get("keypair")
+    if keypair is not None:
+        if "public_key" not in keypair:
+            check.add(where("keypair"), "required key `public_key` (the path of an OpenSSH public key file) missing")
+        else:
+            file = Path(keypair["public_key"]).expanduser()
+            file = file if file.is_absolute() else config_dir / file
+            try:
+                data = file.read_bytes()[: MAX_PUBLIC_KEY + 1]
+            except OSError as exc:
+                check.add(where("keypair"), f"cannot read the public key {clip(str(file), 120)}: {exc.strerror or exc}")
+                data = None
+            if data is not None:
+                key = data.decode("utf-8", "replace").strip()
+                if len(data) > MAX_PUBLIC_KEY or "PRIVATE KEY" in key or len(key.split()) < 2 \
+                        or key.split()[0] not in PUBLIC_KEY_TYPES or "\n" in key:
+                    check.add(where("keypair"), f"{clip(str(file), 120)} is not one OpenSSH public key (ssh-ed25519 AAAA... comment)",
+                              hint="give the .pub file, never the private key")
+                else:
+                    section["keypair"] = {**keypair, "key": key}
+    dns = section.get("dns")
+    if dns is not None:
+        for required in ("zone", "name"):
+            if required not in dns:
+                check.add(where("dns"), f"required key `{required}` missing")
+        if "zone" in dns and "name" in dns:
+            name = dns["name"]
+            fqdn = name if name.endswith(".") else f"{name}.{dns['zone']}"
+            labels = fqdn[:-1].split(".")
+            if not fqdn.endswith("." + dns["zone"]) and fqdn != dns["zone"] or not all(DNS_LABEL.fullmatch(x) for x in labels):
+                check.add(where("dns"), f"name {_got(name)} is not a host name inside zone {dns['zone']}")
+            else:
+                section["dns"] = {**dns, "fqdn": fqdn.lower()}
+
+
+def _env_spec(section: dict[str, Any], app: str, env: str) -> EnvSpec | None:
+    if not section or "network" not in section:
+        return None
+    network, dns = section["network"], section.get("dns") or {}
+    return EnvSpec(
+        network=network.get("existing") or network.get("name") or f"{app}-{env}",
+        cidr=network.get("cidr"),
+        public_key=(section.get("keypair") or {}).get("key"),
+        ssh_from=section.get("ssh_from"),
+        listener_port=section.get("listener_port", 80),
+        floating_ip=section.get("floating_ip", False),
+        dns_zone=dns.get("zone"),
+        dns_name=dns.get("fqdn"),
+        dns_ttl=dns.get("ttl", 300),
+        create_zone=dns.get("create_zone", True),
+        zone_email=dns.get("email") or f"hostmaster@{dns.get('zone', 'example.com.').rstrip('.')}",
+    )
+
+
+def _env_defaults(spec: EnvSpec | None, provider: str, options: Mapping[str, Any], app: str, env: str) -> dict[str, Any]:
+    """With an `env:` section, the openstack options name what `env up` builds unless set explicitly."""
+    if spec is None or provider != "openstack":
+        return dict(options)
+    prefix = f"{app}-{env}"
+    made = {"pool": prefix, "network": spec.network, "security_groups": [prefix]}
+    if spec.public_key:
+        made["key_name"] = prefix
+    return {**made, **options}
+
+
 def _port_clashes(check: _Checker, envs: dict[str, _EnvValues], data: dict[str, Any]) -> None:
     """Two environments of the local provider cannot listen on the same load-balancer address."""
     seen: dict[int, list[tuple[str, str]]] = {}
@@ -885,6 +1057,7 @@ def _settings(v: _Validated, env: str, state_dir: Path | None) -> Settings:
     stage = dict(values.sections["stage"])
     checks = [SmokeCheck(**c) for c in stage.pop("checks", [])]
     health = HealthCheck(**values.sections["health"])
+    spec = _env_spec(values.sections["env"], v.app, env)
     if state_dir is None:
         state_dir = Path(v.state_dir)
     if not state_dir.is_absolute():
@@ -902,9 +1075,10 @@ def _settings(v: _Validated, env: str, state_dir: Path | None) -> Settings:
         rollout=RolloutSettings(**values.sections["rollout"]),
         # the health path always runs first; configured checks follow
         stage=StageSettings(checks=(SmokeCheck(path=health.path, expected_status=health.expected_status), *checks), **stage),
-        provider_options=values.sections[v.provider],
+        provider_options=_env_defaults(spec, v.provider, values.sections[v.provider], v.app, env),
         state_dir=state_dir,
         notify=NotifySettings(webhooks=values.notify),
+        env_spec=spec,
     )
 
 

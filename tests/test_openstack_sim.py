@@ -203,7 +203,7 @@ def test_password_token_has_catalog_for_every_service(openstack_sim: Simulator) 
             urls[entry["type"]] = entry["endpoints"][0]["url"]
         assert urls == {"identity": sim.url + "/v3", "compute": sim.url + "/compute/v2.1",
                         "image": sim.url + "/image", "load-balancer": sim.url + "/load-balancer",
-                        "network": sim.url + "/networking",
+                        "network": sim.url + "/networking", "dns": sim.url + "/dns",
                         "object-store": f"{sim.url}/object-store/v1/AUTH_{sim.project_id}"}
 
 

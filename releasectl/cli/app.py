@@ -538,3 +538,8 @@ def _fail(code: ExitCode, name: str, message: str, hint: str | None, output: str
             error["hint"] = hint_text
         emit_result(Result(data=data or {}, exit_code=int(code), errors=[error]), "json")
     return int(code)
+
+
+from releasectl.cli.env_cmd import env_app  # noqa: E402 - registered last: it uses the helpers above
+
+app.add_typer(env_app, name="env")

@@ -278,6 +278,81 @@ def format_utc(ts: float) -> str:
     return rfc3339(ts) or "-"
 
 
+# ---- environment resources: what `env plan/up/down` builds before any release --------------------------
+
+
+class EnvKind(str, enum.Enum):
+    """The kinds of environment resource, in the order `env up` creates them (`env down` reverses it)."""
+
+    FOLDER = "folder"  # local: the state folders
+    NETWORK = "network"
+    SUBNET = "subnet"
+    KEYPAIR = "keypair"
+    SECURITY_GROUP = "security_group"
+    SECURITY_RULE = "security_rule"
+    LOADBALANCER = "loadbalancer"  # local: the HAProxy load balancer
+    LISTENER = "listener"
+    POOL = "pool"
+    HEALTH_MONITOR = "health_monitor"
+    FLOATING_IP = "floating_ip"
+    DNS_ZONE = "dns_zone"
+    DNS_RECORD = "dns_record"
+
+
+ENV_ORDER: tuple[EnvKind, ...] = tuple(EnvKind)
+
+
+@dataclass(frozen=True)
+class EnvSpec:
+    """The `env:` section of releasectl.yaml, validated: what the environment is made of."""
+
+    network: str  # the network to create (with `cidr`), or the existing one to use (cidr None)
+    cidr: str | None = None
+    public_key: str | None = None  # OpenSSH public key text (read from the configured file)
+    ssh_from: str | None = None  # CIDR allowed to SSH in; None: no SSH rule
+    listener_port: int = 80
+    floating_ip: bool = False
+    dns_zone: str | None = None  # "example.com." (FQDN); None: no DNS
+    dns_name: str | None = None  # the record's FQDN, inside dns_zone
+    dns_ttl: int = 300
+    create_zone: bool = True  # create the zone when it does not exist (else it must exist)
+    zone_email: str = "hostmaster@example.com"
+
+
+class EnvAction(str, enum.Enum):
+    CREATE = "create"
+    UPDATE = "update"  # in place (a DNS record's address or TTL)
+    REPLACE = "replace"  # delete, then create (a keypair, a rule or a monitor cannot change in place)
+    DELETE = "delete"
+
+
+@dataclass(frozen=True)
+class EnvResource:
+    """One environment resource, desired or observed. `spec` holds the attributes `env plan` compares (as
+    strings, references to other resources by their key); `attrs` what the provider saw besides (an
+    address, a CIDR). `owned`: releasectl made it (tagged for this app and environment); False: an existing
+    resource the environment uses by name, never changed or deleted."""
+
+    kind: EnvKind
+    name: str
+    spec: Mapping[str, str] = field(default_factory=dict)
+    id: str = ""
+    owned: bool = True
+    attrs: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind.value}:{self.name}"
+
+
+@dataclass(frozen=True)
+class EnvChange:
+    action: EnvAction
+    resource: EnvResource  # the desired one (the observed one for DELETE)
+    old: EnvResource | None = None  # the observed one, for UPDATE and REPLACE
+    fields: tuple[str, ...] = ()  # what differs, for UPDATE and REPLACE
+
+
 class Provider(ABC):
     """One cloud behind one interface. Every method is idempotent where its docstring says so."""
 
@@ -427,6 +502,25 @@ class Provider(ABC):
         self.write_record(aside, text)
         self.delete_record(key)
         return f"record {aside!r}"
+
+    # ---- environment resources (`env plan/up/down`) ------------------------------------------------------
+
+    def env_kinds(self) -> frozenset[EnvKind]:
+        """The kinds of environment resource this provider builds; the engine plans only these."""
+        return frozenset()
+
+    def env_observe(self, spec: EnvSpec) -> list[EnvResource]:
+        """The environment's resources as they are: those this app and environment own (found by their
+        tags, never by name alone where the cloud has tags) and the existing ones `spec` names. Read-only;
+        waits (bounded) for resources in a transitional state to settle."""
+        raise NotImplementedError(f"{self.name} provider does not build environments")
+
+    def env_apply(self, change: EnvChange, known: Mapping[str, EnvResource]) -> EnvResource | None:
+        """Make one change and wait until it has landed; return the resource as now observed (None after a
+        DELETE). `known` holds every resource observed or made so far, by key, to resolve references. A
+        create whose answer is lost is looked up before it is retried (no duplicates); a delete of something
+        already gone is success."""
+        raise NotImplementedError(f"{self.name} provider does not build environments")
 
     # ---- doctor: the provider's own state files --------------------------------------------------------
 

@@ -21,6 +21,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=defaults.host, help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=8777, help="port (0 = any free port)")
     parser.add_argument("--serve-apps", action="store_true", help="run a real HTTP app per ACTIVE server")
+    parser.add_argument("--bare", action="store_true",
+                        help="an empty project: a base image, a flavor and the external network only")
+    parser.add_argument("--dns-delay", type=float, default=defaults.dns_delay)
     parser.add_argument("--token-ttl", type=float, default=defaults.token_ttl)
     parser.add_argument("--build-delay", type=float, default=defaults.build_delay)
     parser.add_argument("--delete-delay", type=float, default=defaults.delete_delay)
@@ -40,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     sim = Simulator(
         host=args.host, port=args.port, serve_apps=args.serve_apps, token_ttl=args.token_ttl,
         build_delay=args.build_delay, delete_delay=args.delete_delay, snapshot_delay=args.snapshot_delay,
-        lb_delay=args.lb_delay, monitor_delay=args.monitor_delay, app_port=args.app_port,
+        lb_delay=args.lb_delay, monitor_delay=args.monitor_delay, app_port=args.app_port, bare=args.bare,
+        dns_delay=args.dns_delay,
         address_prefix=args.address_prefix, verbose=args.verbose, external_keystone=args.external_keystone,
     )
     done = threading.Event()

@@ -11,7 +11,9 @@ import random
 import threading
 from typing import Any
 
-SERVICES = ("compute", "image", "load-balancer", "network", "object-store")
+SERVICES = ("compute", "image", "load-balancer", "network", "object-store", "dns")
+WRITES = ("POST", "PUT", "PATCH", "DELETE")
+HOLD_TIMEOUT = 60.0  # a held answer is sent after this long even if nobody releases it
 DEFAULT_CREATE_ERROR = "No valid host was found. There are not enough hosts available."
 
 
@@ -28,6 +30,7 @@ def _defaults() -> dict[str, Any]:
         "next_create_500": False,  # next server create succeeds but answers 500
         "next_snapshot_vanish": False,  # next snapshot image is deleted while saving
         "lose_put_answers": 0,  # the next N Swift object PUTs are stored, but answered 503 (a lost answer)
+        "hold_after_writes": None,  # N: after N more service writes, the next one is done but its answer held
     }
 
 
@@ -41,6 +44,7 @@ class FaultInjector:
         self._settings = _defaults()
         self._rng = random.Random()
         self._injected: dict[str, int] = {}
+        self._release = threading.Event()  # set: held answers go out (a reset or a new hold setting sets it)
 
     def configure(self, changes: dict[str, Any]) -> dict[str, Any]:
         """Merge ``changes`` into the settings (``reset: true`` first restores the defaults).
@@ -50,7 +54,11 @@ class FaultInjector:
         """
         changes = dict(changes)
         with self._lock:
-            if changes.pop("reset", False):
+            reset = changes.pop("reset", False)
+            if reset or "hold_after_writes" in changes:
+                self._release.set()  # let any held answer go: the client it was for is gone
+                self._release = threading.Event()
+            if reset:
                 self._settings = _defaults()
                 self._injected = {}
                 self._rng = random.Random()
@@ -72,6 +80,10 @@ class FaultInjector:
             value = float(value or 0.0)
             if not 0.0 <= value <= FaultInjector.MAX_LATENCY:
                 raise ValueError(f"latency must be within 0..{FaultInjector.MAX_LATENCY}")
+        elif key == "hold_after_writes":
+            value = None if value is None else int(value)
+            if value is not None and value < 0:
+                raise ValueError("hold_after_writes must be >= 0")
         elif key in ("octavia_conflicts", "lose_put_answers"):
             value = int(value or 0)
             if value < 0:
@@ -142,6 +154,21 @@ class FaultInjector:
                 self._count(name)
                 return True
             return False
+
+    def hold_answer(self, service: str, method: str) -> threading.Event | None:
+        """Count a service write done (Swift's and Keystone's aside: a lock or a token is not the work under
+        test); the one after ``hold_after_writes`` gets an event to wait on before its answer goes out (a kill
+        -9 hook: the client dies with the change made but unanswered)."""
+        with self._lock:
+            remaining = self._settings["hold_after_writes"]
+            if remaining is None or method not in WRITES or service in ("identity", "object-store"):
+                return None
+            if remaining > 0:
+                self._settings["hold_after_writes"] = remaining - 1
+                return None
+            self._settings["hold_after_writes"] = None
+            self._count("held_answer")
+            return self._release
 
     def take_octavia_conflict(self) -> bool:
         with self._lock:

@@ -19,6 +19,7 @@ FAST: dict[str, Any] = {
     "delete_delay": 0.05,
     "snapshot_delay": 0.2,
     "lb_delay": 0.1,
+    "dns_delay": 0.1,
     "monitor_delay": 0.1,
 }
 
@@ -48,6 +49,12 @@ def openstack_sim(openstack_sim_factory: Callable[..., Simulator]) -> Simulator:
 def openstack_sim_apps(openstack_sim_factory: Callable[..., Simulator]) -> Simulator:
     """A started simulator whose ACTIVE servers run real HTTP app processes."""
     return openstack_sim_factory(serve_apps=True)
+
+
+@pytest.fixture
+def openstack_sim_bare(openstack_sim_factory: Callable[..., Simulator]) -> Simulator:
+    """A started ``bare`` simulator: an empty project (base image, flavor, external network)."""
+    return openstack_sim_factory(bare=True)
 
 
 @pytest.fixture

@@ -31,6 +31,7 @@ CATALOG = [
     ("image", "glance", "/image"),
     ("load-balancer", "octavia", "/load-balancer"),
     ("network", "neutron", "/networking"),
+    ("dns", "designate", "/dns"),
     ("object-store", "swift", "/object-store/v1/AUTH_{project_id}"),  # left out when options.object_store is off
 ]
 

@@ -59,6 +59,7 @@ class LoadBalancer:
     admin_state_up: bool = True
     listener_ids: list[str] = field(default_factory=list)
     pool_ids: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Listener:
     seq: int
     provisioning_status: str = "ACTIVE"
     admin_state_up: bool = True
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +93,7 @@ class Pool:
     admin_state_up: bool = True
     healthmonitor_id: str | None = None
     member_ids: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -113,6 +116,7 @@ class HealthMonitor:
     seq: int
     admin_state_up: bool = True
     provisioning_status: str = "ACTIVE"
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -163,6 +167,20 @@ def _wsme_invalid(field_name: str, value: Any, why: str) -> ApiError:
     return ApiError(400, f"Invalid input for field/attribute {field_name}. Value: '{value}'. {why}")
 
 
+def _tags(spec: dict) -> list[str]:
+    tags = spec.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 255 for t in tags):
+        raise _wsme_invalid("tags", tags, "Value should be a list of strings")
+    return list(dict.fromkeys(tags))
+
+
+def _name(spec: dict) -> str:
+    name = spec.get("name") or ""
+    if not isinstance(name, str) or len(name) > MAX_NAME:
+        raise _wsme_invalid("name", name, f"Value should have a maximum character requirement of {MAX_NAME}")
+    return name
+
+
 class LoadBalancing(Service):
     name = "load-balancer"
     prefix = "/load-balancer"
@@ -172,11 +190,15 @@ class LoadBalancing(Service):
         for v in VERSIONS:
             base = f"/{v}/lbaas"
             self.add("GET", f"{base}/loadbalancers", self.list_loadbalancers)
+            self.add("POST", f"{base}/loadbalancers", self.create_loadbalancer)
             self.add("GET", f"{base}/loadbalancers/{{id}}", self.show_loadbalancer)
+            self.add("DELETE", f"{base}/loadbalancers/{{id}}", self.delete_loadbalancer)
             self.add("GET", f"{base}/loadbalancers/{{id}}/status", self.status_tree)
             self.add("GET", f"{base}/loadbalancers/{{id}}/stats", self.lb_stats)
             self.add("GET", f"{base}/listeners", self.list_listeners)
+            self.add("POST", f"{base}/listeners", self.create_listener)
             self.add("GET", f"{base}/listeners/{{id}}", self.show_listener)
+            self.add("DELETE", f"{base}/listeners/{{id}}", self.delete_listener)
             self.add("GET", f"{base}/pools", self.list_pools)
             self.add("GET", f"{base}/pools/{{id}}", self.show_pool)
             self.add("POST", f"{base}/pools", self.create_pool)
@@ -218,9 +240,10 @@ class LoadBalancing(Service):
     def seed(self) -> None:
         """Create ``demo-lb`` with a listener and ``demo-pool`` (HTTP, ROUND_ROBIN, HTTP monitor)."""
         store, now, opts = self.ctx.store, self.ctx.now(), self.ctx.options
-        neutron = self.ctx.neutron
-        lb = LoadBalancer(id=new_id(), name="demo-lb", vip_address=neutron.pool.vip, vip_port_id=new_id(),
-                          vip_subnet_id=neutron.subnet_id, vip_network_id=neutron.network_id,
+        lb_id = new_id()
+        vip, port_id, subnet_id, network_id = self.ctx.neutron.allocate_vip(lb_id, self.ctx.neutron.subnet_id, None)
+        lb = LoadBalancer(id=lb_id, name="demo-lb", vip_address=vip, vip_port_id=port_id,
+                          vip_subnet_id=subnet_id, vip_network_id=network_id,
                           created=now, updated=now, seq=store.next_seq())
         listener = Listener(id=new_id(), name="demo-listener", loadbalancer_id=lb.id, protocol="HTTP",
                             protocol_port=80, default_pool_id=None, created=now, updated=now, seq=store.next_seq())
@@ -267,12 +290,12 @@ class LoadBalancing(Service):
     def _mark_pending(self, lb_id: str) -> None:
         store = self.ctx.store
         lb = store.loadbalancers[lb_id]
-        lb.provisioning_status = "PENDING_UPDATE"
+        if lb.provisioning_status == "ACTIVE":
+            lb.provisioning_status = "PENDING_UPDATE"
         lb.updated = self.ctx.now()
-        for lid in lb.listener_ids:
-            store.listeners[lid].provisioning_status = "PENDING_UPDATE"
-        for pid in lb.pool_ids:
-            store.pools[pid].provisioning_status = "PENDING_UPDATE"
+        for child in [store.listeners[i] for i in lb.listener_ids] + [store.pools[i] for i in lb.pool_ids]:
+            if child.provisioning_status == "ACTIVE":
+                child.provisioning_status = "PENDING_UPDATE"
         self.ctx.scheduler.call_later(self.ctx.options.lb_delay, self._finish_write, lb_id)
 
     def _finish_write(self, lb_id: str) -> None:
@@ -282,11 +305,20 @@ class LoadBalancing(Service):
             if lb is None:
                 return
             now = self.ctx.now()
+            if lb.provisioning_status == "PENDING_DELETE":
+                self._remove_lb(lb)
+                return
             lb.provisioning_status, lb.updated = "ACTIVE", now
-            for lid in lb.listener_ids:
+            for lid in list(lb.listener_ids):
+                if store.listeners[lid].provisioning_status == "PENDING_DELETE":
+                    self._remove_listener(store.listeners[lid])
+                    continue
                 store.listeners[lid].provisioning_status = "ACTIVE"
-            for pid in lb.pool_ids:
+            for pid in list(lb.pool_ids):
                 pool = store.pools[pid]
+                if pool.provisioning_status == "PENDING_DELETE":
+                    self._remove_pool(pool)
+                    continue
                 pool.provisioning_status = "ACTIVE"
                 for mid in list(pool.member_ids):
                     member = store.members[mid]
@@ -361,7 +393,7 @@ class LoadBalancing(Service):
             "vip_port_id": lb.vip_port_id, "vip_subnet_id": lb.vip_subnet_id, "vip_network_id": lb.vip_network_id,
             "vip_qos_policy_id": None, "vip_vnic_type": "normal", "additional_vips": [],
             "listeners": [{"id": i} for i in lb.listener_ids], "pools": [{"id": i} for i in lb.pool_ids],
-            "provider": "amphora", "flavor_id": None, "availability_zone": None, "tags": [],
+            "provider": "amphora", "flavor_id": None, "availability_zone": None, "tags": list(lb.tags),
         }
 
     def render_listener(self, listener: Listener) -> dict:
@@ -375,7 +407,7 @@ class LoadBalancing(Service):
             "l7policies": [], "insert_headers": {}, "created_at": iso(listener.created),
             "updated_at": iso(listener.updated), "loadbalancers": [{"id": listener.loadbalancer_id}],
             "timeout_client_data": 50000, "timeout_member_connect": 5000, "timeout_member_data": 50000,
-            "timeout_tcp_inspect": 0, "tags": [], "client_ca_tls_container_ref": None,
+            "timeout_tcp_inspect": 0, "tags": list(listener.tags), "client_ca_tls_container_ref": None,
             "client_authentication": "NONE", "client_crl_container_ref": None, "allowed_cidrs": None,
             "tls_ciphers": None, "tls_versions": None, "alpn_protocols": None, "hsts_max_age": None,
             "hsts_include_subdomains": False, "hsts_preload": False,
@@ -389,7 +421,7 @@ class LoadBalancing(Service):
             "session_persistence": None, "project_id": self._project(),
             "loadbalancers": [{"id": pool.loadbalancer_id}], "listeners": [{"id": i} for i in pool.listener_ids],
             "members": [{"id": i} for i in pool.member_ids], "healthmonitor_id": pool.healthmonitor_id,
-            "created_at": iso(pool.created), "updated_at": iso(pool.updated), "tags": [],
+            "created_at": iso(pool.created), "updated_at": iso(pool.updated), "tags": list(pool.tags),
             "tls_container_ref": None, "ca_tls_container_ref": None, "crl_container_ref": None,
             "tls_enabled": False, "tls_ciphers": None, "tls_versions": None, "alpn_protocols": None,
         }
@@ -404,7 +436,7 @@ class LoadBalancing(Service):
             "http_version": hm.http_version, "domain_name": hm.domain_name, "admin_state_up": hm.admin_state_up,
             "project_id": self._project(), "pools": [{"id": hm.pool_id}],
             "provisioning_status": hm.provisioning_status, "operating_status": "ONLINE",
-            "created_at": iso(hm.created), "updated_at": iso(hm.updated), "tags": [],
+            "created_at": iso(hm.created), "updated_at": iso(hm.updated), "tags": list(hm.tags),
         }
 
     def render_member(self, m: Member) -> dict:
@@ -560,7 +592,7 @@ class LoadBalancing(Service):
             now = self.ctx.now()
             pool = Pool(id=new_id(), name=name, loadbalancer_id=lb.id, listener_ids=[listener.id] if listener else [],
                         protocol=str(spec["protocol"]), lb_algorithm=str(spec["lb_algorithm"]), created=now, updated=now,
-                        seq=store.next_seq(), provisioning_status="PENDING_CREATE")
+                        seq=store.next_seq(), provisioning_status="PENDING_CREATE", tags=_tags(spec))
             store.pools[pool.id] = pool
             lb.pool_ids.append(pool.id)
             if listener is not None and listener.default_pool_id is None:
@@ -573,19 +605,44 @@ class LoadBalancing(Service):
         store = self.ctx.store
         with store.lock:
             pool = self._pool(pool_id)
-            lb = store.loadbalancers[pool.loadbalancer_id]
-            self._check_writable(lb.id)
-            for mid in pool.member_ids:
-                store.members.pop(mid, None)
-            if pool.healthmonitor_id:
-                store.healthmonitors.pop(pool.healthmonitor_id, None)
-            for lid in pool.listener_ids:
-                if store.listeners[lid].default_pool_id == pool.id:
-                    store.listeners[lid].default_pool_id = None
-            lb.pool_ids.remove(pool.id)
-            del store.pools[pool.id]
-            self._mark_pending(lb.id)
+            self._check_writable(pool.loadbalancer_id)
+            pool.provisioning_status = "PENDING_DELETE"
+            self._mark_pending(pool.loadbalancer_id)
         return empty_response(204)
+
+    def _remove_pool(self, pool: Pool) -> None:
+        """PENDING_DELETE is over: the pool goes with its members and monitor (caller holds the lock)."""
+        store = self.ctx.store
+        for mid in pool.member_ids:
+            store.members.pop(mid, None)
+        if pool.healthmonitor_id:
+            store.healthmonitors.pop(pool.healthmonitor_id, None)
+        for lid in pool.listener_ids:
+            if lid in store.listeners and store.listeners[lid].default_pool_id == pool.id:
+                store.listeners[lid].default_pool_id = None
+        lb = store.loadbalancers.get(pool.loadbalancer_id)
+        if lb is not None and pool.id in lb.pool_ids:
+            lb.pool_ids.remove(pool.id)
+        store.pools.pop(pool.id, None)
+
+    def _remove_listener(self, listener: Listener) -> None:
+        store = self.ctx.store
+        for pool in store.pools.values():
+            if listener.id in pool.listener_ids:
+                pool.listener_ids.remove(listener.id)
+        lb = store.loadbalancers.get(listener.loadbalancer_id)
+        if lb is not None and listener.id in lb.listener_ids:
+            lb.listener_ids.remove(listener.id)
+        store.listeners.pop(listener.id, None)
+
+    def _remove_lb(self, lb: LoadBalancer) -> None:
+        store = self.ctx.store
+        for pid in list(lb.pool_ids):
+            self._remove_pool(store.pools[pid])
+        for lid in list(lb.listener_ids):
+            self._remove_listener(store.listeners[lid])
+        self.ctx.neutron.release_vip(lb.vip_address, lb.vip_port_id)
+        store.loadbalancers.pop(lb.id, None)
 
     # ----- health monitors -----
     def list_healthmonitors(self, req: Request) -> Response:
@@ -647,7 +704,8 @@ class LoadBalancing(Service):
                 url_path=spec.get("url_path", "/"), http_method=spec.get("http_method", "GET"),
                 expected_codes=str(expected), http_version=spec.get("http_version"),
                 domain_name=spec.get("domain_name"), created=now, updated=now, seq=store.next_seq(),
-                admin_state_up=bool(spec.get("admin_state_up", True)), provisioning_status="PENDING_CREATE")
+                admin_state_up=bool(spec.get("admin_state_up", True)), provisioning_status="PENDING_CREATE",
+                tags=_tags(spec))
             store.healthmonitors[hm.id] = hm
             pool.healthmonitor_id = hm.id
             for mid in pool.member_ids:
@@ -818,3 +876,93 @@ class LoadBalancing(Service):
                 member.provisioning_status = "PENDING_DELETE"
             self._mark_pending(pool.loadbalancer_id)
         return empty_response(202)
+
+    # ----- load balancer and listener create / delete (issue 11: environments from an empty project) -----
+    def create_loadbalancer(self, req: Request) -> Response:
+        """PENDING_CREATE for ``lb_delay``, then ACTIVE; the VIP port is made in Neutron at once."""
+        body = req.json()
+        spec = body.get("loadbalancer") if isinstance(body, dict) else None
+        if not isinstance(spec, dict):
+            raise _wsme_invalid("loadbalancer", spec, "Mandatory field missing.")
+        name, tags = _name(spec), _tags(spec)
+        if not (spec.get("vip_subnet_id") or spec.get("vip_network_id") or spec.get("vip_port_id")):
+            raise ApiError(400, "Validation failure: VIP must contain one of: vip_port_id, vip_network_id, "
+                                "vip_subnet_id.")
+        if spec.get("vip_port_id"):
+            raise ApiError(400, "openstack_sim: vip_port_id is not supported; give vip_subnet_id or vip_network_id.")
+        store = self.ctx.store
+        with store.lock:
+            now, lb_id = self.ctx.now(), new_id()
+            vip, port_id, subnet_id, network_id = self.ctx.neutron.allocate_vip(
+                lb_id, spec.get("vip_subnet_id"), spec.get("vip_network_id"))
+            lb = LoadBalancer(id=lb_id, name=name, vip_address=vip, vip_port_id=port_id, vip_subnet_id=subnet_id,
+                              vip_network_id=network_id, created=now, updated=now, seq=store.next_seq(),
+                              description=str(spec.get("description") or ""), provisioning_status="PENDING_CREATE",
+                              admin_state_up=bool(spec.get("admin_state_up", True)), tags=tags)
+            store.loadbalancers[lb.id] = lb
+            self.ctx.scheduler.call_later(self.ctx.options.lb_delay, self._finish_write, lb.id)
+            return json_response(201, {"loadbalancer": self.render_lb(lb)})
+
+    def delete_loadbalancer(self, req: Request, lb_id: str) -> Response:
+        """409 while it has listeners or pools, unless ``?cascade=true``; PENDING_DELETE, then 404."""
+        cascade = (req.arg("cascade") or "false").lower() in ("true", "1", "yes", "on", "t", "y")
+        store = self.ctx.store
+        with store.lock:
+            lb = self._get(store.loadbalancers, "Load Balancer", lb_id)
+            self._check_writable(lb.id)
+            if (lb.listener_ids or lb.pool_ids) and not cascade:
+                raise ApiError(400, f"Cannot delete Load Balancer {lb_id} - it has children")
+            lb.provisioning_status = "PENDING_DELETE"
+            for child in [store.listeners[i] for i in lb.listener_ids] + [store.pools[i] for i in lb.pool_ids]:
+                child.provisioning_status = "PENDING_DELETE"
+            lb.updated = self.ctx.now()
+            self.ctx.scheduler.call_later(self.ctx.options.lb_delay, self._finish_write, lb.id)
+        return empty_response(204)
+
+    def create_listener(self, req: Request) -> Response:
+        body = req.json()
+        spec = body.get("listener") if isinstance(body, dict) else None
+        if not isinstance(spec, dict):
+            raise _wsme_invalid("listener", spec, "Mandatory field missing.")
+        for required in ("loadbalancer_id", "protocol", "protocol_port"):
+            if required not in spec:
+                raise _wsme_invalid(required, "Unset", "Mandatory field missing.")
+        protocols = ("HTTP", "HTTPS", "TCP", "TERMINATED_HTTPS", "UDP", "SCTP", "PROMETHEUS")
+        if spec["protocol"] not in protocols:
+            raise _wsme_invalid("protocol", spec["protocol"], f"Value should be one of: {', '.join(protocols)}")
+        port = spec["protocol_port"]
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 65535:
+            raise _wsme_invalid("protocol_port", port, "Value should be between 1 and 65535")
+        name, tags = _name(spec), _tags(spec)
+        store = self.ctx.store
+        with store.lock:
+            lb = self._get(store.loadbalancers, "Load Balancer", spec["loadbalancer_id"])
+            self._check_writable(lb.id)
+            for lid in lb.listener_ids:
+                other = store.listeners[lid]
+                if other.protocol_port == port and other.provisioning_status != "PENDING_DELETE":
+                    raise ApiError(409, f"Another Listener on this Load Balancer is already using protocol_port "
+                                        f"{port}")
+            pool_id = spec.get("default_pool_id")
+            if pool_id is not None:
+                self._pool(pool_id)
+            now = self.ctx.now()
+            listener = Listener(id=new_id(), name=name, loadbalancer_id=lb.id, protocol=spec["protocol"],
+                                protocol_port=port, default_pool_id=pool_id, created=now, updated=now,
+                                seq=store.next_seq(), provisioning_status="PENDING_CREATE",
+                                admin_state_up=bool(spec.get("admin_state_up", True)), tags=tags)
+            store.listeners[listener.id] = listener
+            lb.listener_ids.append(listener.id)
+            if pool_id is not None:
+                store.pools[pool_id].listener_ids.append(listener.id)
+            self._mark_pending(lb.id)
+            return json_response(201, {"listener": self.render_listener(listener)})
+
+    def delete_listener(self, req: Request, listener_id: str) -> Response:
+        store = self.ctx.store
+        with store.lock:
+            listener = self._get(store.listeners, "Listener", listener_id)
+            self._check_writable(listener.loadbalancer_id)
+            listener.provisioning_status = "PENDING_DELETE"
+            self._mark_pending(listener.loadbalancer_id)
+        return empty_response(204)

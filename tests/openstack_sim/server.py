@@ -21,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 from urllib.parse import parse_qs, unquote
 
+from .faults import HOLD_TIMEOUT
 from .journal import templatize
 
 
@@ -199,6 +200,9 @@ class Dispatcher:
         req.sub_path = sub_path
         try:
             resp = self._run(service, req)
+            held = self.ctx.faults.hold_answer(service.name, method) if resp.status < 400 else None
+            if held is not None:
+                held.wait(HOLD_TIMEOUT)
         except Unauthorized as err:
             resp = keystone_error(401, "Unauthorized", err.message,
                                   {"WWW-Authenticate": f'Keystone uri="{self.ctx.url}/v3"'})

@@ -18,10 +18,12 @@ from urllib.parse import urlsplit
 
 from .apps import AppManager
 from .control import Control
+from .designate import Dns
 from .faults import FaultInjector
 from .glance import ImageService
 from .health import HealthChecker
 from .journal import Journal
+from .keypairs import Keypairs
 from .keystone import DOMAIN, Identity
 from .neutron import Networking
 from .nova import Compute
@@ -47,6 +49,8 @@ class Options:
     delete_delay: float = 0.5  # task_state deleting -> 404
     snapshot_delay: float = 2.0  # image queued -> saving (half) -> active
     lb_delay: float = 0.5  # PENDING_UPDATE -> ACTIVE after an Octavia write
+    dns_delay: float = 0.5  # Designate PENDING -> ACTIVE (or gone)
+    bare: bool = False  # an empty project: a base image, a flavor, the external network; no app resources
     monitor_delay: float = 2.0  # delay of the pre-created health monitor
     serve_apps: bool = False  # run a real HTTP app process per ACTIVE server
     app_port: int = 8000  # app port when the image has no releasectl_port property
@@ -74,7 +78,8 @@ class Options:
                 raise ValueError(f"external_keystone must be an http(s) URL, not {self.external_keystone!r}")
             if ext.hostname != "localhost" and not ipaddress.ip_address(ext.hostname).is_loopback:
                 raise ValueError(f"external_keystone must be on loopback, not {ext.hostname!r}")
-        for name in ("token_ttl", "build_delay", "delete_delay", "snapshot_delay", "lb_delay", "monitor_delay"):
+        for name in ("token_ttl", "build_delay", "delete_delay", "snapshot_delay", "lb_delay", "monitor_delay",
+                     "dns_delay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
 
@@ -97,6 +102,7 @@ class Context:
         self.nova: Compute = None  # type: ignore[assignment]
         self.octavia: LoadBalancing = None  # type: ignore[assignment]
         self.swift: ObjectStorage = None  # type: ignore[assignment]
+        self.dns: Dns = None  # type: ignore[assignment]
 
     @staticmethod
     def now() -> float:
@@ -119,8 +125,9 @@ class Simulator:
         ctx.nova = Compute(ctx)
         ctx.octavia = LoadBalancing(ctx)
         ctx.swift = ObjectStorage(ctx)
+        ctx.dns = Dns(ctx)
         self._control = Control(self)
-        self._dispatcher = Dispatcher(ctx, [ctx.nova, ctx.glance, ctx.octavia, ctx.neutron]
+        self._dispatcher = Dispatcher(ctx, [ctx.nova, Keypairs(ctx), ctx.glance, ctx.octavia, ctx.neutron, ctx.dns]
                                         + ([ctx.swift] if self.options.object_store else []), ctx.keystone,
                                       self._control)
         self._health = HealthChecker(ctx)
@@ -132,13 +139,16 @@ class Simulator:
     def _seed(self) -> None:
         ctx = self.ctx
         with ctx.store.lock:
-            ctx.neutron.seed()
+            ctx.neutron.seed(bare=self.options.bare)
             base = ctx.glance.add_image(name=self.options.base_image_name, status="queued", visibility="public",
                                         protected=True, disk_format="qcow2", container_format="bare",
                                         properties={"os_distro": "ubuntu", "os_version": "22.04",
                                                     "hw_disk_bus": "virtio"})
             base.mark_active()
             ctx.base_image_id = base.id
+            if self.options.bare:
+                ctx.store.flavors["2"] = {"id": "2", "name": "m1.small", "ram": 2048, "vcpus": 1, "disk": 20}
+                return
             ctx.nova.seed()
             ctx.octavia.seed()
 
@@ -156,7 +166,7 @@ class Simulator:
         self.ctx.scheduler.start()
         atexit.register(self.stop)
         try:
-            if self.options.serve_apps:
+            if self.options.serve_apps and self.builder_id:
                 self.ctx.nova.start_builder_app()
                 self._health.start()
         except Exception:
@@ -263,7 +273,8 @@ class Simulator:
         return self.ctx.neutron.subnet_id
 
     def _only(self, table: dict) -> str:
-        return next(iter(table))
+        """The first (seeded) resource's id, or "" in a ``bare`` simulator."""
+        return next(iter(table), "")
 
     @property
     def loadbalancer_id(self) -> str:
@@ -280,7 +291,12 @@ class Simulator:
     @property
     def healthmonitor_id(self) -> str | None:
         with self.ctx.store.lock:
-            return self.ctx.store.pools[self.pool_id].healthmonitor_id
+            pool = self.ctx.store.pools.get(self.pool_id)
+            return pool.healthmonitor_id if pool else None
+
+    @property
+    def external_network_id(self) -> str:
+        return self.ctx.neutron.external_network_id
 
     def credentials(self) -> dict[str, Any]:
         return {
@@ -388,14 +404,29 @@ class Simulator:
             loadbalancers = [{
                 "id": lb.id, "name": lb.name, "provisioning_status": lb.provisioning_status,
                 "operating_status": ctx.octavia.lb_operating_status(lb), "vip_address": lb.vip_address,
+                "vip_port_id": lb.vip_port_id, "vip_network_id": lb.vip_network_id, "tags": list(lb.tags),
             } for lb in store.loadbalancers.values()]
             pools = [{
                 "id": p.id, "name": p.name, "loadbalancer_id": p.loadbalancer_id,
                 "healthmonitor_id": p.healthmonitor_id, "member_ids": list(p.member_ids),
+                "provisioning_status": p.provisioning_status, "lb_algorithm": p.lb_algorithm, "tags": list(p.tags),
             } for p in store.pools.values()]
             server_ids = set(store.servers)
             tokens = len(store.tokens)
             containers, objects = ctx.swift.describe()
+            zones, recordsets = ctx.dns.describe()
+            ctx.neutron.sync_server_ports()
+            neutron = {kind: [dict(v, tags=list(v.get("tags", []))) for v in getattr(store, kind).values()]
+                       for kind in ("networks", "subnets", "security_groups", "security_group_rules", "ports",
+                                    "floatingips")}
+            listeners = [{"id": x.id, "name": x.name, "loadbalancer_id": x.loadbalancer_id, "protocol": x.protocol,
+                          "protocol_port": x.protocol_port, "default_pool_id": x.default_pool_id,
+                          "provisioning_status": x.provisioning_status, "tags": list(x.tags)}
+                         for x in store.listeners.values()]
+            healthmonitors = [{"id": h.id, "name": h.name, "pool_id": h.pool_id, "type": h.type,
+                               "url_path": h.url_path, "provisioning_status": h.provisioning_status,
+                               "tags": list(h.tags)} for h in store.healthmonitors.values()]
+            keypairs = [{"name": k["name"], "fingerprint": k["fingerprint"]} for k in store.keypairs.values()]
         return {
             "url": self.url,
             "credentials": self.credentials(),
@@ -407,6 +438,12 @@ class Simulator:
             "loadbalancers": loadbalancers,
             "pools": pools,
             "members": members,
+            "listeners": listeners,
+            "healthmonitors": healthmonitors,
+            **neutron,
+            "keypairs": keypairs,
+            "zones": zones,
+            "recordsets": recordsets,
             "containers": containers,
             "objects": objects,
             "processes": processes,

@@ -57,6 +57,13 @@ class Store:
         self.images: dict[str, Any] = {}
         self.networks: dict[str, dict] = {}
         self.subnets: dict[str, dict] = {}
+        self.security_groups: dict[str, dict] = {}
+        self.security_group_rules: dict[str, dict] = {}
+        self.ports: dict[str, dict] = {}
+        self.floatingips: dict[str, dict] = {}
+        self.keypairs: dict[str, dict] = {}  # Nova keypairs, by name
+        self.zones: dict[str, Any] = {}  # Designate
+        self.recordsets: dict[str, Any] = {}
         self.loadbalancers: dict[str, Any] = {}
         self.listeners: dict[str, Any] = {}
         self.pools: dict[str, Any] = {}

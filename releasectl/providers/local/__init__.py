@@ -26,6 +26,12 @@ from typing import Any, Mapping
 from releasectl.errors import ConfigError
 from releasectl.providers.base import (
     Capabilities,
+    EnvAction,
+    EnvChange,
+    EnvKind,
+    EnvResource,
+    EnvSpec,
+    LBStatus,
     Image,
     LBState,
     Lease,
@@ -195,6 +201,41 @@ class LocalProvider(Provider):
     def lb_log_path(self) -> Path:
         """Local only: HAProxy's log (start-up errors, state changes)."""
         return self.pool.log_path
+
+    # ---- environment (`env plan/up/down`): the state folders and the HAProxy load balancer -----------------
+
+    ENV_FOLDERS = ("servers", "records", "lb")
+
+    def env_kinds(self) -> frozenset[EnvKind]:
+        return frozenset({EnvKind.FOLDER, EnvKind.LOADBALANCER})
+
+    def env_observe(self, spec: EnvSpec) -> list[EnvResource]:
+        name = f"{self.ctx.app}-{self.ctx.env}"
+        out = []
+        if all((self.env_dir / sub).is_dir() for sub in self.ENV_FOLDERS):
+            out.append(EnvResource(EnvKind.FOLDER, name, id=str(self.env_dir)))
+        if self.lb_state().status is LBStatus.UP:  # a stopped HAProxy counts as missing: `up` starts it again
+            out.append(EnvResource(EnvKind.LOADBALANCER, name, id=str(self.env_dir / "lb"),
+                                   attrs={"address": self.pool_endpoint() or ""}))
+        return out
+
+    def env_apply(self, change: EnvChange, known: Mapping[str, EnvResource]) -> EnvResource | None:
+        r = change.resource
+        if change.action is EnvAction.DELETE:
+            if r.kind is EnvKind.LOADBALANCER:
+                self.destroy_pool()
+            else:  # only empty folders go: records are the environment's history
+                for sub in self.ENV_FOLDERS:
+                    folder = self.env_dir / sub
+                    if folder.is_dir() and not any(folder.iterdir()):
+                        folder.rmdir()
+            return None
+        if r.kind is EnvKind.FOLDER:
+            for sub in self.ENV_FOLDERS:
+                (self.env_dir / sub).mkdir(parents=True, exist_ok=True)
+            return EnvResource(EnvKind.FOLDER, r.name, id=str(self.env_dir))
+        self.ensure_pool()
+        return EnvResource(EnvKind.LOADBALANCER, r.name, id=str(self.env_dir / "lb"), attrs={"address": self.pool_endpoint() or ""})
 
     # ---- records and the lock -----------------------------------------------------------------------
 

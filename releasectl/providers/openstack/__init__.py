@@ -13,6 +13,8 @@ Modules, one job each:
     images.py        bake (snapshot), list, label, delete images    servers.py  servers of this app and env
     pool.py          the Octavia pool: LB state, monitor, members (ownership tags), batch weights
     records.py       release records (create-only too) and the lock, in Swift
+    env.py           `env plan/up/down`: routes each environment resource to network.py (Neutron writes),
+                     keypairs.py, lb_build.py (Octavia LB, listener, pool, monitor) and dns.py (Designate)
 
 Options (`openstack:` in releasectl.yaml), all optional until the operation that needs them:
 
@@ -45,6 +47,10 @@ from releasectl.errors import ConfigError, ProviderError, ReleasectlError
 from releasectl.providers._http_probe import http_get_probe
 from releasectl.providers.base import (
     Capabilities,
+    EnvChange,
+    EnvKind,
+    EnvResource,
+    EnvSpec,
     Health,
     Image,
     LBState,
@@ -62,9 +68,15 @@ from releasectl.wait import REAL_CLOCK
 
 from .auth import Auth
 from .credentials import Credentials, load_credentials
+from .dns import Designate, DnsResources
+from .env import KINDS as ENV_KINDS
+from .env import Environment
 from .glance import Glance
 from .http import RetryPolicy, Timeouts, Transport
 from .images import Images
+from .keypairs import Keypairs
+from .lb_build import LoadBalancerBuilder
+from .network import NetworkResources
 from .neutron import Neutron
 from .nova import Nova
 from .octavia import Octavia
@@ -330,6 +342,29 @@ class OpenStackProvider(Provider):
 
     def destroy_pool(self) -> None:
         """The pool belongs to the operator: `releasectl down` leaves it (empty) in place."""
+
+    # ---- environment resources (`env plan/up/down`) -------------------------------------------------------
+
+    @functools.cached_property
+    def environment(self) -> Environment:
+        app, env = self.ctx.app, self.ctx.env
+        # environment writes settle in seconds on a quiet cloud: poll from 0.2 s, backing off to the usual 5 s
+        poll = Poll(interval=0.2, max_interval=self.poll.max_interval, clock=self.clock)
+        dns = None
+        if self.auth.endpoint("dns", required=False) is not None:
+            dns = DnsResources(self._client(Designate, "dns"), app, env, timeout=self.options["lb_timeout"], poll=poll)
+        return Environment(NetworkResources(self.neutron, app, env), Keypairs(self.nova),
+                           LoadBalancerBuilder(self.octavia, app, env, timeout=self.options["lb_timeout"], poll=poll),
+                           dns, f"{app}-{env}")
+
+    def env_kinds(self) -> frozenset[EnvKind]:
+        return ENV_KINDS
+
+    def env_observe(self, spec: EnvSpec) -> list[EnvResource]:
+        return self.environment.observe(spec)
+
+    def env_apply(self, change: EnvChange, known: Mapping[str, EnvResource]) -> EnvResource | None:
+        return self.environment.apply(change, known)
 
     # ---- records and the lock ----------------------------------------------------------------------------
 

@@ -445,13 +445,17 @@ def next_page(
 ) -> tuple[str, list[tuple[str, Any]]] | None:
     """Where a listing continues, in each service's way (openstacksdk's `_get_next_link`), or None at the end:
 
-    - Nova and Octavia: `<key>_links` rel=next. Only its query is taken (limit, marker and filters), on our
+    - Nova, Neutron and Octavia: `<key>_links` rel=next (Designate: `links.next`). Only its query is taken (limit, marker and filters), on our
       own path: the link's host and path prefix may be the service's internal ones.
     - Glance: `next`, a path relative to the endpoint root.
     - Swift: no link. A full page (as many names as `limit`) continues after its last name.
     """
     if isinstance(data, dict):
         links = data.get(f"{key}_links")
+        designate = data.get("links")  # Designate: {"links": {"self": ..., "next": url}}
+        if isinstance(designate, dict) and not links:
+            href = designate.get("next")
+            return (path, parse_qsl(urlsplit(href).query)) if isinstance(href, str) and href else None
         if links:
             href = next((link.get("href") for link in links if link.get("rel") == "next"), None)
             return (path, parse_qsl(urlsplit(href).query)) if href else None
