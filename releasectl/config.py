@@ -964,7 +964,8 @@ STEP_KEYS: dict[str, dict[str, Parser]] = {
     "launch": {"count": positive_int},  # and at most rollout.max_count
     "weight": {"percent": parse_percent, "hold": long_wait},
     "pause": {"duration": long_wait},
-    "analyze": {"duration": duration(0.001, WEEK), "max_error_rate": parse_rate, "max_p95": duration(0.001, HOUR)},
+    "analyze": {"duration": duration(0.001, WEEK), "max_error_rate": parse_rate, "max_p95": duration(0.001, HOUR),
+                "min_requests": integer(0, 10**9), "inconclusive": one_of("extend", "fail", "pass")},
     "retire": {"drain_timeout": long_wait, "keep_previous": long_wait},
 }
 REQUIRED_STEP_KEYS = {"weight": ("percent",), "analyze": ("duration", "max_error_rate")}

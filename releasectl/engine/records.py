@@ -21,7 +21,7 @@ _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
     "started_at": (int, float), "updated_at": (int, float), "ended_at": (int, float, type(None)),
     "step_started_at": (int, float, type(None)), "wake_at": (int, float, type(None)),
     "progress_deadline": (int, float), "relaunches": (int,), "actor": (dict,), "events": (list,),
-    "baseline": (dict,), "reason": (str,),
+    "baseline": (dict,), "reason": (str,), "samples": (list,),
 }
 
 
