@@ -421,6 +421,11 @@ def login(
     _finish(ctx, Result(data={"stored": kind, "cloud": cloud, "verified": True, "where": where}, text=lambda: f"stored the {kind.replace('_', ' ')} in {where}"))
 
 
+from releasectl.cli import report_cmd  # noqa: E402  (`releasectl report`)
+
+report_cmd.register(app, _finish, _globals)
+
+
 # ---- the error boundary ---------------------------------------------------------------------------------
 
 

@@ -103,7 +103,7 @@ class Sampler:
             if lb_counted and elapsed:
                 figures["rps"] = round(v["requests"] / elapsed, 3)
                 figures["error_rate"] = round(v["errors"] / v["requests"], 5) if v["requests"] else None
-            if figures["error_rate"] is None and v["probes"] > 0:
+            if figures["error_rate"] is None and v["probes"] > 0 and v["weight"] > 0:  # a booting server's refusals are no traffic errors
                 figures["error_rate"] = round(v["probe_failures"] / v["probes"], 5)
                 figures["error_source"] = probe_source
             p95 = percentile(list(v["latencies"]), 95)
