@@ -1025,6 +1025,18 @@ def load_pipeline(name_or_path: str, config_dir: Path | None = None, *, max_coun
     return parse_pipeline(resolve_pipeline(name_or_path, config_dir), max_count=max_count)
 
 
+def configured_pipeline(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> tuple[Pipeline, str] | None:
+    """(the pipeline `rollout` uses in the chosen environment, that environment), or None when there is no
+    releasectl.yaml to say (an invalid one is an error, as for every command)."""
+    if path is None:
+        try:
+            path = find_config()
+        except ConfigError:
+            return None
+    settings = load_settings(path, env, state_dir)
+    return load_pipeline(settings.rollout.pipeline, settings.config_dir, max_count=settings.rollout.max_count), settings.env
+
+
 def parse_pipeline(file: Path, *, max_count: int = DEFAULT_MAX_COUNT) -> Pipeline:
     """A pipeline file, every problem reported at once (ConfigError.problems)."""
     doc = safe_yaml.load(file)

@@ -11,11 +11,9 @@ import typer
 from releasectl.cli.render import Result
 from releasectl.errors import UsageError
 
-EXAMPLE = "Example: releasectl report latest --html report.html"
-
 
 def register(app: typer.Typer, finish, globals_of) -> None:
-    @app.command("report", epilog=EXAMPLE)
+    @app.command("report")
     def report(
         ctx: typer.Context,
         html_file: Annotated[Path, typer.Option("--html", help="Write the report to this HTML file (replaced if it exists).")],
