@@ -1138,7 +1138,8 @@ STEP_KEYS: dict[str, dict[str, Parser]] = {
     "launch": {"count": positive_int},  # and at most rollout.max_count
     "weight": {"percent": parse_percent, "hold": long_wait},
     "pause": {"duration": long_wait},
-    "analyze": {"duration": duration(0.001, WEEK), "max_error_rate": parse_rate, "max_p95": duration(0.001, HOUR)},
+    "analyze": {"duration": duration(0.001, WEEK), "max_error_rate": parse_rate, "max_p95": duration(0.001, HOUR),
+                "min_requests": integer(0, 10**9), "inconclusive": one_of("extend", "fail", "pass")},
     "retire": {"drain_timeout": long_wait, "keep_previous": long_wait},
 }
 REQUIRED_STEP_KEYS = {"weight": ("percent",), "analyze": ("duration", "max_error_rate")}
@@ -1196,6 +1197,18 @@ def resolve_pipeline(name_or_path: str, config_dir: Path | None = None) -> Path:
 def load_pipeline(name_or_path: str, config_dir: Path | None = None, *, max_count: int = DEFAULT_MAX_COUNT) -> Pipeline:
     """A built-in pipeline by name, or a YAML file by path (relative to the config's folder)."""
     return parse_pipeline(resolve_pipeline(name_or_path, config_dir), max_count=max_count)
+
+
+def configured_pipeline(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> tuple[Pipeline, str] | None:
+    """(the pipeline `rollout` uses in the chosen environment, that environment), or None when there is no
+    releasectl.yaml to say (an invalid one is an error, as for every command)."""
+    if path is None:
+        try:
+            path = find_config()
+        except ConfigError:
+            return None
+    settings = load_settings(path, env, state_dir)
+    return load_pipeline(settings.rollout.pipeline, settings.config_dir, max_count=settings.rollout.max_count), settings.env
 
 
 def parse_pipeline(file: Path, *, max_count: int = DEFAULT_MAX_COUNT) -> Pipeline:

@@ -170,7 +170,8 @@ def stop_leftovers(*roots: Path) -> list[tuple[int, str]]:
 def fast_pipelines(hold: str, drain: str, final_hold: str | None = None) -> dict[str, str]:
     """The tests' pipelines, by file name: the built-in shapes with short holds and drains, so a whole
     release takes seconds. `final_hold` holds 100% (and the gate's steps) before retiring; the local tests
-    use holds of 1s, the OpenStack ones 300ms (health checks every 200ms there)."""
+    use holds of 1s, the OpenStack ones 300ms (health checks every 200ms there). The analysis takes any
+    number of requests (`min_requests: 0`): most of these canaries run without load."""
     final = f", hold: {final_hold}" if final_hold else ""
     return {
         "canary-fast.yaml": f"""\
@@ -178,7 +179,7 @@ name: canary-fast
 steps:
   - launch: {{}}
   - weight: {{percent: 10, hold: {hold}}}
-  - analyze: {{duration: {hold}, max_error_rate: 1%}}
+  - analyze: {{duration: {hold}, max_error_rate: 1%, min_requests: 0}}
   - weight: {{percent: 50, hold: {hold}}}
   - weight: {{percent: 100{final}}}
   - retire: {{drain_timeout: {drain}}}
@@ -207,3 +208,49 @@ steps:
   - retire: {{drain_timeout: {drain}}}
 """,
     }
+
+
+def png_pixels(data: bytes) -> tuple[int, int, int, bytes]:
+    """(width, height, channels, raw pixel bytes) of an 8-bit RGB or RGBA PNG (what Chromium writes), with
+    zlib alone: no image library in the tests' dependencies."""
+    import struct
+    import zlib
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
+    pos, idat, header = 8, [], None
+    while pos < len(data):
+        (length,) = struct.unpack(">I", data[pos:pos + 4])
+        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        pos += 12 + length
+        if kind == b"IHDR":
+            header = struct.unpack(">IIBBBBB", body)
+        elif kind == b"IDAT":
+            idat.append(body)
+        elif kind == b"IEND":
+            break
+    assert header is not None, "no IHDR chunk"
+    width, height, depth, colour, _, _, interlace = header
+    assert depth == 8 and colour in (2, 6) and interlace == 0, f"unsupported PNG: depth {depth}, colour type {colour}"
+    channels = 3 if colour == 2 else 4
+    raw = zlib.decompress(b"".join(idat))
+    stride = width * channels
+    out, prev = bytearray(), bytearray(stride)
+    for row in range(height):
+        start = row * (stride + 1)
+        kind, line = raw[start], bytearray(raw[start + 1:start + 1 + stride])
+        for i in range(stride):
+            left = line[i - channels] if i >= channels else 0
+            up, corner = prev[i], prev[i - channels] if i >= channels else 0
+            if kind == 1:
+                line[i] = (line[i] + left) & 0xFF
+            elif kind == 2:
+                line[i] = (line[i] + up) & 0xFF
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 0xFF
+            elif kind == 4:
+                p = left + up - corner
+                pa, pb, pc = abs(p - left), abs(p - up), abs(p - corner)
+                line[i] = (line[i] + (left if pa <= pb and pa <= pc else up if pb <= pc else corner)) & 0xFF
+        out += line
+        prev = line
+    return width, height, channels, bytes(out)

@@ -32,7 +32,7 @@ app = typer.Typer(
     name="releasectl",
     help="Blue-green and canary releases, and an image pipeline, for virtual-machine clouds.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -164,11 +164,16 @@ def config_check(ctx: typer.Context) -> None:
 
 @app.command("pipelines")
 def pipelines_cmd(ctx: typer.Context) -> None:
-    """List the built-in pipelines and their steps."""
-    from releasectl.config import builtin_pipelines, parse_pipeline
+    """List the built-in pipelines and their steps; with a releasectl.yaml, mark the one `rollout` uses in
+    the environment (a pipeline file of its own is listed too)."""
+    from releasectl.config import builtin_pipelines, configured_pipeline, parse_pipeline
 
     found = [parse_pipeline(path) for path in builtin_pipelines().values()]
-    _finish(ctx, views.pipelines_result(found))
+    g = _globals(ctx)
+    configured = configured_pipeline(g.config, g.env, g.state_dir)
+    if configured is not None and all(p.source != configured[0].source for p in found):
+        found.append(configured[0])
+    _finish(ctx, views.pipelines_result(found, configured))
 
 
 # ---- images -------------------------------------------------------------------------------------------
@@ -442,6 +447,11 @@ def login(
     _finish(ctx, Result(data={"stored": kind, "cloud": cloud, "verified": True, "where": where}, text=lambda: f"stored the {kind.replace('_', ' ')} in {where}"))
 
 
+from releasectl.cli import help_text, report_cmd  # noqa: E402  (`releasectl report`; --help examples)
+
+report_cmd.register(app, _finish, _globals)
+
+
 # ---- the error boundary ---------------------------------------------------------------------------------
 
 
@@ -451,6 +461,7 @@ def _click_command(name: str | None = None) -> Any:
     call, about 0.1 s; in-process test runs call `run` thousands of times). With `name`, a group of the
     global options and that one command only: its parsing, help and errors do not involve its siblings,
     and building all of them is about 0.01 s of every start-up. None when `app` has no such command."""
+    help_text.install(app)  # examples and the exit-code table in every command's --help
     if name is None:
         return typer.main.get_command(app)
     lean = copy.copy(app)

@@ -232,14 +232,20 @@ def history_show_result(summary: dict[str, Any], entries: list) -> Result:
     return Result(data={"release": release, "events": events}, text=text)
 
 
-def pipelines_result(pipelines: list[Pipeline]) -> Result:
-    data = {"pipelines": [p.to_dict() for p in pipelines]}
+def pipelines_result(pipelines: list[Pipeline], configured: tuple[Pipeline, str] | None = None) -> Result:
+    """`configured`: (the pipeline `rollout` uses, its environment), marked in the list; None without a config."""
+    chosen = configured[0].source if configured else None
+    data: dict[str, Any] = {
+        "pipelines": [{**p.to_dict(), "configured": p.source == chosen} for p in pipelines],
+        "configured": None if configured is None else {"name": configured[0].name, "source": chosen, "environment": configured[1]},
+    }
 
     def text() -> str:
         blocks = []
         for p in pipelines:
             steps = "\n".join(f"  {i + 1}. {describe_step(s)}" for i, s in enumerate(p.steps))
-            blocks.append(f"{p.name}: {p.description}\n{steps}")
+            mark = f"* {p.name} (configured for {configured[1]})" if configured and p.source == chosen else p.name
+            blocks.append(f"{mark}: {p.description}\n{steps}")
         return "\n\n".join(blocks)
 
     return Result(data=data, text=text)

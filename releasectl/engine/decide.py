@@ -28,9 +28,9 @@ from releasectl.engine.actions import (
     pairs,
     relabel,
 )
-from releasectl.engine.health import HealthView, percentile
+from releasectl.engine.health import HealthView, Verdict, analyse  # noqa: F401  (analyse: re-exported)
 from releasectl.engine.invariants import describe_serving, owns_member, serving, version_of
-from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, Retire, SetWeight
+from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, Retire, SetWeight, describe_step
 from releasectl.engine.observe import Observed
 from releasectl.engine.weights import FULL_WEIGHT, plan_weights
 from releasectl.providers.base import (
@@ -68,6 +68,7 @@ class Decision:
     reset_window: bool = False  # start a new health/latency window (analysis)
     log: str | None = None  # a line for the record's event log, once the action is done
     hint: str | None = None  # for HALT: what the operator can do
+    skipped: bool = False  # ADVANCE without doing the step (a first release's weight and analysis steps)
 
 
 @dataclass(frozen=True)
@@ -130,6 +131,9 @@ def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -
         return Decision(Kind.FAIL, problem)
     if step is None:  # finalize: after the health watch, so a fleet that died is never reported live
         return decide_finalize(obs, rel, now)
+    skip = first_release_skip(obs, rel, step)
+    if skip is not None:
+        return skip
     if isinstance(step, SetWeight):
         return decide_weight(obs, rel, now, step, policy)
     if isinstance(step, Pause):
@@ -228,6 +232,18 @@ def watch_health(obs: Observed, new: list[Server]) -> str | None:
     return None
 
 
+def first_release_skip(obs: Observed, rel: Release, step) -> Decision | None:
+    """A first release has no old fleet to share traffic with or to compare against: its analyses and its
+    weight steps before the last one (100 %) are skipped, so it is a health gate, then 100 %."""
+    if rel.previous_version is not None or obs.with_role(Role.STABLE, exclude_release=rel.id):
+        return None
+    steps = rel.pipeline.steps
+    last_weight = max((i for i, s in enumerate(steps) if isinstance(s, SetWeight)), default=-1)
+    if isinstance(step, Analyze) or (isinstance(step, SetWeight) and rel.step_index < last_weight):
+        return Decision(Kind.ADVANCE, f"first release (no old fleet): skipped {describe_step(step)}", skipped=True)
+    return None
+
+
 # weight ------------------------------------------------------------------------------------------------
 
 
@@ -288,46 +304,23 @@ def decide_analyze(obs: Observed, rel: Release, now: float, step: Analyze) -> De
         return wait(f"analysing until {_clock(rel.wake_at)}")
     new, old = fleets(obs, rel)
     verdict = analyse(step, stats, rel.baseline, new, old, obs.health)
+    if verdict.inconclusive:
+        return inconclusive(rel, now, step, verdict)
     return Decision(Kind.FAIL if verdict.failed else Kind.ADVANCE, verdict.reason)
 
 
-@dataclass(frozen=True)
-class Verdict:
-    failed: bool
-    reason: str
-
-
-def analyse(step: Analyze, stats, baseline, new: list[Member], old: list[Member], health: HealthView) -> Verdict:
-    """Error rate of the new members over the window (LB counters when the provider has them, else our
-    probes), compared with the old members', and p95 latency of our probes."""
-
-    def rate(members: list[Member]) -> tuple[float | None, int]:
-        requests = bad = 0
-        for m in members:
-            now, then = stats.get(m.id), baseline.get(m.id)
-            if now is None:
-                continue
-            then = then or {"requests": 0, "bad": 0}
-            requests += max(0, now.requests - int(then["requests"]))
-            bad += max(0, now.http_5xx + now.errors - int(then["bad"]))
-        return (bad / requests if requests else None), requests
-
-    new_rate, new_requests = rate(new)
-    old_rate, _ = rate(old)
-    source = "load balancer"
-    if new_rate is None:
-        source = "releasectl probes"
-        new_rate = health.failures / health.probes if health.probes else 0.0
-    old_text = "n/a" if old_rate is None else f"{old_rate * 100:.2f}%"
-    summary = f"new error rate {new_rate * 100:.2f}% over {new_requests or health.probes} requests ({source}), old {old_text}"
-    if new_rate > step.max_error_rate:
-        return Verdict(True, f"analysis failed: {summary} > {step.max_error_rate * 100:g}%")
-    if step.max_p95_ms is not None:
-        p95 = percentile(list(health.latencies), 95)
-        if p95 is not None and p95 * 1000 > step.max_p95_ms:
-            return Verdict(True, f"analysis failed: p95 latency {p95 * 1000:.0f}ms > {step.max_p95_ms:g}ms")
-        summary += "" if p95 is None else f", p95 {p95 * 1000:.0f}ms"
-    return Verdict(False, f"analysis passed: {summary}")
+def inconclusive(rel: Release, now: float, step: Analyze, verdict: Verdict) -> Decision:
+    """Too few requests: `extend` keeps the window open (the counters keep adding up against the same
+    baseline) until the progress deadline, then fails; `fail` and `pass` decide at once."""
+    if step.inconclusive == "pass":
+        return Decision(Kind.ADVANCE, f"{verdict.reason}: passed (inconclusive: pass)")
+    if step.inconclusive == "fail":
+        return Decision(Kind.FAIL, f"{verdict.reason}: failed (inconclusive: fail)")
+    if past_deadline(rel, now):
+        return Decision(Kind.FAIL, f"{verdict.reason} by the progress deadline ({rel.progress_deadline:g}s)")
+    deadline = (rel.step_started_at or now) + rel.progress_deadline
+    return wait(f"analysis inconclusive: fewer than {step.min_requests} requests ({verdict.source}); "
+                f"extending it until {_clock(deadline)} at most")
 
 
 # retire ------------------------------------------------------------------------------------------------

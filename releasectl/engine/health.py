@@ -6,10 +6,14 @@ from the LB. Streaks live in memory: a resumed runner simply probes again.
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
+from typing import Mapping
 
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
-from releasectl.providers.base import Health, HealthCheck, Member, Probe
+from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe
+
+RECENT_LATENCIES = 20  # per server, for the release record's samples
 
 
 @dataclass
@@ -21,6 +25,9 @@ class Streak:
     last: Probe | None = None
     lb_down: int = 0  # consecutive polls the LB called the member unhealthy (counted without own probes)
     lb_detail: str = ""
+    probes: int = 0  # since the runner started (for the record's samples: deltas per version)
+    failures: int = 0
+    recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_LATENCIES))  # latencies of passing probes
 
 
 @dataclass
@@ -34,6 +41,7 @@ class HealthTracker:
     latencies: list[float] = field(default_factory=list)  # of passing probes, for analysis p95
     probes: int = 0
     failures: int = 0
+    sources: set[str] = field(default_factory=set)  # what the window's "probes" really were (Probe.source)
 
     def due(self, server_id: str, now: float) -> bool:
         return now - self.streaks.get(server_id, Streak()).last_at >= self.check.interval
@@ -47,12 +55,17 @@ class HealthTracker:
         else:
             streak.lb_down = 0
         self.probes += 1
+        streak.probes += 1
+        self.sources.add(probe.source)
         if probe.passed(self.check.expected_status):
             streak.ok += 1
             streak.bad = streak.down = 0
-            self.latencies.append(probe.latency)
+            if probe.source == "probe":  # a pool-status read has no latency worth a percentile
+                self.latencies.append(probe.latency)
+                streak.recent.append(probe.latency)
         else:
             self.failures += 1
+            streak.failures += 1
             streak.ok = 0
             streak.down += 1
             if probe.status is not None:
@@ -84,8 +97,8 @@ class HealthTracker:
 
     def reset_window(self) -> None:
         self.latencies.clear()
+        self.sources.clear()
         self.probes = self.failures = 0
-
 
 
 @dataclass(frozen=True)
@@ -107,6 +120,7 @@ class HealthView:
     latencies: tuple[float, ...] = ()
     probes: int = 0
     failures: int = 0
+    sources: frozenset[str] = frozenset()
 
     def _streak(self, server_id: str) -> StreakView:
         return next((s for sid, s in self.streaks if sid == server_id), StreakView())
@@ -136,4 +150,63 @@ def snapshot(tracker: HealthTracker) -> HealthView:
         latencies=tuple(tracker.latencies),
         probes=tracker.probes,
         failures=tracker.failures,
+        sources=frozenset(tracker.sources),
     )
+
+
+# ---- analysis ------------------------------------------------------------------------------------------
+
+LB_STATS, PROBES, POOL_STATUS = "load balancer stats", "releasectl probes", "pool status reads"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    failed: bool
+    reason: str
+    inconclusive: bool = False  # fewer than min_requests: the policy (extend, fail, pass) decides
+    requests: int = 0
+    source: str = LB_STATS
+
+
+def analyse(step, stats: Mapping[str, MemberStats], baseline, new: list[Member], old: list[Member], health) -> Verdict:
+    """Error rate of the new members over the window (LB counters when the provider has them, else our
+    probes, else the pool-status reads that stand in for them with `probe: false`), compared with the old
+    members', and p95 latency of our probes. Fewer than `min_requests` is inconclusive, unless the errors
+    already seen exceed the limit whatever the rest of `min_requests` would bring."""
+
+    def rate(members: list[Member]) -> tuple[int, int]:
+        requests = bad = 0
+        for m in members:
+            now, then = stats.get(m.id), baseline.get(m.id)
+            if now is None:
+                continue
+            then = then or {"requests": 0, "bad": 0}
+            requests += max(0, now.requests - int(then["requests"]))
+            bad += max(0, now.http_5xx + now.errors - int(then["bad"]))
+        return bad, requests
+
+    bad, requests = rate(new)
+    old_bad, old_requests = rate(old)
+    source = LB_STATS
+    if not requests:
+        source = POOL_STATUS if "pool status" in health.sources and "probe" not in health.sources else PROBES
+        bad, requests = health.failures, health.probes
+    new_rate = bad / requests if requests else 0.0
+    old_text = "n/a" if not old_requests else f"{old_bad / old_requests * 100:.2f}%"
+    summary = f"new error rate {new_rate * 100:.2f}% over {requests} requests ({source}), old {old_text}"
+    min_requests = getattr(step, "min_requests", 0)
+    if requests < min_requests:
+        if bad / max(min_requests, 1) > step.max_error_rate:  # fails whatever the missing requests bring
+            return Verdict(True, f"analysis failed: {summary}: {bad} errors exceed {step.max_error_rate * 100:g}% "
+                                 f"of the {min_requests} requests needed", requests=requests, source=source)
+        return Verdict(False, f"analysis inconclusive: {summary}, fewer than the {min_requests} needed",
+                       inconclusive=True, requests=requests, source=source)
+    if new_rate > step.max_error_rate:
+        return Verdict(True, f"analysis failed: {summary} > {step.max_error_rate * 100:g}%", requests=requests, source=source)
+    if step.max_p95_ms is not None:
+        p95 = percentile(list(health.latencies), 95)
+        if p95 is not None and p95 * 1000 > step.max_p95_ms:
+            return Verdict(True, f"analysis failed: p95 latency {p95 * 1000:.0f}ms > {step.max_p95_ms:g}ms (releasectl probes)",
+                           requests=requests, source=source)
+        summary += "" if p95 is None else f", p95 {p95 * 1000:.0f}ms (releasectl probes)"
+    return Verdict(False, f"analysis passed: {summary}", requests=requests, source=source)

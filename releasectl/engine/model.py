@@ -51,6 +51,8 @@ class Analyze:
     duration: float
     max_error_rate: float  # fraction, 0.01 = 1 %
     max_p95_ms: float | None = None
+    min_requests: int = 50  # fewer is inconclusive
+    inconclusive: str = "extend"  # extend (until the progress deadline), fail or pass
 
     kind = "analyze"
 
@@ -89,7 +91,7 @@ def describe_step(step: Step) -> str:
     if isinstance(step, Analyze):
         return f"analyze {step.duration:g}s, max error rate {step.max_error_rate * 100:g}%" + (
             f", max p95 {step.max_p95_ms:g}ms" if step.max_p95_ms is not None else ""
-        )
+        ) + f", min {step.min_requests} requests (else {step.inconclusive})"
     return f"retire (drain {step.drain_timeout:g}s, keep previous {step.keep_previous:g}s)"
 
 
@@ -189,6 +191,7 @@ class Release:
     own_members: list[str] = field(default_factory=list)  # pool members this release added (invariant I3)
     applied_intents: list[str] = field(default_factory=list)  # ids of operator intents folded in (engine/intents.py)
     pause_requested: bool = False  # intent: stop at the next pass and exit 4 until promoted
+    samples: list[dict[str, Any]] = field(default_factory=list)  # one per poll, for `report` (engine/samples.py)
 
     SCHEMA = 1
 

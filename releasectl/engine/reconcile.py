@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from releasectl.engine import records
+from releasectl.engine import records, samples
 from releasectl.engine.actions import AddMember, DrainMembers, MarkImage, RemoveMembers, SetWeights, apply, pairs
 from releasectl.engine.context import EngineContext
 from releasectl.engine.decide import Decision, Kind, Policy, analyse, decide, restore_release_id
@@ -49,9 +49,12 @@ class Runner:
     _asserted: set[str] = field(default_factory=set)  # members this runner added or re-asserted
     _busy_since: float | None = None  # first Conflict of the current run of busy answers
     _written: str | None = None  # record_key of the record as last written (or loaded)
+    _samples: list = field(default_factory=list)  # taken since the last write; they ride along with the next one
+    _pass_stats: dict | None = None  # the LB's counters read by this pass's observe (for the sample)
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health, lb_verdicts=not self.provider.capabilities.own_probes)
+        self.sampler = samples.Sampler(self.health)
 
     @property
     def provider(self):
@@ -82,6 +85,7 @@ class Runner:
                 self.lock.check()
             obs = self.observe()
             rel = self.release
+            self._samples.append(self.sampler.take(obs, rel, self._pass_stats, self.now()))  # hook: report samples
             if intents is not None and obs.intents:  # hook: operator intents are folded in before decide
                 for verdict in intents.verdicts(rel, list(obs.intents)):
                     self.ctx.event("intent", verdict.reason, intent=verdict.intent.id, applied=verdict.applied)
@@ -89,7 +93,8 @@ class Runner:
             rel = note_members(rel, obs, (rel.id, restore_release_id(rel)))
             decision = decide(obs, rel, self.now(), self.policy)
             if decision.reason != self._last_reason:
-                self.ctx.event(decision.kind.value, decision.reason, step=rel.step_index, phase=rel.phase.value)
+                skipped = {"skipped": True} if decision.skipped else {}
+                self.ctx.event(decision.kind.value, decision.reason, step=rel.step_index, phase=rel.phase.value, **skipped)
                 self._last_reason = decision.reason
             if decision.kind is Kind.ACT and not self._act(obs, rel, decision):
                 self.release = rel
@@ -110,7 +115,8 @@ class Runner:
             elif decision.kind is Kind.FAIL:
                 self.ctx.event("rollback", f"rolling back: {decision.reason}")
             elif decision.kind is Kind.WAIT:
-                sleep_for = poll if new.wake_at is None else min(poll, max(0.0, new.wake_at - self.now()))
+                # a wake_at already past (an analysis extended for want of requests) is nothing to wake for
+                sleep_for = poll if new.wake_at is None or new.wake_at <= self.now() else min(poll, new.wake_at - self.now())
                 self.ctx.clock.sleep(max(sleep_for, 0.02))
             elif decision.kind is Kind.PAUSE:
                 if intents is not None:
@@ -170,6 +176,7 @@ class Runner:
         """Everything this pass needs, read from the provider (the only reads of a pass)."""
         rel = self.release
         lb = lb_state(self.provider)
+        self._pass_stats = None
         if lb.status in (LBStatus.DOWN, LBStatus.ABSENT, LBStatus.ERROR):
             return Observed(servers=(), members=(), lb=lb)
         servers = tuple(self.provider.list_servers())
@@ -184,8 +191,10 @@ class Runner:
                     probe = self.provider.probe(server, self.ctx.health.path, self.ctx.health.timeout)
                     self.health.record(server.id, probe, now, pool.member_of(server))
         stats = None
+        if self.provider.capabilities.member_stats:  # every pass: the record's samples chart traffic over time
+            self._pass_stats = dict(self.provider.member_stats())
         if not rolling_back and isinstance(rel.current_step, Analyze):
-            stats = self.provider.member_stats()
+            stats = self._pass_stats if self._pass_stats is not None else self.provider.member_stats()
         images = None
         if rolling_back and rel.previous_version:
             old = [s for s in servers if s.role is Role.STABLE and s.release_id != rel.id and s.status is ServerStatus.ACTIVE]
@@ -202,6 +211,8 @@ class Runner:
         key = record_key(self.release)
         if key == self._written:
             return
+        self.release.samples = samples.append(self.release.samples, self._samples)  # samples: no write of their own
+        self._samples = []
         self.release.updated_at = self.now()
         records.save(self.provider, self.release)
         self._written = key

@@ -21,7 +21,7 @@ _TYPED_FIELDS: dict[str, tuple[type, ...]] = {
     "started_at": (int, float), "updated_at": (int, float), "ended_at": (int, float, type(None)),
     "step_started_at": (int, float, type(None)), "wake_at": (int, float, type(None)),
     "progress_deadline": (int, float), "relaunches": (int,), "actor": (dict,), "events": (list,),
-    "baseline": (dict,), "reason": (str,),
+    "baseline": (dict,), "reason": (str,), "samples": (list,),
 }
 
 
@@ -101,3 +101,22 @@ def load_history_and_damage(provider: Provider) -> tuple[list[Release], list[Dam
         if rel is not None:
             releases[rel.id] = rel
     return sorted(releases.values(), key=lambda r: r.started_at, reverse=True), damaged
+
+
+def find(provider: Provider, ref: str) -> Release:
+    """One release by id (or a unique prefix of one), or `latest`: the newest, finished or not. An id that
+    matches none (or several) is a usage error that names the newest ones."""
+    from releasectl.errors import UsageError
+
+    releases = load_history(provider)
+    if ref == "latest":
+        if not releases:
+            raise UsageError("there is no release in this environment yet", hint="run `releasectl rollout` first")
+        return releases[0]
+    matches = [r for r in releases if r.id == ref] or [r for r in releases if ref and r.id.startswith(ref)]
+    if len(matches) != 1:
+        known = ", ".join(r.id for r in releases[:5]) or "none"
+        what = "no release" if not matches else f"{len(matches)} releases"
+        raise UsageError(f"{what} with id {ref[:64]!r} in this environment (newest: {known})",
+                         hint="`releasectl history` lists the releases; `latest` is the newest")
+    return matches[0]

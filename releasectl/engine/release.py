@@ -18,6 +18,7 @@ from releasectl.engine.images import usable_image
 from releasectl.engine.invariants import owns_member
 from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import (
+    Analyze,
     Launch,
     Phase,
     Pipeline,
@@ -125,8 +126,8 @@ def check_weight_steps(ctx: EngineContext, pipeline: Pipeline, n_new: int, n_old
     With no old fleet (the first release) there is nothing to split: every step sends all traffic to the
     new fleet, which is the only possible share, and the rollout says so instead of refusing."""
     if n_old == 0:
-        if any(isinstance(s, SetWeight) and s.percent < 100 for s in pipeline.steps):
-            ctx.event("start", "no live fleet yet: every weight step sends all traffic to the new version")
+        if any(isinstance(s, Analyze) or (isinstance(s, SetWeight) and s.percent < 100) for s in pipeline.steps):
+            ctx.event("start", "first release (no live fleet): weight and analysis steps are skipped (health gate, then 100%)")
         return
     for index, step in enumerate(pipeline.steps):
         if isinstance(step, SetWeight):

@@ -92,17 +92,18 @@ def copy_release(release: Release) -> Release:
     rel.events = [dict(e) for e in release.events]
     rel.own_members = list(release.own_members)
     rel.applied_intents = list(release.applied_intents)
+    rel.samples = list(release.samples)
     return rel
 
 
-NO_WRITE_OF_THEIR_OWN = frozenset({"updated_at", "reason", "own_members"})
+NO_WRITE_OF_THEIR_OWN = frozenset({"updated_at", "reason", "own_members", "samples"})
 _KEYED = tuple(f.name for f in dataclasses.fields(Release) if f.name not in NO_WRITE_OF_THEIR_OWN | {"pipeline"})
 
 
 def record_key(release: Release) -> str:
     """The record's content minus what needs no write of its own: updated_at and reason change every pass,
     and own_members can be observed again (members of the release's servers), so they ride along with the
-    next real change. Computed on every pass: the fields are serialised directly (the pipeline, frozen, by
+    next real change, as the traffic samples do. Computed on every pass: the fields are serialised directly (the pipeline, frozen, by
     its digest and name), not through to_json and back."""
     data = {name: getattr(release, name) for name in _KEYED}
     data["pipeline"] = _pipeline_key(release.pipeline)

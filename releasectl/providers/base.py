@@ -222,6 +222,7 @@ class Probe:
     latency: float  # seconds
     body: str = ""
     error: str | None = None  # connection error text when status is None
+    source: str = "probe"  # "probe": an HTTP GET of ours; "pool status": the LB's view read instead (probe: false)
 
     def passed(self, expected_status: int) -> bool:
         return self.status == expected_status

@@ -53,9 +53,9 @@ description: The built-in canary's shape with holds of one second.
 steps:
   - launch: {}
   - weight: {percent: 10, hold: 1s}
-  - analyze: {duration: 1s, max_error_rate: 1%}
+  - analyze: {duration: 1s, max_error_rate: 1%, min_requests: 0}
   - weight: {percent: 50, hold: 1s}
-  - analyze: {duration: 1s, max_error_rate: 1%}
+  - analyze: {duration: 1s, max_error_rate: 1%, min_requests: 0}
   - weight: {percent: 100}
   - retire: {drain_timeout: 1s}
 """

@@ -44,7 +44,7 @@ def test_without_lb_counters_the_probes_decide():
     t = tracker()
     for i in range(10):
         t.record("n1", Probe(status=200 if i % 5 else 500, latency=0.01), now=float(i))
-    verdict = analyse(Analyze(duration=10, max_error_rate=0.1), {}, {}, NEW, OLD, t)
+    verdict = analyse(Analyze(duration=10, max_error_rate=0.1, min_requests=10), {}, {}, NEW, OLD, t)
     assert verdict.failed and "20.00%" in verdict.reason and "releasectl probes" in verdict.reason
 
 
@@ -89,3 +89,29 @@ def test_an_unreadable_release_record_is_an_error_not_no_release():
     for broken in ("", "{", '{"id": "x"}'):
         with pytest.raises(DamagedState, match="release record 'current' is damaged"):
             load_current(Records(broken))
+
+
+# ---- min_requests and the inconclusive policy -----------------------------------------------------------
+
+
+def test_two_requests_are_inconclusive_not_a_pass():
+    now = stats(n1=(101, 5), n2=(101, 0), o1=(1000, 1))  # 2 requests in the window, no error
+    verdict = analyse(Analyze(duration=10, max_error_rate=0.01), now, BASE, NEW, OLD, tracker())
+    assert verdict.inconclusive and not verdict.failed
+    assert verdict.requests == 2 and verdict.source == "load balancer stats"
+
+
+def test_errors_that_exceed_the_limit_whatever_comes_next_fail_before_min_requests():
+    now = stats(n1=(110, 10), n2=(100, 0), o1=(1000, 1))  # 5 errors in 10: 5 of the 50 needed is 10 % > 5 %
+    verdict = analyse(Analyze(duration=10, max_error_rate=0.05), now, BASE, NEW, OLD, tracker())
+    assert verdict.failed and not verdict.inconclusive
+
+
+def test_pool_status_reads_are_labelled_as_such():
+    t = tracker()
+    for i in range(60):
+        t.record("n1", Probe(status=200, latency=0.0, source="pool status"), now=float(i))
+    verdict = analyse(Analyze(duration=10, max_error_rate=0.01), {}, {}, NEW, OLD, t)
+    assert not verdict.failed and not verdict.inconclusive
+    assert verdict.source == "pool status reads" and "pool status reads" in verdict.reason
+    assert t.latencies == []  # a pool read has no latency to take a percentile of

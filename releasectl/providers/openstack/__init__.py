@@ -133,6 +133,9 @@ def _options(raw: Mapping[str, Any]) -> dict[str, Any]:
     return opts
 
 
+POOL_STATUS = "pool status"  # Probe.source of a pool read standing in for a probe (probe: false)
+
+
 class OpenStackProvider(Provider):
     """Composes the modules above and maps the interface onto them; one line per method where it can."""
 
@@ -292,12 +295,13 @@ class OpenStackProvider(Provider):
         try:
             member = next((m for m in self.list_members() if m.address == server.address and m.port == server.port), None)
         except ReleasectlError as exc:
-            return Probe(status=None, latency=0.0, error=f"could not read the pool: {exc}")
+            return Probe(status=None, latency=0.0, error=f"could not read the pool: {exc}", source=POOL_STATUS)
         if member is None:
-            return Probe(status=None, latency=0.0, error="not a pool member yet (probe: false)")
+            return Probe(status=None, latency=0.0, error="not a pool member yet (probe: false)", source=POOL_STATUS)
         if member.health is Health.HEALTHY:
-            return Probe(status=self.ctx.health.expected_status, latency=0.0, body="load balancer: member healthy")
-        return Probe(status=None, latency=0.0, error=f"load balancer reports the member {member.health_detail or member.health.value} (probe: false)")
+            return Probe(status=self.ctx.health.expected_status, latency=0.0, body="load balancer: member healthy", source=POOL_STATUS)
+        return Probe(status=None, latency=0.0, error=f"load balancer reports the member {member.health_detail or member.health.value} (probe: false)",
+                     source=POOL_STATUS)
 
     # ---- the pool ---------------------------------------------------------------------------------------
 
