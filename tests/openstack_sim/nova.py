@@ -117,6 +117,7 @@ class Compute(Service):
         self.add("PUT", f"{v}/servers/{{id}}/tags/{{tag}}", self.add_tag)
         self.add("DELETE", f"{v}/servers/{{id}}/tags/{{tag}}", self.delete_tag)
         self.add("POST", f"{v}/servers/{{id}}/action", self.action)
+        self.add("GET", f"{v}/limits", lambda req: self.ctx.quotas.nova_limits(req))
         self.add("GET", f"{v}/flavors", self.list_flavors)
         self.add("GET", f"{v}/flavors/detail", self.list_flavors_detail)
         self.add("GET", f"{v}/flavors/{{id}}", self.show_flavor)
@@ -476,6 +477,7 @@ class Compute(Service):
                 raise ApiError(400, f"Image {image_id} is not active.")
             if flavor_id not in self.ctx.store.flavors:
                 raise ApiError(400, "Invalid flavorRef provided.")
+            self.ctx.quotas.check_boot(self.ctx.store.flavors[flavor_id])
             network = self._resolve_network(networks)
             server = self._new_server(name, image, flavor_id, network, metadata, tags, spec.get("key_name"),
                                       description)

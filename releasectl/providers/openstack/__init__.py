@@ -13,6 +13,7 @@ Modules, one job each:
     images.py        bake (snapshot), list, label, delete images    servers.py  servers of this app and env
     pool.py          the Octavia pool: LB state, monitor, members (ownership tags), batch weights
     records.py       release records (create-only too) and the lock, in Swift
+    quota.py         the project's quota (Nova limits, Neutron and Octavia quotas), read-only
 
 Options (`openstack:` in releasectl.yaml), all optional until the operation that needs them:
 
@@ -54,6 +55,7 @@ from releasectl.providers.base import (
     Probe,
     Provider,
     ProviderContext,
+    Quota,
     Server,
     ServerSpec,
 )
@@ -68,6 +70,7 @@ from .neutron import Neutron
 from .nova import Nova
 from .octavia import Octavia
 from .pool import Pool, to_member
+from .quota import read_quota
 from .records import LockStore, RecordStore
 from .servers import Servers
 from .status import Poll
@@ -326,6 +329,16 @@ class OpenStackProvider(Provider):
 
     def destroy_pool(self) -> None:
         """The pool belongs to the operator: `releasectl down` leaves it (empty) in place."""
+
+    # ---- quota ------------------------------------------------------------------------------------------
+
+    def quota(self) -> Quota:
+        ref = self.options["flavor"]
+        return read_quota(
+            self.nova, self.neutron, self.octavia, str(self.auth.token().project_id or ""),
+            flavor=lambda: self.nova.flavor(str(ref)) if ref else None,
+            has_service=lambda service: self.auth.endpoint(service, required=False) is not None,
+        )
 
     # ---- records and the lock ----------------------------------------------------------------------------
 
