@@ -30,6 +30,7 @@ import copy
 import functools
 import hashlib
 import itertools
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
@@ -646,6 +647,8 @@ class MemoryProvider(Provider):
         if spec.source_image_id is not None and self._image(spec.source_image_id) is None:
             raise NotFound(f"image {spec.source_image_id} does not exist")
         failure, self.cloud.recipe_failure = (self.cloud.recipe_failure if spec.recipe else None), None
+        exits = [line.strip() for line in (spec.recipe.text if spec.recipe else "").splitlines()]
+        failure = failure or next((f"{line}: the recipe failed" for line in exits if re.fullmatch(r"exit [1-9]\d*", line)), None)
         builder = Builder(
             id=self.cloud.new_id("builder"), name=f"{self.ctx.app}-builder",
             status=BuilderStatus.FAILED if failure else BuilderStatus.READY,
