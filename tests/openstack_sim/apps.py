@@ -8,6 +8,7 @@ Processes are tracked by PID and stopped by PID (SIGTERM, SIGKILL after a timeou
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -51,14 +52,18 @@ class AppManager:
         self._lock = threading.Lock()
 
     def start(self, server_id: str, *, name: str, address: str, port: int, version: str,
-              fail_health: bool, sock: socket.socket | None = None) -> AppProcess:
+              fail_health: bool, sock: socket.socket | None = None,
+              files: dict[str, str] | None = None) -> AppProcess:
         """Spawn the app. With ``sock`` (bound to address:port), the app listens on that socket.
+        ``files``: what the server's user data wrote, served at ``/files/<path>``.
 
         The parent's copy of ``sock`` is closed here in every case.
         """
         cmd = [sys.executable, "-I", "-S", str(APP_SCRIPT), "--host", address, "--port", str(port),
                "--server-id", server_id, "--name", name, "--version", version,
                "--parent-pid", str(os.getpid())]
+        if files:
+            cmd += ["--files-json", json.dumps(files)[:65536]]
         if fail_health:
             cmd.append("--fail-health")
         pass_fds: tuple[int, ...] = ()

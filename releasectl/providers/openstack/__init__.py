@@ -11,6 +11,7 @@ Modules, one job each:
     values.py        labels from metadata, timestamps, the 255-byte rule
     nova.py, glance.py, neutron.py, octavia.py, swift.py    the REST calls of each service
     images.py        bake (snapshot), list, label, delete images    servers.py  servers of this app and env
+    builder.py       the builder from code: one server per app, booted with the recipe as user data
     pool.py          the Octavia pool: LB state, monitor, members (ownership tags), batch weights
     records.py       release records (create-only too) and the lock, in Swift
     quota.py         the project's quota (Nova limits, Neutron and Octavia quotas), read-only
@@ -18,7 +19,8 @@ Modules, one job each:
 Options (`openstack:` in releasectl.yaml), all optional until the operation that needs them:
 
     cloud, region, interface   which clouds.yaml entry, region and endpoint interface (default public)
-    builder                    server (name or id) that `bake` snapshots
+    builder                    server (name or id) that `bake` snapshots, while no builder from code is up
+    base_image                 image (name or id) the builder from code boots from with `--from base`
     flavor, network            what servers boot with (name or id); key_name, security_groups, user_data
     pool                       the operator's Octavia pool (name or id); create_monitor (default false)
     cacert, insecure           TLS: a CA bundle (relative to releasectl.yaml), or no verification
@@ -44,6 +46,8 @@ import requests
 from releasectl.errors import ConfigError, ProviderError, ReleasectlError
 from releasectl.providers._http_probe import http_get_probe
 from releasectl.providers.base import (
+    Builder,
+    BuilderSpec,
     Capabilities,
     Health,
     Image,
@@ -62,6 +66,7 @@ from releasectl.providers.base import (
 from releasectl.wait import REAL_CLOCK
 
 from .auth import Auth
+from .builder import BuilderServer
 from .credentials import Credentials, load_credentials
 from .glance import Glance
 from .http import RetryPolicy, Timeouts, Transport
@@ -85,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
     "region": None,
     "interface": None,
     "builder": None,
+    "base_image": None,
     "flavor": None,
     "network": None,
     "pool": None,
@@ -208,6 +214,10 @@ class OpenStackProvider(Provider):
         )
 
     @functools.cached_property
+    def builder_server(self) -> BuilderServer:
+        return BuilderServer(self.nova, self.glance, self.neutron, self.servers, self.ctx, self.options, poll=self.poll)
+
+    @functools.cached_property
     def pool(self) -> Pool:
         ref = self.options["pool"]
         if not ref:
@@ -234,7 +244,7 @@ class OpenStackProvider(Provider):
         return self.images.get(image_id)
 
     def bake_image(self, version: str, name: str, labels: Mapping[str, str]) -> Image:
-        return self.images.bake(version, name, labels)
+        return self.images.bake(version, name, labels, builder=self.builder_server.find())
 
     def update_image(
         self, image_id: str, *, labels: Mapping[str, str | None] | None = None, protected: bool | None = None
@@ -329,6 +339,23 @@ class OpenStackProvider(Provider):
 
     def destroy_pool(self) -> None:
         """The pool belongs to the operator: `releasectl down` leaves it (empty) in place."""
+
+    # ---- the builder from code ---------------------------------------------------------------------------
+
+    def builder_up(self, spec: BuilderSpec) -> Builder:
+        return self.builder_server.up(spec)
+
+    def get_builder(self) -> Builder | None:
+        return self.builder_server.get()
+
+    def builder_down(self) -> bool:
+        return self.builder_server.down()
+
+    def quiesce_builder(self) -> bool:
+        return self.builder_server.quiesce(self.images._builder)
+
+    def resume_builder(self) -> None:
+        self.builder_server.resume()
 
     # ---- quota ------------------------------------------------------------------------------------------
 
