@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -104,6 +105,22 @@ class AppManager:
         finally:
             conn.close()
 
+    def pause(self, server_id: str) -> bool:
+        """SIGSTOP, for a server that is SHUTOFF: it keeps its address:port (no other simulator can take it
+        meanwhile), and connections to it wait instead of being answered."""
+        return self._send(server_id, signal.SIGSTOP)
+
+    def resume(self, server_id: str) -> bool:
+        """SIGCONT: the server was started again. False when it has no live process."""
+        return self._send(server_id, signal.SIGCONT)
+
+    def _send(self, server_id: str, sig: int) -> bool:
+        proc = self.get(server_id)
+        if proc is None or proc.popen.poll() is not None:
+            return False
+        proc.popen.send_signal(sig)
+        return True
+
     def stop(self, server_id: str) -> None:
         with self._lock:
             proc = self._procs.pop(server_id, None)
@@ -117,6 +134,7 @@ class AppManager:
         for proc in procs:  # signal all first, so they shut down in parallel
             if proc.popen.poll() is None:
                 proc.popen.terminate()
+                proc.popen.send_signal(signal.SIGCONT)
         for proc in procs:
             self._terminate(proc)
 
@@ -124,6 +142,7 @@ class AppManager:
         popen = proc.popen
         if popen.poll() is None:
             popen.terminate()
+            popen.send_signal(signal.SIGCONT)  # a paused (SHUTOFF) app handles its SIGTERM once continued
         try:
             popen.wait(timeout=self.stop_timeout)
         except subprocess.TimeoutExpired:

@@ -841,7 +841,7 @@ class Compute(Service):
 
     # ----- power and console -----
     def _power(self, server_id: str, *, stop: bool) -> Response:
-        """os-stop (ACTIVE -> SHUTOFF, the app process stops) and os-start (SHUTOFF -> ACTIVE, it starts)."""
+        """os-stop (ACTIVE -> SHUTOFF, the app process is paused) and os-start (SHUTOFF -> ACTIVE, it goes on)."""
         action, wanted, task = ("stop", "active", "powering-off") if stop else ("start", "stopped", "powering-on")
         with self.ctx.store.lock:
             server = self._server(server_id)
@@ -855,7 +855,7 @@ class Compute(Service):
 
     def _powered(self, server_id: str, stop: bool) -> None:
         if stop:
-            self.ctx.apps.stop(server_id)  # by PID, outside the lock
+            self.ctx.apps.pause(server_id)  # it keeps its address:port while SHUTOFF
         with self.ctx.store.lock:
             server = self.ctx.store.servers.get(server_id)
             if server is None or server.task_state not in ("powering-off", "powering-on"):
@@ -866,8 +866,8 @@ class Compute(Service):
                 server.console.append(f"[{now - server.created:12.6f}] reboot: Power down")
                 server.updated = now
                 return
-            if self.ctx.options.serve_apps and server.address:
-                sock = _rebind(server.address, server.app_port)
+            if self.ctx.options.serve_apps and server.address and not self.ctx.apps.resume(server_id):
+                sock = _rebind(server.address, server.app_port)  # its process died while it was SHUTOFF
                 if sock is None:
                     self._to_error(server, f"openstack_sim: {server.address}:{server.app_port} is taken")
                     return
