@@ -621,6 +621,7 @@ PROVIDER_KEYS: dict[str, dict[str, Parser]] = {
         "region": string,
         "interface": string,
         "builder": string,
+        "base_image": string,
         "flavor": string,
         "network": string,
         "pool": string,

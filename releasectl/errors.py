@@ -35,6 +35,15 @@ class ConfigError(UsageError):
         self.location = location
 
 
+class QuotaExceeded(UsageError):
+    """The project's quota cannot hold what the command would create: refused before anything is created.
+    `rows` holds (resource, needed, used, limit) of every resource that does not fit."""
+
+    def __init__(self, message: str, rows: list[tuple[str, int, int, int]], *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.rows = rows
+
+
 class CredentialsError(UsageError):
     """Credentials missing, unusable, or refused by the identity service (Keystone 400/401/403/404 on
     authentication): a configuration problem that waiting or resuming cannot fix. Never carries the credential
@@ -74,6 +83,10 @@ class PausedAtGate(ReleasectlError):
 
 class ReleaseFailed(ReleasectlError):
     """The release failed its checks; traffic is back on the previous version."""
+
+
+class RecipeFailed(ReleaseFailed):
+    """The builder's recipe failed (or its builder broke): `bake --recipe` removed the builder, nothing baked."""
 
 
 class SmokeCheckFailed(ReleaseFailed):

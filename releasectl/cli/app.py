@@ -44,6 +44,9 @@ app.add_typer(config_app, name="config")
 from releasectl.cli.history_cmd import history_app  # noqa: E402  (history and history show)
 
 app.add_typer(history_app, name="history")
+from releasectl.cli.builder_cmd import builder_app  # noqa: E402  (the builder from code)
+
+app.add_typer(builder_app, name="builder")
 
 
 def _globals(ctx: typer.Context) -> Globals:
@@ -184,13 +187,24 @@ def bake(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="Semantic version, e.g. 1.4.0 or 1.5.0-rc.1.")],
     force: Annotated[bool, typer.Option(help="Replace an existing image of this version (only if not live).")] = False,
+    live: Annotated[bool, typer.Option(help="Snapshot the builder while it runs (no stop and start around it).")] = False,
+    recipe: Annotated[Optional[Path], typer.Option(help="The whole pipeline: builder up from the last image, this recipe, checks, snapshot, builder down.")] = None,
+    source: Annotated[Optional[str], typer.Option("--from", help="With --recipe: VERSION, IMAGE or `base` to start from (default: the last image).")] = None,
+    timeout: Annotated[str, typer.Option(help="With --recipe: how long the recipe may take.")] = "10m",
 ) -> None:
-    """Snapshot the builder into a version-named image."""
+    """Snapshot the builder into a version-named image (with --recipe: build the builder from code first)."""
     from releasectl.engine.images import bake as do_bake
 
     _check_version(version)
+    if recipe is not None:
+        from releasectl.cli.builder_cmd import bake_with_recipe
+
+        bake_with_recipe(ctx, version, recipe, source=source, timeout=timeout, force=force, live=live)
+        return
+    if source is not None:
+        raise UsageError("--from needs --recipe (or use `releasectl builder up --from ...`, then `bake`)")
     ectx = engine_context(_globals(ctx), stop_at_once=True)
-    image = do_bake(ectx, version, force=force)
+    image = do_bake(ectx, version, force=force, live=live)
     _finish(ctx, views.image_result(image, ectx.env))
 
 

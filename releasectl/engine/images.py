@@ -8,7 +8,7 @@ import releasectl
 from releasectl.engine.context import EngineContext
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.errors import Interrupted, ReleasectlError, UsageError
-from releasectl.providers.base import Image, ImageStatus, Label, Role
+from releasectl.providers.base import BuilderStatus, Image, ImageStatus, Label, Role
 
 
 def in_use(image: Image, ctx: EngineContext) -> str | None:
@@ -40,13 +40,13 @@ def usable_image(ctx: EngineContext, version: str) -> Image:
     raise UsageError(f"no image for {ctx.app} {version}", hint=f"bake it first: `releasectl bake {version}`")
 
 
-def bake(ctx: EngineContext, version: str, *, force: bool = False) -> Image:
+def check_bakeable(ctx: EngineContext, version: str, *, force: bool = False) -> list[Image]:
+    """Refuse (UsageError) a version that is baked (without force) or whose image is in use; returns the
+    images of the version that exist. Read-only."""
     parse_version(version)
     existing = [i for i in ctx.provider.list_images() if i.version == version]
     for image in existing:
         if image.status is ImageStatus.PENDING:
-            ctx.event("bake", f"removing the unfinished image {image.name} left by an interrupted bake")
-            ctx.provider.delete_image(image.id)
             continue
         if not force:
             raise UsageError(
@@ -56,13 +56,35 @@ def bake(ctx: EngineContext, version: str, *, force: bool = False) -> Image:
         busy = in_use(image, ctx)
         if busy:
             raise UsageError(f"{image.name} cannot be replaced: it is {busy}")
+    return existing
+
+
+def bake(ctx: EngineContext, version: str, *, force: bool = False, live: bool = False) -> Image:
+    """Snapshot the builder. Unless `live`, it is quiesced first (stopped, then started again after), so the
+    snapshot's disk is consistent. The image records where it came from: the builder's source image, its
+    recipe's sha256 and the time."""
+    existing = check_bakeable(ctx, version, force=force)
+    builder = ctx.provider.get_builder()
+    if builder is not None and builder.status is BuilderStatus.FAILED:
+        raise UsageError(f"the builder {builder.name} failed: {builder.detail[-300:] or 'no detail'}",
+                         hint="`releasectl builder down`, then `releasectl builder up --recipe FILE` again")
+    for image in existing:
+        if image.status is ImageStatus.PENDING:
+            ctx.event("bake", f"removing the unfinished image {image.name} left by an interrupted bake")
+            ctx.provider.delete_image(image.id)
     name = ctx.image_name_for(version)
     for image in existing:
         if image.status is not ImageStatus.PENDING:
             ctx.event("bake", f"replacing {image.name} (--force)")
             ctx.provider.delete_image(image.id)
     ctx.event("bake", f"snapshotting the builder into {name}")
-    labels = {Label.CREATED_BY: releasectl.__version__, Label.PORT: str(ctx.provider.ctx.app_port)}
+    labels = {Label.CREATED_BY: releasectl.__version__, Label.PORT: str(ctx.provider.ctx.app_port),
+              Label.BAKED_AT: str(int(ctx.clock.time()))}
+    if builder is not None:
+        labels.update({Label.SOURCE_IMAGE: builder.source_image_id or "base", Label.RECIPE_SHA256: builder.recipe_sha256})
+    stopped = False if live else ctx.provider.quiesce_builder()
+    if stopped:
+        ctx.event("bake", "stopped the builder for a consistent snapshot (--live skips this)")
     try:
         image = ctx.provider.bake_image(version, name, labels)
     except (Interrupted, KeyboardInterrupt) as exc:
@@ -72,6 +94,10 @@ def bake(ctx: EngineContext, version: str, *, force: bool = False) -> Image:
             + (f"removed the partial image {', '.join(removed)}" if removed else "no partial image was left"),
             hint=f"run `releasectl bake {version}` again",
         ) from None
+    finally:
+        if stopped:
+            ctx.provider.resume_builder()
+            ctx.event("bake", "started the builder again")
     digest = f", sha256 {image.checksum[:12]}" if image.checksum else ""
     ctx.event("bake", f"baked {image.name} ({image.size or 0} bytes{digest})")
     return image

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-from releasectl.engine import intents, records
+from releasectl.engine import intents, quota, records
 from releasectl.engine.context import EngineContext
 from releasectl.engine.decide import restore_release_id
 from releasectl.engine.images import usable_image
@@ -195,6 +195,9 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
         image = choose_image(ctx, version, live)
         old_count = len(observed.members_for(observed.with_role(Role.STABLE)))
         check_weight_steps(ctx, pipeline, ctx.count, old_count)
+        warm = sum(1 for s in observed.servers if s.version == image.version)  # adopted, not booted
+        quota.preflight(ctx.provider, what=f"rollout of {ctx.app} {image.version} with pipeline {pipeline.name}",
+                        servers=max(0, quota.peak_new_servers(pipeline, ctx.count) - warm))
         retire_expired_warm(ctx, observed)
         release = _new_release(ctx, ReleaseKind.ROLLOUT, image, pipeline, live, ctx.count)
         ctx.event("start", f"rollout of {ctx.app} {image.version} ({image.name}) to {ctx.env} with pipeline "

@@ -38,6 +38,10 @@ class Label:
     OUTCOME = "outcome"  # images: ImageOutcome value, set by the engine
     PORT = "port"  # images: the app's port (the openstack provider needs it for members)
     DAMAGED = "damaged"  # set by a provider, never stored: the resource's state file is unreadable (why)
+    SOURCE_IMAGE = "source_image"  # images: the image (id) the builder was booted from; "base" without one
+    RECIPE_SHA256 = "recipe_sha256"  # images: sha256 of the recipe applied to the builder ("" without one)
+    BAKED_AT = "baked_at"  # images: epoch seconds of the snapshot
+    BUILDER = "builder"  # servers: the app's builder from code (never tagged with an env, so never in a fleet)
 
 
 class Role(str, enum.Enum):
@@ -354,6 +358,70 @@ class EnvChange:
     fields: tuple[str, ...] = ()  # what differs, for UPDATE and REPLACE
 
 
+UNLIMITED = -1
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The project's limits and usage, by resource name (instances, cores, ram_mb, ports, floatingips,
+    security_groups, members, load_balancers). A limit of UNLIMITED (-1) is unlimited; a resource missing from
+    `limits` could not be read and is not checked. `per_server` is what one server of this environment takes
+    (instances 1, its flavor's cores and RAM, a port, a pool member)."""
+
+    limits: Mapping[str, int] = field(default_factory=dict)
+    used: Mapping[str, int] = field(default_factory=dict)
+    per_server: Mapping[str, int] = field(default_factory=lambda: {"instances": 1})
+
+
+RECIPE_DONE = "RELEASECTL-RECIPE-DONE"  # the line a recipe run prints when it finished well
+RECIPE_FAILED = "RELEASECTL-RECIPE-FAILED"  # ... and when it failed (followed by its exit status)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What the builder applies: a shell script, or cloud-config when it starts with `#cloud-config`."""
+
+    name: str  # the file's name, for messages
+    text: str
+    sha256: str
+
+    @property
+    def kind(self) -> str:
+        return "cloud-config" if self.text.lstrip().startswith("#cloud-config") else "shell"
+
+
+@dataclass(frozen=True)
+class BuilderSpec:
+    """The builder to bring up: from an image of this app (the patch path) or, with None, the provider's base
+    (local: the configured builder folder; openstack: openstack.base_image), then the recipe, bounded."""
+
+    source_image_id: str | None
+    recipe: Recipe | None
+    timeout: float = 600.0
+
+
+class BuilderStatus(str, enum.Enum):
+    BUILDING = "building"  # booting or running its recipe
+    READY = "ready"  # recipe done (or none): bake snapshots it
+    STOPPED = "stopped"  # quiesced for a snapshot
+    FAILED = "failed"  # the recipe failed or the server is in ERROR
+
+
+@dataclass(frozen=True)
+class Builder:
+    """The app's builder from code (one per app). Not a pool member, never part of a fleet."""
+
+    id: str
+    name: str
+    status: BuilderStatus
+    source_image_id: str  # "" when booted from the base
+    recipe_sha256: str  # "" without a recipe
+    created_at: float
+    address: str | None = None  # where its app answers, when it runs one (openstack); None for a folder
+    port: int | None = None
+    detail: str = ""  # why it FAILED: the tail of the recipe's output
+
+
 class Provider(ABC):
     """One cloud behind one interface. Every method is idempotent where its docstring says so."""
 
@@ -559,6 +627,37 @@ class Provider(ABC):
     @abstractmethod
     def break_lock(self) -> None:
         """Remove whatever lock is there (for `unlock`)."""
+
+    # ---- quota -----------------------------------------------------------------------------------------
+
+    def quota(self) -> Quota:
+        """The project's limits and usage (read-only). This default knows no limit: nothing is refused."""
+        return Quota()
+
+    # ---- the builder from code (one per app) ---------------------------------------------------------
+
+    def builder_up(self, spec: BuilderSpec) -> Builder:
+        """Bring the builder up from spec.source_image_id (or the base) and apply spec.recipe, waiting at most
+        spec.timeout for the recipe's RECIPE_DONE. Returns it READY, or raises RecipeFailed (its output's tail)
+        or WaitTimeout, leaving the builder for `get_builder` and `builder_down`. The engine refuses while one
+        is up; the provider never replaces one."""
+        raise NotImplementedError(f"{self.name} provider has no builder from code")
+
+    def get_builder(self) -> Builder | None:
+        """The builder brought up by builder_up, or None."""
+        return None
+
+    def builder_down(self) -> bool:
+        """Remove the builder that builder_up made (and nothing else). Idempotent: False when there was none."""
+        return False
+
+    def quiesce_builder(self) -> bool:
+        """Stop the builder before a snapshot (Nova os-stop), so its disk is consistent. True if it stopped
+        something that resume_builder must start again; False where there is nothing to stop (a folder)."""
+        return False
+
+    def resume_builder(self) -> None:
+        """Start the builder that quiesce_builder stopped, and wait until it runs again."""
 
     def close(self) -> None:
         """Release client resources (HTTP sessions). Never stops servers or the LB."""

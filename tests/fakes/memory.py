@@ -20,6 +20,8 @@ Faults, all deterministic (nothing random, nothing timed by the wall clock):
     conflict_next(n)           the next n writes (servers, members, images) answer Conflict (a 409)
     crash_next_call(...)       the runner dies in its next call, before or after the call took effect
     add_foreign_member(pool)   another app's server and member in the same pool (never ours to touch)
+    set_quota(**limits)        the project's limits (instances, cores, ram_mb, ports, members); usage counted
+    fail_next_recipe(output)   the next builder recipe fails with that output
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ import copy
 import functools
 import hashlib
 import itertools
+import re
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Callable, Mapping
 
-from releasectl.errors import Conflict, LockHeld, NotFound, ProviderError, ResourceFailure, UsageError
+from releasectl.errors import Conflict, LockHeld, NotFound, ProviderError, RecipeFailed, ResourceFailure, UsageError
 from releasectl.providers.base import (
     AdminState,
     Capabilities,
@@ -46,9 +49,13 @@ from releasectl.providers.base import (
     Lease,
     Member,
     MemberStats,
+    Builder,
+    BuilderSpec,
+    BuilderStatus,
     Probe,
     Provider,
     ProviderContext,
+    Quota,
     Role,
     Server,
     ServerSpec,
@@ -61,6 +68,7 @@ from .clock import FakeClock
 
 MAX_WEIGHT = 256
 BOOT_DELAY = 1.0  # seconds of fake time from create to ACTIVE
+SERVER_SIZE = {"instances": 1, "cores": 1, "ram_mb": 512, "ports": 1, "members": 1}  # one server of any app
 
 
 class Crash(BaseException):
@@ -155,6 +163,9 @@ class MemoryCloud:
         self.failing_starts: dict[tuple[str, str], str] = {}
         self.unhealthy_versions: set[tuple[str, str]] = set()
         self.conflicts = 0
+        self.quota_limits: dict[str, int] = {}
+        self.builders: dict[str, Builder] = {}  # by app
+        self.recipe_failure: str | None = None
         self.crash: str | None = None  # "before" or "after": the next call dies
         self.calls = 0
         self._ids = itertools.count(1)
@@ -205,6 +216,12 @@ class MemoryCloud:
     def vanish_image(self, image_id: str) -> None:
         with self.lock:
             self.images.pop(image_id, None)
+
+    def set_quota(self, **limits: int) -> None:
+        self.quota_limits.update(limits)
+
+    def fail_next_recipe(self, output: str = "apt-get: unable to locate package") -> None:
+        self.recipe_failure = output
 
     def conflict_next(self, n: int) -> None:
         self.conflicts = n
@@ -611,3 +628,56 @@ class MemoryProvider(Provider):
     @_api()
     def break_lock(self) -> None:
         self.cloud.leases.pop(self._key(), None)
+
+    # ---- quota --------------------------------------------------------------------------------------------
+
+    @_api()
+    def quota(self) -> Quota:
+        count = len(self.cloud.servers) + len(self.cloud.builders)
+        used = {resource: amount * count for resource, amount in SERVER_SIZE.items()}
+        used["members"] = sum(len(p.members) for p in self.cloud.pools.values())
+        return Quota(limits=dict(self.cloud.quota_limits), used=used, per_server=dict(SERVER_SIZE))
+
+    # ---- the builder from code ----------------------------------------------------------------------------
+
+    @_api(write=True)
+    def builder_up(self, spec: BuilderSpec) -> Builder:
+        if self.ctx.app in self.cloud.builders:
+            raise Conflict(f"the builder of {self.ctx.app} is up already")
+        if spec.source_image_id is not None and self._image(spec.source_image_id) is None:
+            raise NotFound(f"image {spec.source_image_id} does not exist")
+        failure, self.cloud.recipe_failure = (self.cloud.recipe_failure if spec.recipe else None), None
+        exits = [line.strip() for line in (spec.recipe.text if spec.recipe else "").splitlines()]
+        failure = failure or next((f"{line}: the recipe failed" for line in exits if re.fullmatch(r"exit [1-9]\d*", line)), None)
+        builder = Builder(
+            id=self.cloud.new_id("builder"), name=f"{self.ctx.app}-builder",
+            status=BuilderStatus.FAILED if failure else BuilderStatus.READY,
+            source_image_id=spec.source_image_id or "", recipe_sha256=spec.recipe.sha256 if spec.recipe else "",
+            created_at=self._now(), detail=failure or "",
+        )
+        self.cloud.builders[self.ctx.app] = builder
+        if failure:
+            raise RecipeFailed(f"the recipe {spec.recipe.name} failed on the builder: {failure}")
+        return builder
+
+    @_api()
+    def get_builder(self) -> Builder | None:
+        return self.cloud.builders.get(self.ctx.app)
+
+    @_api(write=True)
+    def builder_down(self) -> bool:
+        return self.cloud.builders.pop(self.ctx.app, None) is not None
+
+    @_api(write=True)
+    def quiesce_builder(self) -> bool:
+        builder = self.cloud.builders.get(self.ctx.app)
+        if builder is None or builder.status is not BuilderStatus.READY:
+            return False
+        self.cloud.builders[self.ctx.app] = replace(builder, status=BuilderStatus.STOPPED)
+        return True
+
+    @_api(write=True)
+    def resume_builder(self) -> None:
+        builder = self.cloud.builders.get(self.ctx.app)
+        if builder is not None and builder.status is BuilderStatus.STOPPED:
+            self.cloud.builders[self.ctx.app] = replace(builder, status=BuilderStatus.READY)

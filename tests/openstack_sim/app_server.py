@@ -25,7 +25,12 @@ def main() -> None:
     parser.add_argument("--fail-health", action="store_true")
     parser.add_argument("--parent-pid", type=int, default=0)
     parser.add_argument("--fd", type=int, default=-1, help="an inherited socket already bound to host:port")
+    parser.add_argument("--files-json", default="{}", help="files the server's user data wrote: /files/<path>")
     args = parser.parse_args()
+    try:
+        files = json.loads(args.files_json)
+    except ValueError:
+        files = {}
 
     identity = {"version": args.version, "server_id": args.server_id, "name": args.name,
                 "address": args.host, "port": args.port}
@@ -40,6 +45,8 @@ def main() -> None:
                 status = 500 if args.fail_health else 200
                 body = b"unhealthy\n" if args.fail_health else b"ok\n"
                 ctype = "text/plain"
+            elif path.startswith("/files/") and path[len("/files/"):] in files:
+                status, body, ctype = 200, str(files[path[len("/files/"):]]).encode(), "text/plain"
             elif path == "/":
                 status, body, ctype = 200, json.dumps(identity).encode() + b"\n", "application/json"
             else:

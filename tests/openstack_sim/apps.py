@@ -8,7 +8,9 @@ Processes are tracked by PID and stopped by PID (SIGTERM, SIGKILL after a timeou
 from __future__ import annotations
 
 import http.client
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -51,14 +53,18 @@ class AppManager:
         self._lock = threading.Lock()
 
     def start(self, server_id: str, *, name: str, address: str, port: int, version: str,
-              fail_health: bool, sock: socket.socket | None = None) -> AppProcess:
+              fail_health: bool, sock: socket.socket | None = None,
+              files: dict[str, str] | None = None) -> AppProcess:
         """Spawn the app. With ``sock`` (bound to address:port), the app listens on that socket.
+        ``files``: what the server's user data wrote, served at ``/files/<path>``.
 
         The parent's copy of ``sock`` is closed here in every case.
         """
         cmd = [sys.executable, "-I", "-S", str(APP_SCRIPT), "--host", address, "--port", str(port),
                "--server-id", server_id, "--name", name, "--version", version,
                "--parent-pid", str(os.getpid())]
+        if files:
+            cmd += ["--files-json", json.dumps(files)[:65536]]
         if fail_health:
             cmd.append("--fail-health")
         pass_fds: tuple[int, ...] = ()
@@ -99,6 +105,22 @@ class AppManager:
         finally:
             conn.close()
 
+    def pause(self, server_id: str) -> bool:
+        """SIGSTOP, for a server that is SHUTOFF: it keeps its address:port (no other simulator can take it
+        meanwhile), and connections to it wait instead of being answered."""
+        return self._send(server_id, signal.SIGSTOP)
+
+    def resume(self, server_id: str) -> bool:
+        """SIGCONT: the server was started again. False when it has no live process."""
+        return self._send(server_id, signal.SIGCONT)
+
+    def _send(self, server_id: str, sig: int) -> bool:
+        proc = self.get(server_id)
+        if proc is None or proc.popen.poll() is not None:
+            return False
+        proc.popen.send_signal(sig)
+        return True
+
     def stop(self, server_id: str) -> None:
         with self._lock:
             proc = self._procs.pop(server_id, None)
@@ -112,6 +134,7 @@ class AppManager:
         for proc in procs:  # signal all first, so they shut down in parallel
             if proc.popen.poll() is None:
                 proc.popen.terminate()
+                proc.popen.send_signal(signal.SIGCONT)
         for proc in procs:
             self._terminate(proc)
 
@@ -119,6 +142,7 @@ class AppManager:
         popen = proc.popen
         if popen.poll() is None:
             popen.terminate()
+            popen.send_signal(signal.SIGCONT)  # a paused (SHUTOFF) app handles its SIGTERM once continued
         try:
             popen.wait(timeout=self.stop_timeout)
         except subprocess.TimeoutExpired:

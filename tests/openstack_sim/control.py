@@ -27,6 +27,8 @@ class Control:
             ("POST", "/_sim/faults"): self.set_faults,
             ("GET", "/_sim/builder"): self.get_builder,
             ("POST", "/_sim/builder"): self.set_builder,
+            ("GET", "/_sim/quota"): self.get_quota,
+            ("POST", "/_sim/quota"): self.set_quota,
         }
 
     def handle(self, method: str, path: str, query: str, body: bytes) -> Response:
@@ -64,6 +66,13 @@ class Control:
 
     def set_faults(self, payload: dict) -> dict:
         return self.sim.set_faults(**payload)
+
+    def get_quota(self, payload: dict) -> dict:
+        return self.sim.quota()
+
+    def set_quota(self, payload: dict) -> dict:
+        self.sim.set_quota(**payload)
+        return self.sim.quota()
 
     def get_builder(self, payload: dict) -> dict:
         return self.sim.builder()

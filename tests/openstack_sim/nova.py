@@ -12,11 +12,13 @@ import base64
 import binascii
 import re
 import secrets
+import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from .console import run_user_data
 from .server import ApiError, Request, Response, Service, empty_response, json_response
 from .state import iso, new_id, parse_iso
 
@@ -64,6 +66,23 @@ class Server:
     power_state: int = 0
     launched_at: float | None = None
     fault: dict | None = None
+    user_data: str | None = None  # decoded; "run" at first boot (console.py)
+    console: list[str] = field(default_factory=list)  # what os-getConsoleOutput shows
+    files: dict[str, str] = field(default_factory=dict)  # what its user data wrote; snapshots carry them
+    booted: bool = False  # its user data has "run" (once, at the first boot)
+
+
+def _rebind(address: str, port: int) -> socket.socket | None:
+    """Bind address:port again for a restarted app (os-start). SO_REUSEADDR lets the bind through the
+    TIME_WAIT connections its previous process left; Linux still refuses it while anything listens there."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        return None
+    return sock
 
 
 def _check_metadata(meta: Any, what: str = "metadata") -> dict[str, str]:
@@ -93,6 +112,7 @@ class Compute(Service):
         self.max_version = parse_version(ctx.options.nova_max_microversion)
         self.builder_id: str | None = None
         self.builder_fail_health = False
+        self.image_files: dict[str, dict[str, str]] = {}  # image id -> the files of the server it snapshots
         super().__init__(ctx)
 
     def register(self) -> None:
@@ -117,6 +137,7 @@ class Compute(Service):
         self.add("PUT", f"{v}/servers/{{id}}/tags/{{tag}}", self.add_tag)
         self.add("DELETE", f"{v}/servers/{{id}}/tags/{{tag}}", self.delete_tag)
         self.add("POST", f"{v}/servers/{{id}}/action", self.action)
+        self.add("GET", f"{v}/limits", lambda req: self.ctx.quotas.nova_limits(req))
         self.add("GET", f"{v}/flavors", self.list_flavors)
         self.add("GET", f"{v}/flavors/detail", self.list_flavors_detail)
         self.add("GET", f"{v}/flavors/{{id}}", self.show_flavor)
@@ -210,6 +231,7 @@ class Compute(Service):
                         address=address, app_port=port, created=now, updated=now,
                         seq=self.ctx.store.next_seq(), metadata=metadata, tags=tags, key_name=key_name,
                         description=description)
+        server.files = dict(self.image_files.get(image.id, {}))
         self.ctx.store.servers[server.id] = server
         return server
 
@@ -252,6 +274,30 @@ class Compute(Service):
         server.status, server.vm_state, server.task_state, server.power_state = "ACTIVE", "active", None, 1
         server.launched_at = server.launched_at or now
         server.updated = now
+        self._boot_console(server)
+
+    def _boot_console(self, server: Server) -> None:
+        """At the first boot: cloud-init's lines, then what the user data prints, each at its time (caller
+        holds the lock)."""
+        if server.booted:
+            return
+        server.booted = True
+        server.console += [f"[    0.000000] Linux version 5.15.0-sim ({server.name})",
+                           f"Cloud-init v. 23.1 running 'init' at {iso(self.ctx.now())}. Up 1.00 seconds.",
+                           "Cloud-init v. 23.1 running 'modules:final'."]
+        run = run_user_data(server.user_data)
+        server.files.update(run.files)
+        for step in run.steps:
+            if step.delay <= 0:
+                server.console.append(step.line)
+            else:
+                self.ctx.scheduler.call_later(step.delay, self._console_line, server.id, step.line)
+
+    def _console_line(self, server_id: str, line: str) -> None:
+        with self.ctx.store.lock:
+            server = self.ctx.store.servers.get(server_id)
+            if server is not None and server.task_state != "deleting":
+                server.console.append(line)
 
     def _to_error(self, server: Server, message: str) -> None:
         now = self.ctx.now()
@@ -289,9 +335,11 @@ class Compute(Service):
                 props = self.image_props(server)
                 try:
                     # Started under the lock so a concurrent delete always finds the process to stop.
+                    self._boot_console(server)  # the user data runs before the app starts, as at a real boot
                     self.ctx.apps.start(server.id, name=server.name, address=server.address,
                                         port=server.app_port, version=props.get("releasectl_version", ""),
-                                        fail_health=self.fails_health(server), sock=reserved)
+                                        fail_health=self.fails_health(server), sock=reserved,
+                                        files=server.files)
                 except OSError as exc:
                     self._to_error(server, f"openstack_sim could not start the app process: {exc}")
                     return
@@ -458,11 +506,16 @@ class Compute(Service):
         for count_key in ("min_count", "max_count"):
             if count_key in spec and int(spec[count_key]) != 1:
                 raise ApiError(400, f"openstack_sim supports one server per create ({count_key}=1).")
+        user_data = None
         if spec.get("user_data") is not None:
             try:
-                base64.b64decode(spec["user_data"], validate=True)
+                raw = base64.b64decode(spec["user_data"], validate=True)
             except (binascii.Error, TypeError, ValueError):
                 raise ApiError(400, "Invalid input for field/attribute user_data. It must be base64.") from None
+            if len(spec["user_data"]) > 65535:
+                raise ApiError(400, "User data too large. User data must be no larger than 65535 bytes once "
+                                    "base64 encoded.")
+            user_data = raw.decode("utf-8", errors="replace")
         opts = self.ctx.options
         with self.ctx.store.lock:
             live = [s for s in self.ctx.store.servers.values() if s.task_state != "deleting"]
@@ -476,9 +529,11 @@ class Compute(Service):
                 raise ApiError(400, f"Image {image_id} is not active.")
             if flavor_id not in self.ctx.store.flavors:
                 raise ApiError(400, "Invalid flavorRef provided.")
+            self.ctx.quotas.check_boot(self.ctx.store.flavors[flavor_id])
             network = self._resolve_network(networks)
             server = self._new_server(name, image, flavor_id, network, metadata, tags, spec.get("key_name"),
                                       description)
+            server.user_data = user_data
             error = self.ctx.faults.take("next_create_error")
             answer_500 = self.ctx.faults.take("next_create_500")
         self.ctx.scheduler.call_later(opts.build_delay / 2, self._spawning, server.id)
@@ -772,11 +827,69 @@ class Compute(Service):
         if not isinstance(body, dict) or len(body) != 1:
             raise ApiError(400, "Malformed request body: exactly one action is expected")
         name = next(iter(body))
+        if name == "os-stop":
+            return self._power(server_id, stop=True)
+        if name == "os-start":
+            return self._power(server_id, stop=False)
+        if name == "os-getConsoleOutput":
+            return self._console_output(server_id, body[name])
         if name != "createImage":
             with self.ctx.store.lock:
                 self._server(server_id)
             raise ApiError(400, f"There is no such action: {name}")
         return self._create_image(req, server_id, body[name])
+
+    # ----- power and console -----
+    def _power(self, server_id: str, *, stop: bool) -> Response:
+        """os-stop (ACTIVE -> SHUTOFF, the app process is paused) and os-start (SHUTOFF -> ACTIVE, it goes on)."""
+        action, wanted, task = ("stop", "active", "powering-off") if stop else ("start", "stopped", "powering-on")
+        with self.ctx.store.lock:
+            server = self._server(server_id)
+            if server.vm_state != wanted or server.task_state is not None:
+                raise ApiError(409, f"Cannot '{action}' instance {server_id} while it is in vm_state "
+                                    f"{server.vm_state}" + (f" and task_state {server.task_state}" if server.task_state else ""))
+            server.task_state = task
+            server.updated = self.ctx.now()
+        self.ctx.scheduler.call_later(self.ctx.options.build_delay / 2, self._powered, server_id, stop)
+        return empty_response(202)
+
+    def _powered(self, server_id: str, stop: bool) -> None:
+        if stop:
+            self.ctx.apps.pause(server_id)  # it keeps its address:port while SHUTOFF
+        with self.ctx.store.lock:
+            server = self.ctx.store.servers.get(server_id)
+            if server is None or server.task_state not in ("powering-off", "powering-on"):
+                return
+            now = self.ctx.now()
+            if stop:
+                server.status, server.vm_state, server.task_state, server.power_state = "SHUTOFF", "stopped", None, 4
+                server.console.append(f"[{now - server.created:12.6f}] reboot: Power down")
+                server.updated = now
+                return
+            if self.ctx.options.serve_apps and server.address and not self.ctx.apps.resume(server_id):
+                sock = _rebind(server.address, server.app_port)  # its process died while it was SHUTOFF
+                if sock is None:
+                    self._to_error(server, f"openstack_sim: {server.address}:{server.app_port} is taken")
+                    return
+                props = self.image_props(server)
+                self.ctx.apps.start(server.id, name=server.name, address=server.address, port=server.app_port,
+                                    version=props.get("releasectl_version", ""), fail_health=self.fails_health(server),
+                                    sock=sock, files=server.files)
+            server.console.append(f"[    0.000000] Linux version 5.15.0-sim ({server.name})")
+            self._to_active(server)
+
+    def _console_output(self, server_id: str, spec: Any) -> Response:
+        length = spec.get("length") if isinstance(spec, dict) else None
+        if length is not None and (not isinstance(length, (int, str)) or not str(length).lstrip("-").isdigit()):
+            raise ApiError(400, "Invalid input for field/attribute length.")
+        with self.ctx.store.lock:
+            server = self._server(server_id)
+            if server.vm_state not in ("active", "stopped", "error") and server.status != "ACTIVE":
+                raise ApiError(409, f"Instance {server_id} is not ready yet (vm_state {server.vm_state})")
+            lines = list(server.console)
+        if length is not None and int(length) >= 0:
+            lines = lines[-int(length):] if int(length) else []
+        return json_response(200, {"output": "\n".join(lines) + ("\n" if lines else "")})
 
     def _create_image(self, req: Request, server_id: str, spec: Any) -> Response:
         if not isinstance(spec, dict):
@@ -795,6 +908,7 @@ class Compute(Service):
                 raise ApiError(409, f"Cannot 'createImage' instance {server_id} while it is in task_state "
                                     f"{server.task_state}")
             image = self._snapshot_record(server, name, metadata)
+            self.image_files[image.id] = dict(server.files)
             server.task_state = "image_snapshot"
             server.updated = self.ctx.now()
             vanish = self.ctx.faults.take("next_snapshot_vanish")

@@ -28,6 +28,8 @@ from .keystone import DOMAIN, Identity
 from .neutron import Networking
 from .nova import Compute
 from .octavia import LoadBalancing
+from .quotas import Quotas
+from .quotas import install as install_quotas
 from .server import Dispatcher, SimHTTPServer
 from .state import Scheduler, Store, iso
 from .swift import ObjectStorage
@@ -103,6 +105,7 @@ class Context:
         self.octavia: LoadBalancing = None  # type: ignore[assignment]
         self.swift: ObjectStorage = None  # type: ignore[assignment]
         self.dns: Dns = None  # type: ignore[assignment]
+        self.quotas = Quotas(self)
 
     @staticmethod
     def now() -> float:
@@ -126,6 +129,7 @@ class Simulator:
         ctx.octavia = LoadBalancing(ctx)
         ctx.swift = ObjectStorage(ctx)
         ctx.dns = Dns(ctx)
+        install_quotas(ctx, ctx.quotas)
         self._control = Control(self)
         self._dispatcher = Dispatcher(ctx, [ctx.nova, Keypairs(ctx), ctx.glance, ctx.octavia, ctx.neutron, ctx.dns]
                                         + ([ctx.swift] if self.options.object_store else []), ctx.keystone,
@@ -369,6 +373,14 @@ class Simulator:
 
     def builder(self) -> dict[str, Any]:
         return {"server_id": self.builder_id, "fail_health": self.ctx.nova.builder_fail_health}
+
+    def set_quota(self, **limits: int) -> dict[str, int]:
+        """Set quota limits (instances, cores, ram_mb, ports, floatingips, security_groups, load_balancers,
+        members; -1 unlimited). Returns every limit."""
+        return self.ctx.quotas.set(**limits)
+
+    def quota(self) -> dict[str, Any]:
+        return {"limits": dict(self.ctx.quotas.limits), "used": self.ctx.quotas.usage()}
 
     def set_builder_fail_health(self, fail: bool = True) -> None:
         """While on, snapshots of the builder carry ``sim_fail_health=true``: their apps fail /healthz."""

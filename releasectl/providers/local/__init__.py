@@ -25,6 +25,8 @@ from typing import Any, Mapping
 
 from releasectl.errors import ConfigError
 from releasectl.providers.base import (
+    Builder,
+    BuilderSpec,
     Capabilities,
     EnvAction,
     EnvChange,
@@ -45,6 +47,7 @@ from releasectl.providers.base import (
     StateIssue,
 )
 
+from .builder import LocalBuilder
 from .files import encode_name
 from .haproxy import bind_address
 from .images import ImageStore
@@ -98,6 +101,7 @@ class LocalProvider(Provider):
         self.env_dir = state / "envs" / encode_name(ctx.env)
         self.builder = (Path(ctx.config_dir) / str(opts["builder"])).resolve()
         self.images = ImageStore(state / "images", ctx.app, exclude=state)
+        self.from_code = LocalBuilder(state / "builder", base=self.builder, unpack=self.images.unpack, exclude=state)
         self.servers = ServerStore(
             self.env_dir / "servers",
             app=ctx.app,
@@ -131,7 +135,8 @@ class LocalProvider(Provider):
         return self.images.get(image_id)
 
     def bake_image(self, version: str, name: str, labels: Mapping[str, str]) -> Image:
-        return self.images.bake(self.builder, version, name, labels)
+        made = self.from_code.get()  # a builder from code, while it is up, is what bake snapshots
+        return self.images.bake(self.from_code.tree if made is not None else self.builder, version, name, labels)
 
     def update_image(
         self, image_id: str, *, labels: Mapping[str, str | None] | None = None, protected: bool | None = None
@@ -283,6 +288,17 @@ class LocalProvider(Provider):
 
     def break_lock(self) -> None:
         self.lock.break_()
+
+    # ---- the builder from code: a folder ----------------------------------------------------------------
+
+    def builder_up(self, spec: BuilderSpec) -> Builder:
+        return self.from_code.up(spec)
+
+    def get_builder(self) -> Builder | None:
+        return self.from_code.get()
+
+    def builder_down(self) -> bool:
+        return self.from_code.down()
 
     def close(self) -> None:
         self.servers.close()

@@ -11,15 +11,18 @@ Modules, one job each:
     values.py        labels from metadata, timestamps, the 255-byte rule
     nova.py, glance.py, neutron.py, octavia.py, swift.py    the REST calls of each service
     images.py        bake (snapshot), list, label, delete images    servers.py  servers of this app and env
+    builder.py       the builder from code: one server per app, booted with the recipe as user data
     pool.py          the Octavia pool: LB state, monitor, members (ownership tags), batch weights
     records.py       release records (create-only too) and the lock, in Swift
     env.py           `env plan/up/down`: routes each environment resource to network.py (Neutron writes),
                      keypairs.py, lb_build.py (Octavia LB, listener, pool, monitor) and dns.py (Designate)
+    quota.py         the project's quota (Nova limits, Neutron and Octavia quotas), read-only
 
 Options (`openstack:` in releasectl.yaml), all optional until the operation that needs them:
 
     cloud, region, interface   which clouds.yaml entry, region and endpoint interface (default public)
-    builder                    server (name or id) that `bake` snapshots
+    builder                    server (name or id) that `bake` snapshots, while no builder from code is up
+    base_image                 image (name or id) the builder from code boots from with `--from base`
     flavor, network            what servers boot with (name or id); key_name, security_groups, user_data
     pool                       the operator's Octavia pool (name or id); create_monitor (default false)
     cacert, insecure           TLS: a CA bundle (relative to releasectl.yaml), or no verification
@@ -46,6 +49,8 @@ import requests
 from releasectl.errors import ConfigError, ProviderError, ReleasectlError
 from releasectl.providers._http_probe import http_get_probe
 from releasectl.providers.base import (
+    Builder,
+    BuilderSpec,
     Capabilities,
     EnvChange,
     EnvKind,
@@ -61,12 +66,14 @@ from releasectl.providers.base import (
     Probe,
     Provider,
     ProviderContext,
+    Quota,
     Server,
     ServerSpec,
 )
 from releasectl.wait import REAL_CLOCK
 
 from .auth import Auth
+from .builder import BuilderServer
 from .credentials import Credentials, load_credentials
 from .dns import Designate, DnsResources
 from .env import KINDS as ENV_KINDS
@@ -81,6 +88,7 @@ from .neutron import Neutron
 from .nova import Nova
 from .octavia import Octavia
 from .pool import Pool, to_member
+from .quota import read_quota
 from .records import LockStore, RecordStore
 from .servers import Servers
 from .status import Poll
@@ -95,6 +103,7 @@ DEFAULTS: dict[str, Any] = {
     "region": None,
     "interface": None,
     "builder": None,
+    "base_image": None,
     "flavor": None,
     "network": None,
     "pool": None,
@@ -224,6 +233,10 @@ class OpenStackProvider(Provider):
         )
 
     @functools.cached_property
+    def builder_server(self) -> BuilderServer:
+        return BuilderServer(self.nova, self.glance, self.neutron, self.servers, self.ctx, self.options, poll=self.poll)
+
+    @functools.cached_property
     def pool(self) -> Pool:
         ref = self.options["pool"]
         if not ref:
@@ -250,7 +263,7 @@ class OpenStackProvider(Provider):
         return self.images.get(image_id)
 
     def bake_image(self, version: str, name: str, labels: Mapping[str, str]) -> Image:
-        return self.images.bake(version, name, labels)
+        return self.images.bake(version, name, labels, builder=self.builder_server.find())
 
     def update_image(
         self, image_id: str, *, labels: Mapping[str, str | None] | None = None, protected: bool | None = None
@@ -369,6 +382,32 @@ class OpenStackProvider(Provider):
 
     def env_apply(self, change: EnvChange, known: Mapping[str, EnvResource]) -> EnvResource | None:
         return self.environment.apply(change, known)
+    # ---- the builder from code ---------------------------------------------------------------------------
+
+    def builder_up(self, spec: BuilderSpec) -> Builder:
+        return self.builder_server.up(spec)
+
+    def get_builder(self) -> Builder | None:
+        return self.builder_server.get()
+
+    def builder_down(self) -> bool:
+        return self.builder_server.down()
+
+    def quiesce_builder(self) -> bool:
+        return self.builder_server.quiesce(self.images._builder)
+
+    def resume_builder(self) -> None:
+        self.builder_server.resume()
+
+    # ---- quota ------------------------------------------------------------------------------------------
+
+    def quota(self) -> Quota:
+        ref = self.options["flavor"]
+        return read_quota(
+            self.nova, self.neutron, self.octavia, str(self.auth.token().project_id or ""),
+            flavor=lambda: self.nova.flavor(str(ref)) if ref else None,
+            has_service=lambda service: self.auth.endpoint(service, required=False) is not None,
+        )
 
     # ---- records and the lock ----------------------------------------------------------------------------
 

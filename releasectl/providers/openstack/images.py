@@ -109,8 +109,9 @@ class Images:
                 log.info("removing the unfinished image %s (%s) of an interrupted bake", d.get("name"), d["id"])
                 self.delete(str(d["id"]))
 
-    def bake(self, version: str, name: str, labels: Mapping[str, str]) -> Image:
-        builder = self._builder()
+    def bake(self, version: str, name: str, labels: Mapping[str, str], builder: Mapping[str, Any] | None = None) -> Image:
+        """Snapshot `builder` (the builder from code, when it is up) or the configured `openstack.builder`."""
+        builder = builder or self._builder()
         builder_id, builder_name = str(builder["id"]), str(builder.get("name"))
         self._clean_leftovers(version)
         marker = secrets.token_hex(8)

@@ -116,6 +116,11 @@ class Nova(ServiceClient):
 
     # ---- flavors ----------------------------------------------------------------------------------------
 
+    def flavor(self, ref: str) -> dict[str, Any]:
+        """The flavor (vcpus, ram, disk...) that flavor_id resolves `ref` to."""
+        flavor_id = self.flavor_id(ref)
+        return next(f for f in self._flavors or [] if f.get("id") == flavor_id)
+
     def flavor_id(self, ref: str) -> str:
         """A flavor by id or name (matched client-side: the name filter needs MV 2.102)."""
         if self._flavors is None:

@@ -1,0 +1,142 @@
+"""The builder from code: bring the app's builder up from its last image (the patch path) or a base, apply a
+recipe, check it, snapshot it, take it down.
+
+`builder_up` and `builder_down` are the two halves; `bake_with_recipe` is the whole pipeline in one command
+(builder up from the last image, recipe, smoke checks on the builder where it runs the app, a quiesced
+snapshot, builder down). Recipes are hostile input: read here, bounded, and refused with exit 2 before
+anything is created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from releasectl.engine import quota
+from releasectl.engine.context import EngineContext
+from releasectl.engine.images import bake, check_bakeable, usable_image
+from releasectl.engine.stage import CheckResult, evaluate
+from releasectl.engine.versions import parse_version, version_key
+from releasectl.errors import ReleasectlError, SmokeCheckFailed, UsageError
+from releasectl.providers.base import Builder, BuilderSpec, Image, ImageStatus, Recipe, Server, ServerStatus
+
+MAX_RECIPE_BYTES = 32 * 1024  # Nova takes 64 KiB of base64 user data, and the recipe rides in it with a wrapper
+BASE = "base"  # `--from base`: the provider's base (local: the configured builder folder; openstack: base_image)
+
+
+def load_recipe(path: Path) -> Recipe:
+    """Read a recipe file: a regular file of at most MAX_RECIPE_BYTES of UTF-8 text without NUL. UsageError
+    (exit 2, nothing changed) otherwise."""
+    shown = str(path)[:200]
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_RECIPE_BYTES + 1)
+    except FileNotFoundError:
+        raise UsageError(f"recipe {shown}: no such file", hint="pass a shell script or a #cloud-config file") from None
+    except IsADirectoryError:
+        raise UsageError(f"recipe {shown} is a directory, not a file") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"recipe {shown}: cannot read it: {getattr(exc, 'strerror', None) or exc}") from None
+    if len(data) > MAX_RECIPE_BYTES:
+        raise UsageError(f"recipe {shown} is larger than {MAX_RECIPE_BYTES} bytes",
+                         hint="keep the recipe small: have it fetch or unpack what it needs")
+    if not data.strip():
+        raise UsageError(f"recipe {shown} is empty")
+    if b"\x00" in data:
+        raise UsageError(f"recipe {shown} holds a NUL byte: it must be a text file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"recipe {shown} is not UTF-8 text (byte {exc.start})") from None
+    return Recipe(name=Path(path).name[:100], text=text, sha256=hashlib.sha256(data).hexdigest())
+
+
+def last_image(ctx: EngineContext) -> Image | None:
+    """The newest baked image of the app (by version) that did not fail: what the next version patches."""
+    usable = [i for i in ctx.provider.list_images()
+              if i.status is ImageStatus.ACTIVE and i.version and (i.outcome is None or i.outcome.value != "failed")]
+    return max(usable, key=lambda i: (version_key(i.version), i.created_at), default=None)
+
+
+def source_image(ctx: EngineContext, source: str | None) -> str | None:
+    """The image id the builder boots from: `source` a version of the app, `base`, or an image the provider
+    resolves (an id; on OpenStack also a Glance name). Without one: the last image, else the base."""
+    if source is None:
+        last = last_image(ctx)
+        return last.id if last is not None else None
+    if source == BASE:
+        return None
+    try:
+        parse_version(source)
+    except UsageError:
+        return source
+    return usable_image(ctx, source).id
+
+
+def builder_up(ctx: EngineContext, *, source: str | None, recipe: Recipe | None, timeout: float) -> Builder:
+    existing = ctx.provider.get_builder()
+    if existing is not None:
+        raise UsageError(f"the builder of {ctx.app} is up already ({existing.name}, {existing.status.value})",
+                         hint="bake it with `releasectl bake VERSION`, or remove it with `releasectl builder down`")
+    image_id = source_image(ctx, source)
+    quota.preflight(ctx.provider, what=f"builder up for {ctx.app}", servers=1)
+    origin = f"image {image_id}" if image_id else "the base"
+    ctx.event("builder", f"bringing the builder up from {origin}" + (f" with recipe {recipe.name}" if recipe else ""))
+    builder = ctx.provider.builder_up(BuilderSpec(source_image_id=image_id, recipe=recipe, timeout=timeout))
+    ctx.event("builder", f"builder {builder.name} is {builder.status.value}")
+    return builder
+
+
+def builder_down(ctx: EngineContext) -> bool:
+    removed = ctx.provider.builder_down()
+    ctx.event("builder", "removed the builder" if removed else "no builder was up")
+    return removed
+
+
+def check_builder(ctx: EngineContext, builder: Builder) -> list[CheckResult]:
+    """The stage smoke checks against the builder's app, when the builder runs one (a server); a folder
+    builder runs none, and its image meets the checks at `stage`."""
+    if builder.address is None or not ctx.stage_checks:
+        return []
+    as_server = Server(id=builder.id, name=builder.name, app=ctx.app, version="", env="", role=None, release_id="",
+                       status=ServerStatus.ACTIVE, address=builder.address, port=builder.port)
+    results = []
+    for check in ctx.stage_checks:
+        result = evaluate(check, ctx.provider.probe(as_server, check.path, max(ctx.health.timeout, check.max_latency or 0) + 1))
+        results.append(result)
+        ctx.event("check", f"builder {check.path}: {'pass' if result.passed else 'FAIL'} ({result.detail})")
+    failed = [r for r in results if not r.passed]
+    if failed:
+        raise SmokeCheckFailed(f"{len(failed)} of {len(results)} smoke checks failed on the builder: "
+                               + "; ".join(f"{r.check.path}: {r.detail}" for r in failed))
+    return results
+
+
+@dataclass(frozen=True)
+class RecipeBake:
+    image: Image
+    builder: Builder
+    checks: list[CheckResult]
+
+
+def bake_with_recipe(ctx: EngineContext, version: str, recipe: Recipe, *, source: str | None, timeout: float,
+                     force: bool = False, live: bool = False) -> RecipeBake:
+    """Builder up from the last image (or `source`), the recipe, smoke checks on the builder, snapshot, builder
+    down: the builder is removed whatever happens after it came up."""
+    check_bakeable(ctx, version, force=force)  # before anything boots: a baked version is refused at once
+    existing = ctx.provider.get_builder()
+    if existing is not None:  # never take down a builder this command did not bring up
+        raise UsageError(f"the builder of {ctx.app} is up already ({existing.name}, {existing.status.value})",
+                         hint=f"bake it with `releasectl bake {version}` (no --recipe), or `releasectl builder down` first")
+    try:
+        builder = builder_up(ctx, source=source, recipe=recipe, timeout=timeout)
+        checks = check_builder(ctx, builder)
+        image = bake(ctx, version, force=force, live=live)
+    finally:
+        try:
+            builder_down(ctx)
+        except ReleasectlError as exc:  # the image (or the first error) matters more; say what is left
+            ctx.event("builder", f"could not remove the builder: {exc} (run `releasectl builder down`)")
+    return RecipeBake(image, builder, checks)
+
