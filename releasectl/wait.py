@@ -50,6 +50,7 @@ class RealClock:
 
 
 REAL_CLOCK = RealClock()
+FIRST_POLL = 0.2  # most waits end within a second: look again soon, then back off to the configured interval
 
 
 def wait_for(
@@ -61,16 +62,18 @@ def wait_for(
     backoff: float = 1.5,
     what: str = "condition",
     clock: Clock = REAL_CLOCK,
+    first: float = FIRST_POLL,
 ) -> T:
     """Call `probe` until it returns something other than None or False, and return that.
 
-    `probe` raises (typically ResourceFailure) to fail fast on a declared failure state. The interval grows
-    by `backoff` up to `max_interval`. After `timeout` seconds this raises WaitTimeout naming `what`.
+    `probe` raises (typically ResourceFailure) to fail fast on a declared failure state. The first sleep is
+    `first` (at most `interval`), so a short wait is not rounded up to a whole interval; it grows by `backoff`
+    to `interval`, then on up to `max_interval`. After `timeout` seconds this raises WaitTimeout naming `what`.
     """
     if timeout <= 0:
         raise ValueError("wait_for needs a positive timeout")
     deadline = clock.monotonic() + timeout
-    delay = interval
+    delay = min(first, interval)
     attempts = 0
     while True:
         attempts += 1

@@ -35,6 +35,13 @@ class AddMember:
 
 
 @dataclass(frozen=True)
+class AddMembers:
+    """AddMember for a whole fleet in one LB change (one batch PUT on Octavia, one HAProxy session)."""
+
+    servers: tuple[Server, ...]
+
+
+@dataclass(frozen=True)
 class SetWeights:
     """One weight change for several members (a canary step, or moving all traffic back)."""
 
@@ -50,11 +57,15 @@ class DrainMembers:
 
 @dataclass(frozen=True)
 class RemoveMembers:
+    """Take the members out of the pool in one LB change."""
+
     member_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class StopServers:
+    """Delete the servers in parallel (bounded) and wait for them together."""
+
     server_ids: tuple[str, ...]
 
 
@@ -82,7 +93,7 @@ class MarkImage:
 
 
 Action = Union[
-    LaunchServer, RelabelServers, AddMember, SetWeights, DrainMembers, RemoveMembers, StopServers, ReplaceBroken,
+    LaunchServer, RelabelServers, AddMember, AddMembers, SetWeights, DrainMembers, RemoveMembers, StopServers, ReplaceBroken,
     RestartLB, MarkImage,
 ]
 
@@ -106,6 +117,9 @@ def apply(action: Action, provider: Provider) -> Member | Server | None:
         return None
     if isinstance(action, AddMember):
         return provider.add_member(action.server)
+    if isinstance(action, AddMembers):
+        provider.add_members(list(action.servers))
+        return None
     if isinstance(action, SetWeights):
         provider.set_weights(dict(action.weights))
         return None
@@ -113,12 +127,10 @@ def apply(action: Action, provider: Provider) -> Member | Server | None:
         provider.set_weights({mid: 0 for mid in action.member_ids})
         return None
     if isinstance(action, RemoveMembers):
-        for mid in action.member_ids:
-            provider.remove_member(mid)
+        provider.remove_members(list(action.member_ids))
         return None
     if isinstance(action, StopServers):
-        for sid in action.server_ids:
-            provider.delete_server(sid)
+        provider.delete_servers(list(action.server_ids))
         return None
     if isinstance(action, ReplaceBroken):
         if action.member_id is not None:
@@ -144,6 +156,6 @@ def weights_after(action: Action) -> dict[str, int]:
 
 
 __all__ = [
-    "Action", "AddMember", "DrainMembers", "LaunchServer", "MarkImage", "RelabelServers", "RemoveMembers",
+    "Action", "AddMember", "AddMembers", "DrainMembers", "LaunchServer", "MarkImage", "RelabelServers", "RemoveMembers",
     "ReplaceBroken", "RestartLB", "SetWeights", "StopServers", "apply", "relabel", "pairs",
 ]

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 from releasectl.timefmt import rfc3339
 from releasectl.engine.actions import (
     Action,
-    AddMember,
+    AddMembers,
     DrainMembers,
     LaunchServer,
     RemoveMembers,
@@ -201,14 +201,14 @@ def health_gate(obs: Observed, fleet: list[Server], what: str) -> Decision | Non
     building = [s for s in fleet if s.status is ServerStatus.BUILDING]
     if building:
         return wait(f"waiting for {len(building)} server(s) to boot")
-    for server in fleet:
-        member = obs.member_of(server)
-        if member is None:
-            return act(f"adding {server.name} to the pool (weight 0)", AddMember(server))
-        if member.health is not Health.HEALTHY and server.id not in obs.asserted:
-            # this runner did not add it: a crash may have cut the add short (checks never enabled),
-            # so assert it once; add_member is idempotent and re-arms a half-added member
-            return act(f"checking {server.name}'s pool membership", AddMember(server))
+    missing = tuple(s for s in fleet if obs.member_of(s) is None)
+    if missing:  # the whole fleet joins in one LB change
+        return act(f"adding {_names(missing)} to the pool (weight 0)", AddMembers(missing))
+    # one this runner did not add: a crash may have cut the add short (checks never enabled), so assert
+    # it once; add_members is idempotent and re-arms a half-added member
+    unsure = tuple(s for s in fleet if obs.member_of(s).health is not Health.HEALTHY and s.id not in obs.asserted)
+    if unsure:
+        return act(f"checking the pool membership of {_names(unsure)}", AddMembers(unsure))
     for server in fleet:
         if obs.health.failed_at_launch(server.id):
             return Decision(Kind.FAIL, f"health check failed on {server.name}: {obs.health.describe(server.id)}")
@@ -217,6 +217,10 @@ def health_gate(obs: Observed, fleet: list[Server], what: str) -> Decision | Non
         names = ", ".join(s.name for s in not_ready)
         return wait(f"health gate: waiting for {names} ({len(fleet) - len(not_ready)}/{len(fleet)} healthy)")
     return None
+
+
+def _names(servers: tuple[Server, ...]) -> str:
+    return servers[0].name if len(servers) == 1 else f"{len(servers)} servers"
 
 
 def watch_health(obs: Observed, new: list[Server]) -> str | None:
@@ -349,8 +353,8 @@ def retire_decision(
     obs: Observed, rel: Release, now: float, servers: list[Server], drain_timeout: float, why: str, policy: Policy
 ) -> Decision:
     """Retire a fleet: drain every member at once (one weight change), wait until all have 0 sessions or
-    the drain timeout passes (one wait for the whole fleet), then remove the members and stop the servers,
-    one action per pass. Never stops a process that is still in the pool."""
+    the drain timeout passes (one wait for the whole fleet), then remove all the members in one LB change
+    and stop all the servers in one (parallel) action. Never stops a process that is still in the pool."""
     members = [m for m in (obs.member_of(s) for s in servers) if m is not None]
     undrained = tuple(m.id for m in members if m.weight != 0)
     if undrained:
@@ -362,12 +366,8 @@ def retire_decision(
         drained = sessions_known and all(m.sessions == 0 for m in members)
         if not drained and now < rel.wake_at:
             return wait(f"{why}: waiting for {len(members)} member(s) to drain (at most until {_clock(rel.wake_at)})")
-        member = members[0]
-        server = obs.server_of(member)
-        name = server.name if server is not None else member.name
-        return act(f"{why}: removing {name} from the pool", RemoveMembers((member.id,)))
-    server = servers[0]
-    return act(f"{why}: stopping {server.name}", StopServers((server.id,)), clear_wake=True)
+        return act(f"{why}: removing {len(members)} member(s) from the pool", RemoveMembers(tuple(m.id for m in members)))
+    return act(f"{why}: stopping {_names(tuple(servers))}", StopServers(tuple(s.id for s in servers)), clear_wake=True)
 
 
 # finalize ----------------------------------------------------------------------------------------------
@@ -446,7 +446,7 @@ def old_fleet_gate(obs: Observed, rel: Release, now: float, old_active: list[Ser
     prev = rel.previous_version or "the old fleet"
     missing = [s for s in old_active if obs.member_of(s) is None]
     if missing:
-        return act(f"putting {prev} server {missing[0].name} back in the pool", AddMember(missing[0]))
+        return act(f"putting {prev} server(s) {_names(tuple(missing))} back in the pool", AddMembers(tuple(missing)))
     if any(_lb_healthy(obs, s) for s in old_active):
         return None
     if past_deadline(rel, now):

@@ -23,6 +23,7 @@ from typing import Iterable
 from releasectl.engine.actions import (
     Action,
     AddMember,
+    AddMembers,
     DrainMembers,
     LaunchServer,
     MarkImage,
@@ -159,6 +160,8 @@ def _check_ownership(obs: Observed, action: Action, app: str, env: str, own_memb
         member_ids = (action.member_id,) if action.member_id else ()
     elif isinstance(action, AddMember):
         server_ids = (action.server.id,)
+    elif isinstance(action, AddMembers):
+        server_ids = tuple(server.id for server in action.servers)
     elif isinstance(action, SetWeights):
         member_ids = tuple(mid for mid, _ in action.weights)
     elif isinstance(action, (DrainMembers, RemoveMembers)):

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from releasectl.engine import records, samples
-from releasectl.engine.actions import AddMember, DrainMembers, MarkImage, RemoveMembers, SetWeights, apply, pairs
+from releasectl.engine.actions import AddMember, AddMembers, DrainMembers, MarkImage, RemoveMembers, SetWeights, apply, pairs
 from releasectl.engine.context import EngineContext
 from releasectl.engine.decide import Decision, Kind, Policy, analyse, decide, restore_release_id
 from releasectl.engine.health import HealthTracker, snapshot
@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover
     intents = None  # type: ignore[assignment]
 
 
-POOL_WRITES = (AddMember, SetWeights, DrainMembers, RemoveMembers)  # fail while the LB is down
+POOL_WRITES = (AddMember, AddMembers, SetWeights, DrainMembers, RemoveMembers)  # fail while the LB is down
 
 
 @dataclass
@@ -170,6 +170,8 @@ class Runner:
         self._busy_since = None
         if isinstance(decision.action, AddMember):
             self._asserted.add(decision.action.server.id)
+        if isinstance(decision.action, AddMembers):
+            self._asserted.update(server.id for server in decision.action.servers)
         return True
 
     def observe(self) -> Observed:

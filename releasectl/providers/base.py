@@ -19,7 +19,7 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 LABEL_PREFIX = "releasectl_"
 
@@ -522,6 +522,21 @@ class Provider(ABC):
     @abstractmethod
     def remove_member(self, member_id: str) -> None:
         """Take the member out of the pool for good. Idempotent. Callers drain it first."""
+
+    def add_members(self, servers: Sequence[Server]) -> list[Member]:
+        """add_member for a whole fleet in one LB change where the provider can (one Octavia batch PUT, one
+        HAProxy runtime session): the same contract per server. This default adds them one by one."""
+        return [self.add_member(server) for server in servers]
+
+    def remove_members(self, member_ids: Sequence[str]) -> None:
+        """remove_member for several members in one LB change where the provider can. Idempotent."""
+        for member_id in member_ids:
+            self.remove_member(member_id)
+
+    def delete_servers(self, server_ids: Sequence[str]) -> None:
+        """delete_server for several servers; a provider deletes them in parallel (bounded) and waits once."""
+        for server_id in server_ids:
+            self.delete_server(server_id)
 
     @abstractmethod
     def member_stats(self) -> Mapping[str, MemberStats]:

@@ -14,7 +14,7 @@ from dataclasses import replace
 import pytest
 
 from releasectl.engine.actions import (
-    AddMember,
+    AddMembers,
     DrainMembers,
     LaunchServer,
     RelabelServers,
@@ -97,7 +97,7 @@ LAUNCH_CASES = [
     ("launches the first server", obs(OLD, [member(s, 100) for s in OLD]), Kind.ACT, LaunchServer),
     ("launches the second", obs(OLD + NEW[:1], [member(s, 100) for s in OLD]), Kind.ACT, LaunchServer),
     ("waits for a boot", obs(OLD + [replace(n, status=ServerStatus.BUILDING) for n in NEW], [member(s, 100) for s in OLD]), Kind.WAIT, None),
-    ("adds a member at weight 0", obs(OLD + NEW, [member(s, 100) for s in OLD]), Kind.ACT, AddMember),
+    ("adds a member at weight 0", obs(OLD + NEW, [member(s, 100) for s in OLD]), Kind.ACT, AddMembers),
     ("replaces a broken server", obs(OLD + [NEW[0], replace(NEW[1], status=ServerStatus.ERROR)], []), Kind.ACT, ReplaceBroken),
     ("gates on our probes", obs(OLD + NEW, [member(s, 100) for s in OLD] + [member(s, 0) for s in NEW], asserted=frozenset({"s3", "s4"})), Kind.WAIT, None),
     ("advances once healthy", live_old(), Kind.ADVANCE, None),
@@ -212,10 +212,10 @@ def test_retire_drains_waits_removes_then_stops():
     rel = transition(rel, start, NOW)
     assert decide(drained, rel, NOW + 1).kind is Kind.WAIT  # sessions still open
     remove = decide(drained, rel, NOW + 30)  # the drain timeout passed
-    assert remove.action == RemoveMembers(("ms1",))
+    assert remove.action == RemoveMembers(("ms1", "ms2"))  # the whole fleet in one LB change
     gone = obs(OLD + NEW, [member(s, 100) for s in NEW], health=healthy(*NEW))
     stop = decide(gone, rel, NOW + 31)
-    assert stop.action == StopServers(("s1",)) and stop.clear_wake
+    assert stop.action == StopServers(("s1", "s2")) and stop.clear_wake
 
 
 def test_finalize_marks_stable_then_done():
@@ -368,7 +368,7 @@ def test_rollback_after_the_old_members_left_the_pool_puts_them_back_before_drai
     members = [member(s, 100) for s in survivors]
     rel = rolling_back()
     first = decide(obs(OLD + survivors, members), rel, NOW)
-    assert first.action == AddMember(OLD[0])
+    assert first.action == AddMembers(tuple(OLD))
     rejoined = [member(s, 0, Health.UNKNOWN) for s in OLD]
     assert decide(obs(OLD + survivors, members + rejoined), rel, NOW).kind is Kind.WAIT  # the LB's checks first
     assert decide(obs(OLD + survivors, members + rejoined), rel, NOW + 601).kind is Kind.HALT  # never drains blind

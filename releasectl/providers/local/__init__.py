@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from releasectl.errors import ConfigError
 from releasectl.providers.base import (
@@ -167,6 +167,9 @@ class LocalProvider(Provider):
     def delete_server(self, server_id: str) -> None:
         self.servers.delete(server_id)
 
+    def delete_servers(self, server_ids: Sequence[str]) -> None:
+        self.servers.delete_many(list(server_ids))
+
     def probe(self, server: Server, path: str, timeout: float) -> Probe:
         return self.servers.probe(server, path, timeout)
 
@@ -188,11 +191,18 @@ class LocalProvider(Provider):
     def add_member(self, server: Server) -> Member:
         return self.pool.add(server)
 
+    def add_members(self, servers: Sequence[Server]) -> list[Member]:
+        return self.pool.add_many(list(servers)) if servers else []
+
     def set_weights(self, weights: Mapping[str, int]) -> None:
         self.pool.set_weights(weights)
 
     def remove_member(self, member_id: str) -> None:
         self.pool.remove(member_id)
+
+    def remove_members(self, member_ids: Sequence[str]) -> None:
+        if member_ids:
+            self.pool.remove_many(list(member_ids))
 
     def member_stats(self) -> Mapping[str, MemberStats]:
         return self.pool.stats()

@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Collection, Mapping
 
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
 from releasectl.providers.base import (
@@ -386,13 +386,13 @@ class Pool:
         if errors:
             log.warning("restoring members after an HAProxy start: %s", "; ".join(errors))
 
-    def _persist(self, api: RuntimeAPI, claim: str | None = None) -> None:
+    def _persist(self, api: RuntimeAPI, claim: Collection[str] = ()) -> None:
         """G6: rewrite members.json and haproxy.cfg from the runtime, and dump the server state.
-        Ownership carries over by name; `claim` is a member releasectl just added or adopted."""
+        Ownership carries over by name; `claim` are members releasectl just added or adopted."""
         rows = api.servers_state()
         state = api.dump_servers_state()
         owned = {m.name: m.owned for m in self._members_config()}
-        members = [MemberConfig.from_state(r, owned=name == claim or owned.get(name, False)) for name, r in rows.items()]
+        members = [MemberConfig.from_state(r, owned=name in claim or owned.get(name, False)) for name, r in rows.items()]
         write_json(self.members_path, [m.to_json() for m in members])
         info = self.running()
         sock = str(info["socket"]) if info else self.socket_path()
@@ -470,34 +470,47 @@ class Pool:
         raise ProviderError(f"member {name} vanished from the pool right after the change")
 
     def add(self, server: Server) -> Member:
-        if not server.address or not server.port:
-            raise Conflict(f"server {server.id} has no address yet; wait for it to be ACTIVE")
+        return self.add_many([server])[0]
+
+    def add_many(self, servers: list[Server]) -> list[Member]:
+        """Add (or adopt, or re-arm) each server's member in one runtime-API session under one pool lock,
+        and persist once."""
+        for server in servers:
+            if not server.address or not server.port:
+                raise Conflict(f"server {server.id} has no address yet; wait for it to be ACTIVE")
         with flocked(self.lock_path):
             api = self._live_api()
             rows = api.servers_state()
-            for name, row in rows.items():
-                if row["srv_addr"] == server.address and int(row["srv_port"]) == server.port:
-                    if admin_state(row) is AdminState.MAINT and not checks_running(row):
-                        # it entered MAINT (an interrupted removal): re-arm it so its checks run again
-                        log.info("re-adding member %s so its health checks run again", name)
-                        self._delete_server(api, name)
-                        self._add(api, name, server.address, server.port, 0)
-                        self._persist(api, claim=name)
-                    else:
-                        log.info("adopting existing member %s for %s:%d", name, server.address, server.port)
-                        self._persist(api, claim=name)  # it points at releasectl's server: releasectl's now
-                    return self._member(name)
-            name = self._member_name(server)
-            if name in rows:
-                raise Conflict(
-                    f"a pool member named {name} already exists for another address "
-                    f"({rows[name]['srv_addr']}:{rows[name]['srv_port']})"
-                )
-            self._add(api, name, server.address, server.port, 0)
-            self._persist(api, claim=name)
-            log.info("added member %s (%s:%d) in MAINT at weight 0; checks running", name, server.address,
-                     server.port)
-            return self._member(name)
+            names = [self._add_one(api, rows, server) for server in servers]
+            self._persist(api, claim=set(names))
+            by_name = {m.id: m for m in self.members()}
+            missing = [n for n in names if n not in by_name]
+            if missing:
+                raise ProviderError(f"member(s) {', '.join(missing)} vanished from the pool right after the change")
+            return [by_name[n] for n in names]
+
+    def _add_one(self, api: RuntimeAPI, rows: dict, server: Server) -> str:
+        assert server.address and server.port
+        for name, row in rows.items():
+            if row["srv_addr"] == server.address and int(row["srv_port"]) == server.port:
+                if admin_state(row) is AdminState.MAINT and not checks_running(row):
+                    # it entered MAINT (an interrupted removal): re-arm it so its checks run again
+                    log.info("re-adding member %s so its health checks run again", name)
+                    self._delete_server(api, name)
+                    self._add(api, name, server.address, server.port, 0)
+                else:
+                    log.info("adopting existing member %s for %s:%d", name, server.address, server.port)
+                return name  # it points at releasectl's server: releasectl's now
+        name = self._member_name(server)
+        if name in rows:
+            raise Conflict(
+                f"a pool member named {name} already exists for another address "
+                f"({rows[name]['srv_addr']}:{rows[name]['srv_port']})"
+            )
+        self._add(api, name, server.address, server.port, 0)
+        rows[name] = {"srv_addr": server.address, "srv_port": str(server.port)}  # a later duplicate adopts it
+        log.info("added member %s (%s:%d) in MAINT at weight 0; checks running", name, server.address, server.port)
+        return name
 
     def set_weights(self, weights: Mapping[str, int]) -> None:
         if not weights:
@@ -565,30 +578,38 @@ class Pool:
         wait_for(try_del, timeout=15.0, interval=0.1, max_interval=0.5, what=f"HAProxy to delete member {name}")
 
     def remove(self, name: str) -> None:
+        self.remove_many([name])
+
+    def remove_many(self, names: list[str]) -> None:
+        """Drain them all at once, wait (one wait, bounded by the drain timeout) until none has sessions,
+        then delete each, in one runtime-API session under one pool lock; persist once. Idempotent."""
         with flocked(self.lock_path):
-            if self._info() is None:  # ABSENT: nothing runs, forget it in the saved state
-                members = [m for m in self._members_config() if m.name != name]
+            if self._info() is None:  # ABSENT: nothing runs, forget them in the saved state
+                members = [m for m in self._members_config() if m.name not in names]
                 if self.members_path.exists():
                     write_json(self.members_path, [m.to_json() for m in members])
                 return
             api = self._live_api()
-            if name not in api.servers_state():
+            rows = api.servers_state()
+            present = [n for n in names if n in rows]
+            if not present:
                 return
-            api.batch([f"set server {BACKEND}/{name} state drain"])
+            api.batch([f"set server {BACKEND}/{name} state drain" for name in present])
 
             def idle() -> bool:
-                row = api.stat().get(name)
-                return row is None or row.get("scur") in ("0", "")
+                stats = api.stat()
+                return all(stats.get(name, {}).get("scur") in ("0", "", None) for name in present)
 
             try:
                 wait_for(idle, timeout=self.drain_timeout, interval=0.05, max_interval=0.5,
-                         what=f"member {name} to finish its sessions")
+                         what=f"{len(present)} member(s) to finish their sessions")
             except WaitTimeout:
-                log.warning("member %s still has sessions after %gs; putting it in MAINT anyway (in-flight "
-                            "requests still finish)", name, self.drain_timeout)
-            self._delete_server(api, name)
+                log.warning("member(s) %s still have sessions after %gs; putting them in MAINT anyway (in-flight "
+                            "requests still finish)", ", ".join(present), self.drain_timeout)
+            for name in present:
+                self._delete_server(api, name)
             self._persist(api)
-            log.info("removed member %s (drain, maint, del)", name)
+            log.info("removed member(s) %s (drain, maint, del)", ", ".join(present))
 
     def stats(self) -> dict[str, MemberStats]:
         info = self._info()

@@ -47,6 +47,7 @@ ADDRESS = "127.0.0.1"
 RECORD = "server.json"
 LOG = "server.log"
 BUILD_GRACE = 60.0  # a record without a PID older than this was interrupted mid-create
+STOP_CONCURRENCY = 8  # servers stopped at once when a fleet is retired
 SERVER_SCHEMA = {
     "id": (str,),
     "app": (str,),
@@ -335,6 +336,18 @@ class ServerStore:
                     rec[field] = labels[key] if labels[key] is not None else ""
             write_json(self._record_path(server_id), rec)
         return self._to_server(rec)
+
+    def delete_many(self, server_ids: list[str]) -> None:
+        """Stop several servers at once (each waits up to stop_timeout for its process: in parallel, the fleet
+        takes as long as its slowest, not the sum)."""
+        if len(server_ids) <= 1:
+            for server_id in server_ids:
+                self.delete(server_id)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(STOP_CONCURRENCY, len(server_ids))) as pool:
+            list(pool.map(self.delete, server_ids))  # re-raises the first failure
 
     def delete(self, server_id: str) -> None:
         rec = self._read(server_id)

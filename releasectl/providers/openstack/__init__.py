@@ -42,7 +42,7 @@ import dataclasses
 import functools
 import logging
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import requests
 
@@ -290,6 +290,9 @@ class OpenStackProvider(Provider):
     def delete_server(self, server_id: str) -> None:
         self.servers.delete(server_id)
 
+    def delete_servers(self, server_ids: Sequence[str]) -> None:
+        self.servers.delete_many(list(server_ids))
+
     @functools.cached_property
     def _probe_session(self) -> requests.Session:
         session = requests.Session()
@@ -336,23 +339,36 @@ class OpenStackProvider(Provider):
             return []
         return [to_member(m) for m in self.pool.members()]
 
-    def add_member(self, server: Server) -> Member:
+    def _subnet(self, server: Server) -> str | None:
         if not server.address:
             raise ProviderError(f"server {server.name} has no address on network {self.options['network'] or '(any)'} yet")
-        subnet = None
-        if self.options["network"]:
-            try:
-                subnet = self.neutron.subnet_for(str(self.options["network"]), server.address)
-            except ReleasectlError as exc:
-                log.debug("no subnet for %s: %s", server.address, exc)
+        if not self.options["network"]:
+            return None
+        try:
+            return self.neutron.subnet_for(str(self.options["network"]), server.address)
+        except ReleasectlError as exc:
+            log.debug("no subnet for %s: %s", server.address, exc)
+            return None
+
+    def add_member(self, server: Server) -> Member:
+        subnet = self._subnet(server)
         port = server.port or self.ctx.app_port
-        return to_member(self.pool.add(server.address, port, server.name, subnet))
+        return to_member(self.pool.add(str(server.address), port, server.name, subnet))
+
+    def add_members(self, servers: Sequence[Server]) -> list[Member]:
+        """The whole fleet in one batch PUT (one LB update instead of one per server)."""
+        wanted = [(str(s.address), s.port or self.ctx.app_port, s.name, self._subnet(s)) for s in servers]
+        return [to_member(m) for m in self.pool.add_many(wanted)] if wanted else []
 
     def set_weights(self, weights: Mapping[str, int]) -> None:
         self.pool.set_weights(weights, self.capabilities.max_weight)
 
     def remove_member(self, member_id: str) -> None:
         self.pool.remove(member_id)
+
+    def remove_members(self, member_ids: Sequence[str]) -> None:
+        if member_ids:
+            self.pool.remove_many(list(member_ids))
 
     def member_stats(self) -> Mapping[str, MemberStats]:
         return {}  # Octavia has no per-member counters

@@ -344,10 +344,7 @@ class Pool:
         desired = []
         changed = False
         for m in current:
-            entry = {"address": m["address"], "protocol_port": m["protocol_port"]}
-            for key in MEMBER_FIELDS:
-                if key in m and m[key] is not None:
-                    entry[key] = m[key]
+            entry = _entry(m)
             if m["id"] in weights:
                 weight = int(weights[m["id"]])
                 if weight != m.get("weight"):
@@ -363,6 +360,68 @@ class Pool:
         """Delete the member; already gone is success."""
         path = f"/pools/{self.id}/members/{member_id}"
         self.write(f"removing member {member_id}", lambda: self.api.call("DELETE", path, allow=(404,)))
+
+    def add_many(self, wanted: list[tuple[str, int, str, str | None]]) -> list[dict[str, Any]]:
+        """`add` for a whole fleet ((address, port, server name, subnet id) each) in one batch PUT: the full
+        desired state is every member as it is (other apps' untouched) plus ours at weight 0; a member already
+        on one of the addresses is adopted (it gets our tags). Returns the members in the order asked."""
+        tags = owner_tags(self.app, self.env)
+
+        def apply() -> bool:
+            current = self.members()
+            desired = [_entry(m) for m in current]
+            at = {(m["address"], int(m.get("protocol_port", 0))): i for i, m in enumerate(current)}
+            changed = False
+            for address, port, server_name, subnet_id in wanted:
+                i = at.get((address, port))
+                if i is not None:
+                    have = list(current[i].get("tags") or [])
+                    if owner_of(current[i]) != (self.app, self.env) or not all(t in have for t in tags):
+                        desired[i]["tags"] = have + [t for t in tags if t not in have]
+                        changed = True
+                    continue
+                entry: dict[str, Any] = {"address": address, "protocol_port": port, "weight": 0, "admin_state_up": True,
+                                         "name": member_name(self.app, self.env, server_name), "tags": tags}
+                if subnet_id:
+                    entry["subnet_id"] = subnet_id
+                at[(address, port)] = len(desired)
+                desired.append(entry)
+                changed = True
+            if changed:
+                self.api.call("PUT", f"/pools/{self.id}/members", json={"members": desired})
+            return changed
+
+        self.write(f"adding {len(wanted)} member(s)", apply)
+        after = {(m["address"], int(m.get("protocol_port", 0))): m for m in self.members()}
+        missing = [f"{a}:{p}" for a, p, _, _ in wanted if (a, p) not in after]
+        if missing:
+            raise ProviderError(f"pool {self.ref!r} did not take the new members ({', '.join(missing)})")
+        return [after[(a, p)] for a, p, _, _ in wanted]
+
+    def remove_many(self, member_ids: list[str]) -> None:
+        """`remove` for several members in one batch PUT: every other member's entry as it is. Already gone
+        is success; nothing to remove is no write."""
+        gone = set(member_ids)
+
+        def apply() -> bool:
+            current = self.members()
+            if not any(m["id"] in gone for m in current):
+                return False
+            desired = [_entry(m) for m in current if m["id"] not in gone]
+            self.api.call("PUT", f"/pools/{self.id}/members", json={"members": desired})
+            return True
+
+        self.write(f"removing {len(gone)} member(s)", apply)
+
+
+def _entry(m: Mapping[str, Any]) -> dict[str, Any]:
+    """A member's complete entry for a batch PUT, as it is now (a field left out would fall back to its
+    create default, weight 1)."""
+    entry = {"address": m["address"], "protocol_port": m["protocol_port"]}
+    for key in MEMBER_FIELDS:
+        if key in m and m[key] is not None:
+            entry[key] = m[key]
+    return entry
 
 
 __all__ = ["Pool", "to_member", "owner_tags", "member_name", "owner_of"]

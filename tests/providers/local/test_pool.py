@@ -232,3 +232,27 @@ def test_missing_haproxy_binary_says_what_to_do(factory):
         provider.ensure_pool()
     assert "install HAProxy" in (err.value.hint or "")
     assert provider.pool_endpoint() is None
+
+
+def test_a_fleet_joins_and_leaves_in_one_session_each(provider):
+    """add_members: every member in MAINT at weight 0 with checks running, adopted not doubled on a repeat;
+    remove_members: drained together, deleted, and a member outside the batch keeps serving throughout."""
+    provider.ensure_pool()
+    url = provider.pool_endpoint()
+    keep = live_member(provider, start_server(provider, "1.0.0"))
+    fleet = [start_server(provider, "2.0.0", name=f"demo-2-{i}") for i in range(3)]
+    added = provider.add_members(fleet)
+    assert [(m.server_id, m.weight, m.admin) for m in added] == [(s.id, 0, AdminState.MAINT) for s in fleet]
+    assert [m.id for m in provider.add_members(fleet)] == [m.id for m in added]  # adopted
+    assert len(provider.list_members()) == 4
+    for m in added:
+        wait_health(provider, m.id, Health.HEALTHY)
+    provider.set_weights({m.id: 100 for m in added})
+    assert {body for _, body in get(url, 20)} == {"1.0.0", "2.0.0"}
+    provider.set_weights({m.id: 0 for m in added})
+    provider.remove_members([m.id for m in added])
+    assert [m.id for m in provider.list_members()] == [keep.id]
+    assert set(get(url, 10)) == {(200, "1.0.0")}
+    provider.remove_members([m.id for m in added])  # idempotent
+    provider.delete_servers([s.id for s in fleet])
+    assert {s.id for s in provider.list_servers()} == {keep.server_id}

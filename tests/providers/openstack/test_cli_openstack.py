@@ -126,8 +126,20 @@ def test_two_apps_share_one_pool_and_gc_or_down_of_one_leaves_the_other(shared_p
         c.ok("rollout", "1.0.0", "--pipeline", "first-fast.yaml")
     members = _members(web.sim)
     assert {app: len(ms) for app, ms in members.items()} == {"web": 1, "shop": 1}
+    web_member, shop_member = members["web"][0], members["shop"][0]
+    assert web_member["weight"] > 0
+
+    # web's next release joins and retires its fleets with batch PUTs of the pool's full state: shop's
+    # member is part of that state, untouched
+    web.bake("1.1.0")
+    web.ok("rollout", "1.1.0", "--pipeline", "first-fast.yaml")
+    members = _members(web.sim)
+    assert [(m["id"], m["weight"]) for m in members["shop"]] == [(shop_member["id"], shop_member["weight"])]
+    assert len(members["web"]) == 1 and members["web"][0]["id"] != web_member["id"]
     web_member = members["web"][0]
     assert web_member["weight"] > 0
+    assert web.sim.request_count("load-balancer", "POST", "/v2/lbaas/pools/{id}/members") == 0
+    assert web.sim.request_count("load-balancer", "DELETE", "/v2/lbaas/pools/{id}/members/{id}") == 0
 
     shop.ok("gc")
     after_gc = _members(web.sim)
@@ -139,4 +151,4 @@ def test_two_apps_share_one_pool_and_gc_or_down_of_one_leaves_the_other(shared_p
     assert "shop" not in after_down
     assert [(m["id"], m["weight"]) for m in after_down.get("web", [])] == [(web_member["id"], web_member["weight"])]
     status = web.status()
-    assert status["live_version"] == "1.0.0" and len(status["members"]) >= 1
+    assert status["live_version"] == "1.1.0" and len(status["members"]) >= 1

@@ -199,3 +199,49 @@ def test_probe_false_reports_the_load_balancers_view(make_provider, openstack_si
     provider.add_member(server)
     ok = wait_for(lambda: (p := provider.probe(server, "/healthz", 1.0)).status == 200 and p, timeout=5, interval=0.02)
     assert ok.passed(200) and "load balancer" in ok.body
+
+
+# ---- whole-fleet operations (issue 12) ------------------------------------------------------------------
+
+
+def test_add_members_is_one_batch_put_and_keeps_a_foreign_member(provider, openstack_sim, servers) -> None:
+    """A fleet joins in one LB update; a member releasectl does not own (the operator's, no tags) survives
+    the full-state PUT with its weight, and a member already on one of the addresses is adopted, not doubled."""
+    provider.ensure_pool()
+    pool_id = provider.pool.id
+    provider.pool.write("an operator's member", lambda: provider.octavia.call(
+        "POST", f"/pools/{pool_id}/members", json={"member": {"address": "127.0.9.9", "protocol_port": 9, "weight": 7}}))
+    adopted = provider.add_member(servers[0])
+    openstack_sim.reset_requests()
+    added = provider.add_members(servers)
+    assert batch_puts(openstack_sim) == 1
+    assert openstack_sim.request_count("load-balancer", "POST", BATCH) == 0
+    assert [m.address for m in added] == [s.address for s in servers] and added[0].id == adopted.id
+    assert all(m.weight == 0 and m.owned_by("demo", "production") for m in added)
+    foreign = [m for m in provider.list_members() if m.address == "127.0.9.9"]
+    assert [(m.weight, m.app) for m in foreign] == [(7, None)]
+    assert len(provider.list_members()) == 4
+    provider.add_members(servers)  # all there already: no write
+    assert batch_puts(openstack_sim) == 1
+
+
+def test_remove_members_is_one_batch_put_and_idempotent(provider, openstack_sim, servers) -> None:
+    provider.ensure_pool()
+    members = provider.add_members(servers)
+    provider.set_weights({members[2].id: 50})
+    openstack_sim.reset_requests()
+    provider.remove_members([members[0].id, members[1].id])
+    assert batch_puts(openstack_sim) == 1
+    assert openstack_sim.request_count("load-balancer", "DELETE") == 0
+    assert [(m.id, m.weight) for m in provider.list_members()] == [(members[2].id, 50)]  # the other kept its weight
+    provider.remove_members([members[0].id, members[1].id])  # gone already: no write
+    assert batch_puts(openstack_sim) == 1
+
+
+def test_delete_servers_deletes_in_parallel_and_polls_one_listing(provider, openstack_sim, servers) -> None:
+    openstack_sim.reset_requests()
+    provider.delete_servers([s.id for s in servers])
+    assert provider.list_servers() == []
+    assert openstack_sim.request_count("compute", "DELETE") == 3
+    assert openstack_sim.request_count("compute", "GET", "/v2.1/servers/{id}") == 0  # no per-server polling
+    provider.delete_servers([s.id for s in servers])  # gone already: success
