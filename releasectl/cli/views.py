@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from releasectl.cli.exitcodes import ExitCode
-from releasectl.cli.render import Result, table, utc
+from releasectl.cli.render import Result, table
 from releasectl.engine.model import Pipeline, Release, describe_step
 from releasectl.providers.base import Image
 from releasectl.timefmt import rfc3339
@@ -30,7 +30,7 @@ def image_data(image: Image, status: str) -> dict[str, Any]:
         "status": status,
         "size": image.size,
         "sha256": image.checksum,
-        "created_at": utc(image.created_at),
+        "created_at": rfc3339(image.created_at or None),
         "source": image.source,
         "protected": image.protected,
         "labels": dict(image.labels),
@@ -50,7 +50,7 @@ def images_result(rows) -> Result:
     return Result(
         data={"images": items},
         text=lambda: table(
-            [{"version": i["version"], "name": i["name"], "status": i["status"], "size": _size(i["size"]), "created": i["created_at"]} for i in items]
+            [{"version": i["version"], "name": i["name"], "status": i["status"], "size": _size(i["size"]), "created": i["created_at"] or "-"} for i in items]
         ),
     )
 
@@ -343,7 +343,7 @@ def release_or_intent_result(result) -> Result:
             "kind": intent.kind.value,
             "release_id": intent.release_id,
             "version": rel.version,
-            "posted_at": utc(intent.at),
+            "posted_at": rfc3339(intent.at),
             "state": "applied" if result.waited else "accepted",
             "runner": {k: runner.get(k) for k in ("command", "host", "pid", "user", "ci_job")},
         },

@@ -262,7 +262,13 @@ def _watch_lines(sampling: Sampling, stop, stream: TextIO, every: float) -> int 
     beat = Heartbeat(every)
     seen: WatchFrame | None = None
     count = -1
+    said_error: str | None = None
     while not stop.is_set:
+        if sampling.error != said_error:
+            said_error = sampling.error
+            if said_error:
+                stream.write(line(time.time(), "error", f"sample failed (trying again): {said_error}") + "\n")
+                beat.spoke()
         if sampling.samples != count and sampling.latest is not None:
             count = sampling.samples
             for kind, message in frame_events(seen, sampling.latest):

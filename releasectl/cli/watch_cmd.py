@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from releasectl.cli import views
 from releasectl.cli.exitcodes import ExitCode
 from releasectl.cli.render import Result
@@ -18,6 +20,7 @@ def status_watch(g: Globals) -> Result:
         return Result(data={"release": None}, exit_code=code)
     result = views.status_result(frame.view)
     result.data["release"] = views.release_json(frame.release) if frame.release else None
+    result.data["traffic"] = [dataclasses.asdict(v) for v in frame.versions]  # the last sample's figures
     result.exit_code, result.errors = code, []
     if code == ExitCode.ROLLED_BACK and frame.release:
         r = frame.release

@@ -272,6 +272,7 @@ class WatchSampler:
         self.release_id: str | None = None
         self._last: tuple[float, dict[str, Any]] | None = None  # (time, member stats)
         self._latencies: dict[str, deque[float]] = {}
+        self._outcomes: dict[str, deque[bool]] = {}  # passed or not, of the same probes
 
     def sample(self) -> WatchFrame:
         ctx = self.ctx
@@ -308,7 +309,8 @@ class WatchSampler:
             by_version.setdefault(m["version"] or "?", []).append(m)
         total = sum(m["weight"] for m in view.members if m["admin"] == "ready")
         new_share = requested_share(rel) if rel is not None else None
-        rate_source = RATE_SOURCES.get(provider.name, f"{provider.name} stats") if stats else "no LB counters"
+        # without per-member LB counters (Octavia has none), the error rate is that of our own probes
+        rate_source = RATE_SOURCES.get(provider.name, f"{provider.name} stats") if stats else "releasectl probes (no LB counters)"
         lines = []
         for version, members in sorted(by_version.items()):
             if rel is None:
@@ -318,6 +320,9 @@ class WatchSampler:
             requested = None if new_share is None else (new_share if role == "new" else 100.0 - new_share)
             weight = sum(m["weight"] for m in members if m["admin"] == "ready")
             rate, errors = _rates(last, now, stats, [m["id"] for m in members])
+            outcomes = self._outcomes.get(version)
+            if not stats and outcomes:
+                errors = sum(1 for ok in outcomes if not ok) / len(outcomes)
             window = self._latencies.get(version)
             p95 = percentile(list(window), 95) if window else None
             lines.append(VersionFigures(
@@ -336,7 +341,9 @@ class WatchSampler:
             if server.id not in pooled or server.status is not ServerStatus.ACTIVE:
                 continue
             probe = self.ctx.provider.probe(server, self.ctx.health.path, self.probe_timeout)
-            if probe.passed(self.ctx.health.expected_status):
+            passed = probe.passed(self.ctx.health.expected_status)
+            self._outcomes.setdefault(server.version, deque(maxlen=PROBE_WINDOW)).append(passed)
+            if passed:
                 self._latencies.setdefault(server.version, deque(maxlen=PROBE_WINDOW)).append(probe.latency)
 
 

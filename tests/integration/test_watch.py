@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import codecs
 import fcntl
+import json
 import os
 import pty
 import re
 import select
 import signal
 import struct
-import subprocess
 import sys
 import termios
 import time
@@ -21,37 +21,15 @@ import time
 import pytest
 
 from releasectl.loadgen import LoadGenerator
-from releasectl.wait import wait_for
+from tests.integration.test_intents import start_canary  # 1.1.0 holding 10% for a minute
 
 pytestmark = pytest.mark.slow
 
-HOLD = """\
-name: hold
-steps:
-  - launch: {}
-  - weight: {percent: 10, hold: 40s}
-  - weight: {percent: 100, hold: 500ms}
-  - retire: {drain_timeout: 5s}
-"""
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\r")
 HEADER = "releasectl watch "
 ROW = re.compile(r"^\s*(?P<version>\d+\.\d+\.\d+)\s+(?P<role>new|old|live|other)\s+\d+/\d+\s+(?P<requested>[\d.]+%|-)\s+"
                  r"(?P<achieved>[\d.]+%)\s+(?P<rate>[\d.]+|-)\s+(?P<errors>[\d.]+%|-)\s+(?P<p95>[\d.]+ms|-)", re.M)
 TIME_LEFT = re.compile(r"time left in step: (?P<left>[\d.]+)s")
-
-
-def start_canary(ws):
-    ws.bake("1.1.0")
-    (ws.path / "hold.yaml").write_text(HOLD)
-    runner = ws.start("rollout", "1.1.0", "--pipeline", "hold.yaml")
-
-    def holding():
-        assert runner.proc.poll() is None, runner.stderr[-2000:]
-        release = ws.status()["release"]
-        return release if release and release["step"] == 2 and release["state"] == "progressing" else None
-
-    wait_for(holding, timeout=90, interval=0.2, max_interval=0.5, what="the 10% canary hold")
-    return runner
 
 
 def spawn_on_pty(ws, *args: str) -> tuple[int, int]:
@@ -110,7 +88,7 @@ def test_status_watch_on_a_terminal_moves_every_second_during_a_canary_under_loa
     ws = live_100
     with LoadGenerator(ws.url, duration=90, max_requests=60_000, keepalive_clients=1, new_connection_clients=1,
                        timeout=3) as load:
-        runner = start_canary(ws)
+        runner, _ = start_canary(ws)
         pid, fd = spawn_on_pty(ws, "status", "--watch")
         try:
             frames = read_frames(fd, 8.0)
@@ -146,32 +124,22 @@ def test_status_watch_on_a_terminal_moves_every_second_during_a_canary_under_loa
 
 def test_status_watch_without_a_terminal_prints_events_and_ends_with_the_release(live_100):
     ws = live_100
-    runner = start_canary(ws)
-    env = {**os.environ}
-    env.pop("OS_CLOUD", None)
-    watcher = subprocess.Popen([sys.executable, "-m", "releasectl", "status", "--watch", "-o", "json"], cwd=ws.path,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+    runner, _ = start_canary(ws)
+    watcher = ws.start("status", "--watch", "-o", "json")
     try:
-        def first_line():
-            assert watcher.poll() is None
-            return (ws.path / ".releasectl").exists() or None
-
-        wait_for(first_line, timeout=10, interval=0.1, what="the watcher")
+        assert watcher.wait_for_line(lambda line: " release " in line, timeout=30), watcher.stderr
         assert ws.cli("promote", "--full").code == 0
         assert runner.finish() == 0, runner.stderr[-2000:]
-        out, err = watcher.communicate(timeout=60)
+        code = watcher.finish(timeout=60)
     finally:
-        if watcher.poll() is None:
+        if watcher.proc.poll() is None:
             watcher.kill()
-            watcher.wait()
-    assert watcher.returncode == 0, err
-    import json
-
-    doc = json.loads(out)
+    assert code == 0, watcher.stderr
+    doc = json.loads(watcher.stdout)
     assert doc["exit_code"] == 0 and doc["release"]["version"] == "1.1.0" and doc["release"]["state"] == "succeeded"
-    lines = [line.split(None, 2) for line in err.splitlines() if line.strip()]
-    assert lines and all(re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$", parts[0]) for parts in lines), err
-    assert {"release", "succeeded"} <= {parts[1] for parts in lines}, err
+    lines = [line.split(None, 2) for line in watcher.stderr.splitlines() if line.strip()]
+    assert lines and all(re.match(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$", parts[0]) for parts in lines), watcher.stderr
+    assert {"release", "succeeded"} <= {parts[1] for parts in lines}, watcher.stderr
 
 
 def test_rollout_on_a_terminal_shows_the_live_view_and_its_events(live_100):

@@ -115,3 +115,15 @@ def test_version_row_words():
     row = version_row(VersionFigures("1.1.0", "new", 2, 1, 10.0, 9.8, 12.345, 0.015, 7.25, "HAProxy stats", "releasectl probes"))
     assert row == {"version": "1.1.0", "role": "new", "healthy": "1/2", "requested": "10%", "achieved": "9.8%",
                    "req/s": "12.3", "5xx": "1.50%", "p95": "7.2ms", "source": "HAProxy stats; p95: releasectl probes"}
+
+
+def test_without_lb_counters_errors_come_from_probes_and_say_so(memory_project, monkeypatch):
+    """Octavia has no per-member counters: the error rate is that of releasectl's probes, labelled so."""
+    from tests.fakes.memory import MemoryProvider
+
+    assert memory_project("rollout", "1.0.0")[0] == 0
+    sampler = sampler_of(memory_project)
+    monkeypatch.setattr(MemoryProvider, "member_stats", lambda self: {})
+    figures = sampler.sample().versions
+    assert figures and all(v.request_rate is None for v in figures)
+    assert all(v.rate_source.startswith("releasectl probes") and v.error_rate == 0.0 for v in figures)
