@@ -21,7 +21,7 @@ from releasectl import __version__
 from releasectl.cli import views
 from releasectl.cli.exitcodes import ExitCode, classify, hint_for
 from releasectl.cli.render import Result, emit_result
-from releasectl.cli.runtime import Globals, engine_context, note_release, settings
+from releasectl.cli.runtime import Globals, client, engine_context, note_release, settings
 from releasectl.errors import ConfigError, ReleasectlError, UsageError
 from releasectl.cli.lean_typer import install as _lean_typer
 
@@ -84,16 +84,11 @@ def quiet_http_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-MAX_VERSION_LENGTH = 64
-
-
 def _check_version(version: str) -> None:
-    """A version argument: strict semver of at most 64 characters (it becomes part of image names)."""
-    from releasectl.engine.versions import parse_version
+    """A version argument, checked before the config is read (releasectl/api.py: check_version)."""
+    from releasectl.api import check_version
 
-    if len(version) > MAX_VERSION_LENGTH:
-        raise UsageError(f"a version has at most {MAX_VERSION_LENGTH} characters, got {len(version)}")
-    parse_version(version)
+    check_version(version)
 
 
 def _finish(ctx: typer.Context, result: Result) -> None:
@@ -167,12 +162,8 @@ def bake(
     force: Annotated[bool, typer.Option(help="Replace an existing image of this version (only if not live).")] = False,
 ) -> None:
     """Snapshot the builder into a version-named image."""
-    from releasectl.engine.images import bake as do_bake
-
     _check_version(version)
-    ectx = engine_context(_globals(ctx), stop_at_once=True)
-    image = do_bake(ectx, version, force=force)
-    _finish(ctx, views.image_result(image, ectx.env))
+    _finish(ctx, views.image_result(client(_globals(ctx)).bake(version, force=force)))
 
 
 @images_app.callback()
@@ -180,10 +171,7 @@ def images_list(ctx: typer.Context) -> None:
     """Images, newest version first."""
     if ctx.invoked_subcommand is not None:
         return
-    from releasectl.engine.images import list_images
-
-    rows = list_images(engine_context(_globals(ctx), writes=False))
-    _finish(ctx, views.images_result(rows))
+    _finish(ctx, views.images_result(client(_globals(ctx)).images()))
 
 
 @images_app.command("prune")
@@ -193,14 +181,7 @@ def images_prune(
     dry_run: Annotated[bool, typer.Option(help="Show what would be deleted; delete nothing.")] = False,
 ) -> None:
     """Delete old images; never a live one or the previous live one."""
-    from releasectl.engine.images import prune
-
-    s = settings(_globals(ctx))
-    if keep is None:
-        keep = s.image_keep
-    if not 1 <= keep <= 1000:
-        raise UsageError(f"--keep must be from 1 to 1000, got {keep}", hint="or set image.keep in releasectl.yaml")
-    _finish(ctx, views.prune_result(prune(engine_context(_globals(ctx), s), keep, dry_run=dry_run)))
+    _finish(ctx, views.prune_result(client(_globals(ctx)).prune(keep, dry_run=dry_run)))
 
 
 @app.command()
@@ -210,15 +191,13 @@ def stage(
     keep: Annotated[bool, typer.Option(help="Leave the staging instance running.")] = False,
 ) -> None:
     """Boot one instance from the image and run the smoke checks; exit 1 if one fails."""
-    from releasectl.engine.stage import stage as do_stage
     from releasectl.errors import SmokeCheckFailed
 
     _check_version(version)
-    ectx = engine_context(_globals(ctx))
     try:
-        result = do_stage(ectx, version, keep=keep)
+        result = client(_globals(ctx)).stage(version, keep=keep)
     except SmokeCheckFailed as exc:
-        staged = getattr(exc, "result", None)
+        staged = getattr(exc, "report", None)
         if staged is None:
             raise
         failed = views.stage_result(staged)
@@ -239,16 +218,9 @@ def rollout(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted release.")] = False,
 ) -> None:
     """Boot the new version, shift traffic step by step, watch health, retire the old fleet."""
-    from releasectl.config import load_pipeline
-    from releasectl.engine.release import rollout as do_rollout
-
-    g = _globals(ctx)
     if version is not None:
         _check_version(version)
-    s = settings(g)
-    chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
-    ectx = engine_context(g, s, pipeline_name=chosen.name)
-    _finish(ctx, views.release_result(do_rollout(ectx, version, chosen, resume=resume)))
+    _finish(ctx, views.release_result(client(_globals(ctx)).rollout(version, pipeline=pipeline, resume=resume)))
 
 
 WaitOption = Annotated[bool, typer.Option("--wait", help="With a live runner: wait for it to apply the intent and report the outcome.")]
@@ -277,27 +249,21 @@ def promote(
     wait_timeout: WaitTimeoutOption = "30m",
 ) -> None:
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
-    from releasectl.engine.release import promote as do_promote
-
-    result = do_promote(engine_context(_globals(ctx)), full=full, wait=_wait_for(wait, wait_timeout))
+    result = client(_globals(ctx)).promote(full=full, runner_wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
 @app.command()
 def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
-    from releasectl.engine.release import abort as do_abort
-
-    result = do_abort(engine_context(_globals(ctx)), wait=_wait_for(wait, wait_timeout))
+    result = client(_globals(ctx)).abort(runner_wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
 @app.command()
 def pause(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Stop a running release where it is (exit 4) until `promote`. With a live runner, hand it the intent."""
-    from releasectl.engine.release import pause as do_pause
-
-    result = do_pause(engine_context(_globals(ctx)), wait=_wait_for(wait, wait_timeout))
+    result = client(_globals(ctx)).pause(runner_wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
@@ -307,27 +273,21 @@ def rollback(
     to: Annotated[Optional[str], typer.Option(help="Known-good version to return to (default: the last one).")] = None,
 ) -> None:
     """Return traffic to the last known-good version (warm fleet at once, or relaunched)."""
-    from releasectl.engine.release import rollback as do_rollback
-
     if to is not None:
         _check_version(to)
-    _finish(ctx, views.release_result(do_rollback(engine_context(_globals(ctx)), to)))
+    _finish(ctx, views.release_result(client(_globals(ctx)).rollback(to)))
 
 
 @app.command()
 def status(ctx: typer.Context) -> None:
     """What runs: members, versions, weights, health, and any release in progress."""
-    from releasectl.engine.status import status as do_status
-
-    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), writes=False))))
+    _finish(ctx, views.status_result(client(_globals(ctx)).status()))
 
 
 @app.command()
 def history(ctx: typer.Context) -> None:
     """Releases of this environment, newest first."""
-    from releasectl.engine.status import history as do_history
-
-    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx), writes=False))))
+    _finish(ctx, views.history_result(client(_globals(ctx)).history()))
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Engine results -> Result(data for JSON, text for people). Presentation only; no decisions here."""
+"""API and engine results -> Result(data for JSON, text for people). Presentation only; no decisions here."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any
 
 from releasectl.cli.exitcodes import ExitCode
 from releasectl.cli.render import Result, table, utc
-from releasectl.engine.model import Pipeline, Release, describe_step
-from releasectl.providers.base import Image
+from releasectl.engine.model import Pipeline, describe_step
 
 
 def _size(n: int | None) -> str:
@@ -21,31 +20,13 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
-def image_data(image: Image, status: str) -> dict[str, Any]:
-    return {
-        "version": image.version,
-        "name": image.name,
-        "id": image.id,
-        "status": status,
-        "size": image.size,
-        "sha256": image.checksum,
-        "created_at": utc(image.created_at),
-        "source": image.source,
-        "protected": image.protected,
-        "labels": dict(image.labels),
-    }
+def image_result(info) -> Result:
+    digest = f", sha256 {info.sha256}" if info.sha256 else ""
+    return Result(data={"image": info.to_dict()}, text=lambda: f"baked {info.name} ({_size(info.size)}{digest})")
 
 
-def image_result(image: Image, env: str) -> Result:
-    from releasectl.engine.images import describe_status
-
-    data = image_data(image, describe_status(image, env))
-    digest = f", sha256 {image.checksum}" if image.checksum else ""
-    return Result(data={"image": data}, text=lambda: f"baked {image.name} ({_size(image.size)}{digest})")
-
-
-def images_result(rows) -> Result:
-    items = [image_data(r.image, r.status) for r in rows]
+def images_result(infos) -> Result:
+    items = [i.to_dict() for i in infos]
     return Result(
         data={"images": items},
         text=lambda: table(
@@ -54,66 +35,32 @@ def images_result(rows) -> Result:
     )
 
 
-def prune_result(result) -> Result:
-    data = {
-        "dry_run": result.dry_run,
-        "deleted": [i.name for i in result.deleted],
-        "kept": [{"name": i.name, "reason": why} for i, why in result.kept],
-    }
-    verb = "would delete" if result.dry_run else "deleted"
+def prune_result(report) -> Result:
+    data = report.to_dict()
+    verb = "would delete" if report.dry_run else "deleted"
 
     def text() -> str:
-        rows = [{"image": i.name, "action": verb} for i in result.deleted]
-        rows += [{"image": i.name, "action": f"keep ({why})"} for i, why in result.kept]
+        rows = [{"image": name, "action": verb} for name in report.deleted]
+        rows += [{"image": k["name"], "action": f"keep ({k['reason']})"} for k in report.kept]
         return table(rows)
 
     return Result(data=data, text=text)
 
 
-def stage_result(result) -> Result:
-    checks = [
-        {
-            "path": r.check.path,
-            "expected_status": r.check.expected_status,
-            "status": r.probe.status,
-            "latency_ms": round(r.probe.latency * 1000, 1),
-            "passed": r.passed,
-            "detail": r.detail,
-        }
-        for r in result.results
-    ]
-    data = {"version": result.version, "server": result.server.name, "kept": result.kept, "passed": result.passed, "checks": checks}
+def stage_result(report) -> Result:
+    data = report.to_dict()
 
     def text() -> str:
-        rows = [{"check": c["path"], "result": "pass" if c["passed"] else "FAIL", "detail": c["detail"]} for c in checks]
-        tail = f"\nstaging instance {result.server.name} kept running" if result.kept else ""
+        rows = [{"check": c.path, "result": "pass" if c.passed else "FAIL", "detail": c.detail} for c in report.checks]
+        tail = f"\nstaging instance {report.server} kept running" if report.kept else ""
         return table(rows) + tail
 
     return Result(data=data, text=text)
 
 
-def release_data(rel: Release) -> dict[str, Any]:
-    return {
-        "id": rel.id,
-        "kind": rel.kind.value,
-        "app": rel.app,
-        "environment": rel.env,
-        "version": rel.version,
-        "previous_version": rel.previous_version,
-        "state": rel.phase.value,
-        "pipeline": rel.pipeline.name,
-        "step": rel.step_index + 1,
-        "steps": len(rel.pipeline.steps),
-        "reason": rel.reason,
-        "failure": rel.failure,
-        "started_at": utc(rel.started_at),
-        "ended_at": utc(rel.ended_at),
-    }
-
-
-def release_result(rel: Release) -> Result:
-    data = {"release": release_data(rel)}
-    return Result(data=data, text=lambda: f"{rel.kind.value} of {rel.app} {rel.version} in {rel.env}: {rel.phase.value} ({rel.reason})")
+def release_result(info) -> Result:
+    return Result(data={"release": info.to_dict()},
+                  text=lambda: f"{info.kind} of {info.app} {info.version} in {info.environment}: {info.state} ({info.reason})")
 
 
 LB_DOWN_HINT = ("a running release restarts it within one poll; otherwise `releasectl rollout --resume`, "
@@ -167,7 +114,9 @@ def status_result(view) -> Result:
     return result
 
 
-def history_result(rows: list[dict[str, Any]]) -> Result:
+def history_result(entries) -> Result:
+    rows = [e.to_dict() for e in entries]
+
     def text() -> str:
         return table([
             {
@@ -279,30 +228,17 @@ def unlock_result(lease) -> Result:
 
 def release_or_intent_result(result) -> Result:
     """`promote`, `abort` and `pause`: the release they drove, or the intent they handed to its runner."""
-    from releasectl.engine.release import Posted
+    from releasectl.api import IntentInfo
 
-    if not isinstance(result, Posted):
+    if not isinstance(result, IntentInfo):
         return release_result(result)
-    intent, rel = result.intent, result.release
-    runner = result.runner
-    data = {
-        "intent": {
-            "id": intent.id,
-            "kind": intent.kind.value,
-            "release_id": intent.release_id,
-            "version": rel.version,
-            "posted_at": utc(intent.at),
-            "state": "applied" if result.waited else "accepted",
-            "runner": {k: runner.get(k) for k in ("command", "host", "pid", "user", "ci_job")},
-        },
-        "release": release_data(rel),
-    }
-    if result.waited:
-        text = f"{intent.kind.value} applied: {rel.kind.value} of {rel.app} {rel.version} in {rel.env} is {rel.phase.value} ({rel.reason})"
+    rel, runner = result.release, result.runner
+    if result.state == "applied":
+        text = f"{result.kind} applied: {rel.kind} of {rel.app} {rel.version} in {rel.environment} is {rel.state} ({rel.reason})"
     else:
-        text = (f"{intent.kind.value} of {rel.app} {rel.version} accepted (intent {intent.id}); the running "
-                f"{runner.get('command')} (pid {runner.get('pid', '?')} on {runner.get('host', '?')}) applies it at its next pass")
-    return Result(data=data, text=lambda: text)
+        text = (f"{result.kind} of {rel.app} {rel.version} accepted (intent {result.id}); the running "
+                f"{runner.get('command')} (pid {runner.get('pid') or '?'} on {runner.get('host') or '?'}) applies it at its next pass")
+    return Result(data=result.to_dict(), text=lambda: text)
 
 
 def demo_result(summary: dict[str, Any]) -> Result:
