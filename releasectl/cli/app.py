@@ -115,21 +115,27 @@ def init(
     cloud: Annotated[Optional[str], typer.Option(help="clouds.yaml entry (openstack).")] = None,
     port: Annotated[int, typer.Option(help="Load-balancer port of production (local; staging gets port+1).")] = 8080,
     force: Annotated[bool, typer.Option(help="Overwrite an existing releasectl.yaml.")] = False,
+    offline: Annotated[bool, typer.Option(help="openstack: do not look at the cloud; write placeholders.")] = False,
 ) -> None:
-    """Write a working releasectl.yaml (and for local, a sample app in app/)."""
+    """Write a working releasectl.yaml (and for local, a sample app in app/). For openstack, look at the cloud
+    (read-only) and choose its builder, flavor, network and pool, or write marked placeholders."""
     from releasectl.cli.scaffold import scaffold
 
     if "\x00" in str(directory):
         raise UsageError("DIRECTORY must be a path without NUL characters")
 
-    written = scaffold(directory, provider=provider, app=app_name, cloud=cloud, port=port, force=force)
-    _finish(ctx, views.init_result(directory, written))
+    done = scaffold(directory, provider=provider, app=app_name, cloud=cloud, port=port, force=force, look=not offline)
+    _finish(ctx, views.init_result(directory, done))
 
 
 @config_app.command("check")
-def config_check(ctx: typer.Context) -> None:
+def config_check(
+    ctx: typer.Context,
+    remote: Annotated[bool, typer.Option(help="openstack: also authenticate and check the named resources, the flavor against the images, and the quota.")] = False,
+) -> None:
     """Validate releasectl.yaml, every environment and every pipeline it names; print the effective config
-    (secrets masked), or every problem (up to 20), each as file:line: key.path: what is wrong."""
+    (secrets masked), or every problem (up to 20), each as file:line: key.path: what is wrong. With --remote,
+    also look at the cloud (read-only): exit 2 with one line per resource that is missing or does not fit."""
     from releasectl.config import MAX_PROBLEMS, check_config
 
     g = _globals(ctx)
@@ -140,7 +146,26 @@ def config_check(ctx: typer.Context) -> None:
         if not problems or len(problems) < 2:
             raise  # one problem: the error boundary prints it
         _finish(ctx, views.config_problems_result(problems, MAX_PROBLEMS))
-    _finish(ctx, views.config_result(report.settings, report))
+    if remote:
+        _finish(ctx, views.config_remote_result(report.settings, report, _check_remote(g, report.settings)))
+    else:
+        _finish(ctx, views.config_result(report.settings, report))
+
+
+def _check_remote(g: Globals, s):
+    """The cloud's view of the config (openstack), or None for a provider that has no cloud to look at."""
+    if s.provider != "openstack":
+        return None
+    from releasectl.cli.runtime import context_for
+    from releasectl.engine.versions import version_key
+    from releasectl.providers.openstack.inventory import check_remote
+
+    provider = context_for(s, emit=g.printer, writes=False, verbose=g.verbose).provider
+    try:
+        images = sorted(provider.list_images(), key=lambda i: version_key(i.version))
+        return check_remote(provider, images[-1].id if images else None)
+    finally:
+        provider.close()
 
 
 @app.command("pipelines")

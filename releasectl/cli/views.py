@@ -162,6 +162,33 @@ def config_result(settings, report=None) -> Result:
     return Result(data=data, text=lambda: "\n".join(lines) + "\n" + yaml.dump(effective, Dumper=dumper, sort_keys=False))
 
 
+def config_remote_result(settings, report, remote) -> Result:
+    """`config check --remote`: the config's result plus what the cloud has; exit 2, one error per problem."""
+    result = config_result(settings, report)
+    if remote is None:
+        result.data["remote"] = {"checked": False, "note": f"the {settings.provider} provider has no cloud to look at"}
+        return result
+    result.data["remote"] = {"checked": True, "found": remote.found, "problems": remote.problems,
+                             "quota": remote.quota, "quota_source": remote.quota_note}
+    local_text = result.text
+
+    def text() -> str:
+        lines = [f"openstack.{key}: {what}" for key, what in remote.found.items()]
+        if remote.quota:
+            lines.append(f"quota headroom ({remote.quota_note}):")
+            lines.append(table([{"resource": k, "used": v["used"], "limit": "unlimited" if v["limit"] < 0 else v["limit"],
+                                 "free": "unlimited" if v["free"] is None else v["free"]} for k, v in remote.quota.items()]))
+        else:
+            lines.append(remote.quota_note)
+        return (local_text() if local_text else "") + "\n".join(lines)
+
+    result.text = text
+    if remote.problems:
+        result.exit_code = int(ExitCode.USAGE)
+        result.errors = [{"code": "usage", "message": problem} for problem in remote.problems]
+    return result
+
+
 def config_problems_result(problems: list, limit: int) -> Result:
     """Every problem of `config check`, one `file:line: key.path: what is wrong` each, with its hint."""
     errors = [{"code": "usage", "message": p.message, **({"hint": p.hint} if p.hint else {})} for p in problems[:limit]]
@@ -170,12 +197,31 @@ def config_problems_result(problems: list, limit: int) -> Result:
     return Result(data={"problems": len(problems)}, exit_code=2, errors=errors)
 
 
-def init_result(directory: Path, written: list[Path]) -> Result:
-    files = [str(p) for p in written]
-    return Result(
-        data={"directory": str(directory.resolve()), "written": files},
-        text=lambda: "\n".join([*(f"wrote {f}" for f in files), f"next: cd {directory} && releasectl bake 1.0.0"]),
-    )
+def init_result(directory: Path, done) -> Result:
+    """What init wrote; for openstack, what it chose from the cloud (or left as placeholders) and why."""
+    files = [str(p) for p in done.written]
+    data: dict[str, Any] = {"directory": str(directory.resolve()), "written": files}
+    lines = [f"wrote {f}" for f in files]
+    next_step = f"next: cd {directory} && releasectl bake 1.0.0"
+    if done.choices:
+        data["openstack"] = {
+            "choices": {c.key: {"value": c.value, "placeholder": c.placeholder, "why": c.why} for c in done.choices},
+            "found": done.inventory,
+            "cloud_error": done.cloud_error,
+        }
+        if done.cloud_error:
+            lines.append(f"could not look at the cloud: {done.cloud_error}")
+        if done.inventory:
+            inv = done.inventory
+            lines.append("found: " + "; ".join(f"{len(inv[k])} {k.replace('_', ' ')}" for k in
+                                               ("flavors", "images", "networks", "servers", "load_balancers", "pools", "zones")))
+        lines.append(table([{"openstack": c.key, "value": c.value, "why": c.why} for c in done.choices]))
+        if done.placeholders:
+            next_step = (f"next: cd {directory} && releasectl env up (network, load balancer, pool), releasectl builder up, "
+                         f"or edit the placeholders ({', '.join(done.placeholders)}); then releasectl config check --remote")
+        else:
+            next_step = f"next: cd {directory} && releasectl config check --remote && releasectl bake 1.0.0"
+    return Result(data=data, text=lambda: "\n".join([*lines, next_step]))
 
 
 def down_result(stopped: list[str]) -> Result:
