@@ -88,12 +88,6 @@ environments:
 
 
 RESOURCES = ("builder", "flavor", "network", "pool")
-RESOURCE_NOTES = {
-    "builder": "the server that `releasectl bake` snapshots",
-    "flavor": "what servers boot with",
-    "network": "the network servers boot on",
-    "pool": "the Octavia pool of the load balancer",
-}
 
 
 @dataclass
@@ -135,7 +129,7 @@ def _resource_lines(choices: list[Any]) -> str:
     for choice in choices:
         value = choice.value if _plain(choice.value) else json.dumps(choice.value)  # a JSON string is YAML: no injection
         why = CONTROL.sub(" ", choice.why)
-        note = f"PLACEHOLDER: {why}" if choice.placeholder else f"{RESOURCE_NOTES[choice.key]}: {why}"
+        note = f"PLACEHOLDER: {why}" if choice.placeholder else why
         lines.append(f"{f'  {choice.key}: {value}':<36} # {note}")
     return "\n".join(lines)
 

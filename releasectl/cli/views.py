@@ -173,7 +173,7 @@ def config_remote_result(settings, report, remote) -> Result:
     local_text = result.text
 
     def text() -> str:
-        lines = [f"openstack.{key}: {what}" for key, what in remote.found.items()]
+        lines = ["remote check: the cloud has", *(f"  openstack.{key}: {what}" for key, what in remote.found.items())]
         if remote.quota:
             lines.append(f"quota headroom ({remote.quota_note}):")
             lines.append(table([{"resource": k, "used": v["used"], "limit": "unlimited" if v["limit"] < 0 else v["limit"],

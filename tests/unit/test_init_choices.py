@@ -64,3 +64,19 @@ def test_written_names_read_back_as_themselves_and_cannot_inject_keys():
         doc = yaml.safe_load(OPENSTACK_CONFIG.format(app="shop", cloud_yaml='"sim"', resources=lines))
         assert doc["provider"] == "openstack"
         assert doc["openstack"]["builder"] == name and doc["openstack"]["pool"] == PLACEHOLDER
+
+
+def test_nova_limits_become_used_limit_and_free_with_unlimited_as_none():
+    from releasectl.providers.openstack.inventory import nova_limits
+
+    class Nova:
+        def get_json(self, path):
+            assert path == "/limits"
+            return {"limits": {"absolute": {"maxTotalInstances": 10, "totalInstancesUsed": 4, "maxTotalCores": -1,
+                                            "totalCoresUsed": 8, "maxTotalRAMSize": 51200, "totalRAMUsed": 60000}}}
+
+    assert nova_limits(Nova()) == {
+        "instances": {"used": 4, "limit": 10, "free": 6},
+        "cores": {"used": 8, "limit": -1, "free": None},
+        "ram": {"used": 60000, "limit": 51200, "free": 0},
+    }

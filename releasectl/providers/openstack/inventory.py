@@ -207,10 +207,12 @@ def choose(inv: Inventory, app: str) -> list[Choice]:
     """builder, flavor, network and pool for a new releasectl.yaml: the one candidate, or the one that the
     others point at (the builder's network, a pool named after the app), else a marked placeholder."""
     free = [s for s in inv.servers if not s.detail.get("ours")]
-    builders = [s for s in free if "builder" in s.name.lower()] or (free if len(free) == 1 else [])
+    named = [s for s in free if "builder" in s.name.lower()]
+    builders = named or (free if len(free) == 1 else [])
     builder = builders[0] if len(builders) == 1 else None
     choices = [
-        Choice("builder", builder.name, f"the server that `bake` snapshots (of {len(free)} not made by releasectl)")
+        Choice("builder", builder.name, "`bake` snapshots it: " + ("the one server named *builder*" if named else
+                                                                  "the one server not made by releasectl"))
         if builder else Choice("builder", PLACEHOLDER, _none_or_several("builder server", [s.name for s in builders or free],
                                                                         "`releasectl builder up` boots one")),
     ]
@@ -317,17 +319,23 @@ def check_remote(provider: Any, newest_image_id: str | None = None) -> RemoteRep
     return report
 
 
+def _by_id_or_name(ref: str, get: Callable[[str], Any], find: Callable[[str], list[Any]], what: str, hint: str) -> Any:
+    """A server or pool named or identified by `ref`; NotFound, or an error when several share the name."""
+    found = get(ref) if _uuid(ref) else None
+    if found is None:
+        named = find(ref)
+        if len(named) > 1:
+            raise ProviderError(f"several {what}s are named {ref!r}: use its id")
+        found = named[0] if named else None
+    if found is None:
+        raise NotFound(f"no {what} {ref!r}", hint=hint)
+    return found
+
+
 def _builder(provider: Any, ref: str) -> tuple[str, Named]:
     nova = provider.nova
-    server = nova.get_server(ref) if _uuid(ref) else None
-    if server is None:
-        named = nova.find_by_name(ref)
-        if len(named) > 1:
-            raise ProviderError(f"several servers are named {ref!r}: use its id")
-        server = named[0] if named else None
-    if server is None:
-        raise NotFound(f"no server {ref!r}", hint="`releasectl builder up`, or name an existing server")
-    found = _server(server)
+    found = _server(_by_id_or_name(ref, nova.get_server, nova.find_by_name, "server",
+                                   "`releasectl builder up`, or name an existing server"))
     return f"{found.name} ({found.id}, {found.detail['status']})", found
 
 
@@ -347,14 +355,7 @@ def _network(provider: Any, ref: str) -> tuple[str, dict[str, Any]]:
 
 def _pool(provider: Any, ref: str) -> tuple[str, dict[str, Any]]:
     octavia = provider.octavia
-    pool = octavia.get_pool(ref) if _uuid(ref) else None
-    if pool is None:
-        named = octavia.find_pools(ref)
-        if len(named) > 1:
-            raise ProviderError(f"several pools are named {ref!r}: use its id")
-        pool = named[0] if named else None
-    if pool is None:
-        raise NotFound(f"no Octavia pool {ref!r}", hint="`releasectl env up`, or name an existing pool")
+    pool = _by_id_or_name(ref, octavia.get_pool, octavia.find_pools, "Octavia pool", "`releasectl env up`, or name an existing pool")
     return f"{pool.get('name')} ({pool.get('id')}, {pool.get('lb_algorithm')})", pool
 
 
