@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -42,3 +43,43 @@ def test_readme_api_example_bakes_rolls_out_and_rolls_back(workspace):
         ("rollback", "1.0.0", "succeeded"), ("rollout", "1.1.0", "succeeded"), ("rollout", "1.0.0", "succeeded")]
     images = run_cli_in_process("images", "--output", "json", cwd=workspace.path).json()["images"]
     assert sorted(i["version"] for i in images) == ["1.0.0", "1.1.0"]  # 9.9.9 was refused: nothing baked
+
+
+CANCEL_AND_RESUME = """
+import json
+from releasectl import api
+from releasectl.errors import Interrupted
+
+client = api.Client("releasectl.yaml")
+client.bake("1.0.0")
+events = []
+handle = client.rollout("1.0.0", pipeline="first-fast.yaml", wait=False, on_event=events.append)
+handle.cancel()
+finished = handle.wait(120)
+try:
+    handle.result()
+    error = None
+except Interrupted as exc:
+    error = {"type": type(exc).__name__, "exit_code": exc.exit_code}
+stopped = client.status().release
+done = client.rollout(resume=True)
+print(json.dumps({"finished": finished, "error": error, "stopped": stopped and stopped["state"],
+                  "done": done.to_dict(), "live": client.status().live_version,
+                  "typed_events": bool(events) and all(isinstance(e, api.Event) for e in events)}))
+"""
+
+
+def test_a_cancelled_rollout_stops_resumable_and_resume_finishes_it(workspace):
+    """handle.cancel() is the API's Ctrl-C: the release stops at a safe point (Interrupted, exit 5) and
+    `rollout(resume=True)` takes it to the end. In a process of its own: HAProxy and the app servers are
+    its children, not pytest's."""
+    script = workspace.path / "cancel_and_resume.py"
+    script.write_text(CANCEL_AND_RESUME)
+    run = subprocess.run([sys.executable, str(script)], cwd=workspace.path, capture_output=True, text=True,
+                         timeout=300, stdin=subprocess.DEVNULL)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["finished"] and out["error"] == {"type": "Interrupted", "exit_code": 5}
+    assert out["stopped"] in ("interrupted", "progressing")  # unfinished: resumable
+    assert (out["done"]["version"], out["done"]["state"]) == ("1.0.0", "succeeded")
+    assert out["live"] == "1.0.0" and out["typed_events"]
