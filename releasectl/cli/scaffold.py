@@ -121,7 +121,9 @@ def look_at_cloud(directory: Path, app: str, cloud: str | None) -> tuple[list[An
         return [Choice(key, PLACEHOLDER, why) for key in RESOURCES], None, exc.message
     finally:
         provider.close()
-    return choose(inventory, app), inventory.to_dict(), None
+    found = inventory.to_dict()
+    found["cloud"] = provider.creds.cloud  # the clouds.yaml entry (or OS_* `envvars`) that was read
+    return choose(inventory, app), found, None
 
 
 def _resource_lines(choices: list[Any]) -> str:
@@ -191,7 +193,8 @@ def scaffold(directory: Path, *, provider: str, app: str | None, cloud: str | No
             from releasectl.providers.openstack.inventory import PLACEHOLDER, Choice
 
             result.choices = [Choice(key, PLACEHOLDER, "not looked up (init without a cloud)") for key in RESOURCES]
-        body = OPENSTACK_CONFIG.format(app=name, cloud_yaml=json.dumps(cloud or "envvars"), resources=_resource_lines(result.choices))
+        used = cloud or (result.inventory or {}).get("cloud") or "envvars"  # e.g. $OS_CLOUD's, when it was read
+        body = OPENSTACK_CONFIG.format(app=name, cloud_yaml=json.dumps(used), resources=_resource_lines(result.choices))
     config.write_text(body)
     written.insert(0, config)
     return result

@@ -43,7 +43,7 @@ def test_init_json_lists_the_inventory_and_its_choices(sim: Simulator, tmp_path:
     again = cloud.cli("init", "--provider", "openstack", "--cloud", "sim", "--force", "--output", "json")
     assert again.code == 0, again.stderr
     openstack = again.json()["openstack"]
-    assert openstack["cloud_error"] is None
+    assert openstack["cloud_error"] is None and openstack["found"]["cloud"] == "sim"
     assert openstack["found"]["flavors"][0]["name"] == "m1.small"
     assert openstack["found"]["pools"] == ["demo-pool"] and openstack["found"]["networks"] == ["private"]
     assert not any(c["placeholder"] for c in openstack["choices"].values())
