@@ -21,7 +21,7 @@ from releasectl import __version__
 from releasectl.cli import views
 from releasectl.cli.exitcodes import ExitCode, classify, hint_for
 from releasectl.cli.render import Result, emit_result
-from releasectl.cli.runtime import Globals, client, engine_context, note_release, settings
+from releasectl.cli.runtime import Globals, client, engine_context, note_release
 from releasectl.errors import ConfigError, ReleasectlError, UsageError
 from releasectl.cli.lean_typer import install as _lean_typer
 

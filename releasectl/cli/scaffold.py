@@ -109,7 +109,7 @@ def look_at_cloud(directory: Path, app: str, cloud: str | None) -> tuple[list[An
     from releasectl.errors import ReleasectlError
     from releasectl.providers import load
     from releasectl.providers.base import HealthCheck, ProviderContext
-    from releasectl.providers.openstack.inventory import PLACEHOLDER, Choice, Inventory, choose, read_inventory
+    from releasectl.providers.openstack.inventory import PLACEHOLDER, Choice, choose, read_inventory
 
     ctx = ProviderContext(app=app, env="production", config_dir=directory, state_dir=directory / ".releasectl",
                           health=HealthCheck(), app_port=8000, options={"cloud": cloud})
