@@ -36,8 +36,8 @@ if TYPE_CHECKING:  # the heavy imports wait for the call that needs them (start-
 
 __all__ = [
     "Client", "Handle", "Event", "ImageInfo", "ReleaseInfo", "IntentInfo", "StageReport", "CheckInfo", "Status",
-    "HistoryEntry", "PruneReport", "check_version", "bake", "stage", "rollout", "promote", "abort", "pause",
-    "rollback", "status", "history", "images", "prune",
+    "HistoryEntry", "PruneReport", "GcReport", "check_version", "bake", "stage", "rollout", "promote", "abort",
+    "pause", "rollback", "status", "history", "images", "prune", "down", "gc",
 ]
 
 T = TypeVar("T")
@@ -197,6 +197,15 @@ class PruneReport(_Json):
     dry_run: bool
     deleted: list[str]
     kept: list[dict[str, str]]  # {"name", "reason"}
+
+
+@dataclass(frozen=True)
+class GcReport(_Json):
+    dry_run: bool
+    members: list[str]  # removed (or, dry run, would be)
+    servers: list[str]
+    images: list[str]
+    spared: list[str]  # left alone: state about them is damaged (`releasectl doctor`)
 
 
 @dataclass
@@ -429,6 +438,23 @@ class Client:
             _checked(to)
         return self._call("rollback", lambda ctx: ReleaseInfo.of(rollback(ctx, to)), wait=wait, on_event=on_event)
 
+    def down(self, *, on_event: EventSink | None = None) -> list[str]:
+        """Stop the environment's servers and its local load balancer (images stay): the names stopped."""
+        from releasectl.engine.release import down
+
+        return self._call("down", down, on_event=on_event)
+
+    def gc(self, *, dry_run: bool = False, on_event: EventSink | None = None) -> GcReport:
+        """Remove tagged servers, members and images that no live, warm, staged or running release owns."""
+        from releasectl.engine.release import gc
+
+        def work(ctx: "EngineContext") -> GcReport:
+            r = gc(ctx, dry_run=dry_run)
+            return GcReport(dry_run=r.dry_run, members=r.removed_members, servers=r.deleted_servers,
+                            images=r.deleted_images, spared=r.spared)
+
+        return self._call("gc", work, on_event=on_event)
+
     # -- views --
 
     def status(self) -> Status:
@@ -485,3 +511,5 @@ status = _module_function("status")
 history = _module_function("history")
 images = _module_function("images")
 prune = _module_function("prune")
+down = _module_function("down")
+gc = _module_function("gc")

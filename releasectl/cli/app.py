@@ -318,9 +318,7 @@ def history(ctx: typer.Context) -> None:
 @app.command()
 def down(ctx: typer.Context) -> None:
     """Stop the environment's servers and its local load balancer. Images stay."""
-    from releasectl.engine.release import down as do_down
-
-    _finish(ctx, views.down_result(do_down(engine_context(_globals(ctx)))))
+    _finish(ctx, views.down_result(client(_globals(ctx)).down()))
 
 
 @app.command()
@@ -329,9 +327,7 @@ def gc(
     dry_run: Annotated[bool, typer.Option(help="Show what would be removed; remove nothing.")] = False,
 ) -> None:
     """Remove tagged servers, members and images that no live, warm, staged or running release owns."""
-    from releasectl.engine.release import gc as do_gc
-
-    _finish(ctx, views.gc_result(do_gc(engine_context(_globals(ctx)), dry_run=dry_run)))
+    _finish(ctx, views.gc_result(client(_globals(ctx)).gc(dry_run=dry_run)))
 
 
 @app.command()

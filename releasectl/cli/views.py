@@ -229,18 +229,11 @@ def down_result(stopped: list[str]) -> Result:
 
 
 def gc_result(report) -> Result:
-    data = {
-        "dry_run": report.dry_run,
-        "members": report.removed_members,
-        "servers": report.deleted_servers,
-        "images": report.deleted_images,
-        "spared": report.spared,
-    }
     verb = "would remove" if report.dry_run else "removed"
     return Result(
-        data=data,
-        text=lambda: f"{verb}: {len(report.removed_members)} member(s), {len(report.deleted_servers)} server(s), {len(report.deleted_images)} image(s)"
-        + "".join(f"\n  {n}" for n in report.removed_members + report.deleted_servers + report.deleted_images),
+        data=report.to_dict(),
+        text=lambda: f"{verb}: {len(report.members)} member(s), {len(report.servers)} server(s), {len(report.images)} image(s)"
+        + "".join(f"\n  {n}" for n in report.members + report.servers + report.images),
     )
 
 

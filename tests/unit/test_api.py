@@ -85,3 +85,12 @@ def test_module_functions_take_a_config_path_or_settings(project):
     settings = load_settings(project / "releasectl.yaml")
     assert [i.version for i in api.images(settings=settings)] == ["1.0.0"]
     assert api.Client(settings=settings, provider="local").settings.provider == "local"
+
+
+def test_gc_and_down_match_the_cli(project):
+    client = api.Client(project / "releasectl.yaml")
+    report = client.gc(dry_run=True)
+    assert isinstance(report, api.GcReport) and report.dry_run
+    cli = run_cli_in_process("gc", "--dry-run", "--output", "json", cwd=project).json()
+    assert {k: cli[k] for k in report.to_dict()} == report.to_dict()
+    assert client.down() == []  # nothing runs in a fresh project
