@@ -1,4 +1,5 @@
-"""The Python API: everything the CLI does, callable from a script, returning the typed objects its JSON shows.
+"""The Python API: the CLI's release and image commands, callable from a script, returning the typed objects
+their JSON shows.
 
     from releasectl import api
 
@@ -28,7 +29,7 @@ from releasectl.engine.events import Event, EventSink
 from releasectl.engine.status import StatusView
 from releasectl.errors import ReleasectlError, UsageError, WaitTimeout
 
-if TYPE_CHECKING:  # the heavy imports wait for the call that needs them (start-up time of read-only commands)
+if TYPE_CHECKING:  # the rest is imported by the call that needs it: a command loads only its own engine parts
     from releasectl.config import Settings
     from releasectl.engine.context import EngineContext, StopToken
     from releasectl.engine.model import Pipeline, Release
