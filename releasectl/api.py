@@ -501,16 +501,8 @@ def _module_function(name: str) -> Callable[..., Any]:
     return call
 
 
-bake = _module_function("bake")
-stage = _module_function("stage")
-rollout = _module_function("rollout")
-promote = _module_function("promote")
-abort = _module_function("abort")
-pause = _module_function("pause")
-rollback = _module_function("rollback")
-status = _module_function("status")
-history = _module_function("history")
-images = _module_function("images")
-prune = _module_function("prune")
-down = _module_function("down")
-gc = _module_function("gc")
+MODULE_FUNCTIONS = ("bake", "stage", "rollout", "promote", "abort", "pause", "rollback", "status", "history", "images",
+                    "prune", "down", "gc")
+for _name in MODULE_FUNCTIONS:  # api.rollout("1.4.0", settings=s) and the like, listed in __all__
+    globals()[_name] = _module_function(_name)
+del _name
