@@ -22,7 +22,7 @@ from releasectl.cli import views
 from releasectl.cli.exitcodes import ExitCode, classify, hint_for
 from releasectl.cli.release_json import JSON_DATA, live_release, reporting_release
 from releasectl.cli.render import Result, close_printers, emit_result
-from releasectl.cli.runtime import Globals, engine_context, note_release, settings
+from releasectl.cli.runtime import Globals, client, engine_context, note_release
 from releasectl.errors import ConfigError, ReleasectlError, UsageError
 from releasectl.cli.lean_typer import install as _lean_typer
 
@@ -93,16 +93,11 @@ def quiet_http_logs() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-MAX_VERSION_LENGTH = 64
-
-
 def _check_version(version: str) -> None:
-    """A version argument: strict semver of at most 64 characters (it becomes part of image names)."""
-    from releasectl.engine.versions import parse_version
+    """A version argument, checked before the config is read (releasectl/api.py: check_version)."""
+    from releasectl.api import check_version
 
-    if len(version) > MAX_VERSION_LENGTH:
-        raise UsageError(f"a version has at most {MAX_VERSION_LENGTH} characters, got {len(version)}")
-    parse_version(version)
+    check_version(version)
 
 
 def _finish(ctx: typer.Context, result: Result) -> None:
@@ -129,21 +124,27 @@ def init(
     cloud: Annotated[Optional[str], typer.Option(help="clouds.yaml entry (openstack).")] = None,
     port: Annotated[int, typer.Option(help="Load-balancer port of production (local; staging gets port+1).")] = 8080,
     force: Annotated[bool, typer.Option(help="Overwrite an existing releasectl.yaml.")] = False,
+    offline: Annotated[bool, typer.Option(help="openstack: do not look at the cloud; write placeholders.")] = False,
 ) -> None:
-    """Write a working releasectl.yaml (and for local, a sample app in app/)."""
+    """Write a working releasectl.yaml (and for local, a sample app in app/). For openstack, look at the cloud
+    (read-only) and choose its builder, flavor, network and pool, or write marked placeholders."""
     from releasectl.cli.scaffold import scaffold
 
     if "\x00" in str(directory):
         raise UsageError("DIRECTORY must be a path without NUL characters")
 
-    written = scaffold(directory, provider=provider, app=app_name, cloud=cloud, port=port, force=force)
-    _finish(ctx, views.init_result(directory, written))
+    done = scaffold(directory, provider=provider, app=app_name, cloud=cloud, port=port, force=force, look=not offline)
+    _finish(ctx, views.init_result(directory, done))
 
 
 @config_app.command("check")
-def config_check(ctx: typer.Context) -> None:
+def config_check(
+    ctx: typer.Context,
+    remote: Annotated[bool, typer.Option(help="openstack: also authenticate and check the named resources, the flavor against the images, and the quota.")] = False,
+) -> None:
     """Validate releasectl.yaml, every environment and every pipeline it names; print the effective config
-    (secrets masked), or every problem (up to 20), each as file:line: key.path: what is wrong."""
+    (secrets masked), or every problem (up to 20), each as file:line: key.path: what is wrong. With --remote,
+    also look at the cloud (read-only): exit 2 with one line per resource that is missing or does not fit."""
     from releasectl.config import MAX_PROBLEMS, check_config
 
     g = _globals(ctx)
@@ -154,7 +155,10 @@ def config_check(ctx: typer.Context) -> None:
         if not problems or len(problems) < 2:
             raise  # one problem: the error boundary prints it
         _finish(ctx, views.config_problems_result(problems, MAX_PROBLEMS))
-    result = views.config_result(report.settings, report)
+    if remote:
+        result = views.config_remote_result(report.settings, report, _check_remote(g, report.settings))
+    else:
+        result = views.config_result(report.settings, report)
     if report.settings.provider == "openstack":  # which cloud, why, which files, the secret's source (never it)
         from releasectl.providers.openstack.credentials import credentials_report
 
@@ -163,6 +167,22 @@ def config_check(ctx: typer.Context) -> None:
         text = result.text
         result.text = lambda: text() + "credentials: " + ", ".join(f"{k}={v}" for k, v in creds.items() if v not in (None, [], "")) + "\n"
     _finish(ctx, result)
+
+
+def _check_remote(g: Globals, s):
+    """The cloud's view of the config (openstack), or None for a provider that has no cloud to look at."""
+    if s.provider != "openstack":
+        return None
+    from releasectl.cli.runtime import context_for
+    from releasectl.engine.versions import version_key
+    from releasectl.providers.openstack.inventory import check_remote
+
+    provider = context_for(s, emit=g.printer, writes=False, verbose=g.verbose, os_cloud=g.os_cloud).provider
+    try:
+        images = sorted(provider.list_images(), key=lambda i: version_key(i.version))
+        return check_remote(provider, images[-1].id if images else None)
+    finally:
+        provider.close()
 
 
 @app.command("pipelines")
@@ -193,8 +213,6 @@ def bake(
     timeout: Annotated[str, typer.Option(help="With --recipe: how long the recipe may take.")] = "10m",
 ) -> None:
     """Snapshot the builder into a version-named image (with --recipe: build the builder from code first)."""
-    from releasectl.engine.images import bake as do_bake
-
     _check_version(version)
     if recipe is not None:
         from releasectl.cli.builder_cmd import bake_with_recipe
@@ -203,9 +221,7 @@ def bake(
         return
     if source is not None:
         raise UsageError("--from needs --recipe (or use `releasectl builder up --from ...`, then `bake`)")
-    ectx = engine_context(_globals(ctx), stop_at_once=True)
-    image = do_bake(ectx, version, force=force, live=live)
-    _finish(ctx, views.image_result(image, ectx.env))
+    _finish(ctx, views.image_result(client(_globals(ctx)).bake(version, force=force, live=live)))
 
 
 @images_app.callback()
@@ -213,10 +229,7 @@ def images_list(ctx: typer.Context) -> None:
     """Images, newest version first."""
     if ctx.invoked_subcommand is not None:
         return
-    from releasectl.engine.images import list_images
-
-    rows = list_images(engine_context(_globals(ctx), writes=False))
-    _finish(ctx, views.images_result(rows))
+    _finish(ctx, views.images_result(client(_globals(ctx)).images()))
 
 
 @images_app.command("prune")
@@ -226,14 +239,7 @@ def images_prune(
     dry_run: Annotated[bool, typer.Option(help="Show what would be deleted; delete nothing.")] = False,
 ) -> None:
     """Delete old images; never a live one or the previous live one."""
-    from releasectl.engine.images import prune
-
-    s = settings(_globals(ctx))
-    if keep is None:
-        keep = s.image_keep
-    if not 1 <= keep <= 1000:
-        raise UsageError(f"--keep must be from 1 to 1000, got {keep}", hint="or set image.keep in releasectl.yaml")
-    _finish(ctx, views.prune_result(prune(engine_context(_globals(ctx), s), keep, dry_run=dry_run)))
+    _finish(ctx, views.prune_result(client(_globals(ctx)).prune(keep, dry_run=dry_run)))
 
 
 @app.command()
@@ -243,15 +249,13 @@ def stage(
     keep: Annotated[bool, typer.Option(help="Leave the staging instance running.")] = False,
 ) -> None:
     """Boot one instance from the image and run the smoke checks; exit 1 if one fails."""
-    from releasectl.engine.stage import stage as do_stage
     from releasectl.errors import SmokeCheckFailed
 
     _check_version(version)
-    ectx = engine_context(_globals(ctx))
     try:
-        result = do_stage(ectx, version, keep=keep)
+        result = client(_globals(ctx)).stage(version, keep=keep)
     except SmokeCheckFailed as exc:
-        staged = getattr(exc, "result", None)
+        staged = getattr(exc, "report", None)
         if staged is None:
             raise
         failed = views.stage_result(staged)
@@ -272,17 +276,12 @@ def rollout(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted release.")] = False,
 ) -> None:
     """Boot the new version, shift traffic step by step, watch health, retire the old fleet."""
-    from releasectl.config import load_pipeline
-    from releasectl.engine.release import rollout as do_rollout
-
-    g = _globals(ctx)
     if version is not None:
         _check_version(version)
-    s = settings(g)
-    chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
-    with live_release(g), reporting_release() as track:
-        ectx = track(engine_context(g, s, pipeline_name=chosen.name))
-        released = do_rollout(ectx, version, chosen, resume=resume)
+    g = _globals(ctx)
+    api = client(g)  # the config first: its errors come before there is any release to report
+    with live_release(g), reporting_release() as api.track:
+        released = api.rollout(version, pipeline=pipeline, resume=resume)
     _finish(ctx, views.release_result(released))
 
 
@@ -312,30 +311,28 @@ def promote(
     wait_timeout: WaitTimeoutOption = "30m",
 ) -> None:
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
-    from releasectl.engine.release import promote as do_promote
-
-    with live_release(_globals(ctx)), reporting_release() as track:
-        result = do_promote(track(engine_context(_globals(ctx))), full=full, wait=_wait_for(wait, wait_timeout))
+    g = _globals(ctx)
+    api = client(g)
+    with live_release(g), reporting_release() as api.track:
+        result = api.promote(full=full, runner_wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
 @app.command()
 def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
-    from releasectl.engine.release import abort as do_abort
-
-    with reporting_release() as track:
-        result = do_abort(track(engine_context(_globals(ctx))), wait=_wait_for(wait, wait_timeout))
+    api = client(_globals(ctx))
+    with reporting_release() as api.track:
+        result = api.abort(runner_wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
 @app.command()
 def pause(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Stop a running release where it is (exit 4) until `promote`. With a live runner, hand it the intent."""
-    from releasectl.engine.release import pause as do_pause
-
-    with reporting_release() as track:
-        result = do_pause(track(engine_context(_globals(ctx))), wait=_wait_for(wait, wait_timeout))
+    api = client(_globals(ctx))
+    with reporting_release() as api.track:
+        result = api.pause(runner_wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
 
 
@@ -345,12 +342,12 @@ def rollback(
     to: Annotated[Optional[str], typer.Option(help="Known-good version to return to (default: the last one).")] = None,
 ) -> None:
     """Return traffic to the last known-good version (warm fleet at once, or relaunched)."""
-    from releasectl.engine.release import rollback as do_rollback
-
     if to is not None:
         _check_version(to)
-    with live_release(_globals(ctx)), reporting_release() as track:
-        released = do_rollback(track(engine_context(_globals(ctx))), to)
+    g = _globals(ctx)
+    api = client(g)
+    with live_release(g), reporting_release() as api.track:
+        released = api.rollback(to)
     _finish(ctx, views.release_result(released))
 
 
@@ -365,17 +362,13 @@ def status(
 
         _finish(ctx, status_watch(_globals(ctx)))
         return
-    from releasectl.engine.status import status as do_status
-
-    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), writes=False))))
+    _finish(ctx, views.status_result(client(_globals(ctx)).status()))
 
 
 @app.command()
 def down(ctx: typer.Context) -> None:
     """Stop the environment's servers and its local load balancer. Images stay."""
-    from releasectl.engine.release import down as do_down
-
-    _finish(ctx, views.down_result(do_down(engine_context(_globals(ctx)))))
+    _finish(ctx, views.down_result(client(_globals(ctx)).down()))
 
 
 @app.command()
@@ -384,9 +377,7 @@ def gc(
     dry_run: Annotated[bool, typer.Option(help="Show what would be removed; remove nothing.")] = False,
 ) -> None:
     """Remove tagged servers, members and images that no live, warm, staged or running release owns."""
-    from releasectl.engine.release import gc as do_gc
-
-    _finish(ctx, views.gc_result(do_gc(engine_context(_globals(ctx)), dry_run=dry_run)))
+    _finish(ctx, views.gc_result(client(_globals(ctx)).gc(dry_run=dry_run)))
 
 
 @app.command()

@@ -97,8 +97,10 @@ def builder_status(ctx: typer.Context) -> None:
 def bake_with_recipe(ctx: typer.Context, version: str, recipe: Path, *, source: str | None, timeout: str,
                      force: bool, live: bool) -> None:
     """`bake VERSION --recipe FILE`: builder up, recipe, checks on the builder, snapshot, builder down."""
+    from releasectl.api import ImageInfo
     from releasectl.cli import views
     from releasectl.engine.builder import bake_with_recipe as do_bake
+    from releasectl.engine.images import describe_status
     from releasectl.engine.builder import load_recipe
 
     check_source(source)
@@ -106,7 +108,7 @@ def bake_with_recipe(ctx: typer.Context, version: str, recipe: Path, *, source: 
     loaded = load_recipe(recipe)
     ectx = _ectx(ctx, stop_at_once=True)
     baked = do_bake(ectx, version, loaded, source=source, timeout=seconds, force=force, live=live)
-    result = views.image_result(baked.image, ectx.env)
+    result = views.image_result(ImageInfo.of(baked.image, describe_status(baked.image, ectx.env)))
     result.data["builder"] = builder_data(baked.builder)
     result.data["checks"] = [{"path": r.check.path, "passed": r.passed, "detail": r.detail} for r in baked.checks]
     _finish(ctx, result)

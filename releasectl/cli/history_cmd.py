@@ -17,10 +17,9 @@ def history_list(ctx: typer.Context) -> None:
         return
     from releasectl.cli import views
     from releasectl.cli.app import _finish, _globals
-    from releasectl.cli.runtime import engine_context
-    from releasectl.engine.status import history as do_history
+    from releasectl.cli.runtime import client
 
-    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx), writes=False))))
+    _finish(ctx, views.history_result(client(_globals(ctx)).history()))
 
 
 @history_app.command("show")

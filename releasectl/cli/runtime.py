@@ -17,7 +17,7 @@ from releasectl.engine.context import EngineContext, StopToken
 from releasectl.engine.events import Event, EventSink
 from releasectl.errors import ConfigError
 from releasectl.providers import load as load_provider
-from releasectl.providers.base import ProviderContext
+from releasectl.providers.base import Provider, ProviderContext
 from releasectl.wait import RealClock
 
 CI_JOB_VARIABLES = ("RELEASECTL_JOB_ID", "CI_JOB_ID", "GITHUB_RUN_ID", "BUILDKITE_JOB_ID", "BUILD_TAG", "ZUUL_BUILD")
@@ -44,11 +44,11 @@ def actor() -> dict[str, str]:
     return {"host": socket.gethostname(), "user": user, "pid": str(os.getpid()), "ci_job": job}
 
 
-def provider_options(g: Globals, s: Settings) -> dict:
-    """releasectl.yaml's provider section, plus --os-cloud for the openstack provider."""
+def provider_options(s: Settings, os_cloud: str | None = None) -> dict:
+    """releasectl.yaml's provider section, plus --os-cloud (`os_cloud`) for the openstack provider."""
     options = dict(s.provider_options)
-    if s.provider == "openstack" and g.os_cloud:
-        options["os_cloud"] = g.os_cloud
+    if s.provider == "openstack" and os_cloud:
+        options["os_cloud"] = os_cloud
     return options
 
 
@@ -114,22 +114,45 @@ def engine_context(
     `stop_at_once`: the first SIGINT/SIGTERM interrupts right where the command is (bake: it has no safe
     point to wait for; its cleanup removes the partial image), instead of at the engine's next safe point."""
     s = s or settings(g)
+    stop = StopToken()
+    ctx = context_for(s, emit=g.printer, stop=stop, pipeline_name=pipeline_name, writes=writes, verbose=g.verbose,
+                      os_cloud=g.os_cloud)
+    _install_signal_handlers(stop, at_once=stop_at_once)
+    if writes:  # webhooks only once everything was validated: a refused command notifies nobody
+        ctx.emit = _event_sink(g, s)
+    return ctx
+
+
+def context_for(
+    s: Settings,
+    *,
+    emit: EventSink,
+    stop: StopToken | None = None,
+    pipeline_name: str | None = None,
+    writes: bool = True,
+    verbose: bool = False,
+    provider: Provider | None = None,
+    os_cloud: str | None = None,
+) -> EngineContext:
+    """The EngineContext of validated settings, without signal handlers or printing: the CLI and the Python
+    API (releasectl/api.py) both build theirs here. `provider`: an already built one (tests, the API);
+    `os_cloud`: --os-cloud, the openstack provider's cloud over OS_CLOUD and openstack.cloud."""
     ttl = lock_ttl()
     if writes:
         check_state_dir(s.state_dir)
-    stop = StopToken()
-    _install_signal_handlers(stop, at_once=stop_at_once)
-    pctx = ProviderContext(
-        app=s.app,
-        env=s.env,
-        config_dir=s.config_dir,
-        state_dir=s.state_dir,
-        health=s.health,
-        app_port=s.app_port,
-        options=provider_options(g, s),
-        verbose=g.verbose,
-    )
-    provider = load_provider(s.provider, pctx)
+    stop = stop or StopToken()
+    if provider is None:
+        pctx = ProviderContext(
+            app=s.app,
+            env=s.env,
+            config_dir=s.config_dir,
+            state_dir=s.state_dir,
+            health=s.health,
+            app_port=s.app_port,
+            options=provider_options(s, os_cloud),
+            verbose=verbose,
+        )
+        provider = load_provider(s.provider, pctx)
     return EngineContext(
         provider=provider,
         app=s.app,
@@ -145,11 +168,28 @@ def engine_context(
         stage_timeout=s.stage.timeout,
         image_keep=s.image_keep,
         clock=RealClock(stop_check=stop.check),
-        emit=_event_sink(g, s) if writes else g.printer,
+        emit=emit,
         stop=stop,
         actor=actor(),
         lock_ttl=ttl,
     )
+
+
+def client(g: Globals, s: Settings | None = None):
+    """The Python API's Client (releasectl/api.py) as the CLI runs it: the global options' settings, signal
+    handlers, the progress printer and, for commands that change things, the `notify:` webhooks. Its `track`
+    (`with reporting_release() as client.track:`) is handed every context it makes, so an error carries the
+    release it was about (cli/release_json.py)."""
+    from releasectl.api import Client
+
+    class CliClient(Client):
+        track = None
+
+        def context(self, *, pipeline_name=None, writes=True, stop=None, stop_at_once=False, on_event=None) -> EngineContext:
+            ectx = engine_context(g, self.settings, pipeline_name=pipeline_name, writes=writes, stop_at_once=stop_at_once)
+            return self.track(ectx) if self.track is not None else ectx
+
+    return CliClient(settings=s or settings(g), verbose=g.verbose, os_cloud=g.os_cloud)
 
 
 _notifications: list = []  # this command's ReleaseNotifications, finished by finish_notifications

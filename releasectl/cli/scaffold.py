@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from releasectl.config import APP_NAME, CONFIG_NAME, text
 from releasectl.errors import UsageError
@@ -61,10 +63,7 @@ provider: openstack
 openstack:
 {cloud_line}
   region: RegionOne
-  builder: demo-builder              # the configured server that `releasectl bake` snapshots
-  flavor: m1.small
-  network: private
-  pool: demo-pool                    # the Octavia pool of the load balancer
+{resources}
   create_monitor: false              # refuse to roll out without a health monitor
 
 app_port: 8000
@@ -88,9 +87,71 @@ environments:
 """
 
 
-def scaffold(directory: Path, *, provider: str, app: str | None, cloud: str | None, port: int, force: bool) -> list[Path]:
+RESOURCES = ("builder", "flavor", "network", "pool")
+
+
+@dataclass
+class Scaffolded:
+    """What init wrote and, for openstack, what it found in the cloud and chose from it."""
+
+    written: list[Path]
+    choices: list[Any] = field(default_factory=list)  # providers/openstack/inventory.py Choice
+    inventory: dict[str, Any] | None = None
+    cloud_error: str | None = None  # why the cloud could not be looked at (then every choice is a placeholder)
+
+    @property
+    def placeholders(self) -> list[str]:
+        return [c.key for c in self.choices if c.placeholder]
+
+
+def look_at_cloud(directory: Path, app: str, cloud: str | None) -> tuple[list[Any], dict[str, Any] | None, str | None]:
+    """init's choices from what the project has (read-only); placeholders, and why, when it cannot be read."""
+    from releasectl.errors import ReleasectlError
+    from releasectl.providers import load
+    from releasectl.providers.base import HealthCheck, ProviderContext
+    from releasectl.providers.openstack.inventory import PLACEHOLDER, Choice, choose, read_inventory
+
+    ctx = ProviderContext(app=app, env="production", config_dir=directory, state_dir=directory / ".releasectl",
+                          health=HealthCheck(), app_port=8000, options={"cloud": cloud})
+    provider = load("openstack", ctx)
+    try:
+        inventory = read_inventory(provider)
+    except ReleasectlError as exc:
+        why = "the cloud could not be read at init: name yours, or `releasectl env up`, then `config check --remote`"
+        return [Choice(key, PLACEHOLDER, why) for key in RESOURCES], None, exc.message
+    finally:
+        provider.close()
+    found = inventory.to_dict()
+    found["cloud"] = provider.creds.cloud  # the clouds.yaml entry (or OS_* `envvars`) that was read
+    return choose(inventory, app), found, None
+
+
+def _resource_lines(choices: list[Any]) -> str:
+    lines = []
+    for choice in choices:
+        value = choice.value if _plain(choice.value) else json.dumps(choice.value)  # a JSON string is YAML: no injection
+        why = CONTROL.sub(" ", choice.why)
+        note = f"PLACEHOLDER: {why}" if choice.placeholder else why
+        lines.append(f"{f'  {choice.key}: {value}':<36} # {note}")
+    return "\n".join(lines)
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+PLAIN = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,200}")
+
+
+def _plain(value: str) -> bool:
+    """A name YAML reads back as itself unquoted (not `true`, `null`, `no`, ...)."""
+    import yaml
+
+    return bool(PLAIN.fullmatch(value)) and yaml.safe_load(value) == value
+
+
+def scaffold(directory: Path, *, provider: str, app: str | None, cloud: str | None, port: int, force: bool,
+             look: bool = True) -> Scaffolded:
     """Every check first (arguments, what exists, what can be written), then the writes: a refused init
-    writes nothing."""
+    writes nothing. For openstack, the builder, flavor, network and pool are chosen from what the cloud has
+    (`look`), or written as marked placeholders."""
     if provider not in ("local", "openstack"):
         raise UsageError(f"--provider must be local or openstack, got {provider!r}")
     if not 1 <= port <= 65534:
@@ -117,7 +178,8 @@ def scaffold(directory: Path, *, provider: str, app: str | None, cloud: str | No
     _must_be_writable(directory)
 
     directory.mkdir(parents=True, exist_ok=True)
-    written = []
+    result = Scaffolded(written=[])
+    written = result.written
     if provider == "local":
         body = LOCAL_CONFIG.format(app=name, port=port, staging_port=port + 1)
         app_dir.mkdir(exist_ok=True)
@@ -125,10 +187,16 @@ def scaffold(directory: Path, *, provider: str, app: str | None, cloud: str | No
             shutil.copyfile(TEMPLATES / "app" / "app.py", target)
             written.append(target)
     else:
-        body = OPENSTACK_CONFIG.format(app=name, cloud_line=_cloud_line(cloud))
+        if look:
+            result.choices, result.inventory, result.cloud_error = look_at_cloud(directory, name, cloud)
+        else:
+            from releasectl.providers.openstack.inventory import PLACEHOLDER, Choice
+
+            result.choices = [Choice(key, PLACEHOLDER, "not looked up (init without a cloud)") for key in RESOURCES]
+        body = OPENSTACK_CONFIG.format(app=name, cloud_line=_cloud_line(cloud), resources=_resource_lines(result.choices))
     config.write_text(body)
     written.insert(0, config)
-    return written
+    return result
 
 
 def _cloud_line(cloud: str | None) -> str:

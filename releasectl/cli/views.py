@@ -1,4 +1,4 @@
-"""Engine results -> Result(data for JSON, text for people). Presentation only; no decisions here."""
+"""API and engine results -> Result(data for JSON, text for people). Presentation only; no decisions here."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ from typing import Any
 
 from releasectl.cli.exitcodes import ExitCode
 from releasectl.cli.render import Result, table
-from releasectl.engine.model import Pipeline, Release, describe_step
-from releasectl.providers.base import Image
+from releasectl.engine.model import Pipeline, describe_step
 from releasectl.timefmt import rfc3339
 
 
@@ -22,31 +21,13 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
-def image_data(image: Image, status: str) -> dict[str, Any]:
-    return {
-        "version": image.version,
-        "name": image.name,
-        "id": image.id,
-        "status": status,
-        "size": image.size,
-        "sha256": image.checksum,
-        "created_at": rfc3339(image.created_at or None),
-        "source": image.source,
-        "protected": image.protected,
-        "labels": dict(image.labels),
-    }
+def image_result(info) -> Result:
+    digest = f", sha256 {info.sha256}" if info.sha256 else ""
+    return Result(data={"image": info.to_dict()}, text=lambda: f"baked {info.name} ({_size(info.size)}{digest})")
 
 
-def image_result(image: Image, env: str) -> Result:
-    from releasectl.engine.images import describe_status
-
-    data = image_data(image, describe_status(image, env))
-    digest = f", sha256 {image.checksum}" if image.checksum else ""
-    return Result(data={"image": data}, text=lambda: f"baked {image.name} ({_size(image.size)}{digest})")
-
-
-def images_result(rows) -> Result:
-    items = [image_data(r.image, r.status) for r in rows]
+def images_result(infos) -> Result:
+    items = [i.to_dict() for i in infos]
     return Result(
         data={"images": items},
         text=lambda: table(
@@ -55,59 +36,40 @@ def images_result(rows) -> Result:
     )
 
 
-def prune_result(result) -> Result:
-    data = {
-        "dry_run": result.dry_run,
-        "deleted": [i.name for i in result.deleted],
-        "kept": [{"name": i.name, "reason": why} for i, why in result.kept],
-    }
-    verb = "would delete" if result.dry_run else "deleted"
+def prune_result(report) -> Result:
+    data = report.to_dict()
+    verb = "would delete" if report.dry_run else "deleted"
 
     def text() -> str:
-        rows = [{"image": i.name, "action": verb} for i in result.deleted]
-        rows += [{"image": i.name, "action": f"keep ({why})"} for i, why in result.kept]
+        rows = [{"image": name, "action": verb} for name in report.deleted]
+        rows += [{"image": k["name"], "action": f"keep ({k['reason']})"} for k in report.kept]
         return table(rows)
 
     return Result(data=data, text=text)
 
 
-def stage_result(result) -> Result:
-    checks = [
-        {
-            "path": r.check.path,
-            "expected_status": r.check.expected_status,
-            "status": r.probe.status,
-            "latency_ms": round(r.probe.latency * 1000, 1),
-            "passed": r.passed,
-            "detail": r.detail,
-        }
-        for r in result.results
-    ]
-    data = {"version": result.version, "server": result.server.name, "kept": result.kept, "passed": result.passed, "checks": checks}
+def stage_result(report) -> Result:
+    data = report.to_dict()
 
     def text() -> str:
-        rows = [{"check": c["path"], "result": "pass" if c["passed"] else "FAIL", "detail": c["detail"]} for c in checks]
-        tail = f"\nstaging instance {result.server.name} kept running" if result.kept else ""
+        rows = [{"check": c.path, "result": "pass" if c.passed else "FAIL", "detail": c.detail} for c in report.checks]
+        tail = f"\nstaging instance {report.server} kept running" if report.kept else ""
         return table(rows) + tail
 
     return Result(data=data, text=text)
 
 
 def release_json(summary: dict[str, Any]) -> dict[str, Any]:
-    """The `release` object of every release command's JSON (and of status and history): the one place
-    it is built, from engine/status.py's summary, with RFC 3339 UTC times (null while unset)."""
-    return {**summary, "started_at": rfc3339(summary["started_at"] or None), "ended_at": rfc3339(summary["ended_at"])}
+    """The `release` object of every release command's JSON (and of status, history and watch), from
+    engine/status.py's summary: built in one place, the API's ReleaseInfo (RFC 3339 UTC times, null while unset)."""
+    from releasectl.api import ReleaseInfo
+
+    return ReleaseInfo.of_summary(summary).to_dict()
 
 
-def release_data(rel: Release) -> dict[str, Any]:
-    from releasectl.engine.status import release_summary
-
-    return release_json(release_summary(rel))
-
-
-def release_result(rel: Release) -> Result:
-    data = {"release": release_data(rel)}
-    return Result(data=data, text=lambda: f"{rel.kind.value} of {rel.app} {rel.version} in {rel.env}: {rel.phase.value} ({rel.reason})")
+def release_result(info) -> Result:
+    return Result(data={"release": info.to_dict()},
+                  text=lambda: f"{info.kind} of {info.app} {info.version} in {info.environment}: {info.state} ({info.reason})")
 
 
 LB_DOWN_HINT = ("a running release restarts it within one poll; otherwise `releasectl rollout --resume`, "
@@ -115,9 +77,10 @@ LB_DOWN_HINT = ("a running release restarts it within one poll; otherwise `relea
 
 
 def status_result(view) -> Result:
-    data = view.to_dict()
-    if view.release:
-        data["release"] = release_json(view.release)
+    """`view`: the API's Status, or the engine's StatusView (the live view's frames): the same JSON."""
+    from releasectl.api import Status
+
+    data = (view if isinstance(view, Status) else Status(**vars(view))).to_dict()
 
     def text() -> str:
         lb = view.lb
@@ -163,8 +126,8 @@ def status_result(view) -> Result:
     return result
 
 
-def history_result(rows: list[dict[str, Any]]) -> Result:
-    rows = [release_json(r) for r in rows]
+def history_result(entries) -> Result:
+    rows = [e.to_dict() for e in entries]
 
     def text() -> str:
         return table([
@@ -265,6 +228,33 @@ def config_result(settings, report=None) -> Result:
     return Result(data=data, text=lambda: "\n".join(lines) + "\n" + yaml.dump(effective, Dumper=dumper, sort_keys=False))
 
 
+def config_remote_result(settings, report, remote) -> Result:
+    """`config check --remote`: the config's result plus what the cloud has; exit 2, one error per problem."""
+    result = config_result(settings, report)
+    if remote is None:
+        result.data["remote"] = {"checked": False, "note": f"the {settings.provider} provider has no cloud to look at"}
+        return result
+    result.data["remote"] = {"checked": True, "found": remote.found, "problems": remote.problems,
+                             "quota": remote.quota, "quota_source": remote.quota_note}
+    local_text = result.text
+
+    def text() -> str:
+        lines = ["remote check: the cloud has", *(f"  openstack.{key}: {what}" for key, what in remote.found.items())]
+        if remote.quota:
+            lines.append(f"quota headroom ({remote.quota_note}):")
+            lines.append(table([{"resource": k, "used": v["used"], "limit": "unlimited" if v["limit"] < 0 else v["limit"],
+                                 "free": "unlimited" if v["free"] is None else v["free"]} for k, v in remote.quota.items()]))
+        else:
+            lines.append(remote.quota_note)
+        return (local_text() if local_text else "") + "\n".join(lines)
+
+    result.text = text
+    if remote.problems:
+        result.exit_code = int(ExitCode.USAGE)
+        result.errors = [{"code": "usage", "message": problem} for problem in remote.problems]
+    return result
+
+
 def config_problems_result(problems: list, limit: int) -> Result:
     """Every problem of `config check`, one `file:line: key.path: what is wrong` each, with its hint."""
     errors = [{"code": "usage", "message": p.message, **({"hint": p.hint} if p.hint else {})} for p in problems[:limit]]
@@ -273,12 +263,31 @@ def config_problems_result(problems: list, limit: int) -> Result:
     return Result(data={"problems": len(problems)}, exit_code=2, errors=errors)
 
 
-def init_result(directory: Path, written: list[Path]) -> Result:
-    files = [str(p) for p in written]
-    return Result(
-        data={"directory": str(directory.resolve()), "written": files},
-        text=lambda: "\n".join([*(f"wrote {f}" for f in files), f"next: cd {directory} && releasectl bake 1.0.0"]),
-    )
+def init_result(directory: Path, done) -> Result:
+    """What init wrote; for openstack, what it chose from the cloud (or left as placeholders) and why."""
+    files = [str(p) for p in done.written]
+    data: dict[str, Any] = {"directory": str(directory.resolve()), "written": files}
+    lines = [f"wrote {f}" for f in files]
+    next_step = f"next: cd {directory} && releasectl bake 1.0.0"
+    if done.choices:
+        data["openstack"] = {
+            "choices": {c.key: {"value": c.value, "placeholder": c.placeholder, "why": c.why} for c in done.choices},
+            "found": done.inventory,
+            "cloud_error": done.cloud_error,
+        }
+        if done.cloud_error:
+            lines.append(f"could not look at the cloud: {done.cloud_error}")
+        if done.inventory:
+            inv = done.inventory
+            lines.append("found: " + "; ".join(f"{len(inv[k])} {k.replace('_', ' ')}" for k in
+                                               ("flavors", "images", "networks", "servers", "load_balancers", "pools", "zones")))
+        lines.append(table([{"openstack": c.key, "value": c.value, "why": c.why} for c in done.choices]))
+        if done.placeholders:
+            next_step = (f"next: cd {directory} && releasectl env up (network, load balancer, pool), releasectl builder up, "
+                         f"or edit the placeholders ({', '.join(done.placeholders)}); then releasectl config check --remote")
+        else:
+            next_step = f"next: cd {directory} && releasectl config check --remote && releasectl bake 1.0.0"
+    return Result(data=data, text=lambda: "\n".join([*lines, next_step]))
 
 
 def down_result(stopped: list[str]) -> Result:
@@ -286,18 +295,11 @@ def down_result(stopped: list[str]) -> Result:
 
 
 def gc_result(report) -> Result:
-    data = {
-        "dry_run": report.dry_run,
-        "members": report.removed_members,
-        "servers": report.deleted_servers,
-        "images": report.deleted_images,
-        "spared": report.spared,
-    }
     verb = "would remove" if report.dry_run else "removed"
     return Result(
-        data=data,
-        text=lambda: f"{verb}: {len(report.removed_members)} member(s), {len(report.deleted_servers)} server(s), {len(report.deleted_images)} image(s)"
-        + "".join(f"\n  {n}" for n in report.removed_members + report.deleted_servers + report.deleted_images),
+        data=report.to_dict(),
+        text=lambda: f"{verb}: {len(report.members)} member(s), {len(report.servers)} server(s), {len(report.images)} image(s)"
+        + "".join(f"\n  {n}" for n in report.members + report.servers + report.images),
     )
 
 
@@ -331,30 +333,17 @@ def unlock_result(lease) -> Result:
 
 def release_or_intent_result(result) -> Result:
     """`promote`, `abort` and `pause`: the release they drove, or the intent they handed to its runner."""
-    from releasectl.engine.release import Posted
+    from releasectl.api import IntentInfo
 
-    if not isinstance(result, Posted):
+    if not isinstance(result, IntentInfo):
         return release_result(result)
-    intent, rel = result.intent, result.release
-    runner = result.runner
-    data = {
-        "intent": {
-            "id": intent.id,
-            "kind": intent.kind.value,
-            "release_id": intent.release_id,
-            "version": rel.version,
-            "posted_at": rfc3339(intent.at),
-            "state": "applied" if result.waited else "accepted",
-            "runner": {k: runner.get(k) for k in ("command", "host", "pid", "user", "ci_job")},
-        },
-        "release": release_data(rel),
-    }
-    if result.waited:
-        text = f"{intent.kind.value} applied: {rel.kind.value} of {rel.app} {rel.version} in {rel.env} is {rel.phase.value} ({rel.reason})"
+    rel, runner = result.release, result.runner
+    if result.state == "applied":
+        text = f"{result.kind} applied: {rel.kind} of {rel.app} {rel.version} in {rel.environment} is {rel.state} ({rel.reason})"
     else:
-        text = (f"{intent.kind.value} of {rel.app} {rel.version} accepted (intent {intent.id}); the running "
-                f"{runner.get('command')} (pid {runner.get('pid', '?')} on {runner.get('host', '?')}) applies it at its next pass")
-    return Result(data=data, text=lambda: text)
+        text = (f"{result.kind} of {rel.app} {rel.version} accepted (intent {result.id}); the running "
+                f"{runner.get('command')} (pid {runner.get('pid') or '?'} on {runner.get('host') or '?'}) applies it at its next pass")
+    return Result(data=result.to_dict(), text=lambda: text)
 
 
 def demo_result(summary: dict[str, Any]) -> Result:

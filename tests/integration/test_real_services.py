@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import threading
 import time
@@ -116,10 +117,11 @@ def point_at_pool(ws: Workspace, app: str, pool_id: str, container: str) -> None
     """Our own pool and Swift container, and an app name of our own: the real Glance keeps earlier runs' images."""
     config = ws.path / "releasectl.yaml"
     text = config.read_text()
-    for old in ("pool: demo-pool", "\napp: demo\n"):
-        assert old in text, f"the scaffold changed: {old!r} is gone"
-    config.write_text(text.replace("pool: demo-pool", f"pool: {pool_id}\n  lock_container: {container}")
-                      .replace("\napp: demo\n", f"\napp: {app}\n"))
+    assert "\napp: demo\n" in text, "the scaffold changed: 'app: demo' is gone"
+    # init chose a pool from what the real Octavia has (or wrote the CHANGE-ME placeholder): replace it
+    text, found = re.subn(r"(?m)^  pool: .*$", f"  pool: {pool_id}\n  lock_container: {container}", text)
+    assert found == 1, "the scaffold changed: no `pool:` line"
+    config.write_text(text.replace("\napp: demo\n", f"\napp: {app}\n"))
 
 
 def test_bake_rollout_canary_rollback_through_the_cli(tmp_path: Path, rs: RealServices, user: Session,

@@ -58,6 +58,9 @@ RULES = [
     ("releasectl.config", ("releasectl.cli", "releasectl.providers.local", "releasectl.providers.openstack", "typer", "requests")),
     ("releasectl.errors", ("releasectl",)),
     ("releasectl.loadgen", ("releasectl.engine", "releasectl.providers", "requests")),
+    # the Python API sits under the CLI: it never parses arguments, renders tables or picks a provider itself
+    ("releasectl.api", ("releasectl.cli.app", "releasectl.cli.views", "releasectl.providers.local",
+                        "releasectl.providers.openstack", "requests", "typer", "tabulate")),
 ]
 
 
