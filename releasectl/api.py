@@ -12,8 +12,8 @@ Every result is a dataclass with `to_dict()` (exactly the CLI's `--output json` 
 and `to_json()`. Every error is one of releasectl.errors, carrying `exit_code` (the CLI's exit code for it)
 and `error_code` (its JSON `code`). The CLI (releasectl/cli/app.py) is a thin layer over this module.
 
-Not here yet: `env_up`/`env_down` and `builder_up`/`builder_down` (issue 11, other branches) are wired in
-once engine/env.py and engine/builder.py are on main.
+The environment (`env_plan`, `env_up`, `env_down`), the builder from code (`builder_up`, `builder_down`,
+`builder_status`) and the project's `quota` are here too; `bake --recipe` and `history show` are CLI-only.
 """
 
 from __future__ import annotations
@@ -27,18 +27,19 @@ from typing import TYPE_CHECKING, Any, Callable, Generic, TypeVar
 from releasectl.engine.events import Event, EventSink
 from releasectl.engine.status import StatusView
 from releasectl.errors import ReleasectlError, UsageError, WaitTimeout
-from releasectl.timefmt import rfc3339
+from releasectl.timefmt import rfc3339, rfc3339_or_dash
 
 if TYPE_CHECKING:  # the rest is imported by the call that needs it: a command loads only its own engine parts
     from releasectl.config import Settings
     from releasectl.engine.context import EngineContext, StopToken
     from releasectl.engine.model import Pipeline, Release
-    from releasectl.providers.base import Image, Provider
+    from releasectl.providers.base import Builder, Image, Provider, Quota
 
 __all__ = [
     "Client", "Handle", "Event", "ImageInfo", "ReleaseInfo", "IntentInfo", "StageReport", "CheckInfo", "Status",
-    "HistoryEntry", "PruneReport", "GcReport", "check_version", "bake", "stage", "rollout", "promote", "abort",
-    "pause", "rollback", "status", "history", "images", "prune", "down", "gc",
+    "HistoryEntry", "PruneReport", "GcReport", "EnvInfo", "BuilderInfo", "QuotaInfo", "check_version", "bake",
+    "stage", "rollout", "promote", "abort", "pause", "rollback", "status", "history", "images", "prune", "down", "gc",
+    "env_plan", "env_up", "env_down", "builder_up", "builder_down", "builder_status", "quota",
 ]
 
 T = TypeVar("T")
@@ -204,6 +205,67 @@ class GcReport(_Json):
     servers: list[str]
     images: list[str]
     spared: list[str]  # left alone: state about them is damaged (`releasectl doctor`)
+
+
+@dataclass(frozen=True)
+class EnvInfo(_Json):
+    """`env plan|up|down`: the changes (planned, or made by `down`), what was applied, and what is there."""
+
+    action: str  # plan | up | down
+    changes: list[dict[str, str]]  # {"action", "kind", "name", "id", "detail"}; empty after `up`
+    applied: int
+    unchanged: int
+    resources: list[dict[str, Any]]  # {"kind", "name", "id", "owned"[, "address"]}
+    retired: list[str]  # servers `env_down(force=True)` retired first
+
+    @classmethod
+    def of(cls, report: Any) -> "EnvInfo":
+        from releasectl.engine.env import change_rows, resource_rows
+
+        return cls(action=report.action, changes=change_rows(report.changes) if report.action != "up" else [],
+                   applied=report.applied, unchanged=report.unchanged, resources=resource_rows(report.resources),
+                   retired=list(report.retired))
+
+
+@dataclass(frozen=True)
+class BuilderInfo(_Json):
+    """The builder from code (`builder up|status`)."""
+
+    id: str
+    name: str
+    status: str  # building | ready | failed | ...
+    source_image: str  # the image id it booted from, or "base"
+    recipe_sha256: str | None
+    created_at: str  # RFC 3339 UTC, "-" when unknown
+    address: str | None
+    port: int | None
+    detail: str | None  # why it failed: the tail of the recipe's output
+
+    @classmethod
+    def of(cls, builder: "Builder") -> "BuilderInfo":
+        return cls(id=builder.id, name=builder.name, status=builder.status.value,
+                   source_image=builder.source_image_id or "base", recipe_sha256=builder.recipe_sha256 or None,
+                   created_at=rfc3339_or_dash(builder.created_at), address=builder.address, port=builder.port,
+                   detail=builder.detail or None)
+
+
+@dataclass(frozen=True)
+class QuotaInfo(_Json):
+    """The project's quota as the provider reads it: {resource: {"used", "limit", "free"}} (limit -1 and free
+    None: unlimited; a resource the cloud does not publish is absent), and what one server takes."""
+
+    resources: dict[str, dict[str, int | None]]
+    per_server: dict[str, int]
+
+    @classmethod
+    def of(cls, quota: "Quota") -> "QuotaInfo":
+        from releasectl.providers.base import UNLIMITED
+
+        resources: dict[str, dict[str, int | None]] = {}
+        for name, limit in quota.limits.items():
+            used = quota.used.get(name, 0)
+            resources[name] = {"used": used, "limit": limit, "free": None if limit == UNLIMITED else max(0, limit - used)}
+        return cls(resources=resources, per_server=dict(quota.per_server))
 
 
 @dataclass
@@ -460,6 +522,78 @@ class Client:
 
         return self._call("gc", work, on_event=on_event)
 
+    # -- the environment and the builder from code --
+
+    def _env_spec(self) -> Any:
+        """The `env:` section (the local provider needs none: its environment has no settings)."""
+        from releasectl.errors import ConfigError
+        from releasectl.providers.base import EnvSpec
+
+        s = self.settings
+        if s.env_spec is not None:
+            return s.env_spec
+        if s.provider == "local":
+            return EnvSpec(network="")
+        raise with_exit_code(ConfigError(f"{s.path.name} has no env: section", hint="add `env: {network: {name: NAME, "
+                                         "cidr: 10.20.0.0/24}}` (see README, \"From an empty OpenStack project\")"))
+
+    def env_plan(self) -> EnvInfo:
+        """What `env_up` would create or change, writing nothing."""
+        from releasectl.engine.env import env_plan
+
+        spec = self._env_spec()
+        return self._call("env plan", lambda ctx: EnvInfo.of(env_plan(ctx, spec, self.settings.app_port)), writes=False)
+
+    def env_up(self, *, on_event: EventSink | None = None) -> EnvInfo:
+        """Create what is missing of the `env:` section and update what differs; a second call changes nothing."""
+        from releasectl.engine.env import env_up
+
+        spec = self._env_spec()
+        return self._call("env up", lambda ctx: EnvInfo.of(env_up(ctx, spec, self.settings.app_port)), on_event=on_event)
+
+    def env_down(self, *, force: bool = False, on_event: EventSink | None = None) -> EnvInfo:
+        """Delete what `env_up` created, in dependency order; refused while servers are there unless `force`,
+        which retires them first (as `down`)."""
+        from releasectl.engine.env import env_down
+        from releasectl.engine.release import down
+
+        spec = self._env_spec()
+        return self._call("env down", lambda ctx: EnvInfo.of(env_down(ctx, spec, force=force, retire=down)),
+                          on_event=on_event)
+
+    def builder_up(self, *, source: str | None = None, recipe: "str | Path | None" = None, timeout: float = 600.0,
+                   on_event: EventSink | None = None) -> BuilderInfo:
+        """Bring the builder up (never in the pool) from `source` (a version, an image, or "base"; default the
+        last image) and apply `recipe` (a shell script or #cloud-config file), waiting `timeout` seconds at most."""
+        from releasectl.engine.builder import builder_up, load_recipe
+
+        try:
+            loaded = load_recipe(Path(recipe)) if recipe is not None else None  # before anything is created
+        except ReleasectlError as exc:
+            raise with_exit_code(exc) from None
+        return self._call("builder up", lambda ctx: BuilderInfo.of(builder_up(ctx, source=source, recipe=loaded,
+                                                                              timeout=timeout)),
+                          stop_at_once=True, on_event=on_event)
+
+    def builder_down(self, *, on_event: EventSink | None = None) -> bool:
+        """Remove the builder `builder_up` made (nothing else): True when there was one."""
+        from releasectl.engine.builder import builder_down
+
+        return self._call("builder down", builder_down, on_event=on_event)
+
+    def builder_status(self) -> BuilderInfo | None:
+        """The builder from code, or None when none is up."""
+        def work(ctx: "EngineContext") -> BuilderInfo | None:
+            builder = ctx.provider.get_builder()
+            return BuilderInfo.of(builder) if builder is not None else None
+
+        return self._call("builder status", work, writes=False)
+
+    def quota(self) -> QuotaInfo:
+        """The project's limits, usage and headroom (read-only), as the preflight of env up, builder up and
+        rollout reads them."""
+        return self._call("quota", lambda ctx: QuotaInfo.of(ctx.provider.quota()), writes=False)
+
     # -- views --
 
     def status(self) -> Status:
@@ -504,7 +638,8 @@ def _module_function(name: str) -> Callable[..., Any]:
 
 
 MODULE_FUNCTIONS = ("bake", "stage", "rollout", "promote", "abort", "pause", "rollback", "status", "history", "images",
-                    "prune", "down", "gc")
+                    "prune", "down", "gc", "env_plan", "env_up", "env_down", "builder_up", "builder_down",
+                    "builder_status", "quota")
 for _name in MODULE_FUNCTIONS:  # api.rollout("1.4.0", settings=s) and the like, listed in __all__
     globals()[_name] = _module_function(_name)
 del _name

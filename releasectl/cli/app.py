@@ -173,14 +173,24 @@ def _check_remote(g: Globals, s):
     """The cloud's view of the config (openstack), or None for a provider that has no cloud to look at."""
     if s.provider != "openstack":
         return None
+    from releasectl.api import QuotaInfo
     from releasectl.cli.runtime import context_for
     from releasectl.engine.versions import version_key
+    from releasectl.errors import CredentialsError, ProviderError
     from releasectl.providers.openstack.inventory import check_remote
 
     provider = context_for(s, emit=g.printer, writes=False, verbose=g.verbose, os_cloud=g.os_cloud).provider
     try:
         images = sorted(provider.list_images(), key=lambda i: version_key(i.version))
-        return check_remote(provider, images[-1].id if images else None)
+        report = check_remote(provider, images[-1].id if images else None)
+        try:  # the quota the preflight of env up, builder up and rollout reads
+            report.quota = QuotaInfo.of(provider.quota()).resources or None
+            report.quota_note = "Nova, Neutron and Octavia quotas" if report.quota else "the cloud publishes no quota"
+        except CredentialsError:
+            raise
+        except ProviderError as exc:
+            report.quota_note = f"quota not readable: {exc.message}"
+        return report
     finally:
         provider.close()
 

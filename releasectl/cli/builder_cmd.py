@@ -7,9 +7,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from releasectl.cli.render import Result, utc
+from releasectl.cli.render import Result
 from releasectl.errors import UsageError
-from releasectl.providers.base import Builder
 
 builder_app = typer.Typer(help="The builder from code: bring it up from the last image with a recipe, or take it down.",
                           no_args_is_help=True)
@@ -33,22 +32,13 @@ def check_source(source: str | None) -> None:
         raise UsageError("--from takes a version, an image id or name (at most 255 characters, no '/'), or `base`")
 
 
-def builder_data(builder: Builder | None) -> dict[str, Any] | None:
-    if builder is None:
-        return None
-    return {
-        "id": builder.id, "name": builder.name, "status": builder.status.value,
-        "source_image": builder.source_image_id or "base", "recipe_sha256": builder.recipe_sha256 or None,
-        "created_at": utc(builder.created_at), "address": builder.address, "port": builder.port,
-        "detail": builder.detail or None,
-    }
-
-
-def _describe(builder: Builder | None) -> str:
-    if builder is None:
-        return "no builder is up"
-    recipe = f", recipe sha256 {builder.recipe_sha256[:12]}" if builder.recipe_sha256 else ""
-    return f"builder {builder.name}: {builder.status.value}, from {builder.source_image_id or 'the base'}{recipe}"
+def _builder_result(info: Any) -> Result:
+    """`info`: the API's BuilderInfo, or None when no builder is up."""
+    if info is None:
+        return Result(data={"builder": None}, text=lambda: "no builder is up")
+    recipe = f", recipe sha256 {info.recipe_sha256[:12]}" if info.recipe_sha256 else ""
+    origin = "the base" if info.source_image == "base" else info.source_image
+    return Result(data={"builder": info.to_dict()}, text=lambda: f"builder {info.name}: {info.status}, from {origin}{recipe}")
 
 
 def _finish(ctx: typer.Context, result: Result) -> None:
@@ -57,58 +47,52 @@ def _finish(ctx: typer.Context, result: Result) -> None:
     finish(ctx, result)
 
 
-def _ectx(ctx: typer.Context, **kwargs: Any) -> Any:
+def _client(ctx: typer.Context) -> Any:
     from releasectl.cli.app import _globals
-    from releasectl.cli.runtime import engine_context
+    from releasectl.cli.runtime import client
 
-    return engine_context(_globals(ctx), **kwargs)
+    return client(_globals(ctx))
 
 
 @builder_app.command("up")
 def builder_up(ctx: typer.Context, source: FromOption = None, recipe: RecipeOption = None,
                timeout: TimeoutOption = "10m") -> None:
     """Bring the builder up (not in the pool) from the last image or --from, apply --recipe, wait until it is done."""
-    from releasectl.engine.builder import builder_up as do_up
-    from releasectl.engine.builder import load_recipe
-
     check_source(source)
     seconds = recipe_timeout(timeout)
-    loaded = load_recipe(recipe) if recipe is not None else None  # before anything is created
-    builder = do_up(_ectx(ctx, stop_at_once=True), source=source, recipe=loaded, timeout=seconds)
-    _finish(ctx, Result(data={"builder": builder_data(builder)}, text=lambda: _describe(builder)))
+    _finish(ctx, _builder_result(_client(ctx).builder_up(source=source, recipe=recipe, timeout=seconds)))
 
 
 @builder_app.command("down")
 def builder_down(ctx: typer.Context) -> None:
     """Remove the builder that `builder up` made (nothing else). Idempotent."""
-    from releasectl.engine.builder import builder_down as do_down
-
-    removed = do_down(_ectx(ctx))
+    removed = _client(ctx).builder_down()
     _finish(ctx, Result(data={"removed": removed}, text=lambda: "removed the builder" if removed else "no builder was up"))
 
 
 @builder_app.command("status")
 def builder_status(ctx: typer.Context) -> None:
     """The builder from code, if one is up."""
-    builder = _ectx(ctx, writes=False).provider.get_builder()
-    _finish(ctx, Result(data={"builder": builder_data(builder)}, text=lambda: _describe(builder)))
+    _finish(ctx, _builder_result(_client(ctx).builder_status()))
 
 
 def bake_with_recipe(ctx: typer.Context, version: str, recipe: Path, *, source: str | None, timeout: str,
                      force: bool, live: bool) -> None:
     """`bake VERSION --recipe FILE`: builder up, recipe, checks on the builder, snapshot, builder down."""
-    from releasectl.api import ImageInfo
+    from releasectl.api import BuilderInfo, ImageInfo
     from releasectl.cli import views
+    from releasectl.cli.app import _globals
+    from releasectl.cli.runtime import engine_context
     from releasectl.engine.builder import bake_with_recipe as do_bake
-    from releasectl.engine.images import describe_status
     from releasectl.engine.builder import load_recipe
+    from releasectl.engine.images import describe_status
 
     check_source(source)
     seconds = recipe_timeout(timeout)
     loaded = load_recipe(recipe)
-    ectx = _ectx(ctx, stop_at_once=True)
+    ectx = engine_context(_globals(ctx), stop_at_once=True)
     baked = do_bake(ectx, version, loaded, source=source, timeout=seconds, force=force, live=live)
     result = views.image_result(ImageInfo.of(baked.image, describe_status(baked.image, ectx.env)))
-    result.data["builder"] = builder_data(baked.builder)
+    result.data["builder"] = BuilderInfo.of(baked.builder).to_dict()
     result.data["checks"] = [{"path": r.check.path, "passed": r.passed, "detail": r.detail} for r in baked.checks]
     _finish(ctx, result)

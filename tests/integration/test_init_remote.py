@@ -35,7 +35,13 @@ def test_init_chooses_what_the_cloud_has_and_the_remote_check_passes(sim: Simula
     remote = check.json()["remote"]
     assert remote["checked"] and remote["problems"] == []
     assert set(remote["found"]) == {"builder", "flavor", "network", "pool", "image"}
-    assert remote["quota"] is None and remote["quota_source"].startswith("quota not readable")  # no GET /limits in the simulator
+    quota = remote["quota"]  # Provider.quota(): what the preflight reads (the simulator's limits: unlimited)
+    assert quota["instances"]["used"] >= 1 and quota["instances"]["limit"] == -1 and quota["instances"]["free"] is None
+    assert remote["quota_source"] == "Nova, Neutron and Octavia quotas"
+
+    sim.set_quota(instances=5)
+    limited = cloud.cli("config", "check", "--remote", "--output", "json").json()["remote"]["quota"]["instances"]
+    assert limited["limit"] == 5 and limited["free"] == 5 - limited["used"]
 
 
 def test_init_json_lists_the_inventory_and_its_choices(sim: Simulator, tmp_path: Path) -> None:
@@ -45,8 +51,24 @@ def test_init_json_lists_the_inventory_and_its_choices(sim: Simulator, tmp_path:
     openstack = again.json()["openstack"]
     assert openstack["cloud_error"] is None and openstack["found"]["cloud"] == "sim"
     assert openstack["found"]["flavors"][0]["name"] == "m1.small"
-    assert openstack["found"]["pools"] == ["demo-pool"] and openstack["found"]["networks"] == ["private"]
+    assert openstack["found"]["pools"] == ["demo-pool"] and "private" in openstack["found"]["networks"]  # and the external one
     assert not any(c["placeholder"] for c in openstack["choices"].values())
+
+
+def test_without_cloud_init_reads_os_cloud_chooses_from_it_and_writes_no_cloud_line(sim: Simulator, tmp_path: Path) -> None:
+    """osconv's rule (cloud: only when --cloud names one; OS_CLOUD chooses otherwise) with the inventory's choices."""
+    cloud = make_cloud(sim, tmp_path / "ws", drain=None)
+    (cloud.path / "releasectl.yaml").unlink()
+    cloud.env["OS_CLOUD"] = "sim"
+    init = cloud.cli("init", "--provider", "openstack", "--output", "json")
+    assert init.code == 0, init.stderr
+    openstack = init.json()["openstack"]
+    assert openstack["cloud_error"] is None and openstack["found"]["cloud"] == "sim"
+    written = yaml.safe_load((cloud.path / "releasectl.yaml").read_text())["openstack"]
+    assert "cloud" not in written
+    assert {k: written[k] for k in ("builder", "flavor", "network", "pool")} == {
+        "builder": "demo-builder", "flavor": "m1.small", "network": "private", "pool": "demo-pool"}
+    assert cloud.cli("config", "check", "--remote", "--output", "json").code == 0  # OS_CLOUD still chooses
 
 
 def test_an_empty_project_gets_marked_placeholders(sim: Simulator, tmp_path: Path) -> None:

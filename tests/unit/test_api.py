@@ -94,3 +94,16 @@ def test_gc_and_down_match_the_cli(project):
     cli = run_cli_in_process("gc", "--dry-run", "--output", "json", cwd=project).json()
     assert {k: cli[k] for k in report.to_dict()} == report.to_dict()
     assert client.down() == []  # nothing runs in a fresh project
+
+
+def test_env_builder_and_quota_calls_match_the_cli(project):
+    client = api.Client(project / "releasectl.yaml")
+    plan = client.env_plan()
+    assert isinstance(plan, api.EnvInfo) and plan.action == "plan"
+    cli = run_cli_in_process("env", "plan", "--output", "json", cwd=project).json()
+    assert {k: cli[k] for k in plan.to_dict()} == plan.to_dict()
+    assert client.builder_status() is None
+    assert run_cli_in_process("builder", "status", "--output", "json", cwd=project).json()["builder"] is None
+    quota = client.quota()
+    assert isinstance(quota, api.QuotaInfo) and quota.resources == {}  # the local provider knows no limit
+    assert api.quota(config_path=project / "releasectl.yaml") == quota

@@ -66,17 +66,16 @@ def test_written_names_read_back_as_themselves_and_cannot_inject_keys():
         assert doc["openstack"]["builder"] == name and doc["openstack"]["pool"] == PLACEHOLDER
 
 
-def test_nova_limits_become_used_limit_and_free_with_unlimited_as_none():
-    from releasectl.providers.openstack.inventory import nova_limits
+def test_quota_becomes_used_limit_and_free_with_unlimited_as_none():
+    """config check --remote and api.Client.quota() show Provider.quota() as this one table."""
+    from releasectl.api import QuotaInfo
+    from releasectl.providers.base import UNLIMITED, Quota
 
-    class Nova:
-        def get_json(self, path):
-            assert path == "/limits"
-            return {"limits": {"absolute": {"maxTotalInstances": 10, "totalInstancesUsed": 4, "maxTotalCores": -1,
-                                            "totalCoresUsed": 8, "maxTotalRAMSize": 51200, "totalRAMUsed": 60000}}}
-
-    assert nova_limits(Nova()) == {
-        "instances": {"used": 4, "limit": 10, "free": 6},
-        "cores": {"used": 8, "limit": -1, "free": None},
-        "ram": {"used": 60000, "limit": 51200, "free": 0},
+    quota = Quota(limits={"instances": 10, "cores": UNLIMITED, "ram_mb": 51200},
+                  used={"instances": 4, "cores": 8, "ram_mb": 60000}, per_server={"instances": 1, "cores": 2})
+    assert QuotaInfo.of(quota).to_dict() == {
+        "resources": {"instances": {"used": 4, "limit": 10, "free": 6},
+                      "cores": {"used": 8, "limit": -1, "free": None},
+                      "ram_mb": {"used": 60000, "limit": 51200, "free": 0}},
+        "per_server": {"instances": 1, "cores": 2},
     }

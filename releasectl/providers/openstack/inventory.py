@@ -161,24 +161,6 @@ def _availability_zones(nova: Any) -> list[dict[str, Any]]:
     return data.get("availabilityZoneInfo") or []
 
 
-def nova_limits(nova: Any) -> dict[str, dict[str, int]]:
-    """Nova's absolute limits as {resource: {"used", "limit", "free"}} (instances, cores, ram in MiB); a
-    limit of -1 is unlimited (free None). Raises ProviderError when the cloud does not answer /limits."""
-    data = nova.get_json("/limits")
-    if data is None:
-        raise NotFound("compute: GET /limits is not offered by this cloud")
-    absolute = (data.get("limits") or {}).get("absolute") or {}
-    pairs = {"instances": ("maxTotalInstances", "totalInstancesUsed"), "cores": ("maxTotalCores", "totalCoresUsed"),
-             "ram": ("maxTotalRAMSize", "totalRAMUsed")}
-    out: dict[str, dict[str, Any]] = {}
-    for name, (limit_key, used_key) in pairs.items():
-        if limit_key not in absolute:
-            continue
-        limit, used = int(absolute[limit_key]), int(absolute.get(used_key) or 0)
-        out[name] = {"used": used, "limit": limit, "free": None if limit < 0 else max(limit - used, 0)}
-    return out
-
-
 # ---- init's choices (pure) ------------------------------------------------------------------------------
 
 
@@ -255,13 +237,13 @@ def _none_or_several(what: str, names: list[str], fix: str) -> str:
 class RemoteReport:
     found: dict[str, str] = field(default_factory=dict)  # openstack.<key> -> "name (id)"
     problems: list[str] = field(default_factory=list)  # one line each
-    quota: dict[str, dict[str, Any]] | None = None
+    quota: dict[str, dict[str, Any]] | None = None  # filled by the caller from Provider.quota()
     quota_note: str = ""  # where the numbers came from, or why there are none
 
 
 def check_remote(provider: Any, newest_image_id: str | None = None) -> RemoteReport:
     """Authenticate, then check that each named resource exists and that the flavor fits the builder's image
-    and the newest baked one; read the quota headroom where the cloud lets us."""
+    and the newest baked one. (The quota headroom is Provider.quota()'s: `config check --remote` adds it.)"""
     report = RemoteReport()
     options = provider.options
     provider.auth.token()  # refused credentials: CredentialsError (exit 2), before any other line
@@ -306,16 +288,6 @@ def check_remote(provider: Any, newest_image_id: str | None = None) -> RemoteRep
     if flavor is not None:
         for image in images:
             report.problems.extend(f"openstack.flavor: {why}" for why in fits(flavor, image))
-    quota = getattr(provider, "quota", None)  # Provider.quota() (issue 11's preflight), once it exists
-    try:
-        if callable(quota):
-            report.quota, report.quota_note = quota(), "Provider.quota()"
-        else:
-            report.quota, report.quota_note = nova_limits(provider.nova), "Nova GET /limits (instances, cores, RAM)"
-    except CredentialsError:
-        raise
-    except ProviderError as exc:
-        report.quota_note = f"quota not readable: {exc.message}"
     return report
 
 
