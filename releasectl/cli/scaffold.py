@@ -105,22 +105,27 @@ class Scaffolded:
 
 
 def look_at_cloud(directory: Path, app: str, cloud: str | None) -> tuple[list[Any], dict[str, Any] | None, str | None]:
-    """init's choices from what the project has (read-only); placeholders, and why, when it cannot be read."""
+    """init's choices from what the project has (read-only); placeholders, and why, when it cannot be read.
+    Its state folder is a temporary one: the look leaves no token cache behind, so the first real command
+    authenticates with the credentials as they are then."""
+    import tempfile
+
     from releasectl.errors import ReleasectlError
     from releasectl.providers import load
     from releasectl.providers.base import HealthCheck, ProviderContext
     from releasectl.providers.openstack.inventory import PLACEHOLDER, Choice, choose, read_inventory
 
-    ctx = ProviderContext(app=app, env="production", config_dir=directory, state_dir=directory / ".releasectl",
-                          health=HealthCheck(), app_port=8000, options={"cloud": cloud})
-    provider = load("openstack", ctx)
-    try:
-        inventory = read_inventory(provider)
-    except ReleasectlError as exc:
-        why = "the cloud could not be read at init: name yours, or `releasectl env up`, then `config check --remote`"
-        return [Choice(key, PLACEHOLDER, why) for key in RESOURCES], None, exc.message
-    finally:
-        provider.close()
+    with tempfile.TemporaryDirectory(prefix="releasectl-init-") as state_dir:
+        ctx = ProviderContext(app=app, env="production", config_dir=directory, state_dir=Path(state_dir),
+                              health=HealthCheck(), app_port=8000, options={"cloud": cloud})
+        provider = load("openstack", ctx)
+        try:
+            inventory = read_inventory(provider)
+        except ReleasectlError as exc:
+            why = "the cloud could not be read at init: name yours, or `releasectl env up`, then `config check --remote`"
+            return [Choice(key, PLACEHOLDER, why) for key in RESOURCES], None, exc.message
+        finally:
+            provider.close()
     found = inventory.to_dict()
     found["cloud"] = provider.creds.cloud  # the clouds.yaml entry (or OS_* `envvars`) that was read
     return choose(inventory, app), found, None
