@@ -13,7 +13,8 @@ and `to_json()`. Every error is one of releasectl.errors, carrying `exit_code` (
 and `error_code` (its JSON `code`). The CLI (releasectl/cli/app.py) is a thin layer over this module.
 
 The environment (`env_plan`, `env_up`, `env_down`), the builder from code (`builder_up`, `builder_down`,
-`builder_status`) and the project's `quota` are here too; `bake --recipe` and `history show` are CLI-only.
+`builder_status`), the project's `quota` and one release's story (`release_story`, `history show`) are here
+too; `bake --recipe` and `status --watch` are CLI-only.
 """
 
 from __future__ import annotations
@@ -37,9 +38,9 @@ if TYPE_CHECKING:  # the rest is imported by the call that needs it: a command l
 
 __all__ = [
     "Client", "Handle", "Event", "ImageInfo", "ReleaseInfo", "IntentInfo", "StageReport", "CheckInfo", "Status",
-    "HistoryEntry", "PruneReport", "GcReport", "EnvInfo", "BuilderInfo", "QuotaInfo", "check_version", "bake",
-    "stage", "rollout", "promote", "abort", "pause", "rollback", "status", "history", "images", "prune", "down", "gc",
-    "env_plan", "env_up", "env_down", "builder_up", "builder_down", "builder_status", "quota",
+    "HistoryEntry", "ReleaseStory", "TimelineEvent", "PruneReport", "GcReport", "EnvInfo", "BuilderInfo", "QuotaInfo", "check_version", "bake",
+    "stage", "rollout", "promote", "abort", "pause", "rollback", "status", "history", "release_story", "images", "prune", "down",
+    "gc", "env_plan", "env_up", "env_down", "builder_up", "builder_down", "builder_status", "quota",
 ]
 
 T = TypeVar("T")
@@ -136,6 +137,32 @@ class ReleaseInfo(_Json):
 
 
 HistoryEntry = ReleaseInfo  # a row of `history`: the same release object, its state as seen from outside
+
+
+@dataclass(frozen=True)
+class TimelineEvent(_Json):
+    """One line of a release's story (`history show`)."""
+
+    at: str | None  # RFC 3339 UTC
+    event: str  # started, weights, step, analysis, intent, operator, rollback, ended
+    step: int | None
+    message: str
+    weight: dict[str, float] | None  # {"requested": %, "achieved": %} of the new version
+    analysis: dict[str, Any] | None  # error rates, requests, source, p95 of an analysis verdict
+    by: str | None  # user@host of who acted
+
+    @classmethod
+    def of(cls, entry: Any) -> "TimelineEvent":
+        return cls(at=rfc3339(entry.at), event=entry.event, step=entry.step, message=entry.message,
+                   weight=entry.weight, analysis=entry.analysis, by=entry.by)
+
+
+@dataclass(frozen=True)
+class ReleaseStory(_Json):
+    """`history show`: one release and its timeline."""
+
+    release: ReleaseInfo
+    events: list[TimelineEvent]
 
 
 @dataclass(frozen=True)
@@ -608,6 +635,20 @@ class Client:
 
         return self._call("history", lambda ctx: [ReleaseInfo.of_summary(row) for row in history(ctx)], writes=False)
 
+    def release_story(self, ref: str = "latest") -> ReleaseStory:
+        """One release (`ref`: "latest", an id, or a unique prefix of one) and its timeline: times, steps,
+        weights, analysis figures, reasons and who acted."""
+        from releasectl.engine.status import release_story
+
+        if "\x00" in ref or len(ref) > 64:
+            raise with_exit_code(UsageError("ID must be a release id (at most 64 characters) or latest"))
+
+        def work(ctx: "EngineContext") -> ReleaseStory:
+            summary, entries = release_story(ctx, ref)
+            return ReleaseStory(release=ReleaseInfo.of_summary(summary), events=[TimelineEvent.of(e) for e in entries])
+
+        return self._call("history show", work, writes=False)
+
 
 def _checked(version: str) -> None:
     try:
@@ -637,7 +678,8 @@ def _module_function(name: str) -> Callable[..., Any]:
     return call
 
 
-MODULE_FUNCTIONS = ("bake", "stage", "rollout", "promote", "abort", "pause", "rollback", "status", "history", "images",
+MODULE_FUNCTIONS = ("bake", "stage", "rollout", "promote", "abort", "pause", "rollback", "status", "history",
+                    "release_story", "images",
                     "prune", "down", "gc", "env_plan", "env_up", "env_down", "builder_up", "builder_down",
                     "builder_status", "quota")
 for _name in MODULE_FUNCTIONS:  # api.rollout("1.4.0", settings=s) and the like, listed in __all__

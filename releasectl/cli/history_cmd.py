@@ -31,12 +31,6 @@ def history_show(
     reason and who acted. Example: `releasectl history show latest -o json`."""
     from releasectl.cli import views
     from releasectl.cli.app import _finish, _globals
-    from releasectl.cli.runtime import engine_context
-    from releasectl.engine.status import release_story
+    from releasectl.cli.runtime import client
 
-    if "\x00" in ref or len(ref) > 64:
-        from releasectl.errors import UsageError
-
-        raise UsageError("ID must be a release id (at most 64 characters) or latest")
-    summary, entries = release_story(engine_context(_globals(ctx), writes=False), ref)
-    _finish(ctx, views.history_show_result(summary, entries))
+    _finish(ctx, views.history_show_result(client(_globals(ctx)).release_story(ref)))

@@ -8,7 +8,6 @@ from typing import Any
 from releasectl.cli.exitcodes import ExitCode
 from releasectl.cli.render import Result, table
 from releasectl.engine.model import Pipeline, describe_step
-from releasectl.timefmt import rfc3339
 
 
 def _size(n: int | None) -> str:
@@ -148,18 +147,6 @@ def history_result(entries) -> Result:
     return Result(data={"releases": rows}, text=text)
 
 
-def timeline_data(entry) -> dict[str, Any]:
-    return {
-        "at": rfc3339(entry.at),
-        "event": entry.event,
-        "step": entry.step,
-        "message": entry.message,
-        "weight": entry.weight,
-        "analysis": entry.analysis,
-        "by": entry.by,
-    }
-
-
 def _figures(e: dict[str, Any]) -> str:
     """A timeline row's numbers in words: weights, then the analysis figures."""
     parts = []
@@ -176,9 +163,10 @@ def _figures(e: dict[str, Any]) -> str:
     return "; ".join(parts) or "-"
 
 
-def history_show_result(summary: dict[str, Any], entries: list) -> Result:
-    release = release_json(summary)
-    events = [timeline_data(e) for e in entries]
+def history_show_result(story) -> Result:
+    """`story`: the API's ReleaseStory."""
+    data = story.to_dict()
+    release, events = data["release"], data["events"]
 
     def text() -> str:
         r = release
@@ -192,7 +180,7 @@ def history_show_result(summary: dict[str, Any], entries: list) -> Result:
             for e in events
         ])
 
-    return Result(data={"release": release, "events": events}, text=text)
+    return Result(data=data, text=text)
 
 
 def pipelines_result(pipelines: list[Pipeline], configured: tuple[Pipeline, str] | None = None) -> Result:

@@ -107,3 +107,12 @@ def test_env_builder_and_quota_calls_match_the_cli(project):
     quota = client.quota()
     assert isinstance(quota, api.QuotaInfo) and quota.resources == {}  # the local provider knows no limit
     assert api.quota(config_path=project / "releasectl.yaml") == quota
+
+
+def test_release_story_refuses_a_bad_ref_and_an_empty_history_with_exit_2(project):
+    client = api.Client(project / "releasectl.yaml")
+    with pytest.raises(UsageError) as caught:
+        client.release_story("x" * 65)
+    assert caught.value.exit_code == 2
+    with pytest.raises(UsageError):
+        client.release_story()  # no release yet

@@ -67,3 +67,18 @@ def test_unknown_id_is_a_usage_error(memory_project):
     assert memory_project("rollout", "1.0.0")[0] == 0
     code, doc, _ = memory_project("history", "show", "nosuchid")
     assert code == 2 and "nosuchid" in doc["errors"][0]["message"]
+
+
+def test_the_apis_story_and_history_are_the_clis_json(memory_project):
+    """api.Client.release_story/history/rollout: the same release object and timeline as the CLI's JSON."""
+    from releasectl import api
+
+    client = api.Client(memory_project.path / "releasectl.yaml")
+    released = client.rollout("1.0.0")
+    code, doc, _ = memory_project("history", "show", "latest")
+    assert code == 0
+    story = client.release_story("latest")
+    assert story.to_dict() == {"release": doc["release"], "events": doc["events"]}
+    assert story.release == released and released.to_dict() == doc["release"]
+    code, listed, _ = memory_project("history")
+    assert [r.to_dict() for r in client.history()] == listed["releases"]
