@@ -64,6 +64,7 @@ def test_os_cloud_option_beats_os_cloud_which_beats_the_config(cloud: Cloud) -> 
     refused = _with(cloud, OS_CLOUD="other").cli("status", "--output", "json")
     assert refused.code == 2, refused.stderr  # `other`'s own password is wrong
     assert wrong.cli("--os-cloud", "sim", "status", "--output", "json").code == 0
+    assert wrong.cli("status", "--os-cloud", "sim", "--output", "json").code == 0  # a global option anywhere
 
     config = cloud.path / "releasectl.yaml"
     settings = yaml.safe_load(config.read_text())
