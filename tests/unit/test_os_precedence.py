@@ -247,3 +247,16 @@ def test_summary_names_cloud_files_variables_and_the_secret_source(tmp_path: Pat
     assert "'ci'" in line and "OS_CLOUD" in line and str(tmp_path / "clouds.yaml") in line
     assert line.endswith("password from OS_PASSWORD") and "s3cr3t-value" not in line
     assert creds.describe()["files"] == [str(tmp_path / "clouds.yaml")] and creds.auth_type == PASSWORD
+
+
+@pytest.mark.parametrize("given, written", [(None, None), ("prod", "prod")])
+def test_init_writes_cloud_only_when_given(given, written, tmp_path: Path, monkeypatch) -> None:
+    """`init --provider openstack` without --cloud leaves the choice to --os-cloud / OS_CLOUD / OS_*, even
+    when OS_CLOUD is set while it runs (it wrote `cloud: envvars`, which then beat OS_CLOUD)."""
+    from releasectl.cli.scaffold import scaffold
+
+    monkeypatch.setenv("OS_CLOUD", "from-env")
+    [config] = scaffold(tmp_path, provider="openstack", app="demo", cloud=given, port=8080, force=False)
+    section = yaml.safe_load(config.read_text())["openstack"]
+    assert section.get("cloud") == written
+    assert "from-env" not in config.read_text()
