@@ -312,30 +312,40 @@ def promote(
     wait_timeout: WaitTimeoutOption = "30m",
 ) -> None:
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
-    from releasectl.engine.release import promote as do_promote
-
-    with live_release(_globals(ctx)), reporting_release() as track:
-        result = do_promote(track(engine_context(_globals(ctx))), full=full, wait=_wait_for(wait, wait_timeout))
-    _finish(ctx, views.release_or_intent_result(result))
+    _intent_verb(ctx, "promote_full" if full else "promote", wait, wait_timeout,
+                 lambda verbs, ectx, timeout: verbs.promote(ectx, full=full, wait=timeout), live=True)
 
 
 @app.command()
 def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
-    from releasectl.engine.release import abort as do_abort
-
-    with reporting_release() as track:
-        result = do_abort(track(engine_context(_globals(ctx))), wait=_wait_for(wait, wait_timeout))
-    _finish(ctx, views.release_or_intent_result(result))
+    _intent_verb(ctx, "abort", wait, wait_timeout, lambda verbs, ectx, timeout: verbs.abort(ectx, wait=timeout))
 
 
 @app.command()
 def pause(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Stop a running release where it is (exit 4) until `promote`. With a live runner, hand it the intent."""
-    from releasectl.engine.release import pause as do_pause
+    _intent_verb(ctx, "pause", wait, wait_timeout, lambda verbs, ectx, timeout: verbs.pause(ectx, wait=timeout))
 
-    with reporting_release() as track:
-        result = do_pause(track(engine_context(_globals(ctx))), wait=_wait_for(wait, wait_timeout))
+
+def _intent_verb(ctx: typer.Context, kind: str, wait: bool, wait_timeout: str, verb: Any, live: bool = False) -> None:
+    """`promote`, `abort`, `pause`: without --wait, a live runner is handed the intent before the engine's
+    verbs (and the decision code they import) are loaded, so the command returns at once; otherwise the
+    engine verb runs (it hands the intent over itself when a runner appeared meanwhile). `live`: the live
+    view while it runs on a terminal (promote continues a release)."""
+    import contextlib
+
+    from releasectl.engine import intents
+
+    g = _globals(ctx)
+    with (live_release(g) if live else contextlib.nullcontext()), reporting_release() as track:
+        ectx = track(engine_context(g))
+        timeout = _wait_for(wait, wait_timeout)
+        result = intents.hand_to_runner(ectx, intents.IntentKind(kind)) if timeout is None else None
+        if result is None:
+            from releasectl.engine import release as verbs
+
+            result = verb(verbs, ectx, timeout)
     _finish(ctx, views.release_or_intent_result(result))
 
 

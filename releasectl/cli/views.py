@@ -331,7 +331,7 @@ def unlock_result(lease) -> Result:
 
 def release_or_intent_result(result) -> Result:
     """`promote`, `abort` and `pause`: the release they drove, or the intent they handed to its runner."""
-    from releasectl.engine.release import Posted
+    from releasectl.engine.intents import Posted
 
     if not isinstance(result, Posted):
         return release_result(result)

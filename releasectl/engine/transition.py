@@ -12,10 +12,10 @@ import json
 
 from releasectl.engine.actions import ReplaceBroken
 from releasectl.engine.decide import Decision, Kind
+from releasectl.engine.intents import MAX_EVENTS
 from releasectl.engine.model import Phase, Pipeline, Release, SetWeight
 from releasectl.engine.observe import Observed
 
-MAX_EVENTS = 50
 
 
 def transition(release: Release, decision: Decision, now: float) -> Release:
