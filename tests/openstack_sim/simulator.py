@@ -170,8 +170,9 @@ class Simulator:
         self.ctx.scheduler.start()
         atexit.register(self.stop)
         try:
-            if self.options.serve_apps and self.builder_id:
-                self.ctx.nova.start_builder_app()
+            if self.options.serve_apps:
+                if self.builder_id:  # a bare project has no builder
+                    self.ctx.nova.start_builder_app()
                 self._health.start()
         except Exception:
             self.stop()
