@@ -183,17 +183,18 @@ def _events(rel: Release) -> list[tuple[float, str]]:
 
 
 def _sources(samples: list[dict[str, Any]]) -> dict[str, str]:
-    seen: dict[str, list[str]] = {}
+    """Where each chart's figures came from, as the samples say (engine/samples.py)."""
+    seen: dict[str, list[str]] = {"traffic share": ["pool weights"], "latency": ["p95: releasectl probes", "average: load balancer"]}
+
+    def note(key: str, value: Any) -> None:
+        if isinstance(value, str) and value not in seen.setdefault(key, []):
+            seen[key].append(value)
+
     for sample in samples:
-        sources = sample.get("sources")
-        if isinstance(sources, dict):
-            for key, value in sources.items():
-                if isinstance(key, str) and isinstance(value, str) and value not in seen.setdefault(key, []):
-                    seen[key].append(value)
+        note("request and error rates", sample.get("traffic"))
         for figures in sample["versions"].values():
-            if isinstance(figures, dict) and isinstance(figures.get("error_source"), str):
-                if figures["error_source"] not in seen.setdefault("errors", []):
-                    seen["errors"].append(figures["error_source"])
+            if isinstance(figures, dict):
+                note("error rate without LB counters", figures.get("err_src"))
     return {k: ", ".join(v) for k, v in seen.items()}
 
 
@@ -217,13 +218,13 @@ def render_html(rel: Release) -> str:
                         "points": series(samples, version, key, scale)}
 
             if metric == "weight":
-                lines += [line("achieved", "achieved", False), line("requested", "requested", True)]
+                lines += [line("achieved", "ach", False), line("requested", "req", True)]
             elif metric == "rps":
                 lines.append(line("rps", "rps", False))
             elif metric == "errors":
-                lines.append(line("error_rate", "error_rate", False, 100.0))
+                lines.append(line("error_rate", "err", False, 100.0))
             else:
-                lines += [line("p95", "p95_ms", False), line("avg", "avg_ms", True)]
+                lines += [line("p95", "p95", False), line("avg", "avg", True)]
         return lines
 
     phase = rel.phase.value
@@ -278,7 +279,7 @@ td.n {{ font-weight: 600; }} .note {{ color: #5c5f66; }}
 {event_strip(events, marks, axis)}
 {charts}
 <p class="note">Figures are labelled by source. Sources seen:</p>
-<ul class="sources">{source_rows or "<li>no samples in this record (it predates them, or the release never polled)</li>"}</ul>
+<ul class="sources">{source_rows if samples else "<li>no samples in this record (it predates them, or the release never polled)</li>"}</ul>
 <h2>Steps</h2>
 <ol class="steps">{steps}</ol>
 <h2>Events</h2>

@@ -81,7 +81,9 @@ def record_key(release: Release) -> str:
     """The record's content minus what needs no write of its own: updated_at and reason change every pass,
     and own_members can be observed again (members of the release's servers), so they ride along with the
     next real change, as the traffic samples do."""
-    data = json.loads(release.to_json())
+    bare = copy.copy(release)
+    bare.samples = []  # no copy of up to 2,000 samples per pass
+    data = json.loads(bare.to_json())
     for key in ("updated_at", "reason", "own_members", "samples"):
         data.pop(key, None)
     return json.dumps(data, sort_keys=True)
