@@ -176,3 +176,31 @@ def test_find_a_release_by_id_prefix_or_latest():
 def test_report_refuses_a_missing_html_option(tmp_path):
     result = run_cli_in_process("report", "latest", cwd=tmp_path)
     assert result.code == 2
+
+
+def test_without_lb_counters_the_sample_takes_errors_from_the_probes_and_says_so():
+    from releasectl.engine.health import HealthTracker
+    from releasectl.engine.observe import Observed
+    from releasectl.providers.base import AdminState, Health, Member, Probe, Role, Server, ServerStatus
+
+    def server(n: int, version: str) -> Server:
+        return Server(id=f"s{n}", name=f"shop-{n}", app="shop", version=version, env="production", role=Role.STABLE,
+                      release_id="r", status=ServerStatus.ACTIVE, address="10.0.0.1", port=8000 + n)
+
+    servers = [server(1, "1.0.0"), server(2, "1.1.0")]
+    members = [Member(id=f"m{s.id}", name=s.name, address=s.address, port=s.port, weight=50, admin=AdminState.READY,
+                      health=Health.HEALTHY, server_id=s.id, version=s.version) for s in servers]
+    rel = Release(id="r", app="shop", env="production", kind=ReleaseKind.ROLLOUT, version="1.1.0", image_id="i",
+                  previous_version="1.0.0", pipeline=CANARY, count=1, step_index=1)
+    for source, label in (("probe", "releasectl probes"), ("pool status", "pool status reads")):
+        tracker = HealthTracker(HEALTH)
+        sampler = samples.Sampler(tracker)
+        observed = Observed(servers=tuple(servers), members=tuple(members))
+        sampler.take(observed, rel, None, 0.0)
+        for i in range(4):
+            tracker.record("s2", Probe(status=500 if i == 0 else 200, latency=0.02, source=source), float(i))
+        sample = sampler.take(observed, rel, None, 4.0)
+        new = sample["versions"]["1.1.0"]
+        assert sample["traffic"] == label and new["err"] == 0.25 and new["err_src"] == label
+        assert "rps" not in new and new["req"] == 20.0 and new["ach"] == 50.0
+        assert ("p95" in new) is (source == "probe")  # a pool read has no latency
