@@ -164,11 +164,15 @@ def event_strip(events: list[tuple[float, str]], marks: list[tuple[float, str]],
         x = axis.x(t)
         cls = "steplabel rollback" if label == "rollback" else "steplabel"
         out.append(f'<text x="{x + 3:.1f}" y="{12 + 12 * (i % 2)}" class="{cls}">{esc(label)}</text>')
+    row_ends = [-1e9, -1e9]  # markers closer than their width go to the other row, not on top of each other
     for i, (t, message) in enumerate(events, 1):
         x = axis.x(t)
+        row = 0 if x - row_ends[0] >= 18 or x - row_ends[1] < 18 else 1
+        row_ends[row] = x
+        y = EVENT_STRIP + 14 - 18 * row
         cls = "event rollback" if message.startswith("rolling back") else "event"
-        out.append(f'<g class="{cls}" data-event="{i}"><circle cx="{x:.1f}" cy="{EVENT_STRIP + 14}" r="8"/>'
-                   f'<text x="{x:.1f}" y="{EVENT_STRIP + 18}" text-anchor="middle">{i}</text>'
+        out.append(f'<g class="{cls}" data-event="{i}"><circle cx="{x:.1f}" cy="{y}" r="8"/>'
+                   f'<text x="{x:.1f}" y="{y + 4}" text-anchor="middle">{i}</text>'
                    f'<title>{esc(message)}</title></g>')
     out.append("</svg>")
     return "\n".join(out)
