@@ -280,6 +280,11 @@ def rollout(
         _check_version(version)
     s = settings(g)
     chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
+    if s.regions:  # one region after the other (engine/waves.py)
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.rollout(g, s, chosen, version, resume))
+        return
     with live_release(g), reporting_release() as track:
         ectx = track(engine_context(g, s, pipeline_name=chosen.name))
         released = do_rollout(ectx, version, chosen, resume=resume)
@@ -314,6 +319,14 @@ def promote(
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
     from releasectl.engine.release import promote as do_promote
 
+    s = settings(_globals(ctx))
+    if s.regions:
+        from releasectl.cli import waves_cmd
+        from releasectl.config import load_pipeline
+
+        pipeline = load_pipeline(s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
+        _finish(ctx, waves_cmd.promote(_globals(ctx), s, pipeline, full))
+        return
     with live_release(_globals(ctx)), reporting_release() as track:
         result = do_promote(track(engine_context(_globals(ctx))), full=full, wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
@@ -367,7 +380,13 @@ def status(
         return
     from releasectl.engine.status import status as do_status
 
-    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), writes=False))))
+    s = settings(_globals(ctx))
+    if s.regions:
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.status(_globals(ctx), s))
+        return
+    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), s, writes=False))))
 
 
 @app.command()

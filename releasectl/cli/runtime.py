@@ -52,8 +52,14 @@ def provider_options(g: Globals, s: Settings) -> dict:
     return options
 
 
+REGION_VARIABLE = "RELEASECTL_REGION"
+
+
 def settings(g: Globals) -> Settings:
-    return load_settings(g.config, g.env, g.state_dir)
+    """The chosen environment's settings; with `regions:` and $RELEASECTL_REGION, those of that one region."""
+    s = load_settings(g.config, g.env, g.state_dir)
+    region = os.environ.get(REGION_VARIABLE)
+    return s.for_region(region) if s.regions and region else s
 
 
 LOCK_TTL_VARIABLE = "RELEASECTL_LOCK_TTL"
