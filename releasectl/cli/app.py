@@ -322,10 +322,8 @@ def promote(
     s = settings(_globals(ctx))
     if s.regions:
         from releasectl.cli import waves_cmd
-        from releasectl.config import load_pipeline
 
-        pipeline = load_pipeline(s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
-        _finish(ctx, waves_cmd.promote(_globals(ctx), s, pipeline, full))
+        _finish(ctx, waves_cmd.promote(_globals(ctx), s, full))
         return
     with live_release(_globals(ctx)), reporting_release() as track:
         result = do_promote(track(engine_context(_globals(ctx))), full=full, wait=_wait_for(wait, wait_timeout))
@@ -337,6 +335,12 @@ def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeou
     """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
     from releasectl.engine.release import abort as do_abort
 
+    s = settings(_globals(ctx))
+    if s.regions:
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.abort(_globals(ctx), s, _wait_for(wait, wait_timeout)))
+        return
     with reporting_release() as track:
         result = do_abort(track(engine_context(_globals(ctx))), wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))

@@ -19,15 +19,13 @@ from releasectl.errors import ReleasectlError
 
 
 def wave_context(g: Globals, s: Settings, pipeline_name: str | None = None, *, writes: bool = True) -> waves.WaveContext:
-    """The wave's context and a factory of per-region contexts sharing its stop token and clock (one
-    signal handler stops the whole wave at its next safe point)."""
+    """The wave's context and a factory of per-region contexts sharing its stop token (one signal handler
+    stops the whole wave at its next safe point)."""
     home = engine_context(g, s.for_region(s.regions[0].name, record_scope=waves.WAVES_SCOPE),
                           pipeline_name=pipeline_name, writes=writes)
 
     def region_ctx(name: str):
-        ctx = engine_context(g, s.for_region(name), pipeline_name=pipeline_name, writes=writes)
-        ctx.stop, ctx.clock = home.stop, home.clock
-        return ctx
+        return engine_context(g, s.for_region(name), pipeline_name=pipeline_name, writes=writes, stop=home.stop)
 
     return waves.WaveContext(home=home, region_ctx=region_ctx, regions=s.region_names(), gate=s.waves.gate,
                              hold=s.waves.hold, on_failure=s.waves.on_failure)
@@ -52,9 +50,17 @@ def rollout(g: Globals, s: Settings, pipeline: Pipeline, version: str | None, re
     return _with_wave(w, lambda: waves.rollout(w, version, pipeline, resume=resume))
 
 
-def promote(g: Globals, s: Settings, pipeline: Pipeline, full: bool) -> Result:
-    w = wave_context(g, s, pipeline.name)
-    return _with_wave(w, lambda: waves.promote(w, pipeline, full=full))
+def promote(g: Globals, s: Settings, full: bool) -> Result:
+    w = wave_context(g, s)
+    return _with_wave(w, lambda: waves.promote(w, full=full))
+
+
+def abort(g: Globals, s: Settings, wait: float | None) -> Result:
+    from releasectl.cli import views
+
+    w = wave_context(g, s)
+    result = waves.abort(w, wait=wait)
+    return wave_result(result) if isinstance(result, waves.Wave) else views.release_or_intent_result(result)
 
 
 def wave_result(wave: waves.Wave) -> Result:
@@ -96,14 +102,13 @@ def history(g: Globals, s: Settings) -> Result:
 
     w = wave_context(g, s, writes=False)
     wave_list = waves.wave_history(w.home)
-    regions = [{"region": name, **views.history_result(do_history(w.region(name))).data} for name in w.regions]
+    results = {name: views.history_result(do_history(w.region(name))) for name in w.regions}
 
     def text() -> str:
         rows = [{"wave": x.id, "version": x.version, "outcome": x.phase.value,
                  "regions": ", ".join(f"{r.region}:{r.state.value}" for r in x.regions), "reason": x.reason[:60]}
                 for x in wave_list]
-        per_region = [f"== region {r['region']} ==\n" + views.history_result(do_history(w.region(r["region"]))).text()
-                      for r in regions]
-        return "\n".join([table(rows), "", *per_region])
+        return "\n".join([table(rows), "", *(f"== region {name} ==\n{r.text()}" for name, r in results.items())])
 
-    return Result(data={"waves": [x.to_dict() for x in wave_list], "regions": regions}, text=text)
+    return Result(data={"waves": [x.to_dict() for x in wave_list],
+                        "regions": [{"region": name, **r.data} for name, r in results.items()]}, text=text)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import enum
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -70,7 +69,7 @@ class Wave:
     app: str
     env: str
     version: str
-    pipeline: str
+    pipeline: dict[str, Any]  # Pipeline.to_dict(): every region releases with the pipeline the wave began with
     gate: str
     hold: float
     on_failure: str
@@ -81,6 +80,7 @@ class Wave:
     ended_at: float | None = None
     reason: str = ""
     actor: dict[str, str] = field(default_factory=dict)
+    aborted: bool = False  # an operator's `abort`: the wave ends as at a failure (on_failure applies)
 
     SCHEMA = 1
 
@@ -126,7 +126,7 @@ class Move:
 
 
 def next_move(wave: Wave, now: float) -> Move:
-    if any(r.state is RegionState.FAILED for r in wave.regions):
+    if wave.aborted or any(r.state is RegionState.FAILED for r in wave.regions):
         if wave.on_failure == "rollback_all":
             # a region that ran nothing before the wave has nothing to go back to: it stays
             done = [i for i, r in enumerate(wave.regions) if r.state is RegionState.DONE and r.previous_version]
@@ -224,23 +224,23 @@ def rollout(w: WaveContext, version: str | None, pipeline: Pipeline, *, resume: 
             if version is not None and version != unfinished.version:
                 raise UsageError(f"the unfinished wave rollout is {unfinished.version}, not {version}")
             home.event("resume", f"resuming the wave rollout of {unfinished.version} at region {unfinished.current_region()}")
-            return _drive(w, unfinished, pipeline, lock)
+            return _drive(w, unfinished, lock)
         if unfinished is not None:
             raise _in_progress(unfinished)
         first = w.region(w.regions[0])
         if version is None:  # the newest baked version that is not live in the first region
             version = releases.choose_image(first, None, live_version(observe(first.provider))).version
         now = home.clock.time()
-        wave = Wave(id=new_release_id(), app=home.app, env=home.env, version=version, pipeline=pipeline.name,
+        wave = Wave(id=new_release_id(), app=home.app, env=home.env, version=version, pipeline=pipeline.to_dict(),
                     gate=w.gate, hold=w.hold, on_failure=w.on_failure, regions=[RegionWave(r) for r in w.regions],
                     started_at=now, updated_at=now, actor=dict(home.actor))
         save_wave(home, wave)
         home.event("start", f"wave rollout of {home.app} {version} to {home.env} in {len(w.regions)} region(s): "
                    f"{', '.join(w.regions)} (gate {w.gate}, hold {w.hold:g}s, on failure {w.on_failure})")
-        return _drive(w, wave, pipeline, lock)
+        return _drive(w, wave, lock)
 
 
-def promote(w: WaveContext, pipeline: Pipeline, *, full: bool = False) -> Wave:
+def promote(w: WaveContext, *, full: bool = False) -> Wave:
     """Open the gate before the next region (or promote the region release paused at its own gate), then
     drive the wave on."""
     home = w.home
@@ -258,11 +258,53 @@ def promote(w: WaveContext, pipeline: Pipeline, *, full: bool = False) -> Wave:
             raise UsageError(f"the wave rollout of {wave.version} is not at a gate",
                              hint="`releasectl rollout --resume` continues it")
         save_wave(home, wave)
-        return _drive(w, wave, pipeline, lock)
+        return _drive(w, wave, lock)
 
 
-def _drive(w: WaveContext, wave: Wave, pipeline: Pipeline, lock: LockKeeper) -> Wave:
+def abort(w: WaveContext, *, wait: float | None = None) -> "Wave | releases.Posted":
+    """Stop the wave as at a failure: the region in progress is rolled back (by intent to its live runner,
+    whose wave then stops there, or here), and the regions done are kept or rolled back by on_failure."""
     home = w.home
+    wave = load_wave(home)
+    if wave is None or wave.phase.finished:
+        raise UsageError("there is no wave rollout in progress to abort")
+    running = next((i for i, r in enumerate(wave.regions) if r.state is RegionState.RUNNING), None)
+    lease = home.provider.read_lock()
+    if running is not None and lease is not None and lease.alive(home.clock.time()):
+        return releases.abort(w.region(wave.regions[running].region), wait=wait)
+    with _lock(w, "abort") as lock:
+        wave = load_wave(home) or wave
+        running = next((i for i, r in enumerate(wave.regions) if r.state is RegionState.RUNNING), None)
+        if running is not None:
+            _settle(w, wave, running, _abort_region)
+        if running is None or wave.regions[running].state is not RegionState.FAILED:
+            wave.aborted = True
+        home.event("abort", f"aborting the wave rollout of {wave.version}")
+        save_wave(home, wave)
+        try:
+            return _drive(w, wave, lock)
+        except ReleaseFailed:  # what abort asked for: the wave stopped and what it touched is settled
+            return load_wave(home) or wave
+
+
+def _abort_region(ctx: EngineContext) -> Release:
+    """Roll back the region's unfinished release (ReleaseFailed: the region failed, as _settle records it);
+    with none, the region's release ended and stands as it is."""
+    try:
+        rel = releases.abort(ctx)
+    except UsageError:
+        current = records.load_current(ctx.provider)
+        if current is None or current.phase is not Phase.SUCCEEDED:
+            raise
+        return current
+    if isinstance(rel, Release) and rel.phase is not Phase.SUCCEEDED:
+        raise releases._rolled_back(rel)
+    return rel
+
+
+def _drive(w: WaveContext, wave: Wave, lock: LockKeeper) -> Wave:
+    home = w.home
+    pipeline = Pipeline.from_dict(wave.pipeline)
     while True:
         lock.check()
         home.stop.check()
@@ -342,21 +384,22 @@ def _region_release(ctx: EngineContext, wave: Wave, pipeline: Pipeline) -> Relea
     if live_version(observe(ctx.provider)) == wave.version:
         ctx.event("region", f"{wave.version} is already live here: nothing to release")
         return Release(id="", app=ctx.app, env=ctx.env, kind=ReleaseKind.ROLLOUT, version=wave.version, image_id="",
-                       previous_version=None, pipeline=pipeline, count=ctx.count, started_at=time.time(),
-                       updated_at=time.time(), phase=Phase.SUCCEEDED, reason="already live")
+                       previous_version=None, pipeline=pipeline, count=ctx.count, started_at=ctx.clock.time(),
+                       updated_at=ctx.clock.time(), phase=Phase.SUCCEEDED, reason="already live")
     return releases.rollout(ctx, wave.version, pipeline)
 
 
 def _finish(home: EngineContext, wave: Wave, phase: WavePhase) -> Wave:
     wave.phase, wave.ended_at = phase, home.clock.time()
     failed = next((r for r in wave.regions if r.state is RegionState.FAILED), None)
-    if failed is None:
+    if phase is WavePhase.SUCCEEDED:
         wave.reason = f"{wave.version} released in {', '.join(r.region for r in wave.regions)}"
         save_wave(home, wave)
         return wave
     kept = [r.region for r in wave.regions if r.state is RegionState.DONE]
     back = [r.region for r in wave.regions if r.state is RegionState.ROLLED_BACK]
-    wave.reason = (f"region {failed.region} failed ({failed.reason}) and was rolled back"
+    wave.reason = ((f"region {failed.region} failed ({failed.reason}) and was rolled back" if failed
+                    else "aborted by an operator between regions")
                    + (f"; kept on {wave.version}: {', '.join(kept)}" if kept else "")
                    + (f"; also rolled back: {', '.join(back)}" if back else ""))
     save_wave(home, wave)

@@ -11,7 +11,7 @@ from releasectl.config import load_settings
 from releasectl.engine import records, waves
 from releasectl.engine.context import EngineContext
 from releasectl.engine.images import bake
-from releasectl.engine.model import Launch, Phase, Pipeline, Retire, SetWeight
+from releasectl.engine.model import Launch, Pause, Phase, Pipeline, Retire, SetWeight
 from releasectl.engine.release import rollout as plain_rollout
 from releasectl.engine.waves import Move, RegionState, RegionWave, Wave, WavePhase, next_move
 from releasectl.errors import ConfigError, PausedAtGate, ReleaseFailed, UsageError
@@ -23,11 +23,11 @@ P, D, R, F, B = RegionState.PENDING, RegionState.DONE, RegionState.RUNNING, Regi
 
 
 def wave(*states: RegionState, gate: str = "none", hold: float = 0.0, on_failure: str = "keep_done",
-         gate_open: tuple[int, ...] = (), hold_until: dict[int, float] | None = None, prev: str | None = "1.0.0") -> Wave:
+         gate_open: tuple[int, ...] = (), hold_until: dict[int, float] | None = None, prev: str | None = "1.0.0", aborted: bool = False) -> Wave:
     regions = [RegionWave(f"R{i + 1}", state=s, gate_open=i in gate_open, previous_version=prev,
                           hold_until=(hold_until or {}).get(i)) for i, s in enumerate(states)]
-    return Wave(id="w", app="demo", env="production", version="2.0.0", pipeline="canary", gate=gate, hold=hold,
-                on_failure=on_failure, regions=regions, started_at=0.0, updated_at=0.0)
+    return Wave(id="w", app="demo", env="production", version="2.0.0", pipeline={}, gate=gate, hold=hold,
+                on_failure=on_failure, regions=regions, started_at=0.0, updated_at=0.0, aborted=aborted)
 
 
 @pytest.mark.parametrize("w, now, expected", [
@@ -50,6 +50,8 @@ def wave(*states: RegionState, gate: str = "none", hold: float = 0.0, on_failure
     (wave(B, B, F, on_failure="rollback_all"), 0.0, Move("finish", phase=WavePhase.FAILED)),
     (wave(F, P, on_failure="rollback_all"), 0.0, Move("finish", phase=WavePhase.FAILED)),
     (wave(D, F, on_failure="rollback_all", prev=None), 0.0, Move("finish", phase=WavePhase.FAILED)),  # nothing before
+    (wave(D, P, gate="pause", aborted=True), 0.0, Move("finish", phase=WavePhase.FAILED)),  # abort at the gate
+    (wave(D, P, gate="pause", aborted=True, on_failure="rollback_all"), 0.0, Move("rollback", 0)),
 ])
 def test_next_move(w: Wave, now: float, expected: Move) -> None:
     assert next_move(w, now) == expected
@@ -188,8 +190,32 @@ def test_gate_pauses_until_promote(regions: Regions) -> None:
         waves.rollout(regions.wave_ctx(gate="pause"), "2.0.0", PIPELINE)
     with pytest.raises(PausedAtGate):  # resume re-checks the gate
         waves.rollout(regions.wave_ctx(gate="pause"), None, PIPELINE, resume=True)
-    w = waves.promote(regions.wave_ctx(gate="pause"), PIPELINE)
+    w = waves.promote(regions.wave_ctx(gate="pause"))
     assert w.phase is WavePhase.SUCCEEDED and regions.live("R2") == "2.0.0"
+    with pytest.raises(UsageError, match="no wave rollout in progress"):
+        waves.promote(regions.wave_ctx(gate="pause"))
+
+
+@pytest.mark.parametrize("on_failure, first_after", [("keep_done", "2.0.0"), ("rollback_all", "1.0.0")])
+def test_abort_at_the_gate(regions: Regions, on_failure: str, first_after: str) -> None:
+    with pytest.raises(PausedAtGate):
+        waves.rollout(regions.wave_ctx(gate="pause", on_failure=on_failure), "2.0.0", PIPELINE)
+    w = waves.abort(regions.wave_ctx(gate="pause", on_failure=on_failure))
+    assert w.phase is WavePhase.FAILED and w.aborted and "aborted by an operator" in w.reason
+    assert w.regions[1].state is P  # never touched
+    assert regions.live("R1") == first_after and regions.live("R2") == "1.0.0"
+
+
+def test_abort_a_region_paused_at_its_own_gate(regions: Regions) -> None:
+    gated = Pipeline(name="gated", description="", steps=(Launch(), SetWeight(percent=50.0), Pause(),
+                                                          SetWeight(percent=100.0), Retire(drain_timeout=1.0, keep_previous=0.0)))
+    with pytest.raises(PausedAtGate):
+        waves.rollout(regions.wave_ctx(), "2.0.0", gated)
+    assert waves.load_wave(regions.ctx("_home")).regions[0].state is R
+    w = waves.abort(regions.wave_ctx())
+    assert w.phase is WavePhase.FAILED and [r.state for r in w.regions] == [F, P]
+    assert "aborted" in w.regions[0].reason
+    assert regions.live("R1") == "1.0.0" and regions.live("R2") == "1.0.0"
 
 
 def test_hold_between_regions(regions: Regions) -> None:
@@ -220,3 +246,19 @@ def test_resume_continues_with_the_region_it_stopped_in(regions: Regions) -> Non
     regions.clouds["R2"].leases.clear()
     w = waves.rollout(regions.wave_ctx(), None, PIPELINE, resume=True)
     assert w.phase is WavePhase.SUCCEEDED and regions.live("R2") == "2.0.0"
+
+
+def test_promote_a_region_paused_at_its_own_gate(regions: Regions) -> None:
+    """A pipeline with a manual gate: each region stops there in turn; `promote` continues that region and
+    the wave goes on to the next, with the pipeline the wave began with."""
+    gated = Pipeline(name="gated", description="", steps=(Launch(), SetWeight(percent=50.0), Pause(),
+                                                          SetWeight(percent=100.0), Retire(drain_timeout=1.0, keep_previous=0.0)))
+    with pytest.raises(PausedAtGate):
+        waves.rollout(regions.wave_ctx(), "2.0.0", gated)
+    with pytest.raises(PausedAtGate):  # R1 promoted and done; R2 now at its own gate
+        waves.promote(regions.wave_ctx())
+    w = waves.load_wave(regions.ctx("_home"))
+    assert [r.state for r in w.regions] == [D, R] and regions.live("R1") == "2.0.0"
+    w = waves.promote(regions.wave_ctx())
+    assert w.phase is WavePhase.SUCCEEDED and regions.live("R2") == "2.0.0"
+    assert records.load_current(regions.ctx("R2").provider).pipeline.name == "gated"
