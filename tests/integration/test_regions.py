@@ -137,3 +137,41 @@ def test_gate_between_regions(live_100: Cloud, sims: tuple[Simulator, Simulator]
     assert promoted.code == 0, promoted.stderr[-4000:]
     assert promoted.json()["wave"]["phase"] == "succeeded"
     assert live_by_region(cloud) == {"RegionOne": "1.1.0", "RegionTwo": "1.1.0"}
+
+
+def _record(sim: Simulator, name: str) -> dict | None:
+    import json
+
+    data = next((o["data"] for o in sim.state()["objects"] if o["name"] == name), None)
+    return json.loads(data) if data else None
+
+
+def test_resume_after_kill_continues_in_the_region_it_stopped_in(live_100: Cloud, sims: tuple[Simulator, Simulator]) -> None:
+    """kill -9 while the second region's release runs: `rollout --resume` finishes that region's release
+    (the first region is not released again) and the wave; both pools serve throughout."""
+    from releasectl.wait import wait_for
+
+    cloud = live_100
+    bake_everywhere(cloud, sims, "1.1.0")
+    wave_key, two_key = "demo/production/waves/records/wave/current", "demo/production/regions/RegionTwo/records/current"
+    with Traffic(sims[0], max_seconds=120) as one, Traffic(sims[1], max_seconds=120) as two:
+        runner = cloud.start("rollout", "1.1.0")
+        try:
+            def in_region_two() -> bool:
+                release = _record(sims[1], two_key)
+                return bool(release and release["version"] == "1.1.0" and release["step_index"] >= 1)
+
+            wait_for(in_region_two, timeout=90, interval=0.05, max_interval=0.1, what="the second region's release")
+        finally:
+            runner.kill()
+        wave = _record(sims[0], wave_key)
+        assert [r["state"] for r in wave["regions"]] == ["done", "running"], wave
+        resumed = cloud.cli("rollout", "--resume", "--output", "json")
+    assert resumed.code == 0, resumed.stderr[-4000:]
+    assert resumed.json()["wave"]["id"] == wave["id"] and resumed.json()["wave"]["phase"] == "succeeded"
+    one.assert_served_throughout()
+    two.assert_served_throughout()
+    assert live_by_region(cloud) == {"RegionOne": "1.1.0", "RegionTwo": "1.1.0"}
+    history = cloud.ok("history", "--output", "json").json()
+    for region in history["regions"]:  # one release of 1.1.0 per region: the first was not released twice
+        assert [r["version"] for r in region["releases"]] == ["1.1.0", "1.0.0"], region
