@@ -22,11 +22,13 @@ from typing import Any, Callable
 from releasectl.engine import release as releases
 from releasectl.engine import records
 from releasectl.engine.context import EngineContext
+from releasectl.engine.images import usable_image
 from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import Phase, Pipeline, Release, ReleaseKind
 from releasectl.engine.observe import live_version, observe
 from releasectl.engine.reconcile import new_release_id
 from releasectl.errors import DamagedState, PausedAtGate, ReleaseFailed, UsageError
+from releasectl.providers.base import ImageOutcome
 
 WAVES_SCOPE = "waves"  # the record scope of the wave record and lock (see config.Settings.for_region)
 CURRENT = "wave/current"
@@ -230,6 +232,7 @@ def rollout(w: WaveContext, version: str | None, pipeline: Pipeline, *, resume: 
         first = w.region(w.regions[0])
         if version is None:  # the newest baked version that is not live in the first region
             version = releases.choose_image(first, None, live_version(observe(first.provider))).version
+        _preflight(w, version)
         now = home.clock.time()
         wave = Wave(id=new_release_id(), app=home.app, env=home.env, version=version, pipeline=pipeline.to_dict(),
                     gate=w.gate, hold=w.hold, on_failure=w.on_failure, regions=[RegionWave(r) for r in w.regions],
@@ -238,6 +241,22 @@ def rollout(w: WaveContext, version: str | None, pipeline: Pipeline, *, resume: 
         home.event("start", f"wave rollout of {home.app} {version} to {home.env} in {len(w.regions)} region(s): "
                    f"{', '.join(w.regions)} (gate {w.gate}, hold {w.hold:g}s, on failure {w.on_failure})")
         return _drive(w, wave, lock)
+
+
+def _preflight(w: WaveContext, version: str) -> None:
+    """Refuse (exit 2, nothing changed) a wave that could not go through every region: a region with a
+    release in progress, or without a usable image of the version (images are regional: bake in each)."""
+    for name in w.regions:
+        ctx = w.region(name)
+        try:
+            current = records.load_current(ctx.provider)
+            if current is not None and not current.phase.finished:
+                raise releases._in_progress_error(current)
+            if usable_image(ctx, version).outcome is ImageOutcome.FAILED:
+                raise UsageError(f"{version} failed an earlier release and is marked failed",
+                                 hint="fix it and bake a new version in every region")
+        except UsageError as exc:
+            raise UsageError(f"region {name}: {exc.message}", hint=exc.hint) from None
 
 
 def promote(w: WaveContext, *, full: bool = False) -> Wave:
@@ -327,7 +346,11 @@ def _drive(w: WaveContext, wave: Wave, lock: LockKeeper) -> Wave:
         if move.kind == "rollback":
             ctx = w.region(region.region)
             home.event("rollback", f"rolling region {region.region} back to {region.previous_version} (on_failure: rollback_all)")
-            releases.rollback(ctx, to=region.previous_version)
+            if live_version(observe(ctx.provider)) != region.previous_version:  # a resumed wave may find it done
+                try:
+                    releases.rollback(ctx, to=region.previous_version)
+                finally:
+                    save_wave(home, wave)
             region.state = RegionState.ROLLED_BACK
             region.reason = f"rolled back to {region.previous_version} after a later region failed"
             save_wave(home, wave)

@@ -17,7 +17,7 @@ from releasectl.engine.waves import Move, RegionState, RegionWave, Wave, WavePha
 from releasectl.errors import ConfigError, PausedAtGate, ReleaseFailed, UsageError
 from releasectl.providers.base import HealthCheck, ProviderContext
 from tests.fakes.clock import FakeClock
-from tests.fakes.memory import MemoryCloud, MemoryProvider
+from tests.fakes.memory import Crash, MemoryCloud, MemoryProvider
 
 P, D, R, F, B = RegionState.PENDING, RegionState.DONE, RegionState.RUNNING, RegionState.FAILED, RegionState.ROLLED_BACK
 
@@ -226,20 +226,19 @@ def test_hold_between_regions(regions: Regions) -> None:
     assert second.started_at - first.ended_at >= 300.0 and w.regions[1].hold_until >= started + 300.0
 
 
-def test_resume_continues_with_the_region_it_stopped_in(regions: Regions) -> None:
+def test_resume_continues_with_the_region_it_stopped_in(regions: Regions, monkeypatch: pytest.MonkeyPatch) -> None:
     """A runner killed in the second region: --resume finishes that region's release and the wave."""
-    wctx = regions.wave_ctx()
-    real = wctx.region_ctx
+    real = waves._region_release
 
-    def killed_in_r2(name: str) -> EngineContext:
-        ctx = real(name)
-        if name == "R2":
+    def killed_in_r2(ctx: EngineContext, wave: Wave, pipeline: Pipeline):
+        if ctx.provider.cloud is regions.clouds["R2"]:
             regions.clouds["R2"].crash_next_call()
-        return ctx
+        return real(ctx, wave, pipeline)
 
-    wctx.region_ctx = killed_in_r2
-    with pytest.raises(BaseException):
-        waves.rollout(wctx, "2.0.0", PIPELINE)
+    monkeypatch.setattr(waves, "_region_release", killed_in_r2)
+    with pytest.raises(Crash):
+        waves.rollout(regions.wave_ctx(), "2.0.0", PIPELINE)
+    monkeypatch.setattr(waves, "_region_release", real)
     w = waves.load_wave(regions.ctx("_home"))
     assert [r.state for r in w.regions] == [D, R] and w.current_region() == "R2"
     regions.clouds["_home"].leases.clear()  # the dead runner's leases expire
@@ -262,3 +261,12 @@ def test_promote_a_region_paused_at_its_own_gate(regions: Regions) -> None:
     w = waves.promote(regions.wave_ctx())
     assert w.phase is WavePhase.SUCCEEDED and regions.live("R2") == "2.0.0"
     assert records.load_current(regions.ctx("R2").provider).pipeline.name == "gated"
+
+
+def test_refused_before_anything_changes_when_a_region_lacks_the_image() -> None:
+    regions = Regions()
+    regions.release_everywhere("1.0.0")
+    bake(regions.ctx("R1"), "2.0.0")  # not in R2
+    with pytest.raises(UsageError, match="region R2: no image for demo 2.0.0"):
+        waves.rollout(regions.wave_ctx(), "2.0.0", PIPELINE)
+    assert waves.load_wave(regions.ctx("_home")) is None and regions.live("R1") == "1.0.0"
