@@ -102,6 +102,9 @@ def test_two_region_canary_under_load(live_100: Cloud, sims: tuple[Simulator, Si
         assert f"demo/production/regions/{region}/records/current" in names
         assert not any(n.startswith("demo/production/records/") for n in names)
     assert any(o["name"] == "demo/production/waves/records/wave/current" for o in sims[0].state()["objects"])
+    for command in ("status", "history"):  # the tables render (a section per region)
+        shown = cloud.ok(command).stdout
+        assert all(f"== region {region} ==" in shown for region in REGIONS), shown
 
 
 @pytest.mark.parametrize("on_failure, first_after", [("keep_done", "1.1.0"), ("rollback_all", "1.0.0")])
