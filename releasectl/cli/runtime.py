@@ -123,7 +123,7 @@ def engine_context(
     s = s or settings(g)
     if s.regions:  # commands that know regions bind a region first (Settings.for_region)
         raise ConfigError(f"environment {s.env} lists regions ({', '.join(s.region_names())}): this command acts on one region",
-                          hint=f"set {REGION_VARIABLE} to one of them; rollout, promote, status and history act on all")
+                          hint=f"set {REGION_VARIABLE} to one of them; rollout, promote, abort, status and history act on all")
     ttl = lock_ttl()
     if writes:
         check_state_dir(s.state_dir)
