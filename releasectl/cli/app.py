@@ -280,6 +280,11 @@ def rollout(
         _check_version(version)
     s = settings(g)
     chosen = load_pipeline(pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
+    if s.regions:  # one region after the other (engine/waves.py)
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.rollout(g, s, chosen, version, resume))
+        return
     with live_release(g), reporting_release() as track:
         ectx = track(engine_context(g, s, pipeline_name=chosen.name))
         released = do_rollout(ectx, version, chosen, resume=resume)
@@ -312,23 +317,35 @@ def promote(
     wait_timeout: WaitTimeoutOption = "30m",
 ) -> None:
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
-    _intent_verb(ctx, "promote_full" if full else "promote", wait, wait_timeout,
+    s = settings(_globals(ctx))
+    if s.regions:
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.promote(_globals(ctx), s, full))
+        return
+    _intent_verb(ctx, s, "promote_full" if full else "promote", wait, wait_timeout,
                  lambda verbs, ectx, timeout: verbs.promote(ectx, full=full, wait=timeout), live=True)
 
 
 @app.command()
 def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
-    _intent_verb(ctx, "abort", wait, wait_timeout, lambda verbs, ectx, timeout: verbs.abort(ectx, wait=timeout))
+    s = settings(_globals(ctx))
+    if s.regions:
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.abort(_globals(ctx), s, _wait_for(wait, wait_timeout)))
+        return
+    _intent_verb(ctx, s, "abort", wait, wait_timeout, lambda verbs, ectx, timeout: verbs.abort(ectx, wait=timeout))
 
 
 @app.command()
 def pause(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Stop a running release where it is (exit 4) until `promote`. With a live runner, hand it the intent."""
-    _intent_verb(ctx, "pause", wait, wait_timeout, lambda verbs, ectx, timeout: verbs.pause(ectx, wait=timeout))
+    _intent_verb(ctx, None, "pause", wait, wait_timeout, lambda verbs, ectx, timeout: verbs.pause(ectx, wait=timeout))
 
 
-def _intent_verb(ctx: typer.Context, kind: str, wait: bool, wait_timeout: str, verb: Any, live: bool = False) -> None:
+def _intent_verb(ctx: typer.Context, s: Any, kind: str, wait: bool, wait_timeout: str, verb: Any, live: bool = False) -> None:
     """`promote`, `abort`, `pause`: without --wait, a live runner is handed the intent before the engine's
     verbs (and the decision code they import) are loaded, so the command returns at once; otherwise the
     engine verb runs (it hands the intent over itself when a runner appeared meanwhile). `live`: the live
@@ -339,7 +356,7 @@ def _intent_verb(ctx: typer.Context, kind: str, wait: bool, wait_timeout: str, v
 
     g = _globals(ctx)
     with (live_release(g) if live else contextlib.nullcontext()), reporting_release() as track:
-        ectx = track(engine_context(g))
+        ectx = track(engine_context(g, s))
         timeout = _wait_for(wait, wait_timeout)
         result = intents.hand_to_runner(ectx, intents.IntentKind(kind)) if timeout is None else None
         if result is None:
@@ -377,7 +394,13 @@ def status(
         return
     from releasectl.engine.status import status as do_status
 
-    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), writes=False))))
+    s = settings(_globals(ctx))
+    if s.regions:
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.status(_globals(ctx), s))
+        return
+    _finish(ctx, views.status_result(do_status(engine_context(_globals(ctx), s, writes=False))))
 
 
 @app.command()

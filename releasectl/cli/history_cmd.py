@@ -17,10 +17,16 @@ def history_list(ctx: typer.Context) -> None:
         return
     from releasectl.cli import views
     from releasectl.cli.app import _finish, _globals
-    from releasectl.cli.runtime import engine_context
+    from releasectl.cli.runtime import engine_context, settings
     from releasectl.engine.status import history as do_history
 
-    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx), writes=False))))
+    s = settings(_globals(ctx))
+    if s.regions:  # each region's releases, and the waves
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.history(_globals(ctx), s))
+        return
+    _finish(ctx, views.history_result(do_history(engine_context(_globals(ctx), s, writes=False))))
 
 
 @history_app.command("show")

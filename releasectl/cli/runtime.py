@@ -52,8 +52,14 @@ def provider_options(g: Globals, s: Settings) -> dict:
     return options
 
 
+REGION_VARIABLE = "RELEASECTL_REGION"
+
+
 def settings(g: Globals) -> Settings:
-    return load_settings(g.config, g.env, g.state_dir)
+    """The chosen environment's settings; with `regions:` and $RELEASECTL_REGION, those of that one region."""
+    s = load_settings(g.config, g.env, g.state_dir)
+    region = os.environ.get(REGION_VARIABLE)
+    return s.for_region(region) if s.regions and region else s
 
 
 LOCK_TTL_VARIABLE = "RELEASECTL_LOCK_TTL"
@@ -108,17 +114,22 @@ def engine_context(
     pipeline_name: str | None = None,
     writes: bool = True,
     stop_at_once: bool = False,
+    stop: StopToken | None = None,
 ) -> EngineContext:
     """Settings, arguments and environment are all validated here, before the provider exists.
 
     `stop_at_once`: the first SIGINT/SIGTERM interrupts right where the command is (bake: it has no safe
     point to wait for; its cleanup removes the partial image), instead of at the engine's next safe point."""
     s = s or settings(g)
+    if s.regions:  # commands that know regions bind a region first (Settings.for_region)
+        raise ConfigError(f"environment {s.env} lists regions ({', '.join(s.region_names())}): this command acts on one region",
+                          hint=f"set {REGION_VARIABLE} to one of them; rollout, promote, abort, status and history act on all")
     ttl = lock_ttl()
     if writes:
         check_state_dir(s.state_dir)
-    stop = StopToken()
-    _install_signal_handlers(stop, at_once=stop_at_once)
+    if stop is None:  # given: another context of this command already installed the handlers for it
+        stop = StopToken()
+        _install_signal_handlers(stop, at_once=stop_at_once)
     pctx = ProviderContext(
         app=s.app,
         env=s.env,
