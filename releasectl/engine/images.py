@@ -96,11 +96,22 @@ def bake(ctx: EngineContext, version: str, *, force: bool = False, live: bool = 
         ) from None
     finally:
         if stopped:
-            ctx.provider.resume_builder()
-            ctx.event("bake", "started the builder again")
+            _resume_builder(ctx)
     digest = f", sha256 {image.checksum[:12]}" if image.checksum else ""
     ctx.event("bake", f"baked {image.name} ({image.size or 0} bytes{digest})")
     return image
+
+
+def _resume_builder(ctx: EngineContext) -> None:
+    """Start the builder again after the snapshot. A failure here does not undo the bake (the image is made):
+    it is reported, and the builder stays stopped, which the next bake snapshots as it is."""
+    try:
+        ctx.provider.resume_builder()
+    except ReleasectlError as exc:
+        ctx.event("bake", f"could not start the builder again: {exc}; it stays stopped (a later bake snapshots "
+                          "it stopped; `releasectl builder down` removes a builder from code)")
+        return
+    ctx.event("bake", "started the builder again")
 
 
 def _remove_partial(ctx: EngineContext, version: str, before: set[str]) -> list[str]:

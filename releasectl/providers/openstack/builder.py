@@ -261,7 +261,8 @@ class BuilderServer:
     def _power(self, server_id: str, action: str, wanted: str) -> None:
         wait_for_status(lambda: self.nova.get_server(server_id), what=f"builder {server_id} to settle",
                         timeout=self.timeout, poll=self.poll, done=lambda d: d.get("OS-EXT-STS:task_state") in (None, ""))
-        self.nova.call("POST", f"/servers/{server_id}/action", json={action: None}, allow=(409,))
+        # retried like an idempotent call: a repeat of a stop (or start) that went through answers 409
+        self.nova.call("POST", f"/servers/{server_id}/action", json={action: None}, allow=(409,), idempotent=True)
         wait_for_status(
             lambda: self.nova.get_server(server_id), what=f"builder {server_id} to be {wanted}", timeout=self.timeout,
             poll=self.poll, done=lambda d: str(d.get("status")).upper() == wanted and not d.get("OS-EXT-STS:task_state"),
