@@ -677,7 +677,9 @@ class MemoryProvider(Provider):
         return True
 
     @_api()
-    def resume_builder(self) -> None:
+    def resume_builder(self) -> bool:
         builder = self.cloud.builders.get(self.ctx.app)
-        if builder is not None and builder.status is BuilderStatus.STOPPED:
-            self.cloud.builders[self.ctx.app] = replace(builder, status=BuilderStatus.READY)
+        if builder is None or builder.status is not BuilderStatus.STOPPED:
+            return False
+        self.cloud.builders[self.ctx.app] = replace(builder, status=BuilderStatus.READY)
+        return True

@@ -248,15 +248,16 @@ class BuilderServer:
                 return False  # bake reports the missing builder itself
         if str(d.get("status")).upper() != "ACTIVE":
             return False
-        server_id = str(d["id"])
-        self._power(server_id, "os-stop", "SHUTOFF")
-        self.stopped = server_id
+        self.stopped = str(d["id"])  # before the stop goes out: resume() starts it even if the wait fails
+        self._power(self.stopped, "os-stop", "SHUTOFF")
         return True
 
-    def resume(self) -> None:
-        if self.stopped is not None:
-            self._power(self.stopped, "os-start", "ACTIVE")
-            self.stopped = None
+    def resume(self) -> bool:
+        if self.stopped is None:
+            return False
+        self._power(self.stopped, "os-start", "ACTIVE")
+        self.stopped = None
+        return True
 
     def _power(self, server_id: str, action: str, wanted: str) -> None:
         wait_for_status(lambda: self.nova.get_server(server_id), what=f"builder {server_id} to settle",
