@@ -424,8 +424,8 @@ class OpenStackProvider(Provider):
     def quiesce_builder(self) -> bool:
         return self.builder_server.quiesce(self.images._builder)
 
-    def resume_builder(self) -> None:
-        self.builder_server.resume()
+    def resume_builder(self) -> bool:
+        return self.builder_server.resume()
 
     # ---- quota ------------------------------------------------------------------------------------------
 
