@@ -15,6 +15,7 @@ from typing import Callable
 
 from releasectl.engine.context import EngineContext
 from releasectl.engine.lock import LockKeeper
+from releasectl.engine.quota import preflight
 from releasectl.errors import UsageError
 from releasectl.providers.base import ENV_ORDER, EnvAction, EnvChange, EnvKind, EnvResource, EnvSpec, HealthCheck
 
@@ -209,12 +210,31 @@ def _apply(ctx: EngineContext, changes: list[EnvChange], known: dict[str, EnvRes
     return done
 
 
+# what each created resource takes of the project's quota (a load balancer's VIP and a floating IP: one port)
+_QUOTA_OF = {
+    EnvKind.LOADBALANCER: ("load_balancers", "ports"),
+    EnvKind.SECURITY_GROUP: ("security_groups",),
+    EnvKind.FLOATING_IP: ("floatingips",),
+}
+
+
+def quota_needs(changes: list[EnvChange]) -> dict[str, int]:
+    """The quota `env up`'s creations take, for the preflight (replacements and updates take nothing new)."""
+    needed: dict[str, int] = {}
+    for change in changes:
+        if change.action is EnvAction.CREATE:
+            for resource in _QUOTA_OF.get(change.resource.kind, ()):
+                needed[resource] = needed.get(resource, 0) + 1
+    return needed
+
+
 def env_up(ctx: EngineContext, spec: EnvSpec, app_port: int) -> EnvReport:
     """Create or update what the plan says, in order; a second run changes nothing."""
     _kinds(ctx)
     with LockKeeper(ctx.provider, {**ctx.actor, "command": "env up"}, ttl=ctx.lock_ttl) as lock:
         observed = ctx.provider.env_observe(spec)
         changes = plan(_desired(ctx, spec, app_port, observed), observed)
+        preflight(ctx.provider, what="env up", extra=quota_needs(changes))
         going = [c.resource for c in changes if c.action is EnvAction.DELETE]  # duplicates: never referenced
         known = {r.key: r for r in observed if not any(r is g for g in going)}
         applied = 0

@@ -168,6 +168,20 @@ def test_plan_up_twice_change_and_down_on_an_empty_project(ws: Workspace) -> Non
     assert ws.ok("env", "down")["applied"] == 0  # idempotent
 
 
+def test_env_up_that_does_not_fit_the_quota_is_refused_with_the_numbers_and_creates_nothing(ws: Workspace) -> None:
+    sim = ws.sim
+    used = sim.quota()["used"].get("load_balancers", 0)
+    sim.set_quota(load_balancers=used)  # no room for the environment's load balancer
+    sim.reset_requests()
+    result = ws.cli("env", "up", "--output", "json")
+    assert result.code == 2, result.stderr
+    error = result.json()["errors"][0]
+    assert "load_balancers" in error["message"] and f"limit {used}" in error["message"]
+    assert writes(sim) == 0 and shape(sim.state()) == EMPTY
+    sim.set_quota(load_balancers=-1)
+    assert ws.ok("env", "up")["applied"] == 13
+
+
 def test_an_existing_network_is_used_and_left_alone(openstack_sim_factory: Any, tmp_path: Path) -> None:
     sim = openstack_sim_factory()  # not bare: the `private` network exists
     ws = Workspace(sim, tmp_path)
