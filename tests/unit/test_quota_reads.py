@@ -75,3 +75,30 @@ def test_a_cloud_that_publishes_no_quota_checks_nothing() -> None:
     quota = read_quota(Stub({"/limits": {"limits": {"absolute": {}}}}), Stub({}), Stub({}), "p1", flavor=lambda: None,
                        has_service=lambda s: s == "compute")
     assert quota.limits == {} and quota.used == {}
+
+
+class Refusing(Stub):
+    """A service whose quota API answers 403 (the account's role may not read quotas), or 500."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__({})
+        self.status = status
+
+    def get_json(self, path: str, **_: Any) -> Any:
+        from releasectl.errors import ProviderError
+
+        exc = ProviderError(f"GET {path} failed: HTTP {self.status}")
+        exc.status = self.status  # type: ignore[attr-defined]
+        raise exc
+
+
+def test_a_quota_the_account_may_not_read_is_left_unchecked_and_any_other_failure_is_raised() -> None:
+    import pytest
+
+    from releasectl.errors import ProviderError
+
+    octavia = Stub({"/quotas/p1": {"quota": {"loadbalancer": 1, "member": -1}}, "/loadbalancers": []})
+    quota = read_quota(Stub(NOVA), Refusing(403), octavia, "p1", flavor=lambda: None, has_service=lambda s: True)
+    assert "ports" not in quota.limits and quota.limits["instances"] == 10 and quota.limits["load_balancers"] == 1
+    with pytest.raises(ProviderError):
+        read_quota(Stub(NOVA), Refusing(500), octavia, "p1", flavor=lambda: None, has_service=lambda s: True)
