@@ -488,41 +488,57 @@ class Client:
         """Boot the new version, shift traffic step by step, watch health, retire the old fleet. `pipeline`: a
         name, a YAML path or a Pipeline (default: the config's). A failure rolls back and raises ReleaseFailed
         (exit 1); a manual gate raises PausedAtGate (exit 4)."""
-        from releasectl.config import load_pipeline
         from releasectl.engine.model import Pipeline
         from releasectl.engine.release import rollout
 
         if version is not None:
             _checked(version)
-        s = self.settings
-        try:
-            chosen = pipeline if isinstance(pipeline, Pipeline) else load_pipeline(
-                pipeline or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
-        except ReleasectlError as exc:
-            raise with_exit_code(exc) from None
+        chosen = pipeline if isinstance(pipeline, Pipeline) else self.pipeline(pipeline)
         return self._call("rollout", lambda ctx: ReleaseInfo.of(rollout(ctx, version, chosen, resume=resume)),
                           wait=wait, pipeline_name=chosen.name, on_event=on_event)
+
+    def pipeline(self, name: str | None = None) -> "Pipeline":
+        """The pipeline a rollout follows: `name` (a built-in name or a YAML path), else the config's."""
+        from releasectl.config import load_pipeline
+
+        s = self.settings
+        try:
+            return load_pipeline(name or s.rollout.pipeline, s.config_dir, max_count=s.rollout.max_count)
+        except ReleasectlError as exc:
+            raise with_exit_code(exc) from None
 
     def promote(self, *, full: bool = False, runner_wait: float | None = None, wait: bool = True,
                 on_event: EventSink | None = None) -> "ReleaseInfo | IntentInfo":
         """Continue past a manual gate (`full`: skip the remaining steps). While another process runs the
         release, hand it the intent (IntentInfo); `runner_wait` seconds: wait for that runner's outcome."""
-        from releasectl.engine.release import promote
-
-        return self._call("promote", lambda ctx: _release_or_intent(promote(ctx, full=full, wait=runner_wait)),
-                          wait=wait, on_event=on_event)
+        return self._intent_verb("promote_full" if full else "promote", runner_wait, wait, on_event,
+                                 lambda verbs, ctx: verbs.promote(ctx, full=full, wait=runner_wait))
 
     def abort(self, *, runner_wait: float | None = None, wait: bool = True, on_event: EventSink | None = None) -> "ReleaseInfo | IntentInfo":
         """Roll back the release that is running, interrupted or paused (here, or by intent to its runner)."""
-        from releasectl.engine.release import abort
-
-        return self._call("abort", lambda ctx: _release_or_intent(abort(ctx, wait=runner_wait)), wait=wait, on_event=on_event)
+        return self._intent_verb("abort", runner_wait, wait, on_event, lambda verbs, ctx: verbs.abort(ctx, wait=runner_wait))
 
     def pause(self, *, runner_wait: float | None = None, wait: bool = True, on_event: EventSink | None = None) -> "ReleaseInfo | IntentInfo":
         """Stop the running release where it is until `promote` (raises PausedAtGate, exit 4, when done here)."""
-        from releasectl.engine.release import pause
+        return self._intent_verb("pause", runner_wait, wait, on_event, lambda verbs, ctx: verbs.pause(ctx, wait=runner_wait))
 
-        return self._call("pause", lambda ctx: _release_or_intent(pause(ctx, wait=runner_wait)), wait=wait, on_event=on_event)
+    def _intent_verb(self, kind: str, runner_wait: float | None, wait: bool, on_event: EventSink | None,
+                     verb: Callable[[Any, "EngineContext"], Any]) -> Any:
+        """`promote`, `abort`, `pause`: without `runner_wait`, a live runner is handed the intent before the
+        engine's verbs (and the decision code they import) are loaded, so the call returns at once; otherwise
+        the engine verb runs (it hands the intent over itself when a runner appeared meanwhile)."""
+
+        def work(ctx: "EngineContext") -> "ReleaseInfo | IntentInfo":
+            from releasectl.engine import intents
+
+            result = intents.hand_to_runner(ctx, intents.IntentKind(kind)) if runner_wait is None else None
+            if result is None:
+                from releasectl.engine import release as verbs
+
+                result = verb(verbs, ctx)
+            return release_or_intent(result)
+
+        return self._call(kind.split("_")[0], work, wait=wait, on_event=on_event)
 
     def rollback(self, to: str | None = None, *, wait: bool = True, on_event: EventSink | None = None) -> ReleaseInfo:
         """Return traffic to the last known-good version (or `to`)."""
@@ -657,8 +673,9 @@ def _checked(version: str) -> None:
         raise with_exit_code(exc) from None
 
 
-def _release_or_intent(result: Any) -> "ReleaseInfo | IntentInfo":
-    from releasectl.engine.release import Posted
+def release_or_intent(result: Any) -> "ReleaseInfo | IntentInfo":
+    """The typed form of what the engine's promote, abort and pause return: a Release, or the Posted intent."""
+    from releasectl.engine.intents import Posted
 
     return IntentInfo.of(result) if isinstance(result, Posted) else ReleaseInfo.of(result)
 

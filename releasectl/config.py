@@ -122,6 +122,29 @@ class NotifySettings:
     webhooks: tuple[Webhook, ...] = ()
 
 
+WAVE_GATES = ("none", "pause")
+WAVE_ON_FAILURE = ("keep_done", "rollback_all")
+MAX_REGIONS = 20
+
+
+@dataclass(frozen=True)
+class RegionSettings:
+    """One `regions:` entry: the region's name and its own provider options (e.g. `openstack.pool`)."""
+
+    name: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WaveSettings:
+    """How `rollout` walks the regions: a gate (`pause`: exit 4 until `promote`) and a hold before each
+    region after the first, and what a failure does to the regions already done."""
+
+    gate: str = "none"
+    hold: float = 0.0
+    on_failure: str = "keep_done"
+
+
 @dataclass(frozen=True)
 class Settings:
     path: Path
@@ -139,10 +162,30 @@ class Settings:
     state_dir: Path
     notify: NotifySettings = field(default_factory=NotifySettings)
     env_spec: EnvSpec | None = None  # the `env:` section (what `env up` builds); None when absent
+    regions: tuple[RegionSettings, ...] = ()  # `regions:`: rollout releases them in waves
+    waves: WaveSettings = field(default_factory=WaveSettings)
+    region: str | None = None  # set on the settings of one region (for_region)
 
     @property
     def config_dir(self) -> Path:
         return self.path.parent
+
+    def region_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.regions)
+
+    def for_region(self, name: str, *, record_scope: str | None = None) -> "Settings":
+        """This environment's settings bound to one of its regions: its provider options with the region's
+        overrides, the region pinned, and its records and lock kept apart from the other regions'
+        (`record_scope` WAVES: the wave record and lock, kept in that region's object store)."""
+        import dataclasses
+
+        chosen = next((r for r in self.regions if r.name == name), None)
+        if chosen is None:
+            raise ConfigError(f"region {clip(name, 64)} is not one of environment {self.env}'s regions",
+                              hint=f"regions: {', '.join(self.region_names())}")
+        options = {**self.provider_options, **chosen.options, "region": name, "scope_region": name,
+                   "record_scope": record_scope or f"regions/{name}"}
+        return dataclasses.replace(self, provider_options=options, regions=(), region=name)
 
     def image_name_for(self, version: str) -> str:
         return self.image_name.format(app=self.app, version=version)
@@ -168,6 +211,9 @@ class Settings:
                 self.provider: dict(self.provider_options),
                 "notify": {"webhooks": [w.effective() for w in self.notify.webhooks]},
                 **({"env": {k: v for k, v in vars(self.env_spec).items() if k != "public_key"}} if self.env_spec else {}),
+                **({"regions": [{"name": r.name, self.provider: dict(r.options)} for r in self.regions],
+                    "waves": vars(self.waves)} if self.regions else {}),
+                **({"region": self.region} if self.region else {}),
             }
         )
 
@@ -666,9 +712,13 @@ TOP_KEYS = {
     "default_environment",
     "environments",
     "env",
+    "regions",
+    "waves",
     *PROVIDER_KEYS,
 }
-ENV_KEYS = {"health", "rollout", "stage", "app_port", "notify", "env", *PROVIDER_KEYS}
+ENV_KEYS = {"health", "rollout", "stage", "app_port", "notify", "env", "regions", "waves", *PROVIDER_KEYS}
+WAVE_KEYS: dict[str, Parser] = {"gate": one_of(*WAVE_GATES), "hold": long_wait, "on_failure": one_of(*WAVE_ON_FAILURE)}
+REGION_KEYS = ("name", "openstack")
 LAYERED = {"health": HEALTH_KEYS, "rollout": ROLLOUT_KEYS, "stage": STAGE_KEYS, "env": ENV_SECTION_KEYS, **PROVIDER_KEYS}
 
 
@@ -784,6 +834,8 @@ class _EnvValues:
     app_port: int
     pipeline_path: str  # the key path that set rollout.pipeline, for messages
     notify: tuple[Webhook, ...] = ()  # an environment's `notify` replaces the top-level one
+    regions: tuple[RegionSettings, ...] = ()
+    waves: WaveSettings = field(default_factory=WaveSettings)
 
 
 @dataclass
@@ -868,6 +920,7 @@ def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None
         pipeline_path = f"{env_path}.rollout.pipeline" if "pipeline" in _sub(body, "rollout") else "rollout.pipeline"
         notify = notify_base if "notify" not in body else _notify(check, body["notify"], f"{env_path}.notify", path.parent)
         envs[name] = _EnvValues(name, sections, env_port, pipeline_path, notify)
+        envs[name].regions, envs[name].waves = _regions(check, data, body, env_path, provider, sections)
         _cross_checks(check, envs[name], body)
         _env_section(check, envs[name], body, path.parent)
 
@@ -880,6 +933,50 @@ def _validate(doc: YamlDoc, path: Path, problems: Problems) -> _Validated | None
     # returned even when some values are bad (then a problem was reported), so that the pipelines the
     # environments name are checked too
     return _Validated(doc, path, app, provider, image, state_dir, default_env, envs)
+
+
+def _regions(check: _Checker, data: dict[str, Any], body: dict[str, Any], env_path: str, provider: Any,
+             sections: dict[str, dict[str, Any]]) -> tuple[tuple[RegionSettings, ...], WaveSettings]:
+    """`regions:` and `waves:` of one environment (its own, else the top-level ones): every entry named once,
+    its overrides checked like the provider section they override."""
+    where = lambda key: f"{env_path}.{key}" if key in body else key  # noqa: E731
+    raw = body["regions"] if "regions" in body else data.get("regions")
+    waves_raw = body["waves"] if "waves" in body else data.get("waves")
+    waves = WaveSettings(**check.section(waves_raw, where("waves"), WAVE_KEYS))
+    if raw is None:
+        if waves_raw is not None:
+            check.add(where("waves"), "`waves` needs `regions`", hint="list the regions to release in waves, e.g. regions: [RegionOne, RegionTwo]")
+        return (), waves
+    if provider != "openstack":
+        check.add(where("regions"), f"regions need the openstack provider, not {_got(provider)}")
+        return (), waves
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_REGIONS:
+        check.add(where("regions"), f"expected a list of 1 to {MAX_REGIONS} regions like [RegionOne, RegionTwo], got {_got(raw)}")
+        return (), waves
+    if "region" in sections["openstack"]:
+        check.add(where("regions"), "`openstack.region` and `regions` both choose the region",
+                  hint="drop openstack.region: each wave uses its entry of `regions`")
+    provider_keys = {k: v for k, v in PROVIDER_KEYS["openstack"].items() if k not in ("region", "cloud")}
+    out: list[RegionSettings] = []
+    for i, item in enumerate(raw):
+        path = f"{where('regions')}[{i}]"
+        if isinstance(item, dict):
+            for key in item:
+                if key not in REGION_KEYS:
+                    check.add(f"{path}.{key}", "unknown key", hint=_did_you_mean(key, REGION_KEYS))
+            if "name" not in item:
+                check.add(path, "required key `name` missing")
+                continue
+            name, options = check.value(f"{path}.name", item["name"], resource_name), check.section(item.get("openstack"), f"{path}.openstack", provider_keys)
+        else:
+            name, options = check.value(path, item, resource_name), {}
+        if name is _BAD:
+            continue
+        if any(r.name == name for r in out):
+            check.add(path, f"region {name} is listed twice", hint="each region is released once per rollout")
+            continue
+        out.append(RegionSettings(name=name, options=options))
+    return tuple(out), waves
 
 
 def _stage_checks(check: _Checker, data: Any, path: str) -> list[dict[str, Any]]:
@@ -1080,6 +1177,8 @@ def _settings(v: _Validated, env: str, state_dir: Path | None) -> Settings:
         state_dir=state_dir,
         notify=NotifySettings(webhooks=values.notify),
         env_spec=spec,
+        regions=values.regions,
+        waves=values.waves,
     )
 
 

@@ -259,3 +259,40 @@ def test_held_answer_fault_does_the_write_and_holds_its_answer(openstack_sim_bar
         sim.clear_faults()  # releases the held answer
         thread.join(10)
     assert answers == [201]
+
+
+@pytest.mark.skipif(__import__("tests.test_openstack_sim", fromlist=["openstack_cli"]).openstack_cli() is None,
+                    reason="the official openstack CLI is not installed (set OPENSTACK_CLI to its path)")
+def test_official_clients_list_networks_load_balancers_and_recordsets(openstack_sim_bare: Simulator) -> None:
+    """python-openstackclient with the octavia and designate plugins, as a user would look at the project."""
+    import json
+    import os
+    import subprocess
+
+    from tests.test_openstack_sim import openstack_cli
+
+    sim, cloud = openstack_sim_bare, EnvCloud(openstack_sim_bare)
+    net = cloud.created(cloud.net("POST", "/networks", json={"network": {"name": "web", "tags": ["releasectl"]}}),
+                        "network")
+    cloud.created(cloud.net("POST", "/subnets", json={"subnet": {"network_id": net["id"], "cidr": "10.9.0.0/24",
+                                                                 "ip_version": 4, "name": "web"}}), "subnet")
+    lb = cloud.created(cloud.lb("POST", "/loadbalancers", json={"loadbalancer": {"name": "web", "vip_network_id": net["id"]}}),
+                       "loadbalancer")
+    zone = cloud.created(cloud.dns("POST", "/zones", json={"name": "example.test.", "email": "a@example.test"}), "")
+    cloud.created(cloud.dns("POST", f"/zones/{zone['id']}/recordsets", json={
+        "name": "web.example.test.", "type": "A", "records": [lb["vip_address"]], "ttl": 60}), "")
+    cloud.compute("POST", "/os-keypairs", json={"keypair": {"name": "web", "public_key": PUBLIC_KEY}})
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}
+    env.update(sim.os_environ())
+
+    def run(*args: str) -> Any:
+        out = subprocess.run([openstack_cli(), *args, "-f", "json"], env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    assert [n["Name"] for n in run("network", "list", "--tags", "releasectl")] == ["web"]
+    assert [lb_["name"] for lb_ in run("loadbalancer", "list")] == ["web"]
+    records = wait_for(lambda: [r for r in run("recordset", "list", "example.test.") if r["status"] == "ACTIVE"
+                                and r["type"] == "A"], timeout=10, what="record ACTIVE")
+    assert [(r["name"], r["records"]) for r in records] == [("web.example.test.", lb["vip_address"])]
+    assert [k["Name"] for k in run("keypair", "list")] == ["web"]

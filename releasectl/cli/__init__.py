@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-GLOBAL_VALUE_OPTIONS = ("--config", "--env", "--output", "-o", "--state-dir")
+GLOBAL_VALUE_OPTIONS = ("--config", "--env", "--output", "-o", "--state-dir", "--os-cloud")
 GLOBAL_FLAGS = ("-v", "--verbose")
 
 

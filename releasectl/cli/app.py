@@ -290,6 +290,11 @@ def rollout(
         _check_version(version)
     g = _globals(ctx)
     api = client(g)  # the config first: its errors come before there is any release to report
+    if api.settings.regions:  # one region after the other (engine/waves.py)
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.rollout(g, api.settings, api.pipeline(pipeline), version, resume))
+        return
     with live_release(g), reporting_release() as api.track:
         released = api.rollout(version, pipeline=pipeline, resume=resume)
     _finish(ctx, views.release_result(released))
@@ -323,6 +328,11 @@ def promote(
     """Continue past a manual gate (or with --full, skip the remaining steps). With a live runner, hand it the intent."""
     g = _globals(ctx)
     api = client(g)
+    if api.settings.regions:
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.promote(g, api.settings, full))
+        return
     with live_release(g), reporting_release() as api.track:
         result = api.promote(full=full, runner_wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
@@ -331,7 +341,13 @@ def promote(
 @app.command()
 def abort(ctx: typer.Context, wait: WaitOption = False, wait_timeout: WaitTimeoutOption = "30m") -> None:
     """Roll back a release that is running, interrupted or paused. With a live runner, hand it the intent."""
-    api = client(_globals(ctx))
+    g = _globals(ctx)
+    api = client(g)
+    if api.settings.regions:
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.abort(g, api.settings, _wait_for(wait, wait_timeout)))
+        return
     with reporting_release() as api.track:
         result = api.abort(runner_wait=_wait_for(wait, wait_timeout))
     _finish(ctx, views.release_or_intent_result(result))
@@ -372,7 +388,13 @@ def status(
 
         _finish(ctx, status_watch(_globals(ctx)))
         return
-    _finish(ctx, views.status_result(client(_globals(ctx)).status()))
+    api = client(_globals(ctx))
+    if api.settings.regions:
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.status(_globals(ctx), api.settings))
+        return
+    _finish(ctx, views.status_result(api.status()))
 
 
 @app.command()

@@ -19,7 +19,13 @@ def history_list(ctx: typer.Context) -> None:
     from releasectl.cli.app import _finish, _globals
     from releasectl.cli.runtime import client
 
-    _finish(ctx, views.history_result(client(_globals(ctx)).history()))
+    api = client(_globals(ctx))
+    if api.settings.regions:  # each region's releases, and the waves
+        from releasectl.cli import waves_cmd
+
+        _finish(ctx, waves_cmd.history(_globals(ctx), api.settings))
+        return
+    _finish(ctx, views.history_result(api.history()))
 
 
 @history_app.command("show")

@@ -164,11 +164,15 @@ def event_strip(events: list[tuple[float, str]], marks: list[tuple[float, str]],
         x = axis.x(t)
         cls = "steplabel rollback" if label == "rollback" else "steplabel"
         out.append(f'<text x="{x + 3:.1f}" y="{12 + 12 * (i % 2)}" class="{cls}">{esc(label)}</text>')
+    row_ends = [-1e9, -1e9]  # markers closer than their width go to the other row, not on top of each other
     for i, (t, message) in enumerate(events, 1):
         x = axis.x(t)
+        row = 0 if x - row_ends[0] >= 18 or x - row_ends[1] < 18 else 1
+        row_ends[row] = x
+        y = EVENT_STRIP + 14 - 18 * row
         cls = "event rollback" if message.startswith("rolling back") else "event"
-        out.append(f'<g class="{cls}" data-event="{i}"><circle cx="{x:.1f}" cy="{EVENT_STRIP + 14}" r="8"/>'
-                   f'<text x="{x:.1f}" y="{EVENT_STRIP + 18}" text-anchor="middle">{i}</text>'
+        out.append(f'<g class="{cls}" data-event="{i}"><circle cx="{x:.1f}" cy="{y}" r="8"/>'
+                   f'<text x="{x:.1f}" y="{y + 4}" text-anchor="middle">{i}</text>'
                    f'<title>{esc(message)}</title></g>')
     out.append("</svg>")
     return "\n".join(out)
@@ -183,17 +187,18 @@ def _events(rel: Release) -> list[tuple[float, str]]:
 
 
 def _sources(samples: list[dict[str, Any]]) -> dict[str, str]:
-    seen: dict[str, list[str]] = {}
+    """Where each chart's figures came from, as the samples say (engine/samples.py)."""
+    seen: dict[str, list[str]] = {"traffic share": ["pool weights"], "latency": ["p95: releasectl probes", "average: load balancer"]}
+
+    def note(key: str, value: Any) -> None:
+        if isinstance(value, str) and value not in seen.setdefault(key, []):
+            seen[key].append(value)
+
     for sample in samples:
-        sources = sample.get("sources")
-        if isinstance(sources, dict):
-            for key, value in sources.items():
-                if isinstance(key, str) and isinstance(value, str) and value not in seen.setdefault(key, []):
-                    seen[key].append(value)
+        note("request and error rates", sample.get("traffic"))
         for figures in sample["versions"].values():
-            if isinstance(figures, dict) and isinstance(figures.get("error_source"), str):
-                if figures["error_source"] not in seen.setdefault("errors", []):
-                    seen["errors"].append(figures["error_source"])
+            if isinstance(figures, dict):
+                note("error rate without LB counters", figures.get("err_src"))
     return {k: ", ".join(v) for k, v in seen.items()}
 
 
@@ -217,13 +222,13 @@ def render_html(rel: Release) -> str:
                         "points": series(samples, version, key, scale)}
 
             if metric == "weight":
-                lines += [line("achieved", "achieved", False), line("requested", "requested", True)]
+                lines += [line("achieved", "ach", False), line("requested", "req", True)]
             elif metric == "rps":
                 lines.append(line("rps", "rps", False))
             elif metric == "errors":
-                lines.append(line("error_rate", "error_rate", False, 100.0))
+                lines.append(line("error_rate", "err", False, 100.0))
             else:
-                lines += [line("p95", "p95_ms", False), line("avg", "avg_ms", True)]
+                lines += [line("p95", "p95", False), line("avg", "avg", True)]
         return lines
 
     phase = rel.phase.value
@@ -278,7 +283,7 @@ td.n {{ font-weight: 600; }} .note {{ color: #5c5f66; }}
 {event_strip(events, marks, axis)}
 {charts}
 <p class="note">Figures are labelled by source. Sources seen:</p>
-<ul class="sources">{source_rows or "<li>no samples in this record (it predates them, or the release never polled)</li>"}</ul>
+<ul class="sources">{source_rows if samples else "<li>no samples in this record (it predates them, or the release never polled)</li>"}</ul>
 <h2>Steps</h2>
 <ol class="steps">{steps}</ol>
 <h2>Events</h2>

@@ -52,8 +52,14 @@ def provider_options(s: Settings, os_cloud: str | None = None) -> dict:
     return options
 
 
+REGION_VARIABLE = "RELEASECTL_REGION"
+
+
 def settings(g: Globals) -> Settings:
-    return load_settings(g.config, g.env, g.state_dir)
+    """The chosen environment's settings; with `regions:` and $RELEASECTL_REGION, those of that one region."""
+    s = load_settings(g.config, g.env, g.state_dir)
+    region = os.environ.get(REGION_VARIABLE)
+    return s.for_region(region) if s.regions and region else s
 
 
 LOCK_TTL_VARIABLE = "RELEASECTL_LOCK_TTL"
@@ -108,16 +114,19 @@ def engine_context(
     pipeline_name: str | None = None,
     writes: bool = True,
     stop_at_once: bool = False,
+    stop: StopToken | None = None,
 ) -> EngineContext:
     """Settings, arguments and environment are all validated here, before the provider exists.
 
     `stop_at_once`: the first SIGINT/SIGTERM interrupts right where the command is (bake: it has no safe
     point to wait for; its cleanup removes the partial image), instead of at the engine's next safe point."""
     s = s or settings(g)
-    stop = StopToken()
+    installed = stop is not None  # given: another context of this command already installed the handlers for it
+    stop = stop or StopToken()
     ctx = context_for(s, emit=g.printer, stop=stop, pipeline_name=pipeline_name, writes=writes, verbose=g.verbose,
                       os_cloud=g.os_cloud)
-    _install_signal_handlers(stop, at_once=stop_at_once)
+    if not installed:
+        _install_signal_handlers(stop, at_once=stop_at_once)
     if writes:  # webhooks only once everything was validated: a refused command notifies nobody
         ctx.emit = _event_sink(g, s)
     return ctx
@@ -137,6 +146,9 @@ def context_for(
     """The EngineContext of validated settings, without signal handlers or printing: the CLI and the Python
     API (releasectl/api.py) both build theirs here. `provider`: an already built one (tests, the API);
     `os_cloud`: --os-cloud, the openstack provider's cloud over OS_CLOUD and openstack.cloud."""
+    if s.regions:  # commands that know regions bind a region first (Settings.for_region)
+        raise ConfigError(f"environment {s.env} lists regions ({', '.join(s.region_names())}): this command acts on one region",
+                          hint=f"set {REGION_VARIABLE} to one of them; rollout, promote, abort, status and history act on all")
     ttl = lock_ttl()
     if writes:
         check_state_dir(s.state_dir)

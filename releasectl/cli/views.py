@@ -126,7 +126,8 @@ def status_result(view) -> Result:
 
 
 def history_result(entries) -> Result:
-    rows = [e.to_dict() for e in entries]
+    """`entries`: the API's ReleaseInfo rows, or engine/status.py's history summaries (cli/waves_cmd.py)."""
+    rows = [e.to_dict() if hasattr(e, "to_dict") else release_json(e) for e in entries]
 
     def text() -> str:
         return table([
@@ -321,8 +322,10 @@ def unlock_result(lease) -> Result:
 
 def release_or_intent_result(result) -> Result:
     """`promote`, `abort` and `pause`: the release they drove, or the intent they handed to its runner."""
-    from releasectl.api import IntentInfo
+    from releasectl.api import IntentInfo, ReleaseInfo, release_or_intent
 
+    if not isinstance(result, (IntentInfo, ReleaseInfo)):  # the engine's Release or Posted (cli/waves_cmd.py)
+        result = release_or_intent(result)
     if not isinstance(result, IntentInfo):
         return release_result(result)
     rel, runner = result.release, result.runner

@@ -435,6 +435,7 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     unpromoted = [s for s in restore if s.role is not Role.STABLE]
     if unpromoted:
         return act(f"marking {len(unpromoted)} relaunched server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
+    # the last safety net: never "rolled back" unless the previous version serves (the gates above make it so)
     if rel.previous_version and not any(version_of(obs, m) == rel.previous_version for m in obs.members if serving(m, obs)):
         return _halt(f"the previous version {rel.previous_version} does not serve", serving_ours(obs, rel))
     return Decision(Kind.DONE, f"rolled back to {rel.previous_version or 'no version (first release)'}")

@@ -15,12 +15,15 @@ from typing import Callable
 
 from releasectl.engine.context import EngineContext
 from releasectl.engine.lock import LockKeeper
+from releasectl.engine.quota import preflight
 from releasectl.errors import UsageError
 from releasectl.providers.base import ENV_ORDER, EnvAction, EnvChange, EnvKind, EnvResource, EnvSpec, HealthCheck
 
 # Kinds whose differences can be applied by deleting and creating again without touching anything else.
 REPLACEABLE = frozenset({EnvKind.KEYPAIR, EnvKind.SECURITY_RULE, EnvKind.HEALTH_MONITOR, EnvKind.FLOATING_IP})
 UPDATABLE = frozenset({EnvKind.DNS_RECORD})  # changed in place
+# Replaced by creating the new one before deleting the old, so the app port never closes to the load balancer.
+CREATE_FIRST = frozenset({EnvKind.SECURITY_RULE, EnvKind.FLOATING_IP})
 PENDING = "(known after apply)"  # a value that exists only once another resource is made
 
 
@@ -111,7 +114,11 @@ def plan(want: list[EnvResource], have: list[EnvResource]) -> list[EnvChange]:
     environment rebuilt (a subnet's CIDR, the load balancer's network) or a missing existing resource."""
     changes: list[EnvChange] = []
     for resource in sorted(want, key=lambda r: ENV_ORDER.index(r.kind)):
-        current = next((h for h in have if h.key == resource.key), None)
+        same = [h for h in have if h.key == resource.key]
+        # two of ours with one name (a run killed between the create and the delete of a replacement): keep
+        # the one that matches, delete the others
+        current = next((h for h in same if not _differs(resource, h)), same[0] if same else None)
+        changes += [EnvChange(EnvAction.DELETE, h) for h in same if h is not current and h.owned]
         if not resource.owned:
             if current is None:
                 raise UsageError(f"{resource.kind.value.replace('_', ' ')} {resource.name!r} does not exist",
@@ -185,16 +192,40 @@ def _apply(ctx: EngineContext, changes: list[EnvChange], known: dict[str, EnvRes
         ctx.event("env", f"{change.action.value} {r.kind.value.replace('_', ' ')} {r.name}", action=change.action.value,
                   resource=r.key)
         if change.action is EnvAction.REPLACE and change.old is not None:
+            if r.kind in CREATE_FIRST:
+                known[r.key] = ctx.provider.env_apply(EnvChange(EnvAction.CREATE, r), known) or r
+                ctx.provider.env_apply(EnvChange(EnvAction.DELETE, change.old), known)
+                done += 1
+                continue
             ctx.provider.env_apply(EnvChange(EnvAction.DELETE, change.old), known)
             known.pop(r.key, None)
             change = EnvChange(EnvAction.CREATE, r)
         result = ctx.provider.env_apply(change, known)
         if result is None:
-            known.pop(r.key, None)
+            if r.key in known and known[r.key].id == r.id:  # not the kept twin of a deleted duplicate
+                del known[r.key]
         else:
             known[result.key] = result
         done += 1
     return done
+
+
+# what each created resource takes of the project's quota (a load balancer's VIP and a floating IP: one port)
+_QUOTA_OF = {
+    EnvKind.LOADBALANCER: ("load_balancers", "ports"),
+    EnvKind.SECURITY_GROUP: ("security_groups",),
+    EnvKind.FLOATING_IP: ("floatingips",),
+}
+
+
+def quota_needs(changes: list[EnvChange]) -> dict[str, int]:
+    """The quota `env up`'s creations take, for the preflight (replacements and updates take nothing new)."""
+    needed: dict[str, int] = {}
+    for change in changes:
+        if change.action is EnvAction.CREATE:
+            for resource in _QUOTA_OF.get(change.resource.kind, ()):
+                needed[resource] = needed.get(resource, 0) + 1
+    return needed
 
 
 def env_up(ctx: EngineContext, spec: EnvSpec, app_port: int) -> EnvReport:
@@ -203,7 +234,9 @@ def env_up(ctx: EngineContext, spec: EnvSpec, app_port: int) -> EnvReport:
     with LockKeeper(ctx.provider, {**ctx.actor, "command": "env up"}, ttl=ctx.lock_ttl) as lock:
         observed = ctx.provider.env_observe(spec)
         changes = plan(_desired(ctx, spec, app_port, observed), observed)
-        known = {r.key: r for r in observed}
+        preflight(ctx.provider, what="env up", extra=quota_needs(changes))
+        going = [c.resource for c in changes if c.action is EnvAction.DELETE]  # duplicates: never referenced
+        known = {r.key: r for r in observed if not any(r is g for g in going)}
         applied = 0
         # A DNS record's address is known only once its target exists: plan again after the first pass.
         for _ in range(2):

@@ -82,10 +82,9 @@ def bake(ctx: EngineContext, version: str, *, force: bool = False, live: bool = 
               Label.BAKED_AT: str(int(ctx.clock.time()))}
     if builder is not None:
         labels.update({Label.SOURCE_IMAGE: builder.source_image_id or "base", Label.RECIPE_SHA256: builder.recipe_sha256})
-    stopped = False if live else ctx.provider.quiesce_builder()
-    if stopped:
-        ctx.event("bake", "stopped the builder for a consistent snapshot (--live skips this)")
     try:
+        if not live and ctx.provider.quiesce_builder():
+            ctx.event("bake", "stopped the builder for a consistent snapshot (--live skips this)")
         image = ctx.provider.bake_image(version, name, labels)
     except (Interrupted, KeyboardInterrupt) as exc:
         removed = _remove_partial(ctx, version, {i.id for i in existing})
@@ -95,12 +94,24 @@ def bake(ctx: EngineContext, version: str, *, force: bool = False, live: bool = 
             hint=f"run `releasectl bake {version}` again",
         ) from None
     finally:
-        if stopped:
-            ctx.provider.resume_builder()
-            ctx.event("bake", "started the builder again")
+        if not live:
+            _resume_builder(ctx)
     digest = f", sha256 {image.checksum[:12]}" if image.checksum else ""
     ctx.event("bake", f"baked {image.name} ({image.size or 0} bytes{digest})")
     return image
+
+
+def _resume_builder(ctx: EngineContext) -> None:
+    """Start the builder again after the snapshot. A failure here does not undo the bake (the image is made):
+    it is reported, and the builder stays stopped, which the next bake snapshots as it is."""
+    try:
+        started = ctx.provider.resume_builder()
+    except ReleasectlError as exc:
+        ctx.event("bake", f"could not start the builder again: {exc}; it stays stopped (a later bake snapshots "
+                          "it stopped; `releasectl builder down` removes a builder from code)")
+        return
+    if started:
+        ctx.event("bake", "started the builder again")
 
 
 def _remove_partial(ctx: EngineContext, version: str, before: set[str]) -> list[str]:

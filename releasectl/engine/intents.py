@@ -18,14 +18,16 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Iterable, Mapping
 
+from releasectl.engine import records
+from releasectl.engine.context import EngineContext
 from releasectl.engine.model import Pause, Phase, Release, SetWeight
-from releasectl.engine.transition import MAX_EVENTS
-from releasectl.errors import PausedAtGate, ProviderError
+from releasectl.errors import PausedAtGate, ProviderError, UsageError
 from releasectl.providers.base import Provider
 
 log = logging.getLogger("releasectl.intents")
 
 PREFIX = "intents/"
+MAX_EVENTS = 50  # the record's event log keeps the newest (engine.transition trims with it too)
 MAX_APPLIED = 100  # ids of applied intents a record keeps, newest last (a crash re-reads only the last pass's)
 
 
@@ -92,6 +94,39 @@ def post(provider: Provider, release_id: str, kind: IntentKind, actor: Mapping[s
         if provider.create_record(key_of(intent), intent.to_json()):
             return intent
     raise ProviderError(f"could not record the {kind.value} intent: its key was taken five times in a row")
+
+
+RUNNER_COMMANDS = ("rollout", "promote", "abort", "rollback")  # lock holders that drive a release
+
+
+@dataclass(frozen=True)
+class Posted:
+    """An intent handed to the live runner; with a wait, `release` is the record once it was applied."""
+
+    intent: Intent
+    release: Release
+    runner: dict[str, str]  # the lock holder's owner record
+    waited: bool = False
+
+
+def hand_to_runner(ctx: EngineContext, kind: IntentKind) -> Posted | None:
+    """Post the intent for the live runner of the unfinished release; None when no runner drives one (the
+    verb then acts itself). Read-only looks first (the lock, then the record), then one create-only write.
+    This module imports nothing of the engine's decision or provider code, so `abort` from a second shell
+    returns at once (the CLI calls this before it imports `engine.release`)."""
+    lease = ctx.provider.read_lock()
+    if lease is None or not lease.alive(ctx.clock.time()) or lease.owner.get("command") not in RUNNER_COMMANDS:
+        return None
+    current = records.load_current(ctx.provider)
+    if current is None or current.phase.finished:
+        return None
+    why_not = refusal(current, kind)
+    if why_not is not None:
+        raise UsageError(why_not, hint="see `releasectl status`")
+    intent = post(ctx.provider, current.id, kind, {**ctx.actor, "command": kind.value}, ctx.clock.time())
+    ctx.event("intent", f"{kind.value} of {current.version} handed to the running {lease.owner.get('command')} "
+              f"(pid {lease.owner.get('pid', '?')} on {lease.owner.get('host', '?')}) as intent {intent.id}")
+    return Posted(intent=intent, release=current, runner=dict(lease.owner))
 
 
 def pending(provider: Provider, release_id: str) -> list[Intent]:

@@ -207,7 +207,11 @@ class Release:
         data["kind"] = self.kind.value
         data["phase"] = self.phase.value
         data["pipeline"] = self.pipeline.to_dict()
-        return json.dumps(data, sort_keys=True, indent=1)
+        samples = data.pop("samples")
+        text = json.dumps(data, sort_keys=True, indent=1)
+        # the traffic samples one compact line each: indented, they would be most of the record
+        lines = ",\n  ".join(json.dumps(s, sort_keys=True, separators=(",", ":")) for s in samples)
+        return text[:-2] + (f',\n "samples": [\n  {lines}\n ]\n}}' if samples else ',\n "samples": []\n}')
 
     @classmethod
     def from_json(cls, text: str) -> "Release":

@@ -70,6 +70,6 @@ def preflight(provider: Provider, *, what: str, servers: int = 0, extra: Mapping
         raise QuotaExceeded(
             f"{what} does not fit in the project's quota ({describe(short)}); nothing was created",
             [(r.resource, r.needed, r.used, r.limit) for r in short],
-            hint="free some (delete unused servers, images' builders, old fleets) or ask the cloud's operator for more quota",
+            hint="free some (an idle builder: `releasectl builder down`; a warm previous fleet: `releasectl gc`) or ask the cloud's operator for more quota",
         )
     return rows

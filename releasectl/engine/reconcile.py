@@ -11,6 +11,7 @@ analyses and drains end at `release.wake_at`.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass, field
 
@@ -50,11 +51,15 @@ class Runner:
     _busy_since: float | None = None  # first Conflict of the current run of busy answers
     _written: str | None = None  # record_key of the record as last written (or loaded)
     _samples: list = field(default_factory=list)  # taken since the last write; they ride along with the next one
+    _kept: samples.Kept = field(default_factory=samples.Kept)  # the record's samples, held here, not in self.release
     _pass_stats: dict | None = None  # the LB's counters read by this pass's observe (for the sample)
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health, lb_verdicts=not self.provider.capabilities.own_probes)
         self.sampler = samples.Sampler(self.health)
+        # the record's samples live here during the run, not in self.release, which is copied every pass
+        self._kept, self.release = samples.Kept.of(self.release.samples), copy.copy(self.release)
+        self.release.samples = []
 
     @property
     def provider(self):
@@ -213,10 +218,14 @@ class Runner:
         key = record_key(self.release)
         if key == self._written:
             return
-        self.release.samples = samples.append(self.release.samples, self._samples)  # samples: no write of their own
+        self._kept.extend(self._samples)  # samples cause no write of their own: they ride along with this one
         self._samples = []
         self.release.updated_at = self.now()
-        records.save(self.provider, self.release)
+        self.release.samples = self._kept.items
+        try:
+            records.save(self.provider, self.release)
+        finally:
+            self.release.samples = []
         self._written = key
 
     def _consume(self, obs: Observed) -> None:
@@ -260,6 +269,7 @@ class Runner:
                 self.ctx.event("warn", f"image {mark.image_id} is gone, not labelled: {exc}")
 
     def _finished(self, rel: Release) -> Release:
+        rel.samples = self._kept.items  # the caller gets the whole record, as written
         self.ctx.event("done", f"{rel.kind.value} of {rel.version} {rel.phase.value}: {rel.reason}")
         if rel.phase is Phase.FAILED:
             raise ReleaseFailed(

@@ -31,7 +31,7 @@ from releasectl.engine.observe import Observed, lb_state, live_version, observe,
 from releasectl.engine.reconcile import Runner, new_release_id
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
-from releasectl.engine.intents import Intent, IntentKind
+from releasectl.engine.intents import RUNNER_COMMANDS, Intent, IntentKind, Posted  # noqa: F401  (re-exported)
 from releasectl.errors import Conflict, Interrupted, LockHeld, ReleaseFailed, UsageError
 from releasectl.wait import retry_call, wait_for
 from releasectl.engine.doctor import refuse_on_damaged_servers, report_damage
@@ -277,19 +277,6 @@ def _pause_here(ctx: EngineContext) -> Release:
 
 # ---- intents for a live runner ---------------------------------------------------------------------------
 
-RUNNER_COMMANDS = ("rollout", "promote", "abort", "rollback")  # lock holders that drive a release
-
-
-@dataclass(frozen=True)
-class Posted:
-    """An intent handed to the live runner; with a wait, `release` is the record once it was applied."""
-
-    intent: Intent
-    release: Release
-    runner: dict[str, str]  # the lock holder's owner record
-    waited: bool = False
-
-
 def _here_or_by_intent(ctx: EngineContext, kind: IntentKind, wait: float | None, here: Callable[[], Release]) -> Release | Posted:
     """With a live runner, post the intent (and with `wait` seconds, wait for its outcome); else act here as
     the verb always did. A runner that takes the lock between the look and the act makes `here` raise
@@ -308,22 +295,10 @@ def _here_or_by_intent(ctx: EngineContext, kind: IntentKind, wait: float | None,
 
 def _post_to_runner(ctx: EngineContext, kind: IntentKind, wait: float | None) -> Posted | None:
     """None when no live runner drives an unfinished release (the caller acts itself)."""
-    lease = ctx.provider.read_lock()
-    if lease is None or not lease.alive(ctx.clock.time()) or lease.owner.get("command") not in RUNNER_COMMANDS:
-        return None
-    current = _unfinished(ctx)
-    if current is None:
-        return None
-    why_not = intents.refusal(current, kind)
-    if why_not is not None:
-        raise UsageError(why_not, hint="see `releasectl status`")
-    intent = intents.post(ctx.provider, current.id, kind, {**ctx.actor, "command": kind.value}, ctx.clock.time())
-    ctx.event("intent", f"{kind.value} of {current.version} handed to the running {lease.owner.get('command')} "
-              f"(pid {lease.owner.get('pid', '?')} on {lease.owner.get('host', '?')}) as intent {intent.id}")
-    posted = Posted(intent=intent, release=current, runner=dict(lease.owner))
-    if wait is None:
+    posted = intents.hand_to_runner(ctx, kind)
+    if posted is None or wait is None:
         return posted
-    return Posted(intent=intent, release=wait_for_intent(ctx, intent, wait), runner=posted.runner, waited=True)
+    return Posted(intent=posted.intent, release=wait_for_intent(ctx, posted.intent, wait), runner=posted.runner, waited=True)
 
 
 def wait_for_intent(ctx: EngineContext, intent: Intent, timeout: float) -> Release:

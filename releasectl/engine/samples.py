@@ -5,10 +5,22 @@ rate and latency, each labelled by where it came from (load-balancer counters, r
 the pool-status reads that stand in for probes with `probe: false`). The runner takes a sample from what
 its pass observed anyway (no extra reads but the LB's counters), buffers it, and appends the buffer to the
 record with the next write that happens anyway (see Runner._write): sampling never causes a write.
+
+One sample, compact (a record holds up to 2,000 of them, and a local state file at most 1 MiB); a figure
+the provider does not give is left out rather than null:
+
+    {"at": 1765000000.123, "step": 2, "phase": "progressing", "traffic": "load balancer stats",
+     "versions": {"1.1.0": {"req": 20.0, "ach": 20.0, "n": 2, "ok": 2, "rps": 41.5, "err": 0.012,
+                            "err_src": "releasectl probes", "p95": 12.3, "avg": 4.0}}}
+
+req/ach: requested and achieved share of traffic in % (weights read from the pool); n/ok: members and
+healthy members; rps and err (a fraction): from the LB's counters (`traffic`), else err from our probes
+(`err_src`); p95: ms, over releasectl's last probes of the version's servers; avg: ms, the LB's average.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -18,7 +30,7 @@ from releasectl.engine.observe import Observed
 from releasectl.providers.base import Health, MemberStats
 
 MAX_SAMPLES = 2000  # past this, every other older sample is dropped (the newest is always kept)
-LB_AVERAGE = "load balancer average"
+MAX_BYTES = 256 * 1024  # and past this much compact JSON: the record must stay far below a state file's 1 MiB
 
 
 def requested_share(rel: Release) -> float:
@@ -85,50 +97,67 @@ class Sampler:
         out: dict[str, Any] = {}
         requested_new = requested_share(rel)
         for version, v in sorted(versions.items()):
-            requested = None
-            if version == rel.version:
-                requested = requested_new
-            elif version == rel.previous_version:
-                requested = 100.0 - requested_new
             figures: dict[str, Any] = {
-                "requested": requested,
-                "achieved": round(100.0 * v["weight"] / total_weight, 2) if total_weight else 0.0,
-                "members": v["members"],
-                "healthy": v["healthy"],
-                "rps": None,
-                "error_rate": None,
-                "p95_ms": None,
-                "avg_ms": None,
+                "ach": round(100.0 * v["weight"] / total_weight, 2) if total_weight else 0.0,
+                "n": v["members"],
+                "ok": v["healthy"],
             }
+            if version == rel.version:
+                figures["req"] = requested_new
+            elif version == rel.previous_version:
+                figures["req"] = 100.0 - requested_new
             if lb_counted and elapsed:
-                figures["rps"] = round(v["requests"] / elapsed, 3)
-                figures["error_rate"] = round(v["errors"] / v["requests"], 5) if v["requests"] else None
-            if figures["error_rate"] is None and v["probes"] > 0 and v["weight"] > 0:  # a booting server's refusals are no traffic errors
-                figures["error_rate"] = round(v["probe_failures"] / v["probes"], 5)
-                figures["error_source"] = probe_source
+                figures["rps"] = round(v["requests"] / elapsed, 2)
+                if v["requests"]:
+                    figures["err"] = round(v["errors"] / v["requests"], 5)
+            if "err" not in figures and v["probes"] > 0 and v["weight"] > 0:  # a booting server's refusals are no traffic errors
+                figures["err"] = round(v["probe_failures"] / v["probes"], 5)
+                figures["err_src"] = probe_source
             p95 = percentile(list(v["latencies"]), 95)
-            figures["p95_ms"] = None if p95 is None else round(p95 * 1000, 2)
+            if p95 is not None:
+                figures["p95"] = round(p95 * 1000, 2)
             if v["avg_ms"]:
-                figures["avg_ms"] = round(sum(v["avg_ms"]) / len(v["avg_ms"]), 2)
+                figures["avg"] = round(sum(v["avg_ms"]) / len(v["avg_ms"]), 2)
             out[version] = figures
         self._stats, self._at = dict(stats), now
         return {
             "at": round(now, 3),
             "step": rel.step_index,
             "phase": rel.phase.value,
-            "sources": {
-                "weights": "pool",
-                "traffic": LB_STATS if stats else probe_source,
-                "p95": PROBES,
-                "avg": LB_AVERAGE,
-            },
+            "traffic": LB_STATS if stats else probe_source,
             "versions": out,
         }
 
 
-def append(samples: list[dict[str, Any]], new: list[dict[str, Any]], limit: int = MAX_SAMPLES) -> list[dict[str, Any]]:
-    """The record's samples with `new` added, bounded: past `limit`, every other older sample goes."""
-    merged = samples + new
-    while len(merged) > limit:
-        merged = merged[:-1][::2] + merged[-1:]
-    return merged
+def _size(sample: dict[str, Any]) -> int:
+    return len(json.dumps(sample, separators=(",", ":"))) + 4  # as Release.to_json writes it, one per line
+
+
+@dataclass
+class Kept:
+    """The record's samples and their sizes (each measured once), bounded in count and in bytes: past
+    either bound, every other older sample goes (the span stays whole, at a coarser grain; the newest
+    sample is always kept)."""
+
+    items: list[dict[str, Any]] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    limit: int = MAX_SAMPLES
+    max_bytes: int = MAX_BYTES
+
+    @classmethod
+    def of(cls, items: list[dict[str, Any]], **bounds: int) -> "Kept":
+        return cls(list(items), [_size(s) for s in items], **bounds)
+
+    def extend(self, new: list[dict[str, Any]]) -> "Kept":
+        self.items += new
+        self.sizes += [_size(s) for s in new]
+        while len(self.items) > 1 and (len(self.items) > self.limit or sum(self.sizes) > self.max_bytes):
+            self.items = self.items[:-1][::2] + self.items[-1:]
+            self.sizes = self.sizes[:-1][::2] + self.sizes[-1:]
+        return self
+
+
+def append(samples: list[dict[str, Any]], new: list[dict[str, Any]], limit: int = MAX_SAMPLES,
+           max_bytes: int = MAX_BYTES) -> list[dict[str, Any]]:
+    """`samples` with `new` added, bounded as Kept bounds them."""
+    return Kept.of(samples, limit=limit, max_bytes=max_bytes).extend(new).items

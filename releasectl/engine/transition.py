@@ -12,10 +12,10 @@ import json
 
 from releasectl.engine.actions import ReplaceBroken
 from releasectl.engine.decide import Decision, Kind
+from releasectl.engine.intents import MAX_EVENTS
 from releasectl.engine.model import Phase, Pipeline, Release, SetWeight
 from releasectl.engine.observe import Observed
 
-MAX_EVENTS = 50
 
 
 def transition(release: Release, decision: Decision, now: float) -> Release:
@@ -103,8 +103,8 @@ _KEYED = tuple(f.name for f in dataclasses.fields(Release) if f.name not in NO_W
 def record_key(release: Release) -> str:
     """The record's content minus what needs no write of its own: updated_at and reason change every pass,
     and own_members can be observed again (members of the release's servers), so they ride along with the
-    next real change, as the traffic samples do. Computed on every pass: the fields are serialised directly (the pipeline, frozen, by
-    its digest and name), not through to_json and back."""
+    next real change, as the traffic samples do. Computed on every pass: the fields are serialised directly
+    (the pipeline, frozen, by its digest and name), not through to_json and back."""
     data = {name: getattr(release, name) for name in _KEYED}
     data["pipeline"] = _pipeline_key(release.pipeline)
     return json.dumps(data, sort_keys=True, default=str)

@@ -671,8 +671,10 @@ class Provider(ABC):
         something that resume_builder must start again; False where there is nothing to stop (a folder)."""
         return False
 
-    def resume_builder(self) -> None:
-        """Start the builder that quiesce_builder stopped, and wait until it runs again."""
+    def resume_builder(self) -> bool:
+        """Start the builder that quiesce_builder stopped (also when quiesce_builder failed after its stop went
+        out), and wait until it runs again. False when it had stopped nothing."""
+        return False
 
     def close(self) -> None:
         """Release client resources (HTTP sessions). Never stops servers or the LB."""

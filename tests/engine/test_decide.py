@@ -463,3 +463,17 @@ def test_a_rollback_that_cannot_restore_the_previous_version_halts_saying_what_s
     assert transition(rel, decision, NOW).step_started_at is None
     rebaked = replace(observed, images=IMAGES)
     assert isinstance(decide(rebaked, rel, NOW + 3600).action, LaunchServer)
+
+
+def test_a_rollback_ends_only_once_the_previous_version_serves():
+    """The end of a rollback: the old fleet is weighted in but the LB's verdict flapped to unhealthy. It
+    waits for the checks (within the deadline), then halts; it never reports "rolled back" meanwhile."""
+    rel = rolling_back()
+    flapping = obs(OLD, [member(s, 100, Health.UNHEALTHY) for s in OLD])
+    assert decide(flapping, rel, NOW).kind is Kind.WAIT
+    assert decide(flapping, rel, NOW + 601).kind is Kind.HALT
+    assert decide(obs(OLD, [member(s, 100) for s in OLD]), rel, NOW).kind is Kind.DONE
+    # the last safety net: what serves is not the previous version (a stable fleet of another one)
+    other = [replace(s, version="0.9.0") for s in OLD]
+    decision = decide(obs(other, [member(s, 100) for s in other]), rel, NOW)
+    assert decision.kind is Kind.HALT and "left serving: 2 member(s) of 0.9.0" in decision.reason

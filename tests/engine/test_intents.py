@@ -423,3 +423,41 @@ def test_an_intent_posted_during_the_last_pass_is_recorded_as_ignored_and_delete
     assert len(ignored) == 1 and ignored[0]["applied"] is False and "already ended" in ignored[0]["message"]
     assert ignored[0]["intent"] in rel.applied_intents
     assert machine.provider().list_records(intents.PREFIX) == []
+
+
+# ---- the CLI's intent path is light: `abort` from a second shell returns at once ---------------------------
+
+
+@pytest.mark.parametrize("args, kind", [(("abort",), "abort"), (("promote", "--full"), "promote_full"), (("pause",), "pause")])
+def test_an_intent_verb_posts_to_a_live_runner_without_loading_the_engine_verbs(tmp_path, monkeypatch, args, kind):
+    """With a live runner, `abort`, `promote --full` and `pause` hand it the intent before the engine's verbs
+    and decision code are imported (they are blocked here: importing one would fail the command), so the
+    command costs little more than the CLI's start-up (tests/bench/intents.py measures it)."""
+    import os
+    import sys
+    import time
+
+    from releasectl.config import load_settings
+    from releasectl.providers.base import ProviderContext
+    from releasectl.providers.local import LocalProvider, procs
+    from tests.conftest import run_cli_in_process
+    from tests.helpers import free_port
+
+    project = tmp_path / "shop"
+    assert run_cli_in_process("init", str(project), "--app", "shop", "--port", str(free_port()), cwd=tmp_path).code == 0
+    s = load_settings(project / "releasectl.yaml", None)
+    provider = LocalProvider(ProviderContext(app=s.app, env=s.env, config_dir=s.config_dir, state_dir=s.state_dir,
+                                             health=s.health, app_port=s.app_port, options=dict(s.provider_options)))
+    now = time.time()
+    records.save(provider, make_release(app="shop", env=s.env, step_index=1, started_at=now, updated_at=now))
+    lease = provider.acquire_lock({"command": "rollout", "host": procs.hostname(), "pid": str(os.getpid()), "user": "t"}, ttl=600)
+    try:
+        for name in ("releasectl.engine.release", "releasectl.engine.reconcile", "releasectl.engine.decide"):
+            monkeypatch.setitem(sys.modules, name, None)
+        result = run_cli_in_process(*args, "-o", "json", cwd=project)
+        assert result.code == 0, result.stderr
+        doc = json.loads(result.stdout)
+        assert doc["intent"]["state"] == "accepted" and doc["intent"]["kind"] == kind
+    finally:
+        provider.release_lock(lease)
+    assert [i.kind.value for i in intents.pending(provider, "r1")] == [kind]

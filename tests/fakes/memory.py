@@ -668,7 +668,7 @@ class MemoryProvider(Provider):
     def builder_down(self) -> bool:
         return self.cloud.builders.pop(self.ctx.app, None) is not None
 
-    @_api(write=True)
+    @_api()  # a no-op without a builder: never where a Conflict fault strikes
     def quiesce_builder(self) -> bool:
         builder = self.cloud.builders.get(self.ctx.app)
         if builder is None or builder.status is not BuilderStatus.READY:
@@ -676,8 +676,10 @@ class MemoryProvider(Provider):
         self.cloud.builders[self.ctx.app] = replace(builder, status=BuilderStatus.STOPPED)
         return True
 
-    @_api(write=True)
-    def resume_builder(self) -> None:
+    @_api()
+    def resume_builder(self) -> bool:
         builder = self.cloud.builders.get(self.ctx.app)
-        if builder is not None and builder.status is BuilderStatus.STOPPED:
-            self.cloud.builders[self.ctx.app] = replace(builder, status=BuilderStatus.READY)
+        if builder is None or builder.status is not BuilderStatus.STOPPED:
+            return False
+        self.cloud.builders[self.ctx.app] = replace(builder, status=BuilderStatus.READY)
+        return True

@@ -316,6 +316,10 @@ CLI_CASES = [
     cmd("project-folder-newline", "the path has control characters", "--config", "a\nb/releasectl.yaml", "down",
         files={"a\nb/releasectl.yaml": config()}),
     cmd("demo-port-zero", "--port must be from 1 to 65534", "demo", "--port", "0"),
+    cmd("report-no-release", "there is no release in this environment yet", "report", "latest", "--html", "r.html"),
+    cmd("report-unknown-id", "no release with id", "report", "0123abcd", "--html", "r.html"),
+    cmd("report-id-markup", "RELEASE must be a release id of at most 64 characters", "report", "<script>" * 10, "--html", "r.html"),
+    cmd("report-no-html", "Missing option '--html'", "report", "latest"),
 ]
 
 ENV_CASES = [

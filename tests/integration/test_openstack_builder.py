@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
@@ -14,17 +13,15 @@ import yaml
 
 from tests.integration.openstack_fixtures import LABEL, Cloud, make_cloud
 from tests.openstack_sim import Simulator
-from tests.openstack_sim.fixtures import FAST
+from tests.openstack_sim.fixtures import openstack_sim_apps, openstack_sim_factory  # noqa: F401
 
 pytestmark = pytest.mark.slow
 PATCH = "echo patching to 1.1.0\necho 1.1.0 > /srv/app/PATCH_LEVEL\n"
 
 
 @pytest.fixture
-def sim() -> Any:
-    simulator = Simulator(serve_apps=True, **FAST).start()
-    yield simulator
-    simulator.stop()
+def sim(openstack_sim_apps: Simulator) -> Simulator:
+    return openstack_sim_apps
 
 
 @pytest.fixture

@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from releasectl.cli.runtime import Globals, engine_context
 from tests.integration.openstack_fixtures import Cloud, make_cloud, ours
 from tests.openstack_sim import Simulator
-from tests.openstack_sim.fixtures import FAST
+from tests.openstack_sim.fixtures import openstack_sim_apps, openstack_sim_factory  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def sim() -> Any:
-    simulator = Simulator(serve_apps=True, **FAST).start()
-    yield simulator
-    simulator.stop()
+def sim(openstack_sim_apps: Simulator) -> Simulator:
+    return openstack_sim_apps
 
 
 @pytest.fixture

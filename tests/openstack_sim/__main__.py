@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--external-keystone", default="", metavar="URL",
                         help="validate service tokens against this real Keystone instead of the built-in one")
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
+    parser.add_argument("--second-region", default="", metavar="NAME",
+                        help="also serve region NAME (own state and port, in the same Keystone catalog)")
+    parser.add_argument("--second-address-prefix", default="127.0.2", help="server addresses of the second region")
     return parser.parse_args(argv)
 
 
@@ -52,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: done.set())
     sim.start()
     try:
-        print(json.dumps({"url": sim.url, **sim.credentials()}), flush=True)
+        if args.second_region:
+            sim.add_region(args.second_region, address_prefix=args.second_address_prefix)
+        print(json.dumps({"url": sim.url, **sim.credentials(),
+                          **({"regions": {r.region: r.url for r in sim.regions}} if sim.regions else {})}), flush=True)
         done.wait()
     finally:
         sim.stop()

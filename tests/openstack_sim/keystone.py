@@ -58,6 +58,9 @@ class Identity(Service):
         self.user = {"id": hex_id(), "name": opts.username, "domain": dict(DOMAIN), "password": opts.password}
         self.project = {"id": hex_id(), "name": opts.project, "domain": dict(DOMAIN)}
         self.roles = [{"id": hex_id(), "name": "member"}, {"id": hex_id(), "name": "reader"}]
+        primary = getattr(ctx, "primary", None)
+        if primary is not None:  # another region of one cloud: the same user, project and roles
+            self.user, self.project, self.roles = primary.keystone.user, primary.keystone.project, primary.keystone.roles
         self.app_cred = {
             "id": hex_id(),
             "name": opts.app_cred_name,
@@ -116,6 +119,14 @@ class Identity(Service):
                  "url": url}
                 for iface in ("public", "internal", "admin")
             ]
+            for peer in getattr(self.ctx, "peers", []):  # the other regions (not identity: one Keystone)
+                if stype == "identity" or (stype == "object-store" and not peer.options.object_store):
+                    continue
+                endpoints += [
+                    {"id": peer.keystone.endpoint_ids[(stype, iface)], "interface": iface, "region_id": peer.options.region,
+                     "region": peer.options.region, "url": peer.url + path.format(project_id=self.project["id"])}
+                    for iface in ("public", "internal", "admin")
+                ]
             entries.append({"type": stype, "name": sname, "id": self.service_ids[stype], "endpoints": endpoints})
         return entries
 
@@ -249,6 +260,9 @@ class Identity(Service):
 
     def authenticate(self, req: Request) -> Token:
         token_id = req.header("X-Auth-Token").strip()
+        primary = getattr(self.ctx, "primary", None)
+        if primary is not None:  # another region: the first region's Keystone issued the token
+            return primary.keystone.authenticate(req)
         if self.external is not None:  # option external_keystone: only a real Keystone's tokens count
             return self.external.validate(token_id)
         token = self.lookup(token_id) if token_id else None

@@ -12,13 +12,13 @@ import base64
 import binascii
 import re
 import secrets
-import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from .console import run_user_data
+from .neutron import _reserve
 from .server import ApiError, Request, Response, Service, empty_response, json_response
 from .state import iso, new_id, parse_iso
 
@@ -70,19 +70,6 @@ class Server:
     console: list[str] = field(default_factory=list)  # what os-getConsoleOutput shows
     files: dict[str, str] = field(default_factory=dict)  # what its user data wrote; snapshots carry them
     booted: bool = False  # its user data has "run" (once, at the first boot)
-
-
-def _rebind(address: str, port: int) -> socket.socket | None:
-    """Bind address:port again for a restarted app (os-start). SO_REUSEADDR lets the bind through the
-    TIME_WAIT connections its previous process left; Linux still refuses it while anything listens there."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((address, port))
-    except OSError:
-        sock.close()
-        return None
-    return sock
 
 
 def _check_metadata(meta: Any, what: str = "metadata") -> dict[str, str]:
@@ -867,7 +854,7 @@ class Compute(Service):
                 server.updated = now
                 return
             if self.ctx.options.serve_apps and server.address and not self.ctx.apps.resume(server_id):
-                sock = _rebind(server.address, server.app_port)  # its process died while it was SHUTOFF
+                sock = _reserve(server.address, server.app_port)  # its process died while it was SHUTOFF
                 if sock is None:
                     self._to_error(server, f"openstack_sim: {server.address}:{server.app_port} is taken")
                     return

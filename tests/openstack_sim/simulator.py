@@ -106,6 +106,8 @@ class Context:
         self.swift: ObjectStorage = None  # type: ignore[assignment]
         self.dns: Dns = None  # type: ignore[assignment]
         self.quotas = Quotas(self)
+        self.primary: Context | None = None  # a second region: the region whose Keystone it trusts
+        self.peers: list[Context] = []  # the first region: the other regions listed in its catalog
 
     @staticmethod
     def now() -> float:
@@ -118,10 +120,21 @@ class Simulator:
     >>> sim = Simulator(port=0, build_delay=0.1); sim.start(); sim.url  # doctest: +SKIP
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, region_of: "Simulator | None" = None,
+                 **options: Any) -> None:
+        """`region_of`: this simulator is another region of that one: its own Nova, Glance, Octavia, Neutron
+        and Swift state on its own port, listed in that one's Keystone catalog under `options.region`, and
+        accepting that one's tokens (one Keystone, several regions)."""
         self.options = Options(host=host, port=port, **options)
         self.options.validate()
         ctx = self.ctx = Context(self.options)
+        self.regions: list[Simulator] = []
+        if region_of is not None:
+            if region_of.options.region == self.options.region:
+                raise ValueError(f"region {self.options.region!r} is already the first region's name")
+            ctx.primary = region_of.ctx
+            region_of.ctx.peers.append(ctx)
+            region_of.regions.append(self)
         ctx.keystone = Identity(ctx)
         ctx.neutron = Networking(ctx)
         ctx.glance = ImageService(ctx)
@@ -170,16 +183,28 @@ class Simulator:
         self.ctx.scheduler.start()
         atexit.register(self.stop)
         try:
-            if self.options.serve_apps and self.builder_id:
-                self.ctx.nova.start_builder_app()
+            if self.options.serve_apps:
+                if self.builder_id:  # a bare project has no builder
+                    self.ctx.nova.start_builder_app()
                 self._health.start()
         except Exception:
             self.stop()
             raise
         return self
 
+    def add_region(self, region: str, **options: Any) -> "Simulator":
+        """Another region served from this simulator's Keystone catalog, with this one's delays unless
+        given; started when this one is, and stopped with it."""
+        inherited = {k: getattr(self.options, k) for k in ("build_delay", "delete_delay", "snapshot_delay", "lb_delay",
+                                                           "dns_delay", "monitor_delay", "serve_apps", "app_port",
+                                                           "username", "password", "project", "verbose")}
+        peer = Simulator(self.options.host, 0, region_of=self, **{**inherited, "region": region, **options})
+        return peer.start() if self._started else peer
+
     def stop(self) -> None:
         """Stop serving and stop every thread and process this simulator started. Idempotent."""
+        for peer in self.regions:
+            peer.stop()
         if self._stopped or not self._started:
             self._stopped = True
             self.ctx.neutron.pool.release_all()

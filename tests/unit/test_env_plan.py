@@ -192,3 +192,18 @@ def test_down_deletes_owned_resources_in_reverse_order() -> None:
     assert kinds == sorted(kinds, key=lambda k: -ENV_ORDER.index(k)) and len(kinds) == 13
     assert all(c.action is EnvAction.DELETE for c in plan_down(observed))
     assert "network:shared" not in [c.resource.key for c in plan_down(observed)]
+
+
+def test_a_duplicate_left_by_a_killed_replacement_is_deleted_and_the_match_kept() -> None:
+    observed = as_observed(want())
+    rule = next(r for r in observed if r.key == "security_rule:web-prod-ssh")
+    stale = replace(rule, id="old", spec={**rule.spec, "remote": "198.51.100.0/24"})
+    changes = plan(want(observed=observed), observed + [stale])
+    assert [(c.action, c.resource.id) for c in changes] == [(EnvAction.DELETE, "old")]
+
+
+def test_a_new_ssh_source_replaces_the_rule() -> None:
+    observed = as_observed(want())
+    changes = plan(want(replace(SPEC, ssh_from="198.51.100.0/24"), observed), observed)
+    assert [(c.action, c.resource.key, c.fields) for c in changes] == [
+        (EnvAction.REPLACE, "security_rule:web-prod-ssh", ("remote",))]

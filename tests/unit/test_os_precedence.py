@@ -26,6 +26,8 @@ APPCRED = {"auth_type": "v3applicationcredential",
 TWO = {"prod": {"auth": {**AUTH, "password": "prod-pw"}, "region_name": "R-prod"},
        "dev": {"auth": {**AUTH, "password": "dev-pw"}, "region_name": "R-dev"}}
 NOPW = {"ci": {"auth": AUTH, "region_name": "R1"}}
+BARE = {"auth_url": "https://k/v3", "username": "u", "project_name": "p", "password": "pw-secret-3"}  # no domains
+NO_DOMAIN = {"c": {"auth": BARE}}
 
 
 @dataclass(frozen=True)
@@ -137,16 +139,15 @@ CASES = [
          None, {**ENV_AUTH, "OS_INSECURE": "true"}, expect={"cloud": "envvars", "verify": False}),
     Case("OS_DEFAULT_DOMAIN-fills-missing-domains",
          "osc-lib client_config._auth_default_domain: password auth without user/project domain gets $OS_DEFAULT_DOMAIN",
-         {"c": {"auth": {"auth_url": "https://k/v3", "username": "u", "project_name": "p", "password": "pw-secret-3"}}},
+         NO_DOMAIN,
          {"OS_CLOUD": "c", "OS_DEFAULT_DOMAIN": "corp"}, expect={"user_domain_id": "corp", "project_domain_id": "corp"}),
     Case("default-domain-is-default",
          "osc-lib shell.py: --os-default-domain defaults to 'default'; given domain names are kept",
-         {"c": {"auth": {"auth_url": "https://k/v3", "username": "u", "project_name": "p", "password": "pw-secret-3",
-                         "user_domain_name": "Users"}}},
+         {"c": {"auth": {**BARE, "user_domain_name": "Users"}}},
          {"OS_CLOUD": "c"}, expect={"user_domain_name": "Users", "user_domain_id": None, "project_domain_id": "default"}),
     Case("OS_DOMAIN_NAME-fills-both-domains",
          "loader.py _handle_domain_id: a lone domain_name becomes user_ and project_domain_name when they are unset",
-         {"c": {"auth": {"auth_url": "https://k/v3", "username": "u", "project_name": "p", "password": "pw-secret-3"}}},
+         NO_DOMAIN,
          {"OS_CLOUD": "c", "OS_DOMAIN_NAME": "corp"}, expect={"user_domain_name": "corp", "project_domain_name": "corp"}),
     Case("OS_AUTH_URL-overlays-the-cloud",
          "keystoneauth: --os-auth-url defaults to $OS_AUTH_URL",
@@ -246,3 +247,16 @@ def test_summary_names_cloud_files_variables_and_the_secret_source(tmp_path: Pat
     assert "'ci'" in line and "OS_CLOUD" in line and str(tmp_path / "clouds.yaml") in line
     assert line.endswith("password from OS_PASSWORD") and "s3cr3t-value" not in line
     assert creds.describe()["files"] == [str(tmp_path / "clouds.yaml")] and creds.auth_type == PASSWORD
+
+
+@pytest.mark.parametrize("given, written", [(None, None), ("prod", "prod")])
+def test_init_writes_cloud_only_when_given(given, written, tmp_path: Path, monkeypatch) -> None:
+    """`init --provider openstack` without --cloud leaves the choice to --os-cloud / OS_CLOUD / OS_*, even
+    when OS_CLOUD is set while it runs (it wrote `cloud: envvars`, which then beat OS_CLOUD)."""
+    from releasectl.cli.scaffold import scaffold
+
+    monkeypatch.setenv("OS_CLOUD", "from-env")
+    [config] = scaffold(tmp_path, provider="openstack", app="demo", cloud=given, port=8080, force=False)
+    section = yaml.safe_load(config.read_text())["openstack"]
+    assert section.get("cloud") == written
+    assert "from-env" not in config.read_text()

@@ -49,7 +49,8 @@ class CountingWrites(MemoryProvider):
 
 
 def canary() -> tuple[Release, int]:
-    """1.0.0 then a canary to 1.1.0 on a fresh cloud; the canary's record and its count of record writes."""
+    """1.0.0 then a canary to 1.1.0 on a fresh cloud; the canary's record as stored, and its count of
+    record writes."""
     cloud = MemoryCloud(FakeClock())
     provider = provider_for(cloud)
     provider.ensure_pool()
@@ -59,7 +60,9 @@ def canary() -> tuple[Release, int]:
     bake(ctx, "1.1.0")
     counting = CountingWrites(provider.ctx, cloud)
     CountingWrites.writes = 0
-    rel = rollout(context(cloud, counting), "1.1.0", CANARY)
+    returned = rollout(context(cloud, counting), "1.1.0", CANARY)
+    rel = records.load_current(provider)
+    assert rel.samples == returned.samples
     return rel, CountingWrites.writes
 
 
@@ -68,12 +71,12 @@ def test_the_runner_records_samples_without_writing_more_often(monkeypatch):
     assert rel.phase is Phase.SUCCEEDED
     stored = rel
     assert len(stored.samples) > 10
-    shares = [s["versions"].get("1.1.0", {}).get("achieved") for s in stored.samples]
+    shares = [s["versions"].get("1.1.0", {}).get("ach") for s in stored.samples]
     assert 20.0 in shares and shares[-1] == 100.0  # the canary's 20 % and the end
-    assert {s["sources"]["traffic"] for s in stored.samples} == {"load balancer stats"}
+    assert {s["traffic"] for s in stored.samples} == {"load balancer stats"}
     assert any((s["versions"].get("1.0.0") or {}).get("rps") for s in stored.samples)
     # the same release without sampling makes exactly as many writes of the record
-    monkeypatch.setattr(samples, "append", lambda old, new, limit=samples.MAX_SAMPLES: old)
+    monkeypatch.setattr(samples.Kept, "extend", lambda self, new: self)
     bare, bare_writes = canary()
     assert bare.samples == [] and bare_writes == writes
 
@@ -83,6 +86,20 @@ def test_samples_are_bounded_and_keep_the_newest():
     kept = samples.append([], many)
     assert len(kept) <= samples.MAX_SAMPLES and kept[-1]["at"] == 2499.0 and kept[0]["at"] == 0.0
     assert samples.append(kept, [{"at": 3000.0}])[-1]["at"] == 3000.0
+
+
+def test_a_long_release_keeps_its_record_far_below_a_state_file_limit():
+    rel, _ = canary()
+    big = dict(rel.samples[-1])
+    big["versions"] = {f"1.{i}.0-rc.{i}+build.{i}": dict(v) for i in range(4) for v in rel.samples[-1]["versions"].values()}
+    log = samples.Kept()
+    for i in range(800):  # the runner appends at each write; a long release writes many times
+        log.extend([dict(big, at=float(i))] * 5)
+    rel.samples = kept = log.items
+    text = rel.to_json()
+    assert len(text) < 400 * 1024 and kept[-1]["at"] == 799.0 and kept[0]["at"] == 0.0
+    assert Release.from_json(text).samples == kept
+    assert text.count("\n") < 2 * len(kept) + 200  # one line per sample, not one per figure
 
 
 def test_requested_share_follows_the_pipeline():
@@ -119,10 +136,10 @@ def test_the_report_escapes_everything_from_the_record():
     evil.app, evil.actor = HOSTILE, {"user": HOSTILE, "host": HOSTILE}
     evil.events.append({"at": rel.started_at + 1, "message": HOSTILE})
     for sample in evil.samples:
-        sample["versions"][evil.version] = sample["versions"].pop("1.1.0", {"achieved": 50.0})
+        sample["versions"][evil.version] = sample["versions"].pop("1.1.0", {"ach": 50.0})
     evil.samples += [  # damage of every shape: ignored, never fatal
         {"at": "soon", "versions": {}}, {"at": 1.0, "versions": "no"}, "junk", {"at": float("nan"), "versions": {}},
-        {"at": rel.started_at + 2, "versions": {"x": {"achieved": "100", "rps": float("inf"), "error_rate": [1]}}},
+        {"at": rel.started_at + 2, "versions": {"x": {"ach": "100", "rps": float("inf"), "err": [1]}}},
     ]
     page = render_html(evil)
     parsed = Page()
@@ -159,3 +176,31 @@ def test_find_a_release_by_id_prefix_or_latest():
 def test_report_refuses_a_missing_html_option(tmp_path):
     result = run_cli_in_process("report", "latest", cwd=tmp_path)
     assert result.code == 2
+
+
+def test_without_lb_counters_the_sample_takes_errors_from_the_probes_and_says_so():
+    from releasectl.engine.health import HealthTracker
+    from releasectl.engine.observe import Observed
+    from releasectl.providers.base import AdminState, Health, Member, Probe, Role, Server, ServerStatus
+
+    def server(n: int, version: str) -> Server:
+        return Server(id=f"s{n}", name=f"shop-{n}", app="shop", version=version, env="production", role=Role.STABLE,
+                      release_id="r", status=ServerStatus.ACTIVE, address="10.0.0.1", port=8000 + n)
+
+    servers = [server(1, "1.0.0"), server(2, "1.1.0")]
+    members = [Member(id=f"m{s.id}", name=s.name, address=s.address, port=s.port, weight=50, admin=AdminState.READY,
+                      health=Health.HEALTHY, server_id=s.id, version=s.version) for s in servers]
+    rel = Release(id="r", app="shop", env="production", kind=ReleaseKind.ROLLOUT, version="1.1.0", image_id="i",
+                  previous_version="1.0.0", pipeline=CANARY, count=1, step_index=1)
+    for source, label in (("probe", "releasectl probes"), ("pool status", "pool status reads")):
+        tracker = HealthTracker(HEALTH)
+        sampler = samples.Sampler(tracker)
+        observed = Observed(servers=tuple(servers), members=tuple(members))
+        sampler.take(observed, rel, None, 0.0)
+        for i in range(4):
+            tracker.record("s2", Probe(status=500 if i == 0 else 200, latency=0.02, source=source), float(i))
+        sample = sampler.take(observed, rel, None, 4.0)
+        new = sample["versions"]["1.1.0"]
+        assert sample["traffic"] == label and new["err"] == 0.25 and new["err_src"] == label
+        assert "rps" not in new and new["req"] == 20.0 and new["ach"] == 50.0
+        assert ("p95" in new) is (source == "probe")  # a pool read has no latency

@@ -41,6 +41,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
+import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -119,6 +120,8 @@ DEFAULTS: dict[str, Any] = {
     "lock_container": "releasectl",
     "probe": True,
     "os_cloud": None,  # the --os-cloud option (beats OS_CLOUD and openstack.cloud), not a releasectl.yaml key
+    "scope_region": None,  # one region of an environment's `regions:` (not a releasectl.yaml key): pinned
+    "record_scope": None,  # records and lock under <app>/<env>/<record_scope>/ (regions/<name>, or waves)
 }
 TIMEOUTS = ("boot_timeout", "snapshot_timeout", "lb_timeout")
 
@@ -165,10 +168,19 @@ class OpenStackProvider(Provider):
     @functools.cached_property
     def creds(self) -> Credentials:
         o = self.options
+        env = self.env
+        if o["scope_region"]:  # a wave's region is the config's, whatever OS_REGION_NAME says
+            env = {k: v for k, v in (os.environ if env is None else env).items() if k != "OS_REGION_NAME"}
         return load_credentials(
-            o["cloud"], os_cloud=o["os_cloud"], region=o["region"], interface=o["interface"], cacert=o["cacert"], insecure=o["insecure"],
-            config_dir=Path(self.ctx.config_dir), env=self.env,
+            o["cloud"], os_cloud=o["os_cloud"], region=o["scope_region"] or o["region"], interface=o["interface"],
+            cacert=o["cacert"], insecure=o["insecure"], config_dir=Path(self.ctx.config_dir), env=env,
         )
+
+    @property
+    def _record_scope(self) -> str:
+        """`<app>/<env>`, and below it `regions/<region>` (or `waves`) in a multi-region environment."""
+        scope = f"{self.ctx.app}/{self.ctx.env}"
+        return f"{scope}/{self.options['record_scope']}" if self.options["record_scope"] else scope
 
     @functools.cached_property
     def transport(self) -> Transport:
@@ -248,11 +260,11 @@ class OpenStackProvider(Provider):
 
     @functools.cached_property
     def records(self) -> RecordStore:
-        return RecordStore(self.objects, f"{self.ctx.app}/{self.ctx.env}/records/")
+        return RecordStore(self.objects, f"{self._record_scope}/records/")
 
     @functools.cached_property
     def lock(self) -> LockStore:
-        return LockStore(self.objects, f"{self.ctx.app}/{self.ctx.env}/lock/", f"{self.ctx.app}/{self.ctx.env}")
+        return LockStore(self.objects, f"{self._record_scope}/lock/", self._record_scope)
 
     # ---- images -----------------------------------------------------------------------------------------
 
@@ -412,8 +424,8 @@ class OpenStackProvider(Provider):
     def quiesce_builder(self) -> bool:
         return self.builder_server.quiesce(self.images._builder)
 
-    def resume_builder(self) -> None:
-        self.builder_server.resume()
+    def resume_builder(self) -> bool:
+        return self.builder_server.resume()
 
     # ---- quota ------------------------------------------------------------------------------------------
 

@@ -248,20 +248,22 @@ class BuilderServer:
                 return False  # bake reports the missing builder itself
         if str(d.get("status")).upper() != "ACTIVE":
             return False
-        server_id = str(d["id"])
-        self._power(server_id, "os-stop", "SHUTOFF")
-        self.stopped = server_id
+        self.stopped = str(d["id"])  # before the stop goes out: resume() starts it even if the wait fails
+        self._power(self.stopped, "os-stop", "SHUTOFF")
         return True
 
-    def resume(self) -> None:
-        if self.stopped is not None:
-            self._power(self.stopped, "os-start", "ACTIVE")
-            self.stopped = None
+    def resume(self) -> bool:
+        if self.stopped is None:
+            return False
+        self._power(self.stopped, "os-start", "ACTIVE")
+        self.stopped = None
+        return True
 
     def _power(self, server_id: str, action: str, wanted: str) -> None:
         wait_for_status(lambda: self.nova.get_server(server_id), what=f"builder {server_id} to settle",
                         timeout=self.timeout, poll=self.poll, done=lambda d: d.get("OS-EXT-STS:task_state") in (None, ""))
-        self.nova.call("POST", f"/servers/{server_id}/action", json={action: None}, allow=(409,))
+        # retried like an idempotent call: a repeat of a stop (or start) that went through answers 409
+        self.nova.call("POST", f"/servers/{server_id}/action", json={action: None}, allow=(409,), idempotent=True)
         wait_for_status(
             lambda: self.nova.get_server(server_id), what=f"builder {server_id} to be {wanted}", timeout=self.timeout,
             poll=self.poll, done=lambda d: str(d.get("status")).upper() == wanted and not d.get("OS-EXT-STS:task_state"),

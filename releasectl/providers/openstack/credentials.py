@@ -582,7 +582,7 @@ def load_credentials(
             hint = f"to use the OS_* variables instead, set OS_CLOUD={files.envvars_name}"
         raise ConfigError(f"cloud {name!r} is not defined ({where}; clouds: {known}; named by {chosen_by})", hint=hint)
     if cloud and name != cloud:
-        log.info("openstack: cloud %r from %s, not %r from releasectl.yaml", name, chosen_by, cloud)
+        log.warning("openstack: using cloud %r from %s, not %r from releasectl.yaml", name, chosen_by, cloud)
     raw = _merge(dict(files.clouds.get(name) or {}), dict(files.secure_clouds.get(name) or {}))
     from_env = files.from_env and name == files.envvars_name
     source = "OS_* environment variables" if from_env else str(files.config_path or files.secure_path)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from releasectl.errors import NotFound, ProviderError
+from releasectl.errors import Conflict, NotFound, ProviderError
 from releasectl.providers.base import EnvKind, EnvResource
 
 from .http import create_then_find
@@ -149,8 +149,17 @@ class NetworkResources:
              EnvKind.SECURITY_RULE: "security-group-rules", EnvKind.FLOATING_IP: "floatingips"}
 
     def delete(self, r: EnvResource) -> None:
-        """Synchronous in Neutron; a 404 is success (already gone)."""
-        self.api.call("DELETE", f"/{self.PATHS[r.kind]}/{r.id}", allow=(404,))
+        """Synchronous in Neutron; a 404 is success (already gone). A 409 on a network or subnet means something
+        that is not this environment's (a server, a port) still sits on it: say so, and what to do."""
+        try:
+            self.api.call("DELETE", f"/{self.PATHS[r.kind]}/{r.id}", allow=(404,))
+        except Conflict as exc:
+            if r.kind not in (EnvKind.NETWORK, EnvKind.SUBNET):
+                raise
+            raise Conflict(f"{r.kind.value} {r.name} is still in use by something that is not {self.app}/{self.env}'s "
+                           f"(a server or port made outside releasectl): {exc.message}",
+                           hint="remove it (`openstack port list --network NAME` shows it), then run `env down` again: "
+                                "what is deleted stays deleted") from None
 
 
 __all__ = ["NetworkResources", "MARK"]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable, Mapping
 
-from releasectl.errors import NotFound
+from releasectl.errors import NotFound, ProviderError
 from releasectl.providers.base import UNLIMITED, Quota
 
 from .neutron import Neutron
@@ -93,8 +93,9 @@ def read_quota(
     nova: Nova, neutron: Neutron, octavia: Octavia, project: str, flavor: Callable[[], Mapping[str, Any] | None],
     has_service: Callable[[str], bool],
 ) -> Quota:
-    """Every quota the cloud publishes; a service missing from the catalog, or a quota API it lacks (404), is
-    skipped (logged). Any other failure is the provider's error: a quota that cannot be read is not assumed."""
+    """Every quota the cloud publishes; a service missing from the catalog, a quota API it lacks (404) or one
+    this account may not read (403) is skipped (logged: that resource is not checked). Any other failure is
+    the provider's error: a quota that cannot be read for another reason is not assumed."""
     limits: dict[str, int] = {}
     used: dict[str, int] = {}
     for service, read in (("compute", lambda: nova_quota(nova, limits, used)),
@@ -107,6 +108,11 @@ def read_quota(
             read()
         except NotFound as exc:
             log.info("no %s quota to check: %s", service, exc)
+        except ProviderError as exc:
+            if getattr(exc, "status", None) != 403:
+                raise
+            # many clouds let only some roles read quotas: that account's release is not blocked, just unchecked
+            log.warning("the %s quota is not checked: this account may not read it (%s)", service, exc)
     per_server = {"instances": 1, "ports": 1, "members": 1}
     size = flavor()
     if size:

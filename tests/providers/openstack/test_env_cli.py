@@ -19,6 +19,7 @@ from tests.integration.procs import start_cli
 from tests.openstack_sim import Simulator
 from tests.openstack_sim.fixtures import openstack_sim_bare, openstack_sim_factory  # noqa: F401
 from tests.test_openstack_sim import Cloud as Raw
+from tests.test_openstack_sim import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -130,23 +131,55 @@ def test_plan_up_twice_change_and_down_on_an_empty_project(ws: Workspace) -> Non
     assert shape(sim.state())["recordsets"][0][2] == 300
     assert ws.ok("env", "plan")["changes"] == []
 
+    ws.edit_env(ssh_from="198.51.100.0/24")  # a rule cannot change in place: the new one first, then the old goes
+    changed = ws.ok("env", "plan")
+    assert [(c["action"], c["kind"], c["name"]) for c in changed["changes"]] == [
+        ("replace", "security_rule", "web-production-ssh")]
+    assert ws.ok("env", "up")["applied"] == 1
+    assert shape(sim.state())["rules"] == [("releasectl:web-production-app", 8000, "10.20.0.0/24"),
+                                           ("releasectl:web-production-ssh", 22, "198.51.100.0/24")]
+    assert ws.ok("env", "plan")["changes"] == []
+
     # a server of the environment is live: down refuses (exit 2, nothing deleted) unless --force
     raw = Raw(sim)
     net = next(n for n in sim.state()["networks"] if n["name"] == "web-net")
     raw.create_server("web-production-1", networks=[{"uuid": net["id"]}],
                       metadata={"releasectl_app": "web", "releasectl_env": "production", "releasectl_version": "1.0.0",
                                 "releasectl_role": "stable"})
+    before = shape(sim.state())
     refused = ws.cli("env", "down", "--output", "json")
     assert refused.code == 2 and "still there" in refused.json()["errors"][0]["message"]
-    assert shape(sim.state()) == shape(state) | {"recordsets": shape(sim.state())["recordsets"]}
-    down = ws.ok("env", "down", "--force")
-    assert down["retired"] == ["web-production-1"] and down["applied"] == 13
+    assert shape(sim.state()) == before
+    # something that is not ours sits on the network: down stops there (exit 5) and says so
+    foreign = raw.create_server("hand-made", networks=[{"uuid": net["id"]}])
+    blocked = ws.cli("env", "down", "--force", "--output", "json")
+    assert blocked.code == 5, blocked.stderr
+    assert "still in use by something that is not web/production's" in blocked.json()["errors"][0]["message"]
+    assert [s["name"] for s in sim.state()["servers"]] == ["hand-made"]  # ours retired, the foreign one untouched
+    assert raw.compute("DELETE", f"/servers/{foreign}").status_code == 204
+    wait_for(lambda: not sim.state()["servers"], what="the foreign server to go")
+    down = ws.ok("env", "down")
+    assert down["applied"] == 2  # what was left: the subnet and the network
     final = sim.state()
     assert shape(final) == EMPTY
     assert [n["name"] for n in final["networks"]] == ["external"]
     assert [g["name"] for g in final["security_groups"]] == ["default"]
     assert final["ports"] == [] and final["servers"] == []
     assert ws.ok("env", "down")["applied"] == 0  # idempotent
+
+
+def test_env_up_that_does_not_fit_the_quota_is_refused_with_the_numbers_and_creates_nothing(ws: Workspace) -> None:
+    sim = ws.sim
+    used = sim.quota()["used"].get("load_balancers", 0)
+    sim.set_quota(load_balancers=used)  # no room for the environment's load balancer
+    sim.reset_requests()
+    result = ws.cli("env", "up", "--output", "json")
+    assert result.code == 2, result.stderr
+    error = result.json()["errors"][0]
+    assert "load_balancers" in error["message"] and f"limit {used}" in error["message"]
+    assert writes(sim) == 0 and shape(sim.state()) == EMPTY
+    sim.set_quota(load_balancers=-1)
+    assert ws.ok("env", "up")["applied"] == 13
 
 
 def test_an_existing_network_is_used_and_left_alone(openstack_sim_factory: Any, tmp_path: Path) -> None:
@@ -218,3 +251,36 @@ def test_kill_9_after_every_write_of_up_and_of_down_converges(ws: Workspace, tmp
 def _normalise(s: dict) -> dict:
     """Addresses differ between two builds (floating IPs are not reused): compare the rest."""
     return {**s, "recordsets": [(n, t, ttl) for n, t, ttl, _ in s["recordsets"]]}
+
+
+def test_a_release_runs_in_the_environment_env_up_built(openstack_sim_factory: Any, tmp_path: Path) -> None:
+    """From an empty project: `env up`, then bake and roll out with no pool, network or security group named
+    in `openstack:` (they default to what `env up` made); the members land in the environment's pool and the
+    DNS record points at its VIP."""
+    from tests.helpers import fast_pipelines
+
+    sim = openstack_sim_factory(bare=True, serve_apps=True)
+    ws = Workspace(sim, tmp_path)
+    ws.config({"app": "web", "provider": "openstack",
+               "openstack": {"cloud": "sim", "flavor": "m1.small", "builder": "web-builder"},
+               "health": {"interval": "1s", "rise": 1}, "rollout": {"count": 2, "progress_deadline": "60s"},
+               "env": {"network": {"name": "web-net", "cidr": "10.20.0.0/24"}, "dns": {"zone": "example.test", "name": "web"}}})
+    for name, body in fast_pipelines("300ms", "300ms").items():
+        (ws.path / name).write_text(body)
+    ws.ok("env", "up")
+    net = next(n for n in sim.state()["networks"] if n["name"] == "web-net")
+    raw = Raw(sim)
+    builder = raw.create_server("web-builder", networks=[{"uuid": net["id"]}])
+    wait_for(lambda: [s for s in sim.state()["servers"] if s["status"] == "ACTIVE"], what="the builder")
+    ws.ok("bake", "1.0.0")
+    ws.ok("rollout", "1.0.0", "--pipeline", "bluegreen-fast.yaml")
+    state = sim.state()
+    pool = next(p for p in state["pools"] if p["name"] == "web-production")
+    members = [m for m in state["members"] if m["pool_id"] == pool["id"]]
+    assert len(members) == 2 and all(m["operating_status"] == "ONLINE" and m["weight"] > 0 for m in members)
+    lb = next(x for x in state["loadbalancers"] if x["name"] == "web-production")
+    assert shape(state)["recordsets"] == [("web.example.test.", "A", 300, (lb["vip_address"],))]
+    assert raw.compute("DELETE", f"/servers/{builder}").status_code == 204  # not releasectl's: the user's to remove
+    wait_for(lambda: builder not in [x["id"] for x in sim.state()["servers"]], what="the builder to go")
+    down = ws.ok("env", "down", "--force")
+    assert len(down["retired"]) == 2 and shape(sim.state()) == EMPTY

@@ -64,6 +64,7 @@ def test_os_cloud_option_beats_os_cloud_which_beats_the_config(cloud: Cloud) -> 
     refused = _with(cloud, OS_CLOUD="other").cli("status", "--output", "json")
     assert refused.code == 2, refused.stderr  # `other`'s own password is wrong
     assert wrong.cli("--os-cloud", "sim", "status", "--output", "json").code == 0
+    assert wrong.cli("status", "--os-cloud", "sim", "--output", "json").code == 0  # a global option anywhere
 
     config = cloud.path / "releasectl.yaml"
     settings = yaml.safe_load(config.read_text())
@@ -74,3 +75,16 @@ def test_os_cloud_option_beats_os_cloud_which_beats_the_config(cloud: Cloud) -> 
     assert _with(cloud, OS_CLOUD="sim", OS_PASSWORD=password).cli("status", "--output", "json").code == 0
     only_config = _with(cloud).cli("config", "check", "--output", "json").json()["credentials"]
     assert only_config["cloud"] == "other" and only_config["chosen_by"] == "openstack.cloud in releasectl.yaml"
+
+
+def test_stage_with_probe_false_exits_2_before_anything_boots(cloud: Cloud) -> None:
+    config = cloud.path / "releasectl.yaml"
+    settings = yaml.safe_load(config.read_text())
+    settings["openstack"]["probe"] = False
+    config.write_text(yaml.safe_dump(settings, sort_keys=False))
+    before = cloud.state()["servers"]
+    result = cloud.cli("stage", "9.9.9", "--output", "json")  # refused before the image is even looked up
+    assert result.code == 2, result.stderr
+    error = result.json()["errors"][0]
+    assert "probe: false" in error["message"] and "rollout" in error.get("hint", "")
+    assert cloud.state()["servers"] == before  # nothing booted
