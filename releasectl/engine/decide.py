@@ -19,7 +19,7 @@ from releasectl.engine.actions import (
     Action,
     AddMembers,
     DrainMembers,
-    LaunchServer,
+    LaunchServers,
     RemoveMembers,
     ReplaceBroken,
     RestartLB,
@@ -165,19 +165,38 @@ def decide_launch(obs: Observed, rel: Release, now: float, step: Launch) -> Deci
             if s.version == rel.version and s.status is ServerStatus.ACTIVE
         ]
         if warm:
-            server = warm[0]
+            take = warm[: want - len(new)]
             return act(
-                f"adopting warm server {server.name} ({server.version})",
-                relabel([server], **{Label.RELEASE: rel.id, Label.ROLE: Role.CANDIDATE.value, Label.RETIRE_AFTER: None}),
+                f"adopting warm server(s) {', '.join(s.name for s in take)} ({take[0].version})",
+                relabel(take, **{Label.RELEASE: rel.id, Label.ROLE: Role.CANDIDATE.value, Label.RETIRE_AFTER: None}),
             )
-        spec = _spec(rel, rel.version, rel.image_id, rel.id, len(new))
-        return act(f"launching server {len(new) + 1}/{want} from {rel.version}", LaunchServer(spec))
+        specs = _missing_specs(rel, rel.version, rel.image_id, rel.id, new, want)
+        return act(f"launching server(s) {_span(len(new), len(specs), want)} from {rel.version}", LaunchServers(specs))
     if past_deadline(rel, now):
         return Decision(Kind.FAIL, f"progress deadline: the new fleet was not healthy within {rel.progress_deadline:g}s")
     gate = health_gate(obs, new, "new")
     if gate is not None:
         return gate
     return Decision(Kind.ADVANCE, f"{len(new)} new server(s) healthy ({obs.health.rise} checks in a row)")
+
+
+def _missing_specs(rel: Release, version: str, image_id: str, release_id: str, have: list[Server], want: int) -> tuple[ServerSpec, ...]:
+    """Specs for the servers still missing, at indexes no server of the fleet uses yet (a batch cut short by
+    a crash may have created any subset, and a retried create must find its own name, never another's)."""
+    taken = {s.name for s in have}
+    specs: list[ServerSpec] = []
+    index = 0
+    while len(have) + len(specs) < want:
+        spec = _spec(rel, version, image_id, release_id, index)
+        if spec.name not in taken:
+            specs.append(spec)
+        index += 1
+    return tuple(specs)
+
+
+def _span(have: int, adding: int, want: int) -> str:
+    """'3/3', or '1-3/3' for a batch."""
+    return f"{have + adding}/{want}" if adding == 1 else f"{have + 1}-{have + adding}/{want}"
 
 
 def _spec(rel: Release, version: str, image_id: str, release_id: str, index: int) -> ServerSpec:
@@ -484,8 +503,9 @@ def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server
             if best_effort:
                 return GIVE_UP
             return _halt(f"no image of {prev} to relaunch it from (the old fleet was retired)", serving)
-        spec = _spec(rel, prev, image.id, restore_id, len(restore))
-        return act(f"relaunching {prev} server {len(restore) + 1}/{rel.count}: the old fleet was retired", LaunchServer(spec))
+        specs = _missing_specs(rel, prev, image.id, restore_id, restore, rel.count)
+        return act(f"relaunching {prev}: launching server(s) {_span(len(restore), len(specs), rel.count)} (the old fleet was retired)",
+                   LaunchServers(specs))
     if past_deadline(rel, now):
         return GIVE_UP if best_effort else _halt(f"the relaunched {prev} fleet was not healthy within {rel.progress_deadline:g}s", serving)
     gate = health_gate(obs, restore, prev)

@@ -49,6 +49,7 @@ class Runner:
     _asserted: set[str] = field(default_factory=set)  # members this runner added or re-asserted
     _busy_since: float | None = None  # first Conflict of the current run of busy answers
     _written: str | None = None  # record_key of the record as last written (or loaded)
+    _intents_at: float | None = None  # when operator intents were last listed (engine clock)
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health)
@@ -59,6 +60,11 @@ class Runner:
 
     def now(self) -> float:
         return self.ctx.clock.time()
+
+    @property
+    def _poll(self) -> float:
+        """How long a waiting pass sleeps: the health interval, at most 1 s."""
+        return max(0.05, min(self.ctx.health.interval, 1.0))
 
     @property
     def policy(self) -> Policy:
@@ -73,7 +79,7 @@ class Runner:
         if self.release.step_started_at is None:
             self.release.step_started_at = self.now()
             self._write()
-        poll = max(0.05, min(self.ctx.health.interval, 1.0))
+        poll = self._poll
         while True:
             self.ctx.stop.check()
             if self.lock is not None:
@@ -188,7 +194,10 @@ class Runner:
             old = [s for s in servers if s.role is Role.STABLE and s.release_id != rel.id and s.status is ServerStatus.ACTIVE]
             if not old:
                 images = tuple(self.provider.list_images())
-        pending = tuple(intents.pending(self.provider, rel.id)) if intents is not None else ()  # hook: intents
+        pending = ()  # hook: intents, listed at most once per poll interval (a burst of actions lists once)
+        if intents is not None and (self._intents_at is None or self.now() - self._intents_at >= self._poll):
+            self._intents_at = self.now()
+            pending = tuple(intents.pending(self.provider, rel.id))
         return Observed(
             servers=servers, members=members, lb=lb, health=snapshot(self.health), stats=stats, images=images,
             intents=pending, asserted=frozenset(self._asserted),

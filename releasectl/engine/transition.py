@@ -79,9 +79,10 @@ def _log(rel: Release, now: float, message: str) -> None:
 
 def record_key(release: Release) -> str:
     """The record's content minus what needs no write of its own: updated_at and reason change every pass,
-    and own_members can be observed again (members of the release's servers), so they ride along with the
-    next real change."""
+    own_members can be observed again (members of the release's servers), and an action's event line is an
+    audit note (the action's effect is observed again after a crash), so they ride along with the next real
+    change: one write per step transition, hold or drain start, and intent, not one per action."""
     data = json.loads(release.to_json())
-    for key in ("updated_at", "reason", "own_members"):
+    for key in ("updated_at", "reason", "own_members", "events"):
         data.pop(key, None)
     return json.dumps(data, sort_keys=True)

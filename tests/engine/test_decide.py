@@ -17,6 +17,7 @@ from releasectl.engine.actions import (
     AddMembers,
     DrainMembers,
     LaunchServer,
+    LaunchServers,
     RelabelServers,
     RemoveMembers,
     ReplaceBroken,
@@ -94,8 +95,8 @@ def live_old(new_weight: int = 0, old_weight: int = 100, health: Health = Health
 
 
 LAUNCH_CASES = [
-    ("launches the first server", obs(OLD, [member(s, 100) for s in OLD]), Kind.ACT, LaunchServer),
-    ("launches the second", obs(OLD + NEW[:1], [member(s, 100) for s in OLD]), Kind.ACT, LaunchServer),
+    ("launches the first server", obs(OLD, [member(s, 100) for s in OLD]), Kind.ACT, LaunchServers),
+    ("launches the second", obs(OLD + NEW[:1], [member(s, 100) for s in OLD]), Kind.ACT, LaunchServers),
     ("waits for a boot", obs(OLD + [replace(n, status=ServerStatus.BUILDING) for n in NEW], [member(s, 100) for s in OLD]), Kind.WAIT, None),
     ("adds a member at weight 0", obs(OLD + NEW, [member(s, 100) for s in OLD]), Kind.ACT, AddMembers),
     ("replaces a broken server", obs(OLD + [NEW[0], replace(NEW[1], status=ServerStatus.ERROR)], []), Kind.ACT, ReplaceBroken),
@@ -114,7 +115,7 @@ def test_launch(name, observed, kind, action):
 def test_launch_names_are_derived_so_a_retried_create_finds_the_server():
     observed = obs(OLD, [member(s, 100) for s in OLD])
     first, again = decide(observed, release(*CANARY), NOW), decide(observed, release(*CANARY), NOW + 5)
-    assert first.action == again.action and first.action.spec.release_id == RID
+    assert first.action == again.action and {spec.release_id for spec in first.action.specs} == {RID}
 
 
 def test_start_failures_are_bounded_then_fail_the_release():
@@ -261,9 +262,9 @@ def test_rollback_after_retirement_relaunches_the_previous_version_before_removi
     only_new = obs(NEW, [member(s, 100) for s in NEW], health=healthy(*NEW), images=IMAGES)
     rel = rolling_back()
     first = decide(only_new, rel, NOW)
-    assert isinstance(first.action, LaunchServer)
-    assert first.action.spec.version == "1.0.0" and first.action.spec.image_id == "img-100"
-    assert first.action.spec.release_id == restore_release_id(rel)
+    assert isinstance(first.action, LaunchServers) and len(first.action.specs) == 2  # the whole fleet at once
+    spec = first.action.specs[0]
+    assert spec.version == "1.0.0" and spec.image_id == "img-100" and spec.release_id == restore_release_id(rel)
     restore = [server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel)), server(8, "1.0.0", Role.CANDIDATE, restore_release_id(rel))]
     not_ready = obs(NEW + restore, [member(s, 100) for s in NEW] + [member(s, 0, Health.UNKNOWN) for s in restore],
                     images=IMAGES, asserted=frozenset({"s7", "s8"}))
@@ -383,7 +384,7 @@ def test_rollback_with_every_old_server_dead_relaunches_the_previous_version():
     dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
     never_served = obs(dead_old + NEW, [member(s, 100) for s in dead_old] + [member(s, 0) for s in NEW], images=IMAGES)
     decision = decide(never_served, rolling_back(), NOW)
-    assert isinstance(decision.action, LaunchServer) and decision.action.spec.version == "1.0.0"
+    assert isinstance(decision.action, LaunchServers) and decision.action.specs[0].version == "1.0.0"
 
 
 def test_finalize_never_reports_success_without_a_serving_new_fleet():
@@ -408,7 +409,7 @@ def test_a_relaunch_of_a_fleet_that_died_on_its_own_gives_way_when_it_cannot_sta
     broken = server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel), status=ServerStatus.ERROR)
     never_served = obs(dead_old + NEW + [broken], [member(s, 0) for s in NEW], images=IMAGES)
     decision = decide(never_served, rel, NOW)
-    assert decision.kind is not Kind.HALT and not isinstance(decision.action, LaunchServer), decision
+    assert decision.kind is not Kind.HALT and not isinstance(decision.action, (LaunchServer, LaunchServers)), decision
     gone_new = decide(obs(dead_old + [broken], [], images=IMAGES), rel, NOW)
     assert isinstance(gone_new.action, ReplaceBroken) and gone_new.action.server_id == "s7"
     assert decide(obs(dead_old, [], images=IMAGES), rel, NOW).kind is Kind.DONE
@@ -432,3 +433,15 @@ def test_best_effort_restores_give_way_when_the_previous_version_never_gets_heal
     old_never_healthy = obs(OLD + NEW, [member(s, 0, Health.UNHEALTHY) for s in OLD] + [member(s, 0) for s in NEW])
     assert decide(old_never_healthy, rel, NOW).kind is Kind.WAIT
     assert decide(old_never_healthy, rel, NOW + 601).kind is not Kind.HALT
+
+
+def test_launch_starts_the_missing_servers_at_once_under_names_not_taken():
+    """A batch cut short (any subset created) resumes with the missing ones only; a name is never reused."""
+    rel = release(*CANARY)
+    first = decide(obs(OLD, [member(s, 100) for s in OLD]), rel, NOW)
+    assert isinstance(first.action, LaunchServers) and len(first.action.specs) == rel.count
+    names = [spec.name for spec in first.action.specs]
+    assert len(set(names)) == len(names)
+    made = replace(NEW[0], name=names[1])  # the second of the batch was created, the first was not
+    again = decide(obs(OLD + [made], [member(s, 100) for s in OLD]), rel, NOW)
+    assert [spec.name for spec in again.action.specs] == [n for n in names if n != names[1]]
