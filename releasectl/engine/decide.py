@@ -227,11 +227,20 @@ def health_gate(obs: Observed, fleet: list[Server], what: str) -> Decision | Non
     for server in fleet:
         if obs.health.failed_at_launch(server.id):
             return Decision(Kind.FAIL, f"health check failed on {server.name}: {obs.health.describe(server.id)}")
-    not_ready = [s for s in fleet if not (obs.health.passing(s.id) and _lb_healthy(obs, s))]
+    not_ready = [s for s in fleet if not _gate_passed(obs, s)]
     if not_ready:
         names = ", ".join(s.name for s in not_ready)
         return wait(f"health gate: waiting for {names} ({len(fleet) - len(not_ready)}/{len(fleet)} healthy)")
     return None
+
+
+def _gate_passed(obs: Observed, server: Server) -> bool:
+    """`rise` probes of ours and the LB's verdict. A warm server (its member was in the pool before this
+    runner, and the LB reports it healthy: it passed `rise` checks already) needs one good probe of ours, so
+    a rollback to a warm fleet is not gated again."""
+    if not _lb_healthy(obs, server):
+        return False
+    return obs.health.passing(server.id) or (server.id not in obs.asserted and obs.health.answered(server.id))
 
 
 def _names(servers: tuple[Server, ...]) -> str:
@@ -386,11 +395,11 @@ def retire_decision(
     if undrained:
         return act(f"{why}: draining {len(undrained)} member(s)", DrainMembers(undrained))
     if members:
-        if rel.wake_at is None:
-            return wait(f"{why}: draining {len(members)} member(s)", wake_at=now + drain_timeout)
         sessions_known = policy.member_sessions and all(m.sessions is not None for m in members)
         drained = sessions_known and all(m.sessions == 0 for m in members)
-        if not drained and now < rel.wake_at:
+        if rel.wake_at is None and not drained:  # already idle at the first look after the drain: no wait
+            return wait(f"{why}: draining {len(members)} member(s)", wake_at=now + drain_timeout)
+        if not drained and rel.wake_at is not None and now < rel.wake_at:
             return wait(f"{why}: waiting for {len(members)} member(s) to drain (at most until {_clock(rel.wake_at)})")
         return act(f"{why}: removing {len(members)} member(s) from the pool", RemoveMembers(tuple(m.id for m in members)))
     return act(f"{why}: stopping {_names(tuple(servers))}", StopServers(tuple(s.id for s in servers)), clear_wake=True)

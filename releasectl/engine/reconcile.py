@@ -26,7 +26,7 @@ from releasectl.engine.observe import Observed, lb_state
 from releasectl.engine.transition import note_members, record_key, transition
 from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ResourceFailure
 from releasectl.providers.base import Image, ImageOutcome, Label, LBStatus, Role, ServerStatus
-from releasectl.wait import retry_call
+from releasectl.wait import FIRST_POLL, retry_call
 
 try:  # operator intents (engine/intents.py); absent on branches that predate it
     from releasectl.engine import intents
@@ -50,6 +50,8 @@ class Runner:
     _busy_since: float | None = None  # first Conflict of the current run of busy answers
     _written: str | None = None  # record_key of the record as last written (or loaded)
     _intents_at: float | None = None  # when operator intents were last listed (engine clock)
+    _wait_reason: str = ""  # the open-ended wait going on, and how many passes it has lasted
+    _waits: int = 0
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health)
@@ -114,7 +116,7 @@ class Runner:
             elif decision.kind is Kind.FAIL:
                 self.ctx.event("rollback", f"rolling back: {decision.reason}")
             elif decision.kind is Kind.WAIT:
-                sleep_for = poll if new.wake_at is None else min(poll, max(0.0, new.wake_at - self.now()))
+                sleep_for = self._open_wait(decision.reason) if new.wake_at is None else min(poll, max(0.0, new.wake_at - self.now()))
                 self.ctx.clock.sleep(max(sleep_for, 0.02))
             elif decision.kind is Kind.PAUSE:
                 if intents is not None:
@@ -129,6 +131,13 @@ class Runner:
                 self._halt(obs, decision)
             elif decision.kind is Kind.DONE:
                 return self._finished(new)
+
+    def _open_wait(self, reason: str) -> float:
+        """Sleep of a wait with no known end (a boot, a health gate): FIRST_POLL, growing to the poll interval
+        while the same wait goes on, so what settles in a moment is seen in a moment."""
+        self._waits = self._waits + 1 if reason == self._wait_reason else 0
+        self._wait_reason = reason
+        return min(self._poll, FIRST_POLL * 1.5**self._waits)
 
     def _act(self, obs: Observed, rel: Release, decision: Decision) -> bool:
         """Check the action against the invariants and apply it. False when the provider was busy."""

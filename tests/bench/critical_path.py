@@ -82,6 +82,7 @@ steps:
 """
 VERSIONS = {"blue-green": "1.1.0", "canary": "1.2.0"}
 COMMAND_TIMEOUT = 900
+VERBOSE = False  # --verbose: show each timed command's progress (stderr)
 
 
 @dataclass
@@ -117,6 +118,8 @@ def cli(args: list[str], cwd: Path, env: dict[str, str] | None) -> float:
     started = time.monotonic()
     proc = run_cli(*args, cwd=cwd, env=env, timeout=COMMAND_TIMEOUT, inherit=env is None)
     took = time.monotonic() - started
+    if VERBOSE and args[0] == "rollout":
+        sys.stderr.write(proc.stderr)
     if proc.code != 0:
         sys.stderr.write(proc.stderr[-3000:])
         raise SystemExit(f"releasectl {' '.join(args)} exited {proc.code}")
@@ -217,7 +220,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lb", type=float, default=2.0, help="simulated Octavia update time, seconds (default 2)")
     parser.add_argument("--quick", action="store_true", help="N = 1,5, build 2 s, LB 1 s")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
+    parser.add_argument("--verbose", action="store_true", help="show the progress of every rollout")
     args = parser.parse_args(argv)
+    global VERBOSE
+    VERBOSE = args.verbose
     if args.quick:
         args.n, args.local_n, args.build, args.lb = "1,5", "1,5", 2.0, 1.0
     pipelines = [p for p in args.pipelines.split(",") if p]

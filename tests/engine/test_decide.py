@@ -219,6 +219,13 @@ def test_retire_drains_waits_removes_then_stops():
     assert stop.action == StopServers(("s1", "s2")) and stop.clear_wake
 
 
+def test_a_drain_that_finds_the_members_idle_removes_them_without_waiting():
+    rel = release(*CANARY, step_index=4)
+    idle = live_old(new_weight=100, old_weight=0)  # drained, 0 sessions at the first look
+    decision = decide(idle, rel, NOW)
+    assert decision.action == RemoveMembers(("ms1", "ms2"))
+
+
 def test_finalize_marks_stable_then_done():
     rel = release(*CANARY, step_index=5)
     only_new = obs(NEW, [member(s, 100) for s in NEW])
@@ -274,7 +281,7 @@ def test_rollback_after_retirement_relaunches_the_previous_version_before_removi
     shift = decide(ready, rel, NOW)
     assert dict(shift.action.weights) == {"ms3": 0, "ms4": 0, "ms7": 100, "ms8": 100}
     assert check(ready, shift.action, app="shop", env="production") is None
-    shifted = obs(NEW + restore, [member(s, 0) for s in NEW] + [member(s, 100) for s in restore], health=healthy(*restore))
+    shifted = obs(NEW + restore, [member(s, 0, sessions=1) for s in NEW] + [member(s, 100) for s in restore], health=healthy(*restore))
     assert decide(shifted, rel, NOW).kind is Kind.WAIT  # draining the new fleet, only now
 
 
@@ -445,3 +452,14 @@ def test_launch_starts_the_missing_servers_at_once_under_names_not_taken():
     made = replace(NEW[0], name=names[1])  # the second of the batch was created, the first was not
     again = decide(obs(OLD + [made], [member(s, 100) for s in OLD]), rel, NOW)
     assert [spec.name for spec in again.action.specs] == [n for n in names if n != names[1]]
+
+
+def test_a_warm_fleet_the_lb_vouches_for_is_not_gated_again():
+    """Issue 12: members already in the pool (not added by this runner) that the LB reports healthy passed
+    `rise` checks; one good probe of ours is enough. A fleet this runner added still needs `rise` probes."""
+    members = [member(s, 100) for s in OLD] + [member(s, 0) for s in NEW]
+    once = HealthView(rise=2, fall=2, streaks=tuple((s.id, StreakView(ok=1, last="HTTP 200")) for s in NEW))
+    warm = obs(OLD + NEW, members, health=once)
+    assert decide(warm, release(*CANARY), NOW).kind is Kind.ADVANCE
+    added_here = replace(warm, asserted=frozenset(s.id for s in NEW))
+    assert decide(added_here, release(*CANARY), NOW).kind is Kind.WAIT

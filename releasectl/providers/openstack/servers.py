@@ -244,7 +244,7 @@ class Servers:
                 if d.get("id") in wanted and str(d.get("status")).upper() not in GONE_STATUSES
             ]
 
-        wait_for(left, timeout=self.timeout, interval=self.poll.interval, max_interval=self.poll.max_interval,
+        wait_for(left, timeout=self.timeout, interval=self.poll.interval, max_interval=self.poll.max_interval, backoff=self.poll.backoff,
                  what=f"{len(server_ids)} server(s) to be deleted", clock=self.poll.clock)
 
     def delete(self, server_id: str) -> None:
