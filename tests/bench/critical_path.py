@@ -46,40 +46,18 @@ from typing import Any
 import yaml
 from tabulate import tabulate
 
+from tests.bench.openstack_calls import FAST_CANARY, FIRST, init_on_sim
 from tests.conftest import run_cli
 from tests.helpers import free_port
 
 INTERVAL, RISE, DRAIN, HOLD, ANALYZE, DELETE, MONITOR = 1.0, 2, 1.0, 1.0, 1.0, 0.5, 1.0
 
 PIPELINES = {
-    "blue-green": """\
-name: cp-blue-green
-steps:
-  - launch: {}
-  - weight: {percent: 100}
-  - retire: {drain_timeout: 1s}
-""",
-    "canary": """\
-name: cp-canary
-steps:
-  - launch: {}
-  - weight: {percent: 10, hold: 1s}
-  - analyze: {duration: 1s, max_error_rate: 1%}
-  - weight: {percent: 50, hold: 1s}
-  - analyze: {duration: 1s, max_error_rate: 1%}
-  - weight: {percent: 100}
-  - retire: {drain_timeout: 1s}
-""",
+    "blue-green": FIRST.replace("bench-first", "cp-blue-green"),  # launch; 100 %; retire (drain 1 s)
+    "canary": FAST_CANARY,  # 10 % (hold 1 s); analyze 1 s; 50 % (hold 1 s); analyze 1 s; 100 %; retire (drain 1 s)
 }
 WEIGHT_STEPS = {"blue-green": 1, "canary": 3}
 WAITS = {"blue-green": 0.0, "canary": 2 * HOLD + 2 * ANALYZE}  # holds and analyses
-FIRST = """\
-name: cp-first
-steps:
-  - launch: {}
-  - weight: {percent: 100}
-  - retire: {drain_timeout: 1s}
-"""
 VERSIONS = {"blue-green": "1.1.0", "canary": "1.2.0"}
 COMMAND_TIMEOUT = 900
 VERBOSE = False  # --verbose: show each timed command's progress (stderr)
@@ -134,7 +112,7 @@ def configure(work: Path, n: int, extra: dict[str, Any] | None = None) -> None:
     for key, value in (extra or {}).items():
         doc.setdefault(key, {}).update(value)
     config.write_text(yaml.safe_dump(doc, sort_keys=False))
-    (work / "cp-first.yaml").write_text(FIRST)
+    (work / "cp-first.yaml").write_text(FIRST)  # the first release: 1.0.0 on n servers
     for name, text in PIPELINES.items():
         (work / f"cp-{name}.yaml").write_text(text)
 
@@ -151,58 +129,47 @@ def by_service(counts: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def run_openstack(n: int, pipelines: list[str], build: float, lb: float) -> list[Row]:
-    from tests.integration.openstack_fixtures import cli_env
     from tests.openstack_sim import Simulator
 
     root = Path(tempfile.mkdtemp(prefix="releasectl-critical-path-"))
     sim = Simulator(serve_apps=True, build_delay=build, lb_delay=lb, delete_delay=DELETE, monitor_delay=MONITOR,
                     snapshot_delay=0.2, max_servers=2 * n + 5).start()
-    rows = []
     try:
-        clouds = root / "clouds.yaml"
-        clouds.write_text(yaml.safe_dump(sim.clouds_yaml("sim")))
-        work = root / "app"
-        work.mkdir()
-        env = cli_env(root / "home", clouds)
-        cli(["init", "--provider", "openstack", "--cloud", "sim"], work, env)
-        configure(work, n)
-        cli(["bake", "1.0.0"], work, env)
-        for pipeline in pipelines:
-            cli(["bake", VERSIONS[pipeline]], work, env)
-        log(f"openstack N={n}: first release of 1.0.0")
-        cli(["rollout", "1.0.0", "--pipeline", "cp-first.yaml"], work, env)
-        for pipeline in pipelines:
-            sim.reset_requests()
-            seconds = cli(["rollout", VERSIONS[pipeline], "--pipeline", f"cp-{pipeline}.yaml"], work, env)
-            calls, writes = by_service(sim.request_counts())
-            rows.append(Row("openstack", pipeline, n, seconds, bound("openstack", pipeline, build, lb), calls, writes))
-            log(f"openstack N={n} {pipeline}: {seconds:.1f}s ({rows[-1].ratio:.2f} x the bound)")
+        work, env = init_on_sim(sim, root)
+        return timed_releases("openstack", work, env, n, pipelines, build, lb, sim)
     finally:
         sim.stop()
         shutil.rmtree(root, ignore_errors=True)
-    return rows
 
 
 def run_local(n: int, pipelines: list[str]) -> list[Row]:
     root = Path(tempfile.mkdtemp(prefix="releasectl-critical-path-local-"))
     work = root / "app"
-    rows = []
     try:
         work.mkdir()
         cli(["init", ".", "--app", "cp", "--port", str(free_port())], work, None)
-        configure(work, n)
-        cli(["bake", "1.0.0"], work, None)
-        for pipeline in pipelines:
-            cli(["bake", VERSIONS[pipeline]], work, None)
-        log(f"local N={n}: first release of 1.0.0")
-        cli(["rollout", "1.0.0", "--pipeline", "cp-first.yaml"], work, None)
-        for pipeline in pipelines:
-            seconds = cli(["rollout", VERSIONS[pipeline], "--pipeline", f"cp-{pipeline}.yaml"], work, None)
-            rows.append(Row("local", pipeline, n, seconds, bound("local", pipeline, 0.0, 0.0), {}, {}))
-            log(f"local N={n} {pipeline}: {seconds:.1f}s ({rows[-1].ratio:.2f} x the bound)")
+        return timed_releases("local", work, None, n, pipelines, 0.0, 0.0, None)
     finally:
         run_cli("down", cwd=work, timeout=300)  # stops the servers and HAProxy this bench started
         shutil.rmtree(root, ignore_errors=True)
+
+
+def timed_releases(provider: str, work: Path, env: dict[str, str] | None, n: int, pipelines: list[str],
+                   build: float, lb: float, sim: Any) -> list[Row]:
+    """1.0.0 on n servers (not timed), then each pipeline's release timed; API calls counted by `sim`."""
+    configure(work, n)
+    for version in ["1.0.0", *(VERSIONS[p] for p in pipelines)]:
+        cli(["bake", version], work, env)
+    log(f"{provider} N={n}: first release of 1.0.0")
+    cli(["rollout", "1.0.0", "--pipeline", "cp-first.yaml"], work, env)
+    rows = []
+    for pipeline in pipelines:
+        if sim is not None:
+            sim.reset_requests()
+        seconds = cli(["rollout", VERSIONS[pipeline], "--pipeline", f"cp-{pipeline}.yaml"], work, env)
+        calls, writes = by_service(sim.request_counts()) if sim is not None else ({}, {})
+        rows.append(Row(provider, pipeline, n, seconds, bound(provider, pipeline, build, lb), calls, writes))
+        log(f"{provider} N={n} {pipeline}: {seconds:.1f}s ({rows[-1].ratio:.2f} x the bound)")
     return rows
 
 

@@ -107,6 +107,18 @@ def tables(counts: dict[str, int]) -> tuple[list[list[Any]], list[list[Any]]]:
     return service_rows, call_rows
 
 
+def init_on_sim(sim: Simulator, root: Path, verbose: bool = False) -> tuple[Path, dict[str, str]]:
+    """`releasectl init --provider openstack --cloud sim` in root/app, with a clouds.yaml for `sim`; returns
+    the folder and the environment the CLI runs with."""
+    clouds = root / "clouds.yaml"
+    clouds.write_text(yaml.safe_dump(sim.clouds_yaml("sim")))
+    work = root / "app"
+    work.mkdir()
+    env = cli_env(root / "home", clouds)
+    run(["init", "--provider", "openstack", "--cloud", "sim"], work, env, verbose)
+    return work, env
+
+
 def swift_writes(journal: list[dict[str, Any]]) -> list[list[Any]]:
     """Swift writes by object, ids and timestamps folded: which records (and the lock) a rollout writes."""
     kinds: Counter[str] = Counter()
@@ -146,12 +158,7 @@ def measure(args: argparse.Namespace, count: int) -> tuple[int, int, float]:
     root = Path(tempfile.mkdtemp(prefix="releasectl-openstack-calls-"))
     sim = Simulator(serve_apps=True, **FAST).start()
     try:
-        clouds = root / "clouds.yaml"
-        clouds.write_text(yaml.safe_dump(sim.clouds_yaml("sim")))
-        work = root / "app"
-        work.mkdir()
-        env = cli_env(root / "home", clouds)
-        run(["init", "--provider", "openstack", "--cloud", "sim"], work, env, args.verbose)
+        work, env = init_on_sim(sim, root, args.verbose)
         config = work / "releasectl.yaml"
         doc = yaml.safe_load(config.read_text())
         if args.health_interval:

@@ -28,6 +28,7 @@ import yaml
 from tabulate import tabulate
 
 from releasectl.loadgen import LoadGenerator
+from tests.bench.openstack_calls import FIRST
 from tests.conftest import run_cli
 from tests.helpers import free_port
 
@@ -37,13 +38,6 @@ steps:
   - launch: {}
   - weight: {percent: 100}
   - retire: {drain_timeout: 2s, keep_previous: 10m}
-"""
-FIRST = """\
-name: bench-first
-steps:
-  - launch: {}
-  - weight: {percent: 100}
-  - retire: {drain_timeout: 2s}
 """
 OLD, NEW = "1.0.0", "1.1.0"
 RESOLUTION = 0.005  # seconds: how finely the switch-over moment is located
