@@ -20,9 +20,9 @@ monitor checks every second; real app processes answer the health checks. The bo
     weight    lb per weight step, + its hold            analyze   its duration
     retire    lb (drain) + drain timeout (Octavia cannot count sessions) + lb (remove) + delete
 
-local: HAProxy and app processes; no latencies to model, so the bound is (rise - 1) x interval + holds +
-analyses (a drain with no sessions ends at once). Its ratio shows the fixed costs (process start-up, the
-CLI's own start-up, polling), which matter most for small N.
+local: HAProxy and app processes. The bound is one app process's boot (measured in the same run) + rise x
+interval (HAProxy's checks) + holds + analyses (a drain with no sessions ends at once). The CLI's own
+start-up is not in either bound, so it weighs most for small N and short pipelines.
 
 Prints, per provider, pipeline and N: seconds, bound, measured / bound, and (openstack) API calls and writes
 per service. `--quick` is a short run: N = 1,5 on the simulator with --build 2 --lb 1, and N = 1,5 locally.
@@ -79,9 +79,10 @@ class Row:
 
 
 def bound(provider: str, pipeline: str, build: float, lb: float) -> float:
+    """The critical path; for local, `build` is the measured boot of one app process."""
     waits = WAITS[pipeline]
     if provider == "local":
-        return (RISE - 1) * INTERVAL + waits
+        return build + RISE * INTERVAL + waits
     launch = build + max(lb, (RISE - 1) * INTERVAL)
     weights = WEIGHT_STEPS[pipeline] * lb
     retire = lb + DRAIN + lb + DELETE
@@ -142,13 +143,42 @@ def run_openstack(n: int, pipelines: list[str], build: float, lb: float) -> list
         shutil.rmtree(root, ignore_errors=True)
 
 
+def app_boot() -> float:
+    """Seconds from starting the sample app (what a local server runs) to its first answer, median of 3."""
+    import os
+    import statistics
+    import subprocess
+    import urllib.request
+
+    app = Path(__file__).resolve().parents[2] / "releasectl" / "templates" / "app" / "app.py"
+    times = []
+    for _ in range(3):
+        port = free_port()
+        started = time.monotonic()
+        proc = subprocess.Popen([sys.executable, str(app)], env={**os.environ, "PORT": str(port)},
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            deadline = started + 30
+            while time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1).read()
+                    break
+                except OSError:
+                    time.sleep(0.01)
+            times.append(time.monotonic() - started)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    return statistics.median(times)
+
+
 def run_local(n: int, pipelines: list[str]) -> list[Row]:
     root = Path(tempfile.mkdtemp(prefix="releasectl-critical-path-local-"))
     work = root / "app"
     try:
         work.mkdir()
         cli(["init", ".", "--app", "cp", "--port", str(free_port())], work, None)
-        return timed_releases("local", work, None, n, pipelines, 0.0, 0.0, None)
+        return timed_releases("local", work, None, n, pipelines, app_boot(), 0.0, None)
     finally:
         run_cli("down", cwd=work, timeout=300)  # stops the servers and HAProxy this bench started
         shutil.rmtree(root, ignore_errors=True)
