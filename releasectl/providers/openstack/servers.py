@@ -134,8 +134,18 @@ class Servers:
             raise ConfigError(f"openstack.user_data: {full} is {len(encoded)} bytes in base64; Nova takes {USER_DATA_LIMIT}")
         return encoded
 
-    def create(self, spec: ServerSpec, image: Mapping[str, Any] | None = None) -> Server:
-        """Boot one server; `image` is the Glance image of spec.image_id when the caller has read it already."""
+    def create(self, spec: ServerSpec) -> Server:
+        return self._read_created(spec, self._create(spec))
+
+    def _read_created(self, spec: ServerSpec, server_id: str) -> Server:
+        d = self.nova.get_server(server_id)
+        if d is None:
+            raise ProviderError(f"server {spec.name} ({server_id}) vanished right after it was created")
+        return self.to_server(d)
+
+    def _create(self, spec: ServerSpec, image: Mapping[str, Any] | None = None) -> str:
+        """Boot one server and return its id; `image` is the Glance image of spec.image_id when the caller has
+        read it already."""
         flavor = self.nova.flavor_id(self._require("flavor", "to launch servers"))
         if image is None or image.get("id") != spec.image_id:
             image = self.glance.get_image(spec.image_id)
@@ -174,15 +184,12 @@ class Servers:
             found = [s for s in self.nova.find_by_name(spec.name) if (s.get("metadata") or {}).get(P + CREATE_MARKER) == marker]
             return str(found[0]["id"]) if found else None
 
-        server_id = create_then_find(lambda: self.nova.create_server(body), find, what=f"server {spec.name}", pause=self.pause)
-        d = self.nova.get_server(server_id)
-        if d is None:
-            raise ProviderError(f"server {spec.name} ({server_id}) vanished right after it was created")
-        return self.to_server(d)
+        return create_then_find(lambda: self.nova.create_server(body), find, what=f"server {spec.name}", pause=self.pause)
 
     def create_many(self, specs: list[ServerSpec]) -> list[Server]:
         """`create` for a fleet, at most CREATE_CONCURRENCY at a time (each with its own marker, so an unanswered
-        POST is still recognised, never repeated). The flavor and network are resolved once, first."""
+        POST is still recognised, never repeated). The flavor, network and image are read once, first, and the
+        new servers with one listing filtered by their names (a GET each only for one the listing lacks)."""
         if len(specs) <= 1:
             return [self.create(spec) for spec in specs]
         self.nova.flavor_id(self._require("flavor", "to launch servers"))
@@ -191,7 +198,9 @@ class Servers:
         image = self.glance.get_image(specs[0].image_id)
         with ThreadPoolExecutor(max_workers=min(CREATE_CONCURRENCY, len(specs))) as pool:
             # re-raises the first failure, once the others ended
-            return list(pool.map(lambda spec: self.create(spec, image), specs))
+            ids = list(pool.map(lambda spec: self._create(spec, image), specs))
+        listed = {str(d["id"]): d for d in self.nova.iter_servers({"name": _names_pattern([sp.name for sp in specs])})}
+        return [self.to_server(listed[sid]) if sid in listed else self._read_created(sp, sid) for sp, sid in zip(specs, ids)]
 
     def _wait_writable(self, server_id: str) -> None:
         """Metadata writes 409 while a server builds: wait for it to leave BUILD (bounded)."""
@@ -236,7 +245,7 @@ class Servers:
             list(pool.map(self.nova.delete_server, server_ids))  # re-raises the first failure
         if not names:
             return
-        pattern = "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
+        pattern = _names_pattern(names)
 
         def left() -> bool:
             return not [
@@ -253,3 +262,8 @@ class Servers:
             lambda: self.nova.get_server(server_id), what=f"server {server_id} to be deleted",
             timeout=self.timeout, poll=self.poll, done=lambda d: str(d.get("status")).upper() in GONE_STATUSES,
         )
+
+
+def _names_pattern(names: list[str]) -> str:
+    """Nova's `name` filter (a regular expression) matching exactly these names."""
+    return "^(?:" + "|".join(re.escape(n) for n in sorted(set(names))) + ")$"
