@@ -27,7 +27,6 @@ or `stop()`.
 
 from __future__ import annotations
 
-import http.client
 import itertools
 import math
 import threading
@@ -35,8 +34,11 @@ import time
 from array import array
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    import http.client
 
 __all__ = ["LoadGenerator", "LoadStats", "percentile"]
 
@@ -247,6 +249,8 @@ class LoadGenerator:
         self._stop.set()
 
     def _client(self, log: _Log) -> None:
+        import http.client  # here: the engine imports this module for `percentile`, and status never sends load
+
         keepalive = log.kind == KEEPALIVE
         headers = {"Accept": "*/*"} if keepalive else {"Accept": "*/*", "Connection": "close"}
         conn: http.client.HTTPConnection | None = None

@@ -20,6 +20,13 @@ class LaunchServer:
 
 
 @dataclass(frozen=True)
+class LaunchServers:
+    """Boot a whole fleet at once (the provider creates them in parallel, bounded); names as LaunchServer's."""
+
+    specs: tuple[ServerSpec, ...]
+
+
+@dataclass(frozen=True)
 class RelabelServers:
     """Adopt a warm server, mark a fleet stable, keep a fleet warm: label changes only."""
 
@@ -93,7 +100,7 @@ class MarkImage:
 
 
 Action = Union[
-    LaunchServer, RelabelServers, AddMember, AddMembers, SetWeights, DrainMembers, RemoveMembers, StopServers, ReplaceBroken,
+    LaunchServer, LaunchServers, RelabelServers, AddMember, AddMembers, SetWeights, DrainMembers, RemoveMembers, StopServers, ReplaceBroken,
     RestartLB, MarkImage,
 ]
 
@@ -111,6 +118,9 @@ def apply(action: Action, provider: Provider) -> Member | Server | None:
     """Perform one action with provider calls. Returns the member or server it created, if any."""
     if isinstance(action, LaunchServer):
         return provider.create_server(action.spec)
+    if isinstance(action, LaunchServers):
+        provider.create_servers(list(action.specs))
+        return None
     if isinstance(action, RelabelServers):
         for sid in action.server_ids:
             provider.update_server_labels(sid, dict(action.labels))
@@ -156,6 +166,6 @@ def weights_after(action: Action) -> dict[str, int]:
 
 
 __all__ = [
-    "Action", "AddMember", "AddMembers", "DrainMembers", "LaunchServer", "MarkImage", "RelabelServers", "RemoveMembers",
+    "Action", "AddMember", "AddMembers", "DrainMembers", "LaunchServer", "LaunchServers", "MarkImage", "RelabelServers", "RemoveMembers",
     "ReplaceBroken", "RestartLB", "SetWeights", "StopServers", "apply", "relabel", "pairs",
 ]

@@ -19,7 +19,7 @@ from releasectl.engine.actions import (
     Action,
     AddMembers,
     DrainMembers,
-    LaunchServer,
+    LaunchServers,
     RemoveMembers,
     ReplaceBroken,
     RestartLB,
@@ -169,19 +169,38 @@ def decide_launch(obs: Observed, rel: Release, now: float, step: Launch) -> Deci
             if s.version == rel.version and s.status is ServerStatus.ACTIVE
         ]
         if warm:
-            server = warm[0]
+            take = warm[: want - len(new)]
             return act(
-                f"adopting warm server {server.name} ({server.version})",
-                relabel([server], **{Label.RELEASE: rel.id, Label.ROLE: Role.CANDIDATE.value, Label.RETIRE_AFTER: None}),
+                f"adopting warm server(s) {', '.join(s.name for s in take)} ({take[0].version})",
+                relabel(take, **{Label.RELEASE: rel.id, Label.ROLE: Role.CANDIDATE.value, Label.RETIRE_AFTER: None}),
             )
-        spec = _spec(rel, rel.version, rel.image_id, rel.id, len(new))
-        return act(f"launching server {len(new) + 1}/{want} from {rel.version}", LaunchServer(spec))
+        specs = _missing_specs(rel, rel.version, rel.image_id, rel.id, new, want)
+        return act(f"launching server(s) {_span(len(new), len(specs), want)} from {rel.version}", LaunchServers(specs))
     if past_deadline(rel, now):
         return Decision(Kind.FAIL, f"progress deadline: the new fleet was not healthy within {rel.progress_deadline:g}s")
     gate = health_gate(obs, new, "new")
     if gate is not None:
         return gate
     return Decision(Kind.ADVANCE, f"{len(new)} new server(s) healthy ({obs.health.rise} checks in a row)")
+
+
+def _missing_specs(rel: Release, version: str, image_id: str, release_id: str, have: list[Server], want: int) -> tuple[ServerSpec, ...]:
+    """Specs for the servers still missing, at indexes no server of the fleet uses yet (a batch cut short by
+    a crash may have created any subset, and a retried create must find its own name, never another's)."""
+    taken = {s.name for s in have}
+    specs: list[ServerSpec] = []
+    index = 0
+    while len(have) + len(specs) < want:
+        spec = _spec(rel, version, image_id, release_id, index)
+        if spec.name not in taken:
+            specs.append(spec)
+        index += 1
+    return tuple(specs)
+
+
+def _span(have: int, adding: int, want: int) -> str:
+    """'3/3', or '1-3/3' for a batch."""
+    return f"{have + adding}/{want}" if adding == 1 else f"{have + 1}-{have + adding}/{want}"
 
 
 def _spec(rel: Release, version: str, image_id: str, release_id: str, index: int) -> ServerSpec:
@@ -212,11 +231,20 @@ def health_gate(obs: Observed, fleet: list[Server], what: str) -> Decision | Non
     for server in fleet:
         if obs.health.failed_at_launch(server.id):
             return Decision(Kind.FAIL, f"health check failed on {server.name}: {obs.health.describe(server.id)}")
-    not_ready = [s for s in fleet if not (obs.health.passing(s.id) and _lb_healthy(obs, s))]
+    not_ready = [s for s in fleet if not _gate_passed(obs, s)]
     if not_ready:
         names = ", ".join(s.name for s in not_ready)
         return wait(f"health gate: waiting for {names} ({len(fleet) - len(not_ready)}/{len(fleet)} healthy)")
     return None
+
+
+def _gate_passed(obs: Observed, server: Server) -> bool:
+    """`rise` probes of ours and the LB's verdict. A warm server (its member was in the pool before this
+    runner, and the LB reports it healthy: it passed `rise` checks already) needs one good probe of ours, so
+    a rollback to a warm fleet is not gated again."""
+    if not _lb_healthy(obs, server):
+        return False
+    return obs.health.passing(server.id) or (server.id not in obs.asserted and obs.health.answered(server.id))
 
 
 def _names(servers: tuple[Server, ...]) -> str:
@@ -360,11 +388,11 @@ def retire_decision(
     if undrained:
         return act(f"{why}: draining {len(undrained)} member(s)", DrainMembers(undrained))
     if members:
-        if rel.wake_at is None:
-            return wait(f"{why}: draining {len(members)} member(s)", wake_at=now + drain_timeout)
         sessions_known = policy.member_sessions and all(m.sessions is not None for m in members)
         drained = sessions_known and all(m.sessions == 0 for m in members)
-        if not drained and now < rel.wake_at:
+        if rel.wake_at is None and not drained:  # already idle at the first look after the drain: no wait
+            return wait(f"{why}: draining {len(members)} member(s)", wake_at=now + drain_timeout)
+        if not drained and rel.wake_at is not None and now < rel.wake_at:
             return wait(f"{why}: waiting for {len(members)} member(s) to drain (at most until {_clock(rel.wake_at)})")
         return act(f"{why}: removing {len(members)} member(s) from the pool", RemoveMembers(tuple(m.id for m in members)))
     return act(f"{why}: stopping {_names(tuple(servers))}", StopServers(tuple(s.id for s in servers)), clear_wake=True)
@@ -475,8 +503,9 @@ def decide_restore(obs: Observed, rel: Release, now: float, restore: list[Server
         if image is None:
             return _halt("its image is gone and no server of it is up", serving_now, prev,
                          hint=f"bake {prev} again (`releasectl bake {prev}`), then run `releasectl rollout --resume`")
-        spec = _spec(rel, prev, image.id, restore_id, len(restore))
-        return act(f"relaunching {prev} server {len(restore) + 1}/{rel.count}: no server of it is up", LaunchServer(spec))
+        specs = _missing_specs(rel, prev, image.id, restore_id, restore, rel.count)
+        return act(f"relaunching {prev}: launching server(s) {_span(len(restore), len(specs), rel.count)}: no server of it is up",
+                   LaunchServers(specs))
     if past_deadline(rel, now):
         return _halt(f"its relaunched fleet was not healthy within {rel.progress_deadline:g}s", serving_now, prev)
     gate = health_gate(obs, restore, prev)

@@ -128,6 +128,10 @@ class HealthView:
     def passing(self, server_id: str) -> bool:
         return self._streak(server_id).ok >= self.rise
 
+    def answered(self, server_id: str) -> bool:
+        """Our last probe of it passed (one, not `rise`: for a server the LB already vouches for)."""
+        return self._streak(server_id).ok >= 1
+
     def failed_at_launch(self, server_id: str) -> bool:
         streak = self._streak(server_id)
         return max(streak.bad, streak.lb_down) >= self.fall

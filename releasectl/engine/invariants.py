@@ -26,6 +26,7 @@ from releasectl.engine.actions import (
     AddMembers,
     DrainMembers,
     LaunchServer,
+    LaunchServers,
     MarkImage,
     RelabelServers,
     RemoveMembers,
@@ -153,6 +154,10 @@ def _check_ownership(obs: Observed, action: Action, app: str, env: str, own_memb
     if isinstance(action, LaunchServer):
         if (action.spec.app, action.spec.env) != (app, env):
             return Violation("I3", f"would launch a server for {action.spec.app}/{action.spec.env}")
+    elif isinstance(action, LaunchServers):
+        foreign = [spec for spec in action.specs if (spec.app, spec.env) != (app, env)]
+        if foreign:
+            return Violation("I3", f"would launch a server for {foreign[0].app}/{foreign[0].env}")
     elif isinstance(action, (RelabelServers, StopServers)):
         server_ids = action.server_ids
     elif isinstance(action, ReplaceBroken):

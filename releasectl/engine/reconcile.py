@@ -27,7 +27,7 @@ from releasectl.engine.observe import Observed, lb_state
 from releasectl.engine.transition import note_members, record_key, transition
 from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ResourceFailure
 from releasectl.providers.base import Image, ImageOutcome, Label, LBStatus, Role, ServerStatus
-from releasectl.wait import retry_call
+from releasectl.wait import FIRST_POLL, retry_call
 
 try:  # operator intents (engine/intents.py); absent on branches that predate it
     from releasectl.engine import intents
@@ -53,6 +53,9 @@ class Runner:
     _samples: list = field(default_factory=list)  # taken since the last write; they ride along with the next one
     _kept: samples.Kept = field(default_factory=samples.Kept)  # the record's samples, held here, not in self.release
     _pass_stats: dict | None = None  # the LB's counters read by this pass's observe (for the sample)
+    _intents_at: float | None = None  # when operator intents were last listed (engine clock)
+    _wait_reason: str = ""  # the open-ended wait going on, and how many passes it has lasted
+    _waits: int = 0
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health, lb_verdicts=not self.provider.capabilities.own_probes)
@@ -69,6 +72,11 @@ class Runner:
         return self.ctx.clock.time()
 
     @property
+    def _poll(self) -> float:
+        """How long a waiting pass sleeps: the health interval, at most 1 s."""
+        return max(0.05, min(self.ctx.health.interval, 1.0))
+
+    @property
     def policy(self) -> Policy:
         caps = self.provider.capabilities
         return Policy(drain_timeout=self.ctx.drain_timeout, max_weight=caps.max_weight, member_sessions=caps.member_sessions)
@@ -83,7 +91,7 @@ class Runner:
         if self.release.step_started_at is None:
             self.release.step_started_at = self.now()
             self._write()
-        poll = max(0.05, min(self.ctx.health.interval, 1.0))
+        poll = self._poll
         while True:
             self.ctx.stop.check()
             if self.lock is not None:
@@ -120,8 +128,12 @@ class Runner:
             elif decision.kind is Kind.FAIL:
                 self.ctx.event("rollback", f"rolling back: {decision.reason}")
             elif decision.kind is Kind.WAIT:
-                # a wake_at already past (an analysis extended for want of requests) is nothing to wake for
-                sleep_for = poll if new.wake_at is None or new.wake_at <= self.now() else min(poll, new.wake_at - self.now())
+                if new.wake_at is None:  # no known end (a boot, a health gate): look again soon, then less often
+                    sleep_for = self._open_wait(decision.reason)
+                elif new.wake_at <= self.now():  # already past (an analysis extended for want of requests)
+                    sleep_for = poll
+                else:
+                    sleep_for = min(poll, new.wake_at - self.now())
                 self.ctx.clock.sleep(max(sleep_for, 0.02))
             elif decision.kind is Kind.PAUSE:
                 if intents is not None:
@@ -137,6 +149,13 @@ class Runner:
             elif decision.kind is Kind.DONE:
                 self._settle_leftover_intents()
                 return self._finished(self.release)
+
+    def _open_wait(self, reason: str) -> float:
+        """Sleep of a wait with no known end (a boot, a health gate): FIRST_POLL, growing to the poll interval
+        while the same wait goes on, so what settles in a moment is seen in a moment."""
+        self._waits = self._waits + 1 if reason == self._wait_reason else 0
+        self._wait_reason = reason
+        return min(self._poll, FIRST_POLL * 1.5**self._waits)
 
     def _act(self, obs: Observed, rel: Release, decision: Decision) -> bool:
         """Check the action against the invariants and apply it. False when the provider was busy."""
@@ -207,7 +226,10 @@ class Runner:
             old = [s for s in servers if s.role is Role.STABLE and s.release_id != rel.id and s.status is ServerStatus.ACTIVE]
             if not old:
                 images = tuple(self.provider.list_images())
-        pending = tuple(intents.pending(self.provider, rel.id)) if intents is not None else ()  # hook: intents
+        pending = ()  # hook: intents, listed at most once per poll interval (a burst of actions lists once)
+        if intents is not None and (self._intents_at is None or self.now() - self._intents_at >= self._poll):
+            self._intents_at = self.now()
+            pending = tuple(intents.pending(self.provider, rel.id))
         return Observed(
             servers=servers, members=members, lb=lb, health=snapshot(self.health), stats=stats, images=images,
             intents=pending, asserted=frozenset(self._asserted),

@@ -96,15 +96,17 @@ def copy_release(release: Release) -> Release:
     return rel
 
 
-NO_WRITE_OF_THEIR_OWN = frozenset({"updated_at", "reason", "own_members", "samples"})
+NO_WRITE_OF_THEIR_OWN = frozenset({"updated_at", "reason", "own_members", "samples", "events"})
 _KEYED = tuple(f.name for f in dataclasses.fields(Release) if f.name not in NO_WRITE_OF_THEIR_OWN | {"pipeline"})
 
 
 def record_key(release: Release) -> str:
     """The record's content minus what needs no write of its own: updated_at and reason change every pass,
-    and own_members can be observed again (members of the release's servers), so they ride along with the
-    next real change, as the traffic samples do. Computed on every pass: the fields are serialised directly
-    (the pipeline, frozen, by its digest and name), not through to_json and back."""
+    own_members can be observed again (members of the release's servers), and an action's event line is an
+    audit note (the action's effect is observed again after a crash), so they ride along with the next real
+    change, as the traffic samples do: one write per step transition, hold or drain start, and intent, not one
+    per action. Computed on every pass: the fields are serialised directly (the pipeline, frozen, by its digest
+    and name), not through to_json and back."""
     data = {name: getattr(release, name) for name in _KEYED}
     data["pipeline"] = _pipeline_key(release.pipeline)
     return json.dumps(data, sort_keys=True, default=str)

@@ -477,6 +477,11 @@ class Provider(ABC):
         Never creates a duplicate: on an ambiguous result the provider looks the name up before retrying.
         """
 
+    def create_servers(self, specs: Sequence[ServerSpec]) -> list[Server]:
+        """create_server for a whole fleet; a provider may create them in parallel (bounded). Each create keeps
+        create_server's no-duplicate rule. This default creates them one by one."""
+        return [self.create_server(spec) for spec in specs]
+
     @abstractmethod
     def update_server_labels(self, server_id: str, labels: Mapping[str, str | None]) -> Server:
         """Merge labels (None removes one)."""

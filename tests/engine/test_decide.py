@@ -16,7 +16,7 @@ import pytest
 from releasectl.engine.actions import (
     AddMembers,
     DrainMembers,
-    LaunchServer,
+    LaunchServers,
     RelabelServers,
     RemoveMembers,
     ReplaceBroken,
@@ -94,8 +94,8 @@ def live_old(new_weight: int = 0, old_weight: int = 100, health: Health = Health
 
 
 LAUNCH_CASES = [
-    ("launches the first server", obs(OLD, [member(s, 100) for s in OLD]), Kind.ACT, LaunchServer),
-    ("launches the second", obs(OLD + NEW[:1], [member(s, 100) for s in OLD]), Kind.ACT, LaunchServer),
+    ("launches the first server", obs(OLD, [member(s, 100) for s in OLD]), Kind.ACT, LaunchServers),
+    ("launches the second", obs(OLD + NEW[:1], [member(s, 100) for s in OLD]), Kind.ACT, LaunchServers),
     ("waits for a boot", obs(OLD + [replace(n, status=ServerStatus.BUILDING) for n in NEW], [member(s, 100) for s in OLD]), Kind.WAIT, None),
     ("adds a member at weight 0", obs(OLD + NEW, [member(s, 100) for s in OLD]), Kind.ACT, AddMembers),
     ("replaces a broken server", obs(OLD + [NEW[0], replace(NEW[1], status=ServerStatus.ERROR)], []), Kind.ACT, ReplaceBroken),
@@ -114,7 +114,7 @@ def test_launch(name, observed, kind, action):
 def test_launch_names_are_derived_so_a_retried_create_finds_the_server():
     observed = obs(OLD, [member(s, 100) for s in OLD])
     first, again = decide(observed, release(*CANARY), NOW), decide(observed, release(*CANARY), NOW + 5)
-    assert first.action == again.action and first.action.spec.release_id == RID
+    assert first.action == again.action and {spec.release_id for spec in first.action.specs} == {RID}
 
 
 def test_start_failures_are_bounded_then_fail_the_release():
@@ -218,6 +218,13 @@ def test_retire_drains_waits_removes_then_stops():
     assert stop.action == StopServers(("s1", "s2")) and stop.clear_wake
 
 
+def test_a_drain_that_finds_the_members_idle_removes_them_without_waiting():
+    rel = release(*CANARY, step_index=4)
+    idle = live_old(new_weight=100, old_weight=0)  # drained, 0 sessions at the first look
+    decision = decide(idle, rel, NOW)
+    assert decision.action == RemoveMembers(("ms1", "ms2"))
+
+
 def test_finalize_marks_stable_then_done():
     rel = release(*CANARY, step_index=5)
     only_new = obs(NEW, [member(s, 100) for s in NEW])
@@ -261,9 +268,9 @@ def test_rollback_after_retirement_relaunches_the_previous_version_before_removi
     only_new = obs(NEW, [member(s, 100) for s in NEW], health=healthy(*NEW), images=IMAGES)
     rel = rolling_back()
     first = decide(only_new, rel, NOW)
-    assert isinstance(first.action, LaunchServer)
-    assert first.action.spec.version == "1.0.0" and first.action.spec.image_id == "img-100"
-    assert first.action.spec.release_id == restore_release_id(rel)
+    assert isinstance(first.action, LaunchServers) and len(first.action.specs) == 2  # the whole fleet at once
+    spec = first.action.specs[0]
+    assert spec.version == "1.0.0" and spec.image_id == "img-100" and spec.release_id == restore_release_id(rel)
     restore = [server(7, "1.0.0", Role.CANDIDATE, restore_release_id(rel)), server(8, "1.0.0", Role.CANDIDATE, restore_release_id(rel))]
     not_ready = obs(NEW + restore, [member(s, 100) for s in NEW] + [member(s, 0, Health.UNKNOWN) for s in restore],
                     images=IMAGES, asserted=frozenset({"s7", "s8"}))
@@ -273,7 +280,7 @@ def test_rollback_after_retirement_relaunches_the_previous_version_before_removi
     shift = decide(ready, rel, NOW)
     assert dict(shift.action.weights) == {"ms3": 0, "ms4": 0, "ms7": 100, "ms8": 100}
     assert check(ready, shift.action, app="shop", env="production") is None
-    shifted = obs(NEW + restore, [member(s, 0) for s in NEW] + [member(s, 100) for s in restore], health=healthy(*restore))
+    shifted = obs(NEW + restore, [member(s, 0, sessions=1) for s in NEW] + [member(s, 100) for s in restore], health=healthy(*restore))
     assert decide(shifted, rel, NOW).kind is Kind.WAIT  # draining the new fleet, only now
 
 
@@ -383,7 +390,7 @@ def test_rollback_with_every_old_server_dead_relaunches_the_previous_version():
     dead_old = [replace(s, status=ServerStatus.STOPPED) for s in OLD]
     never_served = obs(dead_old + NEW, [member(s, 100) for s in dead_old] + [member(s, 0) for s in NEW], images=IMAGES)
     decision = decide(never_served, rolling_back(), NOW)
-    assert isinstance(decision.action, LaunchServer) and decision.action.spec.version == "1.0.0"
+    assert isinstance(decision.action, LaunchServers) and decision.action.specs[0].version == "1.0.0"
 
 
 def test_finalize_never_reports_success_without_a_serving_new_fleet():
@@ -412,7 +419,7 @@ def test_a_relaunch_that_cannot_start_halts_whether_or_not_the_new_fleet_serves(
         assert "the previous version 1.0.0 could not be restored: its relaunched server shop-1.0.0-7 is error" in decision.reason
     assert decide(obs(dead_old + [broken], [], images=IMAGES), rel, NOW).kind is Kind.HALT
     relaunch = decide(obs(dead_old, [], images=IMAGES), rel, NOW)  # the new fleet is gone already: relaunch
-    assert isinstance(relaunch.action, LaunchServer) and relaunch.action.spec.version == "1.0.0"
+    assert isinstance(relaunch.action, LaunchServers) and relaunch.action.specs[0].version == "1.0.0"
 
 
 def test_restores_that_never_get_healthy_halt_instead_of_claiming_a_rollback():
@@ -462,7 +469,7 @@ def test_a_rollback_that_cannot_restore_the_previous_version_halts_saying_what_s
     # the next runner, once the operator re-baked 1.0.0, gets a fresh progress deadline for the relaunch
     assert transition(rel, decision, NOW).step_started_at is None
     rebaked = replace(observed, images=IMAGES)
-    assert isinstance(decide(rebaked, rel, NOW + 3600).action, LaunchServer)
+    assert isinstance(decide(rebaked, rel, NOW + 3600).action, LaunchServers)
 
 
 def test_a_rollback_ends_only_once_the_previous_version_serves():

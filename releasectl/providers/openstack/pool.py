@@ -33,6 +33,8 @@ from .status import LB_FAILED, LB_READY, Poll, lb_state, member_admin, member_he
 log = logging.getLogger("releasectl.providers.openstack.pool")
 
 MAX_CONFLICTS = 10  # 409s waited out per write
+LB_TRUST = 0.5  # seconds an ACTIVE LB seen by this run vouches for itself (the next look, the next write)
+POOL_FRESH = 30.0  # seconds `state` trusts the pool it last read (its listeners, its LB) before reading it again
 MEMBER_FIELDS = ("name", "weight", "admin_state_up", "backup", "monitor_address", "monitor_port", "subnet_id", "tags")
 OWNER_TAG = "releasectl"
 APP_TAG = "releasectl_app="
@@ -114,13 +116,21 @@ class Pool:
         self.timeout = timeout
         self.poll = poll
         self._pool: dict[str, Any] | None = None
+        self._pool_read = 0.0  # when _pool was read (poll clock)
+        self._active: tuple[float, dict[str, Any]] | None = None  # the LB last seen ACTIVE by us, and when
+        self._settled = False  # _active comes from the wait after our own write (no other look since)
 
     # ---- the pool and its load balancer ---------------------------------------------------------------
 
     def pool(self, refresh: bool = False) -> dict[str, Any]:
         if self._pool is None or refresh:
-            self._pool = self._find()
+            self._keep(self._find())
+        assert self._pool is not None
         return self._pool
+
+    def _keep(self, pool: dict[str, Any]) -> None:
+        self._pool = pool
+        self._pool_read = self.poll.clock.monotonic()
 
     @property
     def id(self) -> str:
@@ -154,13 +164,29 @@ class Pool:
         return pool
 
     def state(self) -> LBState:
-        """The load balancer as it is now (read-only)."""
-        pool = self._lookup()
-        if pool is not None:
-            self._pool = pool
-        lbs = (pool or {}).get("loadbalancers") or []
-        lb = self.api.get_lb(str(lbs[0]["id"])) if lbs else None
+        """The load balancer as it is now (read-only): one GET of the LB per look; the pool itself (its
+        listeners and LB) is read again when POOL_FRESH has passed or its LB is not there."""
+        fresh = self._pool is not None and self.poll.clock.monotonic() - self._pool_read < POOL_FRESH
+        if fresh and self._settled and self._trusted():
+            self._settled = False  # the look right after our own write: the wait just saw it ACTIVE
+            assert self._active is not None
+            return lb_state(self._active[1], self._pool, self.ref)
+        self._settled = False
+        pool, lb = self._pool_and_lb(self._pool if fresh else None)
+        if lb is not None and str(lb.get("provisioning_status", "")).upper() == LB_READY:
+            self._active = (self.poll.clock.monotonic(), dict(lb))
+        if lb is None and fresh:
+            pool, lb = self._pool_and_lb(None)
         return lb_state(lb, pool, self.ref)
+
+    def _pool_and_lb(self, pool: dict[str, Any] | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The LB of `pool`, or of the pool looked up again (and kept) when `pool` is None."""
+        if pool is None:
+            pool = self._lookup()
+            if pool is not None:
+                self._keep(pool)
+        lbs = (pool or {}).get("loadbalancers") or []
+        return pool, (self.api.get_lb(str(lbs[0]["id"])) if lbs else None)
 
     def wait_active(self, why: str = "") -> dict[str, Any]:
         """Wait until the LB is ACTIVE; an LB in ERROR or being deleted fails at once."""
@@ -185,12 +211,18 @@ class Pool:
             missing=lambda: ResourceFailure(f"load balancer {lb_id} of pool {self.ref!r} is gone"),
         )
         assert lb is not None
+        self._active = (self.poll.clock.monotonic(), dict(lb))
         return dict(lb)
+
+    def _trusted(self) -> bool:
+        return self._active is not None and self.poll.clock.monotonic() - self._active[0] < LB_TRUST
 
     def write(self, what: str, call: Callable[[], Any]) -> Any:
         """Run one write between two waits for ACTIVE; wait out 409 'immutable' answers (bounded)."""
         for _ in range(MAX_CONFLICTS):
-            self.wait_active(f"before {what}")
+            if not self._trusted():  # seen ACTIVE a moment ago: a write that races another gets a 409 anyway
+                self.wait_active(f"before {what}")
+            self._active, self._settled = None, False
             try:
                 result = call()
             except Conflict as exc:
@@ -200,6 +232,7 @@ class Pool:
                 self.poll.clock.sleep(self.poll.interval)
                 continue
             self.wait_active(f"after {what}")
+            self._settled = True
             return result
         raise ProviderError(f"{what}: the load balancer stayed busy through {MAX_CONFLICTS} attempts")
 

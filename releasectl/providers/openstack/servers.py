@@ -31,6 +31,7 @@ CREATE_MARKER = "create"  # label: a random token per create, to recognise our s
 USER_DATA_LIMIT = 65535
 GONE_STATUSES = ("DELETED", "SOFT_DELETED")
 DELETE_CONCURRENCY = 8  # DELETEs in flight at once when a fleet is retired
+CREATE_CONCURRENCY = 8  # creates in flight at once when a fleet is launched
 
 
 class Servers:
@@ -134,8 +135,20 @@ class Servers:
         return encoded
 
     def create(self, spec: ServerSpec) -> Server:
+        return self._read_created(spec, self._create(spec))
+
+    def _read_created(self, spec: ServerSpec, server_id: str) -> Server:
+        d = self.nova.get_server(server_id)
+        if d is None:
+            raise ProviderError(f"server {spec.name} ({server_id}) vanished right after it was created")
+        return self.to_server(d)
+
+    def _create(self, spec: ServerSpec, image: Mapping[str, Any] | None = None) -> str:
+        """Boot one server and return its id; `image` is the Glance image of spec.image_id when the caller has
+        read it already."""
         flavor = self.nova.flavor_id(self._require("flavor", "to launch servers"))
-        image = self.glance.get_image(spec.image_id)
+        if image is None or image.get("id") != spec.image_id:
+            image = self.glance.get_image(spec.image_id)
         if image is None:
             raise NotFound(f"image {spec.image_id} does not exist", hint="bake the version again")
         port = str(image.get(P + Label.PORT) or self.ctx.app_port)
@@ -171,11 +184,23 @@ class Servers:
             found = [s for s in self.nova.find_by_name(spec.name) if (s.get("metadata") or {}).get(P + CREATE_MARKER) == marker]
             return str(found[0]["id"]) if found else None
 
-        server_id = create_then_find(lambda: self.nova.create_server(body), find, what=f"server {spec.name}", pause=self.pause)
-        d = self.nova.get_server(server_id)
-        if d is None:
-            raise ProviderError(f"server {spec.name} ({server_id}) vanished right after it was created")
-        return self.to_server(d)
+        return create_then_find(lambda: self.nova.create_server(body), find, what=f"server {spec.name}", pause=self.pause)
+
+    def create_many(self, specs: list[ServerSpec]) -> list[Server]:
+        """`create` for a fleet, at most CREATE_CONCURRENCY at a time (each with its own marker, so an unanswered
+        POST is still recognised, never repeated). The flavor, network and image are read once, first, and the
+        new servers with one listing filtered by their names (a GET each only for one the listing lacks)."""
+        if len(specs) <= 1:
+            return [self.create(spec) for spec in specs]
+        self.nova.flavor_id(self._require("flavor", "to launch servers"))
+        if self.options["network"]:
+            self.neutron.network(self.options["network"])
+        image = self.glance.get_image(specs[0].image_id)
+        with ThreadPoolExecutor(max_workers=min(CREATE_CONCURRENCY, len(specs))) as pool:
+            # re-raises the first failure, once the others ended
+            ids = list(pool.map(lambda spec: self._create(spec, image), specs))
+        listed = {str(d["id"]): d for d in self.nova.iter_servers({"name": _names_pattern([sp.name for sp in specs])})}
+        return [self.to_server(listed[sid]) if sid in listed else self._read_created(sp, sid) for sp, sid in zip(specs, ids)]
 
     def _wait_writable(self, server_id: str) -> None:
         """Metadata writes 409 while a server builds: wait for it to leave BUILD (bounded)."""
@@ -220,7 +245,7 @@ class Servers:
             list(pool.map(self.nova.delete_server, server_ids))  # re-raises the first failure
         if not names:
             return
-        pattern = "^(?:" + "|".join(re.escape(n) for n in names) + ")$"
+        pattern = _names_pattern(names)
 
         def left() -> bool:
             return not [
@@ -228,7 +253,7 @@ class Servers:
                 if d.get("id") in wanted and str(d.get("status")).upper() not in GONE_STATUSES
             ]
 
-        wait_for(left, timeout=self.timeout, interval=self.poll.interval, max_interval=self.poll.max_interval,
+        wait_for(left, timeout=self.timeout, interval=self.poll.interval, max_interval=self.poll.max_interval, backoff=self.poll.backoff,
                  what=f"{len(server_ids)} server(s) to be deleted", clock=self.poll.clock)
 
     def delete(self, server_id: str) -> None:
@@ -237,3 +262,8 @@ class Servers:
             lambda: self.nova.get_server(server_id), what=f"server {server_id} to be deleted",
             timeout=self.timeout, poll=self.poll, done=lambda d: str(d.get("status")).upper() in GONE_STATUSES,
         )
+
+
+def _names_pattern(names: list[str]) -> str:
+    """Nova's `name` filter (a regular expression) matching exactly these names."""
+    return "^(?:" + "|".join(re.escape(n) for n in sorted(set(names))) + ")$"

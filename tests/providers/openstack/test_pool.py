@@ -245,3 +245,16 @@ def test_delete_servers_deletes_in_parallel_and_polls_one_listing(provider, open
     assert openstack_sim.request_count("compute", "DELETE") == 3
     assert openstack_sim.request_count("compute", "GET", "/v2.1/servers/{id}") == 0  # no per-server polling
     provider.delete_servers([s.id for s in servers])  # gone already: success
+
+
+def test_create_servers_creates_a_fleet_with_one_listing(provider, openstack_sim) -> None:
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {Label.PORT: "8000"})
+    specs = [ServerSpec(name=f"demo-1.0.0-f{i}", image_id=image.id, app="demo", version="1.0.0", env="production",
+                        role=Role.CANDIDATE, release_id="r1") for i in range(4)]
+    openstack_sim.reset_requests()
+    made = provider.create_servers(specs)
+    assert [s.name for s in made] == [spec.name for spec in specs] and len({s.id for s in made}) == 4
+    assert openstack_sim.request_count("compute", "POST", "/v2.1/servers") == 4
+    assert openstack_sim.request_count("compute", "GET", "/v2.1/servers/{id}") == 0
+    assert openstack_sim.request_count("image", "GET", "/v2/images/{id}") == 1
+    assert sorted(s.name for s in provider.list_servers()) == sorted(spec.name for spec in specs)
