@@ -96,8 +96,10 @@ def test_from_an_empty_project_to_a_live_dns_named_app_and_back(openstack_sim_fa
     (folder / "patch.sh").write_text(PATCH)
     cloud.tune(count=2, drain="1s")  # fast health checks and pipelines: the scaffold's are for real clouds
 
+    plan = json_of(cloud, "env", "plan")
+    assert of_the_app(sim.state()) == of_the_app(before)  # a plan writes nothing
     up = json_of(cloud, "env", "up")
-    assert up["applied"] > 0 and up["changes"] == []
+    assert up["applied"] == len(plan["changes"]) > 0 and up["changes"] == []
     assert json_of(cloud, "env", "up")["applied"] == 0  # a second run changes nothing
     state = sim.state()
     lb = next(x for x in state["loadbalancers"] if x["name"] == f"{APP}-production")
@@ -124,10 +126,10 @@ def test_from_an_empty_project_to_a_live_dns_named_app_and_back(openstack_sim_fa
     assert not [s for s in sim.state()["servers"] if (s["metadata"] or {}).get(LABEL + "builder")]
 
     with Traffic(sim, max_seconds=120) as traffic:
-        canary = json_of(cloud, "rollout", "1.1.0", "--pipeline", "canary-fast.yaml")
+        canary = json_of(cloud, "rollout", "1.1.0")  # the configured pipeline: canary-fast (see Cloud.tune)
     traffic.assert_served_throughout()  # 0 failed requests, a member in rotation at every view of the pool
     assert traffic.responses["1.1.0"] > 0 and traffic.responses["1.0.0"] > 0, traffic.summary()
-    assert canary["release"]["version"] == "1.1.0"
+    assert (canary["release"]["version"], canary["release"]["pipeline"]) == ("1.1.0", "canary-fast")
     state = sim.state()
     live = in_rotation(state)
     assert len(live) == 2 and {version_of(state, m) for m in live} == {"1.1.0"}
