@@ -36,7 +36,7 @@ from releasectl.engine.model import (
     Step,
 )
 from releasectl.errors import ConfigError
-from releasectl.providers.base import EnvSpec, HealthCheck
+from releasectl.providers.base import PLACEHOLDER, EnvSpec, HealthCheck
 from releasectl.safe_yaml import YamlDoc, clip
 
 CONFIG_NAME = "releasectl.yaml"
@@ -1130,7 +1130,8 @@ def _env_defaults(spec: EnvSpec | None, provider: str, options: Mapping[str, Any
     made = {"pool": prefix, "network": spec.network, "security_groups": [prefix]}
     if spec.public_key:
         made["key_name"] = prefix
-    return {**made, **options}
+    # a value set in `openstack:` wins, except init's placeholder: `env up` makes the real thing
+    return {**made, **{k: v for k, v in options.items() if not (k in made and v == PLACEHOLDER)}}
 
 
 def _port_clashes(check: _Checker, envs: dict[str, _EnvValues], data: dict[str, Any]) -> None:

@@ -360,6 +360,8 @@ class EnvChange:
 
 UNLIMITED = -1
 
+PLACEHOLDER = "CHANGE-ME"  # what `init` writes for a resource it found nothing to choose for (config and providers read it)
+
 
 @dataclass(frozen=True)
 class Quota:

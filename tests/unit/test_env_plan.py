@@ -72,6 +72,19 @@ def test_the_env_section_becomes_a_typed_spec_and_names_what_releasectl_uses(tmp
     assert "public_key" not in dev.effective()["env"]
 
 
+def test_init_placeholders_left_in_openstack_give_way_to_what_env_up_makes(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+        app: web
+        provider: openstack
+        openstack: {flavor: m1.small, pool: CHANGE-ME, network: CHANGE-ME, builder: CHANGE-ME}
+        env:
+          network: {name: web-net, cidr: 10.20.0.0/24}
+        """)
+    options = load_settings(path, "production").provider_options
+    assert options["pool"] == "web-production" and options["network"] == "web-net"
+    assert options["builder"] == "CHANGE-ME"  # nothing `env up` makes: `config check --remote` still flags it
+
+
 @pytest.mark.parametrize("section, words", [
     ("network: {name: n, cidr: 10.20.0.1/24}", "host bits zero"),
     ("network: {name: n, cidr: 10.0.0.0/30}", "prefix from /8 to /29"),

@@ -13,14 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from releasectl.errors import CredentialsError, NotFound, ProviderError
-from releasectl.providers.base import LABEL_PREFIX
+from releasectl.providers.base import LABEL_PREFIX, PLACEHOLDER  # PLACEHOLDER: what init writes where the project has nothing to choose
 
 from .http import ServiceClient
 
 log = logging.getLogger("releasectl.providers.openstack")
 
 PAGE = 1000
-PLACEHOLDER = "CHANGE-ME"  # what init writes where the project has nothing to choose
 
 
 @dataclass(frozen=True)
