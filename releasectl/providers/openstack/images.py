@@ -133,7 +133,6 @@ class Images:
             before=lambda: self._builder_idle(builder_id, builder_name), on_conflict="retry",
         )
         try:
-            self.glance.add_tag(image_id, IMAGE_TAG)
             final = wait_for_status(
                 lambda: self.glance.get_image(image_id), what=f"snapshot {name} to become active",
                 timeout=self.timeout, poll=self.poll,
@@ -146,6 +145,10 @@ class Images:
                     hint="see `openstack server event list` for the builder, and bake again",
                 ),
             )
+            # tagged (listed as baked) only once complete: a snapshot left by a bake that failed after this
+            # point's delete also failed stays untagged, and the next bake removes it instead of refusing
+            # "already baked"
+            self.glance.add_tag(image_id, IMAGE_TAG)
         except BaseException:
             try:
                 self.delete(image_id)
