@@ -53,6 +53,12 @@ REAL_CLOCK = RealClock()
 FIRST_POLL = 0.2  # most waits end within a second: look again soon, then back off to the configured interval
 
 
+def backoff_delay(looks: int, *, first: float, cap: float, backoff: float = 1.5) -> float:
+    """The sleep before look `looks + 1` of a wait: `first`, growing by `backoff` per look, up to `cap`. The
+    one schedule of every wait, whether it runs in `wait_for` or in a loop of its own (the engine's passes)."""
+    return min(first * backoff**looks, cap)
+
+
 def wait_for(
     probe: Callable[[], T | None],
     *,
@@ -73,7 +79,6 @@ def wait_for(
     if timeout <= 0:
         raise ValueError("wait_for needs a positive timeout")
     deadline = clock.monotonic() + timeout
-    delay = min(first, interval)
     attempts = 0
     while True:
         attempts += 1
@@ -84,8 +89,8 @@ def wait_for(
         if now >= deadline:
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what} ({attempts} checks)")
         log.debug("waiting for %s (check %d)", what, attempts)
+        delay = backoff_delay(attempts - 1, first=min(first, interval), cap=max_interval, backoff=backoff)
         clock.sleep(min(delay, deadline - now))
-        delay = min(delay * backoff, max_interval)
 
 
 def retry_call(

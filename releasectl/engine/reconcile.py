@@ -27,7 +27,7 @@ from releasectl.engine.observe import Observed, lb_state
 from releasectl.engine.transition import note_members, record_key, transition
 from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ResourceFailure
 from releasectl.providers.base import Image, ImageOutcome, Label, LBStatus, Role, ServerStatus
-from releasectl.wait import FIRST_POLL, retry_call
+from releasectl.wait import FIRST_POLL, backoff_delay, retry_call
 
 try:  # operator intents (engine/intents.py); absent on branches that predate it
     from releasectl.engine import intents
@@ -155,7 +155,7 @@ class Runner:
         while the same wait goes on, so what settles in a moment is seen in a moment."""
         self._waits = self._waits + 1 if reason == self._wait_reason else 0
         self._wait_reason = reason
-        return min(self._poll, FIRST_POLL * 1.5**self._waits)
+        return backoff_delay(self._waits, first=FIRST_POLL, cap=self._poll)
 
     def _act(self, obs: Observed, rel: Release, decision: Decision) -> bool:
         """Check the action against the invariants and apply it. False when the provider was busy."""

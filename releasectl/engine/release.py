@@ -31,7 +31,7 @@ from releasectl.engine.observe import Observed, lb_state, live_version, observe,
 from releasectl.engine.reconcile import Runner, new_release_id
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
-from releasectl.engine.intents import RUNNER_COMMANDS, Intent, IntentKind, Posted  # noqa: F401  (re-exported)
+from releasectl.engine.intents import Intent, IntentKind, Posted
 from releasectl.errors import Conflict, Interrupted, LockHeld, ReleaseFailed, UsageError
 from releasectl.wait import retry_call, wait_for
 from releasectl.engine.doctor import refuse_on_damaged_servers, report_damage
