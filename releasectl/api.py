@@ -118,7 +118,9 @@ class ReleaseInfo(_Json):
     step_description: str
     reason: str
     failure: str | None
-    failing_member: str | None
+    failing_member: str | None  # name of the server it failed on (engine data, not parsed from `failure`)
+    failing_member_id: str | None
+    analysis: dict[str, Any] | None  # a failed analysis's figures: error rates, requests, threshold, member
     started_at: str | None
     ended_at: str | None
     actor: dict[str, str]

@@ -28,7 +28,7 @@ from releasectl.engine.actions import (
     pairs,
     relabel,
 )
-from releasectl.engine.health import HealthView, Verdict, analyse  # noqa: F401  (analyse: re-exported)
+from releasectl.engine.health import AnalysisResult, FailingMember, HealthView, Verdict, analyse  # noqa: F401  (analyse: re-exported)
 from releasectl.engine.invariants import describe_serving, owns_member, serving, version_of
 from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, Retire, SetWeight, describe_step
 from releasectl.engine.observe import Observed
@@ -69,6 +69,8 @@ class Decision:
     log: str | None = None  # a line for the record's event log, once the action is done
     hint: str | None = None  # for HALT: what the operator can do
     skipped: bool = False  # ADVANCE without doing the step (a first release's weight and analysis steps)
+    failing_member: FailingMember | None = None  # FAIL: the server it failed on, as data (status, JSON)
+    analysis: AnalysisResult | None = None  # an analysis verdict's figures (ADVANCE or FAIL)
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,12 @@ def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -
         if isinstance(step, Launch) and rel.relaunches < rel.count:
             # a failed boot (or a create cut short by a crash) gets a bounded number of replacements
             return act(f"replacing {why}", _replace(obs, s))
-        return Decision(Kind.FAIL, why)
+        return Decision(Kind.FAIL, why, failing_member=FailingMember(s.name, s.id))
     if isinstance(step, Launch):
         return decide_launch(obs, rel, now, step)
     problem = watch_health(obs, new)
     if problem:
-        return Decision(Kind.FAIL, problem)
+        return problem
     if step is None:  # finalize: after the health watch, so a fleet that died is never reported live
         return decide_finalize(obs, rel, now)
     skip = first_release_skip(obs, rel, step)
@@ -230,7 +232,8 @@ def health_gate(obs: Observed, fleet: list[Server], what: str) -> Decision | Non
         return act(f"checking the pool membership of {_names(unsure)}", AddMembers(unsure))
     for server in fleet:
         if obs.health.failed_at_launch(server.id):
-            return Decision(Kind.FAIL, f"health check failed on {server.name}: {obs.health.describe(server.id)}")
+            return Decision(Kind.FAIL, f"health check failed on {server.name}: {obs.health.describe(server.id)}",
+                            failing_member=FailingMember(server.name, server.id))
     not_ready = [s for s in fleet if not _gate_passed(obs, s)]
     if not_ready:
         names = ", ".join(s.name for s in not_ready)
@@ -251,16 +254,19 @@ def _names(servers: tuple[Server, ...]) -> str:
     return servers[0].name if len(servers) == 1 else f"{len(servers)} servers"
 
 
-def watch_health(obs: Observed, new: list[Server]) -> str | None:
-    """During holds: the LB's verdict and our probes must stay good for every new server."""
+def watch_health(obs: Observed, new: list[Server]) -> Decision | None:
+    """During holds: the LB's verdict and our probes must stay good for every new server (else FAIL)."""
     for server in new:
         member = obs.member_of(server)
+        problem = None
         if member is None:
-            return f"server {server.name} left the pool"
-        if member.health is Health.UNHEALTHY:
-            return f"load balancer reports {server.name} unhealthy"
-        if obs.health.failed_in_service(server.id):
-            return f"health check failed on {server.name}: {obs.health.describe(server.id)}"
+            problem = f"server {server.name} left the pool"
+        elif member.health is Health.UNHEALTHY:
+            problem = f"load balancer reports {server.name} unhealthy"
+        elif obs.health.failed_in_service(server.id):
+            problem = f"health check failed on {server.name}: {obs.health.describe(server.id)}"
+        if problem:
+            return Decision(Kind.FAIL, problem, failing_member=FailingMember(server.name, server.id))
     return None
 
 
@@ -338,18 +344,19 @@ def decide_analyze(obs: Observed, rel: Release, now: float, step: Analyze) -> De
     verdict = analyse(step, stats, rel.baseline, new, old, obs.health)
     if verdict.inconclusive:
         return inconclusive(rel, now, step, verdict)
-    return Decision(Kind.FAIL if verdict.failed else Kind.ADVANCE, verdict.reason)
+    return Decision(Kind.FAIL if verdict.failed else Kind.ADVANCE, verdict.reason, analysis=verdict.analysis)
 
 
 def inconclusive(rel: Release, now: float, step: Analyze, verdict: Verdict) -> Decision:
     """Too few requests: `extend` keeps the window open (the counters keep adding up against the same
     baseline) until the progress deadline, then fails; `fail` and `pass` decide at once."""
     if step.inconclusive == "pass":
-        return Decision(Kind.ADVANCE, f"{verdict.reason}: passed (inconclusive: pass)")
+        return Decision(Kind.ADVANCE, f"{verdict.reason}: passed (inconclusive: pass)", analysis=verdict.analysis)
     if step.inconclusive == "fail":
-        return Decision(Kind.FAIL, f"{verdict.reason}: failed (inconclusive: fail)")
+        return Decision(Kind.FAIL, f"{verdict.reason}: failed (inconclusive: fail)", analysis=verdict.analysis)
     if past_deadline(rel, now):
-        return Decision(Kind.FAIL, f"{verdict.reason} by the progress deadline ({rel.progress_deadline:g}s)")
+        return Decision(Kind.FAIL, f"{verdict.reason} by the progress deadline ({rel.progress_deadline:g}s)",
+                        analysis=verdict.analysis)
     deadline = (rel.step_started_at or now) + rel.progress_deadline
     return wait(f"analysis inconclusive: fewer than {step.min_requests} requests ({verdict.source}); "
                 f"extending it until {_clock(deadline)} at most")

@@ -55,33 +55,16 @@ class TimelineEntry:
 
 
 # The forms the engine writes into the record (engine/transition.py, engine/decide.py, engine/intents.py);
-# tests/unit/test_history_show.py builds them with the engine's own code, so a change of wording shows.
+# tests/unit/test_history_show.py builds them with the engine's own code, so a change of wording shows. An
+# analysis verdict's figures are data on its event (`analysis`), never read from the words.
 _STEP_DONE = re.compile(r"^step (?P<step>\d+) done: (?P<reason>.*)$", re.S)
 _WEIGHTS = re.compile(r"^weights (?P<requested>[\d.]+)% requested, (?P<achieved>[\d.]+)% achieved")
-_ANALYSIS = re.compile(
-    r"analysis (?P<result>passed|failed): new error rate (?P<new>[\d.]+)% over (?P<requests>\d+) requests "
-    r"\((?P<source>[^)]*)\), old (?P<old>n/a|[\d.]+%)(?:, p95 (?P<p95>\d+)ms)?"
-)
-_P95_FAILED = re.compile(r"analysis failed: p95 latency (?P<p95>\d+)ms > (?P<limit>[\d.]+)ms")
 
 
-def analysis_figures(reason: str) -> dict[str, Any] | None:
-    """The figures of an analysis verdict (engine/decide.py `analyse`), or None when `reason` is not one."""
-    match = _ANALYSIS.search(reason)
-    if match:
-        old = match["old"]
-        return {
-            "result": match["result"],
-            "new_error_rate_pct": float(match["new"]),
-            "old_error_rate_pct": None if old == "n/a" else float(old.rstrip("%")),
-            "requests": int(match["requests"]),
-            "source": match["source"],
-            "p95_ms": None if match["p95"] is None else float(match["p95"]),
-        }
-    match = _P95_FAILED.search(reason)
-    if match:
-        return {"result": "failed", "p95_ms": float(match["p95"]), "max_p95_ms": float(match["limit"])}
-    return None
+def _analysis(raw: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The figures an event carries (engine/transition.py); None on other events and in older records."""
+    figures = raw.get("analysis")
+    return dict(figures) if isinstance(figures, Mapping) else None
 
 
 def timeline(rel: Any) -> list[TimelineEntry]:
@@ -112,14 +95,14 @@ def timeline(rel: Any) -> list[TimelineEntry]:
         done = _STEP_DONE.match(message)
         if done:
             step_now = int(done["step"])
-            figures = analysis_figures(done["reason"])
+            figures = _analysis(raw)
             percent = getattr(steps[step_now - 1], "percent", None) if 0 < step_now <= len(steps) else None
             weight = None if percent is None else {"requested": float(percent)}
             entries.append(TimelineEntry(at, "analysis" if figures else "step", message, step_now, weight, figures, runner))
             step_now = min(step_now + 1, len(steps))
             continue
         kind = "rollback" if message.startswith("rolling back:") else "event"
-        entries.append(TimelineEntry(at, kind, message, step_now, analysis=analysis_figures(message), by=runner))
+        entries.append(TimelineEntry(at, kind, message, step_now, analysis=_analysis(raw), by=runner))
     if rel.ended_at is not None:
         why = rel.failure or rel.reason
         entries.append(TimelineEntry(rel.ended_at, "ended", f"{rel.phase.value}" + (f": {why}" if why else ""),

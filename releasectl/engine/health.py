@@ -7,8 +7,8 @@ from the LB. Streaks live in memory: a resumed runner simply probes again.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
 
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
 from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe
@@ -28,6 +28,8 @@ class Streak:
     probes: int = 0  # since the runner started (for the record's samples: deltas per version)
     failures: int = 0
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_LATENCIES))  # latencies of passing probes
+    window_probes: int = 0  # since the analysis window opened (names the failing member without LB counters)
+    window_failures: int = 0
 
 
 @dataclass
@@ -56,6 +58,7 @@ class HealthTracker:
             streak.lb_down = 0
         self.probes += 1
         streak.probes += 1
+        streak.window_probes += 1
         self.sources.add(probe.source)
         if probe.passed(self.check.expected_status):
             streak.ok += 1
@@ -66,6 +69,7 @@ class HealthTracker:
         else:
             self.failures += 1
             streak.failures += 1
+            streak.window_failures += 1
             streak.ok = 0
             streak.down += 1
             if probe.status is not None:
@@ -95,10 +99,17 @@ class HealthTracker:
             return "not probed yet"
         return f"HTTP {last.status}" if last.status is not None else (last.error or "no answer")
 
+    def window(self, server_id: str) -> tuple[int, int]:
+        """(failed, all) probes of the server since the analysis window opened."""
+        streak = self.streaks.get(server_id, Streak())
+        return streak.window_failures, streak.window_probes
+
     def reset_window(self) -> None:
         self.latencies.clear()
         self.sources.clear()
         self.probes = self.failures = 0
+        for streak in self.streaks.values():
+            streak.window_probes = streak.window_failures = 0
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,8 @@ class StreakView:
     down: int = 0
     last: str = "not probed yet"
     lb_down: int = 0
+    window_probes: int = 0
+    window_failures: int = 0
 
 
 @dataclass(frozen=True)
@@ -143,13 +156,19 @@ class HealthView:
     def describe(self, server_id: str) -> str:
         return self._streak(server_id).last
 
+    def window(self, server_id: str) -> tuple[int, int]:
+        """(failed, all) probes of the server since the analysis window opened."""
+        streak = self._streak(server_id)
+        return streak.window_failures, streak.window_probes
+
 
 def snapshot(tracker: HealthTracker) -> HealthView:
     return HealthView(
         rise=tracker.check.rise,
         fall=tracker.check.fall,
         streaks=tuple(
-            (sid, StreakView(s.ok, s.bad, s.down, tracker.describe(sid), s.lb_down)) for sid, s in sorted(tracker.streaks.items())
+            (sid, StreakView(s.ok, s.bad, s.down, tracker.describe(sid), s.lb_down, s.window_probes, s.window_failures))
+            for sid, s in sorted(tracker.streaks.items())
         ),
         latencies=tuple(tracker.latencies),
         probes=tracker.probes,
@@ -164,12 +183,55 @@ LB_STATS, PROBES, POOL_STATUS = "load balancer stats", "releasectl probes", "poo
 
 
 @dataclass(frozen=True)
+class FailingMember:
+    """The server (pool member) a release failed on, as data: `status` and CD jobs read it, never the wording.
+    `id` is the server's id when the provider can tell (what `status` lists under servers), else the member's."""
+
+    name: str
+    id: str
+
+    @classmethod
+    def of_member(cls, member: Member) -> "FailingMember":
+        return cls(member.name, member.server_id or member.id)
+
+
+@dataclass(frozen=True)
+class AnalysisResult:
+    """An analysis verdict's figures, carried on the decision, the record's event and the record itself (a
+    failed one), so the timeline and `status` read numbers, not the reason's words. Rates in percent."""
+
+    result: str  # passed, failed, inconclusive
+    new_error_rate_pct: float
+    old_error_rate_pct: float | None  # None: the old fleet had no requests (or there is none)
+    requests: int
+    errors: int
+    source: str  # LB_STATS, PROBES or POOL_STATUS
+    max_error_rate_pct: float  # the step's threshold
+    min_requests: int
+    p95_ms: float | None = None  # of releasectl's probes, when the step has a p95 limit
+    max_p95_ms: float | None = None
+    failing_member: FailingMember | None = None  # the new member with the most errors, when any erred
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "AnalysisResult":
+        """Read back from a record (unknown keys of a newer writer ignored)."""
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        member = known.get("failing_member")
+        known["failing_member"] = None if member is None else FailingMember(**member)
+        return cls(**known)
+
+
+@dataclass(frozen=True)
 class Verdict:
     failed: bool
     reason: str
     inconclusive: bool = False  # fewer than min_requests: the policy (extend, fail, pass) decides
     requests: int = 0
     source: str = LB_STATS
+    analysis: AnalysisResult | None = None
 
 
 def analyse(step, stats: Mapping[str, MemberStats], baseline, new: list[Member], old: list[Member], health) -> Verdict:
@@ -178,39 +240,67 @@ def analyse(step, stats: Mapping[str, MemberStats], baseline, new: list[Member],
     members', and p95 latency of our probes. Fewer than `min_requests` is inconclusive, unless the errors
     already seen exceed the limit whatever the rest of `min_requests` would bring."""
 
+    def counts(m: Member) -> tuple[int, int]:
+        now, then = stats.get(m.id), baseline.get(m.id)
+        if now is None:
+            return 0, 0
+        then = then or {"requests": 0, "bad": 0}
+        return max(0, now.http_5xx + now.errors - int(then["bad"])), max(0, now.requests - int(then["requests"]))
+
     def rate(members: list[Member]) -> tuple[int, int]:
-        requests = bad = 0
-        for m in members:
-            now, then = stats.get(m.id), baseline.get(m.id)
-            if now is None:
-                continue
-            then = then or {"requests": 0, "bad": 0}
-            requests += max(0, now.requests - int(then["requests"]))
-            bad += max(0, now.http_5xx + now.errors - int(then["bad"]))
-        return bad, requests
+        per = [counts(m) for m in members]
+        return sum(b for b, _ in per), sum(r for _, r in per)
 
     bad, requests = rate(new)
     old_bad, old_requests = rate(old)
     source = LB_STATS
+    per_member = {m.id: counts(m) for m in new}
     if not requests:
         source = POOL_STATUS if "pool status" in health.sources and "probe" not in health.sources else PROBES
         bad, requests = health.failures, health.probes
+        per_member = {m.id: _window_counts(health, m) for m in new}
     new_rate = bad / requests if requests else 0.0
-    old_text = "n/a" if not old_requests else f"{old_bad / old_requests * 100:.2f}%"
+    old_rate = old_bad / old_requests if old_requests else None
+    old_text = "n/a" if old_rate is None else f"{old_rate * 100:.2f}%"
     summary = f"new error rate {new_rate * 100:.2f}% over {requests} requests ({source}), old {old_text}"
     min_requests = getattr(step, "min_requests", 0)
+    worst = _worst(new, per_member)
+
+    def verdict(failed: bool, result: str, reason: str, p95: float | None = None, inconclusive: bool = False) -> Verdict:
+        figures = AnalysisResult(
+            result=result, new_error_rate_pct=round(new_rate * 100, 4),
+            old_error_rate_pct=None if old_rate is None else round(old_rate * 100, 4), requests=requests, errors=bad,
+            source=source, max_error_rate_pct=step.max_error_rate * 100, min_requests=min_requests,
+            p95_ms=None if p95 is None else round(p95 * 1000, 1), max_p95_ms=step.max_p95_ms, failing_member=worst,
+        )
+        return Verdict(failed, reason, inconclusive, requests, source, figures)
+
     if requests < min_requests:
         if bad / max(min_requests, 1) > step.max_error_rate:  # fails whatever the missing requests bring
-            return Verdict(True, f"analysis failed: {summary}: {bad} errors exceed {step.max_error_rate * 100:g}% "
-                                 f"of the {min_requests} requests needed", requests=requests, source=source)
-        return Verdict(False, f"analysis inconclusive: {summary}, fewer than the {min_requests} needed",
-                       inconclusive=True, requests=requests, source=source)
+            return verdict(True, "failed", f"analysis failed: {summary}: {bad} errors exceed {step.max_error_rate * 100:g}% "
+                                           f"of the {min_requests} requests needed")
+        return verdict(False, "inconclusive", f"analysis inconclusive: {summary}, fewer than the {min_requests} needed",
+                       inconclusive=True)
     if new_rate > step.max_error_rate:
-        return Verdict(True, f"analysis failed: {summary} > {step.max_error_rate * 100:g}%", requests=requests, source=source)
+        return verdict(True, "failed", f"analysis failed: {summary} > {step.max_error_rate * 100:g}%")
+    p95 = None
     if step.max_p95_ms is not None:
         p95 = percentile(list(health.latencies), 95)
         if p95 is not None and p95 * 1000 > step.max_p95_ms:
-            return Verdict(True, f"analysis failed: p95 latency {p95 * 1000:.0f}ms > {step.max_p95_ms:g}ms (releasectl probes)",
-                           requests=requests, source=source)
+            return verdict(True, "failed", f"analysis failed: p95 latency {p95 * 1000:.0f}ms > {step.max_p95_ms:g}ms "
+                                           "(releasectl probes)", p95)
         summary += "" if p95 is None else f", p95 {p95 * 1000:.0f}ms (releasectl probes)"
-    return Verdict(False, f"analysis passed: {summary}", requests=requests, source=source)
+    return verdict(False, "passed", f"analysis passed: {summary}", p95)
+
+
+def _window_counts(health, member: Member) -> tuple[int, int]:
+    """(failed, all) probes of the member's server since the analysis window opened."""
+    return health.window(member.server_id or member.id)
+
+
+def _worst(new: list[Member], per_member: Mapping[str, tuple[int, int]]) -> FailingMember | None:
+    """The new member with the highest error rate (then the most errors, then by name), if any erred."""
+    erred = [(bad / max(requests, 1), bad, m.name, m) for m in new for bad, requests in [per_member.get(m.id, (0, 0))] if bad]
+    if not erred:
+        return None
+    return FailingMember.of_member(min(erred, key=lambda e: (-e[0], -e[1], e[2]))[3])

@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
+from releasectl.engine.health import AnalysisResult, FailingMember
+
 # ---- pipeline steps (a one-of, like Argo's CanaryStep) ------------------------------------------------
 
 
@@ -181,6 +183,8 @@ class Release:
     actor: dict[str, str] = field(default_factory=dict)  # host, user, pid, ci_job
     reason: str = ""  # why it is in its phase (last decision)
     failure: str | None = None
+    failing_member: FailingMember | None = None  # the server a failure names (None in older records)
+    failure_analysis: AnalysisResult | None = None  # the figures of the analysis that failed it, if one did
     relaunches: int = 0  # broken new servers replaced during launch (bounded by count)
     rollback_outcome: str | None = None  # "failed" or "aborted": the phase a rollback in progress ends in
     promote_full: bool = False  # intent: skip remaining steps
@@ -220,5 +224,9 @@ class Release:
         data["kind"] = ReleaseKind(data["kind"])
         data["phase"] = Phase(data["phase"])
         data["pipeline"] = Pipeline.from_dict(data["pipeline"])
+        if data.get("failing_member") is not None:
+            data["failing_member"] = FailingMember(**data["failing_member"])
+        if data.get("failure_analysis") is not None:
+            data["failure_analysis"] = AnalysisResult.from_dict(data["failure_analysis"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,24 +53,6 @@ def release_state(rel: Release, lease: Lease | None, now: float) -> str:
     return rel.phase.value
 
 
-# The forms of decide's failure reasons that name one server (engine/decide.py: broken server, health gate,
-# health watch): `failing_member` reads the name back for the JSON of CD jobs.
-_FAILING_MEMBER = (
-    re.compile(r"^server (?P<name>\S+) (?:is |left the pool)"),
-    re.compile(r"^health check failed on (?P<name>[^\s:]+):"),
-    re.compile(r"^load balancer reports (?P<name>\S+) unhealthy"),
-)
-
-
-def failing_member(failure: str | None) -> str | None:
-    """The server (pool member) a release failed on, when its failure names one."""
-    for pattern in _FAILING_MEMBER:
-        match = pattern.match(failure or "")
-        if match:
-            return match.group("name")
-    return None
-
-
 def step_number(rel: Release) -> int:
     """1-based, never past the pipeline's length: a finished or finalizing release is at its last step."""
     return max(1, min(rel.step_index + 1, len(rel.pipeline.steps)))
@@ -96,7 +77,9 @@ def release_summary(rel: Release, state: str | None = None) -> dict[str, Any]:
         "step_description": describe_step(step) if step is not None else "finalize",
         "reason": rel.reason,
         "failure": rel.failure,
-        "failing_member": failing_member(rel.failure),
+        "failing_member": rel.failing_member.name if rel.failing_member else None,
+        "failing_member_id": rel.failing_member.id if rel.failing_member else None,
+        "analysis": rel.failure_analysis.to_dict() if rel.failure_analysis else None,  # figures of a failed analysis
         "started_at": rel.started_at,
         "ended_at": rel.ended_at,
         "actor": rel.actor,

@@ -36,7 +36,7 @@ def transition(release: Release, decision: Decision, now: float) -> Release:
             if decision.baseline is not None:
                 rel.baseline = {k: dict(v) for k, v in decision.baseline.items()}
     elif kind is Kind.ADVANCE:
-        _log(rel, now, f"step {rel.step_index + 1} done: {decision.reason}")
+        _log(rel, now, f"step {rel.step_index + 1} done: {decision.reason}", decision)
         rel.step_index += 1
         rel.step_started_at = now
         rel.wake_at = None
@@ -48,11 +48,13 @@ def transition(release: Release, decision: Decision, now: float) -> Release:
     elif kind is Kind.FAIL:
         end = Phase.ABORTED if rel.abort_requested else Phase.FAILED
         rel.failure = decision.reason
+        rel.failing_member = decision.failing_member or (decision.analysis and decision.analysis.failing_member)
+        rel.failure_analysis = decision.analysis
         rel.rollback_outcome = end.value
         rel.phase = Phase.ROLLING_BACK
         rel.wake_at = None
         rel.step_started_at = now  # a relaunch of the previous version gets its own progress deadline
-        _log(rel, now, f"rolling back: {decision.reason}")
+        _log(rel, now, f"rolling back: {decision.reason}", decision)
     elif kind is Kind.PAUSE:
         rel.phase = Phase.PAUSED
     elif kind is Kind.HALT:
@@ -77,8 +79,15 @@ def note_members(release: Release, obs: Observed, release_ids: tuple[str, ...]) 
     return rel
 
 
-def _log(rel: Release, now: float, message: str) -> None:
-    rel.events.append({"at": now, "message": message})
+def _log(rel: Release, now: float, message: str, decision: Decision | None = None) -> None:
+    """An event line; an analysis verdict's figures and a failing member ride along as data (the timeline
+    reads them, never the words)."""
+    event: dict = {"at": now, "message": message}
+    if decision is not None and decision.analysis is not None:
+        event["analysis"] = decision.analysis.to_dict()
+    if decision is not None and decision.failing_member is not None:
+        event["failing_member"] = dataclasses.asdict(decision.failing_member)
+    rel.events.append(event)
     del rel.events[:-MAX_EVENTS]
 
 

@@ -162,6 +162,7 @@ class MemoryCloud:
         self.leases: dict[tuple[str, str], Lease] = {}
         self.failing_starts: dict[tuple[str, str], str] = {}
         self.unhealthy_versions: set[tuple[str, str]] = set()
+        self.erroring_versions: set[tuple[str, str]] = set()  # healthy, but their traffic gets 5xx
         self.conflicts = 0
         self.quota_limits: dict[str, int] = {}
         self.builders: dict[str, Builder] = {}  # by app
@@ -199,6 +200,10 @@ class MemoryCloud:
 
     def never_healthy(self, app: str, version: str) -> None:
         self.unhealthy_versions.add((app, version))
+
+    def serve_errors(self, app: str, version: str) -> None:
+        """Every request to this version fails while its health checks pass: only an analysis catches it."""
+        self.erroring_versions.add((app, version))
 
     def kill_lb(self, pool: str) -> None:
         with self.lock:
@@ -280,7 +285,7 @@ class MemoryCloud:
                 member.health = Health.UNHEALTHY
         if member.weight > 0 and member.admin is AdminState.READY:  # a trickle of traffic for member_stats
             member.requests += 1
-            member.errors += 0 if passed else 1
+            member.errors += 0 if passed and (member.app, member.version) not in self.erroring_versions else 1
 
 
 def _api(*, write: bool = False) -> Callable:

@@ -115,3 +115,24 @@ def test_pool_status_reads_are_labelled_as_such():
     assert not verdict.failed and not verdict.inconclusive
     assert verdict.source == "pool status reads" and "pool status reads" in verdict.reason
     assert t.latencies == []  # a pool read has no latency to take a percentile of
+
+
+def test_the_verdict_carries_its_figures_and_the_worst_member():
+    now = stats(n1=(200, 15), n2=(200, 5), o1=(2000, 2))  # n1: 10 errors of 100 in the window; n2: 5 of 100
+    verdict = analyse(Analyze(duration=10, max_error_rate=0.05), now, BASE, NEW, OLD, tracker())
+    figures = verdict.analysis
+    assert figures.result == "failed" and figures.requests == 200 and figures.errors == 15
+    assert figures.new_error_rate_pct == 7.5 and figures.old_error_rate_pct == 0.1 and figures.max_error_rate_pct == 5
+    assert figures.failing_member.name == "n1" and figures.failing_member.id == "n1"  # no server id: the member's
+
+
+def test_without_lb_counters_the_worst_member_is_the_one_whose_probes_failed():
+    t = tracker()
+    for i in range(10):
+        t.record("n1", Probe(status=200, latency=0.01), now=float(i))
+        t.record("n2", Probe(status=200 if i % 2 else 500, latency=0.01), now=float(i))
+    verdict = analyse(Analyze(duration=10, max_error_rate=0.1, min_requests=10), {}, {}, NEW, OLD, t)
+    assert verdict.failed and verdict.analysis.source == "releasectl probes" and verdict.analysis.failing_member.name == "n2"
+    t.reset_window()
+    t.record("n1", Probe(status=200, latency=0.01), now=11.0)
+    assert analyse(Analyze(duration=10, max_error_rate=0.1, min_requests=1), {}, {}, NEW, OLD, t).analysis.failing_member is None
