@@ -124,6 +124,7 @@ class NotifySettings:
 
 WAVE_GATES = ("none", "pause")
 WAVE_ON_FAILURE = ("keep_done", "rollback_all")
+WAVE_NOTIFY = ("summary", "regions")  # one notification for the wave's start and end, or also each region's own
 MAX_REGIONS = 20
 
 
@@ -143,6 +144,7 @@ class WaveSettings:
     gate: str = "none"
     hold: float = 0.0
     on_failure: str = "keep_done"
+    notify: str = "summary"  # `regions`: each region's release also sends its own notifications
 
 
 @dataclass(frozen=True)
@@ -717,7 +719,8 @@ TOP_KEYS = {
     *PROVIDER_KEYS,
 }
 ENV_KEYS = {"health", "rollout", "stage", "app_port", "notify", "env", "regions", "waves", *PROVIDER_KEYS}
-WAVE_KEYS: dict[str, Parser] = {"gate": one_of(*WAVE_GATES), "hold": long_wait, "on_failure": one_of(*WAVE_ON_FAILURE)}
+WAVE_KEYS: dict[str, Parser] = {"gate": one_of(*WAVE_GATES), "hold": long_wait, "on_failure": one_of(*WAVE_ON_FAILURE),
+                                 "notify": one_of(*WAVE_NOTIFY)}
 REGION_KEYS = ("name", "openstack")
 LAYERED = {"health": HEALTH_KEYS, "rollout": ROLLOUT_KEYS, "stage": STAGE_KEYS, "env": ENV_SECTION_KEYS, **PROVIDER_KEYS}
 

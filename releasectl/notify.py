@@ -89,6 +89,8 @@ class Notification:
     release: Mapping[str, Any] | None = None  # the release object, when the command has it (the last event)
     exit_code: int | None = None  # on the last event of a command
     detail: Mapping[str, Any] = field(default_factory=dict)  # the engine event's data (step, phase, ...)
+    wave: Mapping[str, Any] | None = None  # a multi-region wave's summary: its phase and each region's state
+
 
     def document(self) -> dict[str, Any]:
         return {
@@ -103,6 +105,7 @@ class Notification:
             "release": dict(self.release) if self.release is not None else None,
             "exit_code": self.exit_code,
             "detail": dict(self.detail),
+            **({"wave": dict(self.wave)} if self.wave is not None else {}),
         }
 
     def slack(self) -> dict[str, Any]:
@@ -356,7 +359,7 @@ class Notifier:
 # engine event kind -> notification event
 ENGINE_EVENTS = {"start": "started", "resume": "started", "step": "step", "pause": "paused", "rollback": "failed"}
 # engine event kinds that mean this command runs a release (so its outcome is worth a last notification)
-RELEASE_KINDS = {*ENGINE_EVENTS, "promote", "abort", "done"}
+RELEASE_KINDS = {*ENGINE_EVENTS, "promote", "abort", "done", "wave"}
 
 
 class ReleaseNotifications:
@@ -378,6 +381,7 @@ class ReleaseNotifications:
         self.in_release = False
         self._aborting = False
         self.release: Mapping[str, Any] | None = None  # set by the CLI from the command's result
+        self.wave: Mapping[str, Any] | None = None  # a wave's summary, once an engine event carried one
 
     def __call__(self, event: Event) -> None:
         try:
@@ -388,6 +392,10 @@ class ReleaseNotifications:
     def _on_event(self, event: Event) -> None:
         if event.kind in RELEASE_KINDS:
             self.in_release = True
+        if isinstance(event.data.get("wave"), Mapping):
+            self.wave = event.data["wave"]
+        if self.wave is not None:
+            return self._on_wave_event(event)
         self._aborting = self._aborting or event.kind == "abort"
         name = ENGINE_EVENTS.get(event.kind)
         if name == "failed" and self._aborting:  # an operator's abort rolls back; it is not a failure
@@ -399,6 +407,15 @@ class ReleaseNotifications:
         self._flush_started()
         if name is not None:
             self._send(name, event.message, at=event.at, detail=event.data)
+
+    def _on_wave_event(self, event: Event) -> None:
+        """A multi-region wave (engine/waves.py) sends one summary: `started` when it starts or resumes, and
+        its end (`succeeded`, `rolled_back`) or pause, each with every region's state in `wave`. What happens
+        inside a region (steps, a region's failure, a rollback_all) is in that summary, not sent apart."""
+        if event.kind in ("start", "resume") and "started" not in self.sent:
+            self._send("started", event.message, at=event.at)
+        elif event.kind == "wave":
+            self._send(str(event.data.get("outcome")), _with_regions(event.message, self.wave), at=event.at)
 
     def _flush_started(self) -> None:
         if self._started:
@@ -414,7 +431,7 @@ class ReleaseNotifications:
         scalars = {k: v for k, v in (detail or {}).items() if isinstance(v, (str, int, float, bool)) or v is None}
         self._notifier.publish(Notification(
             event=name, app=self.app, environment=self.env, message=message, at=self._clock() if at is None else at,
-            sequence=self._sequence, release=self.release, exit_code=exit_code, detail=scalars,
+            sequence=self._sequence, release=self.release, exit_code=exit_code, detail=scalars, wave=self.wave,
         ))
         self.sent.append(name)
 
@@ -433,6 +450,13 @@ class ReleaseNotifications:
     def outcome(self, exit_code: int) -> list[tuple[str, str]]:
         """The last notifications of this command, from its exit code and its release (if it returned one)."""
         rel = self.release
+        if self.wave is not None:  # its end was sent as the engine announced it; else it stopped unfinished
+            ended = self.sent and self.sent[-1] in ("succeeded", "rolled_back", "paused")
+            if ended or exit_code == 0:
+                return []
+            text = f"the wave rollout of {self.wave.get('version')} is unfinished (exit {exit_code}) at region " \
+                   f"{self.wave.get('current_region')}: `releasectl rollout --resume` continues it"
+            return [("failed", _with_regions(text, self.wave))]
         if rel is not None:
             state, kind = rel.get("state"), rel.get("kind")
             text = f"{kind} of {self.app} {rel.get('version')} in {self.env}: {state}: {rel.get('reason') or ''}".rstrip(": ")
@@ -455,3 +479,9 @@ class ReleaseNotifications:
             return [("failed", f"the release is unfinished (exit {exit_code}): see `releasectl status`, then "
                                "`releasectl rollout --resume` or `releasectl abort`")]
         return []
+
+
+def _with_regions(message: str, wave: Mapping[str, Any] | None) -> str:
+    """A wave notification's text with each region's state (chat formats show only the text)."""
+    regions = ", ".join(f"{r.get('region')}: {r.get('state')}" for r in (wave or {}).get("regions") or [])
+    return f"{message} [{regions}]" if regions else message

@@ -115,8 +115,10 @@ def engine_context(
     writes: bool = True,
     stop_at_once: bool = False,
     stop: StopToken | None = None,
+    notify: bool = True,
 ) -> EngineContext:
     """Settings, arguments and environment are all validated here, before the provider exists.
+    `notify` False: no `notify:` webhooks for this context (a wave's regions: the wave sends one summary).
 
     `stop_at_once`: the first SIGINT/SIGTERM interrupts right where the command is (bake: it has no safe
     point to wait for; its cleanup removes the partial image), instead of at the engine's next safe point."""
@@ -127,7 +129,7 @@ def engine_context(
                       os_cloud=g.os_cloud)
     if not installed:
         _install_signal_handlers(stop, at_once=stop_at_once)
-    if writes:  # webhooks only once everything was validated: a refused command notifies nobody
+    if writes and notify:  # webhooks only once everything was validated: a refused command notifies nobody
         ctx.emit = _event_sink(g, s)
     return ctx
 

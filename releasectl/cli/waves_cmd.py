@@ -20,12 +20,14 @@ from releasectl.errors import ReleasectlError
 
 def wave_context(g: Globals, s: Settings, pipeline_name: str | None = None, *, writes: bool = True) -> waves.WaveContext:
     """The wave's context and a factory of per-region contexts sharing its stop token (one signal handler
-    stops the whole wave at its next safe point)."""
+    stops the whole wave at its next safe point). The regions' own releases notify only with
+    `waves: {notify: regions}`; by default the wave sends one summary (engine/waves.py `_announce`)."""
     home = engine_context(g, s.for_region(s.regions[0].name, record_scope=waves.WAVES_SCOPE),
                           pipeline_name=pipeline_name, writes=writes)
 
     def region_ctx(name: str):
-        return engine_context(g, s.for_region(name), pipeline_name=pipeline_name, writes=writes, stop=home.stop)
+        return engine_context(g, s.for_region(name), pipeline_name=pipeline_name, writes=writes, stop=home.stop,
+                              notify=s.waves.notify == "regions")
 
     return waves.WaveContext(home=home, region_ctx=region_ctx, regions=s.region_names(), gate=s.waves.gate,
                              hold=s.waves.hold, on_failure=s.waves.on_failure)

@@ -105,6 +105,15 @@ class Wave:
         """For JSON output."""
         return {**json.loads(self.to_json()), "current_region": self.current_region()}
 
+    def summary(self) -> dict[str, Any]:
+        """What a wave's notification carries: the wave and each region's state, release and reason."""
+        return {
+            "id": self.id, "version": self.version, "phase": self.phase.value, "reason": self.reason,
+            "current_region": self.current_region(), "on_failure": self.on_failure,
+            "regions": [{"region": r.region, "state": r.state.value, "release_id": r.release_id,
+                         "previous_version": r.previous_version, "reason": r.reason} for r in self.regions],
+        }
+
     def current_region(self) -> str | None:
         """The region the wave is at (running, paused before, or failed in), None once all are settled."""
         for r in self.regions:
@@ -225,7 +234,8 @@ def rollout(w: WaveContext, version: str | None, pipeline: Pipeline, *, resume: 
                 raise UsageError("there is no unfinished wave rollout to resume", hint="start one with `releasectl rollout VERSION`")
             if version is not None and version != unfinished.version:
                 raise UsageError(f"the unfinished wave rollout is {unfinished.version}, not {version}")
-            home.event("resume", f"resuming the wave rollout of {unfinished.version} at region {unfinished.current_region()}")
+            home.event("resume", f"resuming the wave rollout of {unfinished.version} at region {unfinished.current_region()}",
+                       wave=unfinished.summary())
             return _drive(w, unfinished, lock)
         if unfinished is not None:
             raise _in_progress(unfinished)
@@ -239,7 +249,8 @@ def rollout(w: WaveContext, version: str | None, pipeline: Pipeline, *, resume: 
                     started_at=now, updated_at=now, actor=dict(home.actor))
         save_wave(home, wave)
         home.event("start", f"wave rollout of {home.app} {version} to {home.env} in {len(w.regions)} region(s): "
-                   f"{', '.join(w.regions)} (gate {w.gate}, hold {w.hold:g}s, on failure {w.on_failure})")
+                   f"{', '.join(w.regions)} (gate {w.gate}, hold {w.hold:g}s, on failure {w.on_failure})",
+                   wave=wave.summary())
         return _drive(w, wave, lock)
 
 
@@ -334,6 +345,7 @@ def _drive(w: WaveContext, wave: Wave, lock: LockKeeper) -> Wave:
         if move.kind == "gate":
             wave.phase = WavePhase.PAUSED
             save_wave(home, wave)
+            _announce(home, wave, "paused", f"paused before region {region.region}")
             raise PausedAtGate(f"the wave rollout of {wave.app} {wave.version} is paused before region {region.region}",
                                hint="run `releasectl promote` to release the next region")
         if move.kind == "hold":
@@ -377,6 +389,7 @@ def _settle(w: WaveContext, wave: Wave, index: int, act: Callable[[EngineContext
     except PausedAtGate:
         wave.phase = WavePhase.PAUSED
         save_wave(home, wave)
+        _announce(home, wave, "paused", f"region {region.region} paused at its own gate")
         raise
     except BaseException:
         save_wave(home, wave)
@@ -418,6 +431,7 @@ def _finish(home: EngineContext, wave: Wave, phase: WavePhase) -> Wave:
     if phase is WavePhase.SUCCEEDED:
         wave.reason = f"{wave.version} released in {', '.join(r.region for r in wave.regions)}"
         save_wave(home, wave)
+        _announce(home, wave, "succeeded", wave.reason)
         return wave
     kept = [r.region for r in wave.regions if r.state is RegionState.DONE]
     back = [r.region for r in wave.regions if r.state is RegionState.ROLLED_BACK]
@@ -426,5 +440,13 @@ def _finish(home: EngineContext, wave: Wave, phase: WavePhase) -> Wave:
                    + (f"; kept on {wave.version}: {', '.join(kept)}" if kept else "")
                    + (f"; also rolled back: {', '.join(back)}" if back else ""))
     save_wave(home, wave)
+    _announce(home, wave, "rolled_back", wave.reason)
     raise ReleaseFailed(f"the wave rollout of {wave.app} {wave.version} stopped: {wave.reason}",
                         hint="untouched regions still run their earlier version; `releasectl status` shows each region")
+
+
+def _announce(home: EngineContext, wave: Wave, outcome: str, why: str) -> None:
+    """The wave's own end (or pause) as one event carrying every region's detail: notify.py sends it as the
+    wave's one summary notification (outcome: succeeded, rolled_back or paused)."""
+    home.event("wave", f"wave rollout of {wave.app} {wave.version}: {outcome.replace('_', ' ')}: {why}",
+               outcome=outcome, wave=wave.summary())

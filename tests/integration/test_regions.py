@@ -5,12 +5,14 @@ while bounded load runs against both pools."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import yaml
 
+from tests.helpers import WebhookReceiver
 from tests.integration.openstack_fixtures import Cloud, Traffic, make_cloud
 from tests.openstack_sim import Simulator
 from tests.openstack_sim.fixtures import FAST
@@ -140,6 +142,49 @@ def test_gate_between_regions(live_100: Cloud, sims: tuple[Simulator, Simulator]
     assert promoted.code == 0, promoted.stderr[-4000:]
     assert promoted.json()["wave"]["phase"] == "succeeded"
     assert live_by_region(cloud) == {"RegionOne": "1.1.0", "RegionTwo": "1.1.0"}
+
+
+def notify_to(cloud: Cloud, receiver: WebhookReceiver) -> None:
+    config = cloud.path / "releasectl.yaml"
+    doc = yaml.safe_load(config.read_text())
+    doc["notify"] = {"webhooks": [{"name": "ops", "url": receiver.url("/ops"), "timeout": "5s"}]}
+    config.write_text(yaml.safe_dump(doc, sort_keys=False))
+
+
+def received(receiver: WebhookReceiver) -> list[dict]:
+    """What came so far (the CLI waits for delivery before it exits), taken out of the receiver's list."""
+    with receiver.received:
+        got, receiver.requests[:] = list(receiver.requests), []
+    return [{**json.loads(body), "_event": headers["X-Releasectl-Event"]} for _path, headers, body in got]
+
+
+def test_a_wave_notifies_one_summary_with_each_region(live_100: Cloud, sims: tuple[Simulator, Simulator]) -> None:
+    """By default a wave sends `started` and its end, each with every region's state; `waves: {notify: regions}`
+    adds each region's own release notifications."""
+    cloud = live_100
+    bake_everywhere(cloud, sims, "1.1.0")
+    with WebhookReceiver() as receiver:
+        notify_to(cloud, receiver)
+        result = cloud.cli("rollout", "1.1.0", "--output", "json")
+        assert result.code == 0, result.stderr[-4000:]
+        docs = received(receiver)
+        assert [d["_event"] for d in docs] == ["started", "succeeded"], [(d["_event"], d["message"]) for d in docs]
+        wave = result.json()["wave"]
+        end = docs[-1]["wave"]
+        assert end["id"] == wave["id"] and end["phase"] == "succeeded" and end["version"] == "1.1.0"
+        assert [(r["region"], r["state"], r["release_id"]) for r in end["regions"]] == \
+            [(r["region"], "done", r["release_id"]) for r in wave["regions"]]
+        assert docs[0]["wave"]["id"] == wave["id"] and docs[-1]["exit_code"] is None
+
+        set_waves(cloud, notify="regions")
+        bake_everywhere(cloud, sims, "1.2.0")
+        result = cloud.cli("rollout", "1.2.0", "--output", "json")
+        assert result.code == 0, result.stderr[-4000:]
+        docs = received(receiver)
+        names = [d["_event"] for d in docs]
+        summaries = [d for d in docs if d.get("wave")]
+        assert [d["_event"] for d in summaries] == ["started", "succeeded"]
+        assert names.count("started") == 3 and "step" in names  # the wave's, and each region's own
 
 
 def _record(sim: Simulator, name: str) -> dict | None:

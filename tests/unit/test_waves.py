@@ -78,7 +78,7 @@ def test_regions_config(tmp_path: Path) -> None:
     s = settings_of(tmp_path, BASE + "environments:\n  production:\n    regions: [RegionOne, {name: RegionTwo, openstack: {pool: p2}}]\n"
                     "    waves: {gate: pause, hold: 30s, on_failure: rollback_all}\n")
     assert s.region_names() == ("RegionOne", "RegionTwo")
-    assert (s.waves.gate, s.waves.hold, s.waves.on_failure) == ("pause", 30.0, "rollback_all")
+    assert (s.waves.gate, s.waves.hold, s.waves.on_failure, s.waves.notify) == ("pause", 30.0, "rollback_all", "summary")
     one, two = s.for_region("RegionOne"), s.for_region("RegionTwo")
     assert one.provider_options["pool"] == "demo-pool" and two.provider_options["pool"] == "p2"
     assert (two.provider_options["region"], two.provider_options["scope_region"], two.provider_options["record_scope"]) == \
@@ -101,6 +101,7 @@ def test_regions_config(tmp_path: Path) -> None:
     ("regions: [A]\n    waves: {on_failure: undo}", "waves.on_failure: expected one of keep_done, rollback_all"),
     ("regions: [A]\n    waves: {hold: forever}", "waves.hold: expected a duration"),
     ("regions: [A]\n    waves: {jitter: 1s}", "waves.jitter: unknown key"),
+    ("regions: [A]\n    waves: {notify: each}", "waves.notify: expected one of summary, regions"),
     ("waves: {gate: pause}", "`waves` needs `regions`"),
     ("regions: [A]\n    openstack: {region: A}", "`openstack.region` and `regions` both choose the region"),
 ])
@@ -270,3 +271,74 @@ def test_refused_before_anything_changes_when_a_region_lacks_the_image() -> None
     with pytest.raises(UsageError, match="region R2: no image for demo 2.0.0"):
         waves.rollout(regions.wave_ctx(), "2.0.0", PIPELINE)
     assert waves.load_wave(regions.ctx("_home")) is None and regions.live("R1") == "1.0.0"
+
+
+# ---- notifications: one summary per wave ---------------------------------------------------------------------
+
+
+class Published:
+    """A Notifier stand-in that keeps what was published."""
+
+    def __init__(self) -> None:
+        self.notes: list = []
+
+    def publish(self, n) -> None:
+        self.notes.append(n)
+
+    def close(self) -> int:
+        return 0
+
+
+def notified_wave(regions: Regions, run, **settings):
+    """Run a wave verb with the wave's notifications on its home context (regions get none, as the CLI does
+    by default): the notifications, their event names and the exit code the CLI would give."""
+    from releasectl.cli.exitcodes import classify
+    from releasectl.errors import ReleasectlError
+    from releasectl.notify import ReleaseNotifications
+
+    published = Published()
+    sink = ReleaseNotifications("demo", "production", (), notifier=lambda: published, clock=regions.clock.time)
+    wctx = regions.wave_ctx(**settings)
+    wctx.home.emit = sink
+    code = 0
+    try:
+        run(wctx)
+    except ReleasectlError as exc:
+        code = int(classify(exc)[0])
+    sink.finish(code)
+    return published.notes, [n.event for n in published.notes], code
+
+
+def test_a_wave_sends_one_summary_at_its_start_and_its_end(regions: Regions) -> None:
+    notes, names, code = notified_wave(regions, lambda w: waves.rollout(w, "2.0.0", PIPELINE))
+    assert code == 0 and names == ["started", "succeeded"]
+    end = notes[-1].document()
+    assert end["wave"]["phase"] == "succeeded" and end["wave"]["version"] == "2.0.0"
+    assert [(r["region"], r["state"], r["previous_version"]) for r in end["wave"]["regions"]] == \
+        [("R1", "done", "1.0.0"), ("R2", "done", "1.0.0")]
+    assert all(r["release_id"] for r in end["wave"]["regions"])
+    assert [r["state"] for r in notes[0].document()["wave"]["regions"]] == ["pending", "pending"]
+
+
+@pytest.mark.parametrize("on_failure, first", [("keep_done", "done"), ("rollback_all", "rolled_back")])
+def test_a_failed_wave_sends_one_end_with_each_regions_state(regions: Regions, on_failure: str, first: str) -> None:
+    regions.clouds["R2"].never_healthy("demo", "2.0.0")
+    notes, names, code = notified_wave(regions, lambda w: waves.rollout(w, "2.0.0", PIPELINE), on_failure=on_failure)
+    assert code == 1 and names == ["started", "rolled_back"]  # no separate `failed` for R2 or the rollback_all
+    wave = notes[-1].document()["wave"]
+    assert wave["phase"] == "failed" and [r["state"] for r in wave["regions"]] == [first, "failed"]
+    assert "health check failed" in wave["regions"][1]["reason"] and "R2: failed" in notes[-1].message
+
+
+def test_a_gate_sends_paused_and_the_promote_sends_the_end(regions: Regions) -> None:
+    _, names, code = notified_wave(regions, lambda w: waves.rollout(w, "2.0.0", PIPELINE), gate="pause")
+    assert code == 4 and names == ["started", "paused"]
+    notes, names, code = notified_wave(regions, lambda w: waves.promote(w), gate="pause")
+    assert code == 0 and names == ["succeeded"] and notes[0].document()["wave"]["current_region"] is None
+
+
+def test_an_unfinished_wave_sends_failed_with_where_it_stopped(regions: Regions) -> None:
+    regions.clouds["R2"].error_lb("demo-production")  # R2 halts (exit 5), resumable once repaired
+    notes, names, code = notified_wave(regions, lambda w: waves.rollout(w, "2.0.0", PIPELINE))
+    assert code == 5 and names == ["started", "failed"], names
+    assert notes[-1].exit_code == 5 and "R2" in notes[-1].message and notes[-1].document()["wave"]["phase"] == "running"
