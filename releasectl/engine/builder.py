@@ -10,6 +10,9 @@ anything is created.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,6 +78,16 @@ def source_image(ctx: EngineContext, source: str | None) -> str | None:
 
 
 def builder_up(ctx: EngineContext, *, source: str | None, recipe: Recipe | None, timeout: float) -> Builder:
+    claim = read_claim(ctx)
+    if claim is not None and not claim_dead(claim):
+        raise UsageError(f"a `bake --recipe` by {_who(claim)} is using the builder of {ctx.app}",
+                         hint="wait for it to finish")
+    if claim is not None:  # its bake died; the builder (if any) is the operator's to bake or take down now
+        forget_claim(ctx)
+    return _up(ctx, source=source, recipe=recipe, timeout=timeout)
+
+
+def _up(ctx: EngineContext, *, source: str | None, recipe: Recipe | None, timeout: float) -> Builder:
     existing = ctx.provider.get_builder()
     if existing is not None:
         raise UsageError(f"the builder of {ctx.app} is up already ({existing.name}, {existing.status.value})",
@@ -125,18 +138,74 @@ def bake_with_recipe(ctx: EngineContext, version: str, recipe: Recipe, *, source
     """Builder up from the last image (or `source`), the recipe, smoke checks on the builder, snapshot, builder
     down: the builder is removed whatever happens after it came up."""
     check_bakeable(ctx, version, force=force)  # before anything boots: a baked version is refused at once
+    claim = read_claim(ctx)
+    if claim is not None and not claim_dead(claim):
+        raise UsageError(f"a `bake --recipe` of {claim.get('version')} by {_who(claim)} is using the builder of {ctx.app}",
+                         hint="wait for it to finish")
     existing = ctx.provider.get_builder()
-    if existing is not None:  # never take down a builder this command did not bring up
+    if existing is not None and claim is not None:  # left by a `bake --recipe` that died (kill -9): ours to remove
+        ctx.event("builder", f"removing the builder {existing.name} left by an interrupted `bake --recipe` of "
+                             f"{claim.get('version')} ({_who(claim)}, gone)")
+        builder_down(ctx)
+    elif existing is not None:  # never take down a builder this command did not bring up
         raise UsageError(f"the builder of {ctx.app} is up already ({existing.name}, {existing.status.value})",
                          hint=f"bake it with `releasectl bake {version}` (no --recipe), or `releasectl builder down` first")
+    write_claim(ctx, version)
     try:
-        builder = builder_up(ctx, source=source, recipe=recipe, timeout=timeout)
+        builder = _up(ctx, source=source, recipe=recipe, timeout=timeout)
         checks = check_builder(ctx, builder)
         image = bake(ctx, version, force=force, live=live)
     finally:
         try:
             builder_down(ctx)
+            forget_claim(ctx)
         except ReleasectlError as exc:  # the image (or the first error) matters more; say what is left
-            ctx.event("builder", f"could not remove the builder: {exc} (run `releasectl builder down`)")
+            ctx.event("builder", f"could not remove the builder: {exc} (run `releasectl builder down`, or "
+                                 "`releasectl bake --recipe` again)")
     return RecipeBake(image, builder, checks)
+
+
+# ---- who brought the builder up: a `bake --recipe` claims it, so a rerun after a kill -9 can take it down ----
+
+CLAIM = "builder/bake-claim"  # a record of the environment: the actor of the running `bake --recipe`
+
+
+def write_claim(ctx: EngineContext, version: str) -> None:
+    """Written before the builder comes up and deleted once it is down: while it exists, the builder (or the
+    one being made) belongs to that `bake --recipe`, and to a rerun once its process is gone."""
+    ctx.provider.write_record(CLAIM, json.dumps({**ctx.actor, "version": version, "at": ctx.clock.time()}))
+
+
+def read_claim(ctx: EngineContext) -> dict | None:
+    text = ctx.provider.read_record(CLAIM)
+    try:
+        claim = json.loads(text) if text else None
+    except ValueError:
+        return None  # unreadable: as if none (the builder is then refused, never taken down)
+    return claim if isinstance(claim, dict) else None
+
+
+def forget_claim(ctx: EngineContext) -> None:
+    ctx.provider.delete_record(CLAIM)
+
+
+def claim_dead(claim: dict) -> bool:
+    """The claiming process is gone: it ran on this host and no process has its pid. On another host we
+    cannot tell, so it counts as alive (the operator removes the builder with `builder down`)."""
+    pid = str(claim.get("pid", ""))
+    if claim.get("host") != socket.gethostname() or not pid.isdigit():
+        return False
+    if int(pid) == os.getpid():  # an earlier command of this process (the API, tests in process): over
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # another user's live process
+        return False
+    return False
+
+
+def _who(claim: dict) -> str:
+    return f"{claim.get('user', '?')}@{claim.get('host', '?')} (pid {claim.get('pid', '?')})"
 

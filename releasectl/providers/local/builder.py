@@ -7,7 +7,9 @@
 `up` builds everything in `.builder-<id>-<pid>/` and renames it into place, so an interrupted `up` leaves no
 half builder (the leftover is swept by the next `up`). The recipe runs in the tree with bash (a shell script)
 or, for `#cloud-config`, its `write_files` (paths inside the tree) and `runcmd` only; in its own session,
-killed with its children when it outlives the timeout. `bake` snapshots the tree while the builder is up.
+killed with its children when it outlives the timeout, and when the CLI that runs it dies (kill -9: the
+session's leader, `_LEADER`, sees its parent go and kills the whole session, so no recipe outlives the `up`
+that nothing records). `bake` snapshots the tree while the builder is up.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import secrets
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable
@@ -39,6 +42,18 @@ SCHEMA = {
 SKIP = shutil.ignore_patterns("__pycache__", ".git", ".hg", ".svn", ".releasectl", "*.pyc", "*.pyo")
 CLOUD_CONFIG_KEYS = {"write_files", "runcmd"}
 MAX_FILES = 1000
+# The recipe's session leader: runs bash on the recipe and, should the CLI die before it (kill -9), kills the
+# whole session (the recipe and every child it started). Exit status: the recipe's (128 + N for signal N).
+_LEADER = """\
+import os, subprocess, sys, time
+parent = int(sys.argv[1])  # the CLI's pid, passed in: it may be gone before this line runs
+child = subprocess.Popen(sys.argv[2:])
+while child.poll() is None:
+    if os.getppid() != parent:
+        os.killpg(0, 9)
+    time.sleep(0.1)
+sys.exit(child.returncode if child.returncode >= 0 else 128 - child.returncode)
+"""
 
 
 def cloud_config_script(recipe: Recipe) -> str:
@@ -170,7 +185,8 @@ class LocalBuilder:
                "RELEASECTL_BUILDER": str(folder / "tree")}
         with open(log_path, "ab") as log:
             child = subprocess.Popen(  # noqa: S603 - the user's own recipe, on the user's machine
-                ["bash", "-e", str(folder / "recipe.sh")], cwd=folder / "tree", env=env, stdin=subprocess.DEVNULL,
+                [sys.executable, "-c", _LEADER, str(os.getpid()), "bash", "-e", str(folder / "recipe.sh")], cwd=folder / "tree", env=env,
+                stdin=subprocess.DEVNULL,
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, close_fds=True,
             )
             try:
