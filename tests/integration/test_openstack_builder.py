@@ -111,3 +111,46 @@ def test_quota_refuses_builder_up(cloud: Cloud, sim: Simulator) -> None:
     refused = cloud.cli("builder", "up", "-o", "json")
     assert refused.code == 2 and f"instances: needed 1, used {used}, limit {used}" in refused.json()["errors"][0]["message"]
     assert builders(sim) == []
+
+
+# ---- kill -9 of `bake --recipe` (tests/integration/test_builder_kill.py is the local provider's) -------------
+
+
+@pytest.mark.parametrize("point", ["builder booting", "snapshot saving"])
+def test_kill_bake_recipe_then_the_same_command_finishes(openstack_sim_factory, tmp_path: Path, point: str) -> None:
+    """SIGKILL by PID while the builder boots, or while its snapshot is saved: the builder left is listed by
+    `builder status`, the unfinished image is never listed as baked, no lock is held, and running the same
+    `bake --recipe` again takes the builder down, deletes the unfinished image and bakes."""
+    import os
+    import signal
+
+    from releasectl.wait import wait_for
+    from tests.integration.procs import start_cli
+
+    sim = openstack_sim_factory(serve_apps=True, build_delay=2.0, snapshot_delay=4.0)
+    cloud = make_cloud(sim, tmp_path / "ws", count=1, drain="200ms")
+    (cloud.path / "patch.sh").write_text(PATCH)
+    cloud.bake("1.0.0")
+
+    def unfinished() -> list[dict]:
+        return [i for i in sim.state()["images"]
+                if i["properties"].get(LABEL + "version") == "1.1.0" and i["status"] != "active"]
+
+    probe = builders if point == "builder booting" else (lambda _sim: unfinished())
+    running = start_cli("bake", "1.1.0", "--recipe", "patch.sh", cwd=cloud.path, env=cloud.env, inherit=False)
+    wait_for(lambda: probe(sim) or running.proc.poll() is not None, timeout=60, interval=0.02, max_interval=0.1,
+             what=point)
+    assert running.proc.poll() is None, running.stderr[-2000:]
+    os.kill(running.proc.pid, signal.SIGKILL)
+    assert running.finish() == -signal.SIGKILL
+
+    left = cloud.ok("builder", "status", "-o", "json").json()["builder"]
+    assert left is not None and [b["id"] for b in builders(sim)] == [left["id"]]  # what is left, the tool lists
+    listed = [i for i in cloud.ok("images", "-o", "json").json()["images"] if i["version"] == "1.1.0"]
+    assert all(i["status"] != "baked" for i in listed), listed  # half-made: never listed as usable
+    assert cloud.ok("status", "-o", "json").json()["lock"] is None
+
+    again = cloud.cli("bake", "1.1.0", "--recipe", "patch.sh", "-o", "json")
+    assert again.code == 0, again.stderr[-3000:]
+    assert again.json()["image"]["status"] == "baked" and builders(sim) == []
+    assert unfinished() == [] and [i["version"] for i in cloud.ok("images", "-o", "json").json()["images"]].count("1.1.0") == 1
