@@ -21,7 +21,7 @@ from releasectl.engine.context import EngineContext
 from releasectl.engine.images import bake, check_bakeable, usable_image
 from releasectl.engine.stage import CheckResult, evaluate
 from releasectl.engine.versions import parse_version, version_key
-from releasectl.errors import ReleasectlError, SmokeCheckFailed, UsageError
+from releasectl.errors import Interrupted, ReleasectlError, SmokeCheckFailed, UsageError
 from releasectl.providers.base import Builder, BuilderSpec, Image, ImageStatus, Recipe, Server, ServerStatus
 
 MAX_RECIPE_BYTES = 32 * 1024  # Nova takes 64 KiB of base64 user data, and the recipe rides in it with a wrapper
@@ -78,13 +78,19 @@ def source_image(ctx: EngineContext, source: str | None) -> str | None:
 
 
 def builder_up(ctx: EngineContext, *, source: str | None, recipe: Recipe | None, timeout: float) -> Builder:
-    claim = read_claim(ctx)
-    if claim is not None and not claim_dead(claim):
-        raise UsageError(f"a `bake --recipe` by {_who(claim)} is using the builder of {ctx.app}",
-                         hint="wait for it to finish")
-    if claim is not None:  # its bake died; the builder (if any) is the operator's to bake or take down now
+    """`builder up`: claimed while it runs, so the same command run again after a kill -9 replaces the
+    half-made builder; once it ends (ready, or failed for the operator to read) the builder is the operator's."""
+    take_over(ctx)
+    write_claim(ctx, "builder up")
+    try:
+        builder = _up(ctx, source=source, recipe=recipe, timeout=timeout)
+    except (Interrupted, KeyboardInterrupt):
+        raise  # unfinished: the claim stays, and a rerun replaces what is left
+    except BaseException:
         forget_claim(ctx)
-    return _up(ctx, source=source, recipe=recipe, timeout=timeout)
+        raise
+    forget_claim(ctx)
+    return builder
 
 
 def _up(ctx: EngineContext, *, source: str | None, recipe: Recipe | None, timeout: float) -> Builder:
@@ -138,19 +144,12 @@ def bake_with_recipe(ctx: EngineContext, version: str, recipe: Recipe, *, source
     """Builder up from the last image (or `source`), the recipe, smoke checks on the builder, snapshot, builder
     down: the builder is removed whatever happens after it came up."""
     check_bakeable(ctx, version, force=force)  # before anything boots: a baked version is refused at once
-    claim = read_claim(ctx)
-    if claim is not None and not claim_dead(claim):
-        raise UsageError(f"a `bake --recipe` of {claim.get('version')} by {_who(claim)} is using the builder of {ctx.app}",
-                         hint="wait for it to finish")
+    take_over(ctx)
     existing = ctx.provider.get_builder()
-    if existing is not None and claim is not None:  # left by a `bake --recipe` that died (kill -9): ours to remove
-        ctx.event("builder", f"removing the builder {existing.name} left by an interrupted `bake --recipe` of "
-                             f"{claim.get('version')} ({_who(claim)}, gone)")
-        builder_down(ctx)
-    elif existing is not None:  # never take down a builder this command did not bring up
+    if existing is not None:  # never take down a builder this command did not bring up
         raise UsageError(f"the builder of {ctx.app} is up already ({existing.name}, {existing.status.value})",
                          hint=f"bake it with `releasectl bake {version}` (no --recipe), or `releasectl builder down` first")
-    write_claim(ctx, version)
+    write_claim(ctx, f"bake {version} --recipe")
     try:
         builder = _up(ctx, source=source, recipe=recipe, timeout=timeout)
         checks = check_builder(ctx, builder)
@@ -165,15 +164,35 @@ def bake_with_recipe(ctx: EngineContext, version: str, recipe: Recipe, *, source
     return RecipeBake(image, builder, checks)
 
 
-# ---- who brought the builder up: a `bake --recipe` claims it, so a rerun after a kill -9 can take it down ----
+# ---- who is making the builder: `builder up` and `bake --recipe` claim it, so a rerun after a kill -9 can
+# take down what the dead command left half-made -------------------------------------------------------------
 
-CLAIM = "builder/bake-claim"  # a record of the environment: the actor of the running `bake --recipe`
+CLAIM = "builder/claim"  # a record of the environment: the actor and command making the builder right now
 
 
-def write_claim(ctx: EngineContext, version: str) -> None:
-    """Written before the builder comes up and deleted once it is down: while it exists, the builder (or the
-    one being made) belongs to that `bake --recipe`, and to a rerun once its process is gone."""
-    ctx.provider.write_record(CLAIM, json.dumps({**ctx.actor, "version": version, "at": ctx.clock.time()}))
+def write_claim(ctx: EngineContext, command: str) -> None:
+    """Written before the builder comes up; deleted when the command ends (`bake --recipe`: once the builder
+    is down again). While it exists, the builder (or the one being made) belongs to that command, and to
+    whichever command runs next once its process is gone."""
+    ctx.provider.write_record(CLAIM, json.dumps({**ctx.actor, "command": command, "at": ctx.clock.time()}))
+
+
+def take_over(ctx: EngineContext) -> None:
+    """Before bringing the builder up: refuse (exit 2) while another command is making it; remove the builder
+    a command that died (kill -9) left half-made, and its claim. A builder without a claim is the operator's
+    and is left alone."""
+    claim = read_claim(ctx)
+    if claim is None:
+        return
+    if not claim_dead(claim):
+        raise UsageError(f"`{claim.get('command')}` by {_who(claim)} is making the builder of {ctx.app}",
+                         hint="wait for it to finish")
+    existing = ctx.provider.get_builder()
+    if existing is not None:
+        ctx.event("builder", f"removing the builder {existing.name} ({existing.status.value}) left by an interrupted "
+                             f"`{claim.get('command')}` ({_who(claim)}, gone)")
+        builder_down(ctx)
+    forget_claim(ctx)
 
 
 def read_claim(ctx: EngineContext) -> dict | None:

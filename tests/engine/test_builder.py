@@ -137,3 +137,61 @@ def test_a_recipe_at_the_bound_is_read_whole(tmp_path) -> None:
     assert len(recipe.text) == MAX_RECIPE_BYTES and recipe.kind == "shell"
     path.write_text("#cloud-config\nruncmd:\n  - echo hi\n")
     assert load_recipe(path).kind == "cloud-config"
+
+
+# ---- the claim: what a command killed mid-way (kill -9) left is the next command's to remove -------------------
+
+
+def _dead_pid() -> int:
+    """A pid no process has (the highest pid the kernel would hand out is far away from this one)."""
+    import os
+
+    pid = 4_000_000
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return pid
+        except OSError:
+            pass
+        pid -= 1
+
+
+def _claim(ctx: EngineContext, **actor: str) -> None:
+    import json
+    import socket
+
+    from releasectl.engine.builder import CLAIM
+
+    owner = {"host": socket.gethostname(), "user": "ci", "pid": str(_dead_pid()), "command": "bake 1.1.0 --recipe", **actor}
+    ctx.provider.write_record(CLAIM, json.dumps(owner))
+
+
+def test_a_dead_commands_builder_is_taken_down_by_the_next_bake_recipe(ctx, cloud, patch) -> None:
+    bake(ctx, "1.0.0")
+    left = builder_up(ctx, source=None, recipe=None, timeout=60)
+    _claim(ctx)  # as if a `bake --recipe` had brought it up and been killed before taking it down
+    baked = bake_with_recipe(ctx, "1.1.0", load_recipe(patch), source=None, timeout=60)
+    assert baked.builder.id != left.id and ctx.provider.get_builder() is None
+    assert ctx.provider.read_record("builder/claim") is None  # dropped once the builder is down
+
+
+@pytest.mark.parametrize("actor", [{"pid": "1"}, {"host": "elsewhere.example"}], ids=["alive", "another host"])
+def test_a_claim_that_may_be_alive_refuses_and_removes_nothing(ctx, cloud, patch, actor) -> None:
+    bake(ctx, "1.0.0")
+    left = builder_up(ctx, source=None, recipe=None, timeout=60)
+    _claim(ctx, **actor)
+    for attempt in (lambda: bake_with_recipe(ctx, "1.1.0", load_recipe(patch), source=None, timeout=60),
+                    lambda: builder_up(ctx, source=None, recipe=None, timeout=60)):
+        with pytest.raises(UsageError, match="is making the builder"):
+            attempt()
+    assert ctx.provider.get_builder().id == left.id
+
+
+def test_a_builder_up_by_hand_has_no_claim_and_stays(ctx, cloud, patch) -> None:
+    bake(ctx, "1.0.0")
+    builder_up(ctx, source=None, recipe=None, timeout=60)
+    assert ctx.provider.read_record("builder/claim") is None
+    with pytest.raises(UsageError, match="up already"):
+        bake_with_recipe(ctx, "1.1.0", load_recipe(patch), source=None, timeout=60)
+    assert ctx.provider.get_builder() is not None

@@ -116,11 +116,15 @@ def test_quota_refuses_builder_up(cloud: Cloud, sim: Simulator) -> None:
 # ---- kill -9 of `bake --recipe` (tests/integration/test_builder_kill.py is the local provider's) -------------
 
 
-@pytest.mark.parametrize("point", ["builder booting", "snapshot saving"])
-def test_kill_bake_recipe_then_the_same_command_finishes(openstack_sim_factory, tmp_path: Path, point: str) -> None:
+BAKE = ("bake", "1.1.0", "--recipe", "patch.sh")
+UP = ("builder", "up", "--recipe", "patch.sh")
+
+
+@pytest.mark.parametrize("command, point", [(BAKE, "builder booting"), (BAKE, "snapshot saving"), (UP, "builder booting")])
+def test_kill_then_the_same_command_finishes(openstack_sim_factory, tmp_path: Path, command: tuple, point: str) -> None:
     """SIGKILL by PID while the builder boots, or while its snapshot is saved: the builder left is listed by
     `builder status`, the unfinished image is never listed as baked, no lock is held, and running the same
-    `bake --recipe` again takes the builder down, deletes the unfinished image and bakes."""
+    command again takes the half-made builder down (and deletes the unfinished image) and finishes."""
     import os
     import signal
 
@@ -137,7 +141,7 @@ def test_kill_bake_recipe_then_the_same_command_finishes(openstack_sim_factory, 
                 if i["properties"].get(LABEL + "version") == "1.1.0" and i["status"] != "active"]
 
     probe = builders if point == "builder booting" else (lambda _sim: unfinished())
-    running = start_cli("bake", "1.1.0", "--recipe", "patch.sh", cwd=cloud.path, env=cloud.env, inherit=False)
+    running = start_cli(*command, cwd=cloud.path, env=cloud.env, inherit=False)
     wait_for(lambda: probe(sim) or running.proc.poll() is not None, timeout=60, interval=0.02, max_interval=0.1,
              what=point)
     assert running.proc.poll() is None, running.stderr[-2000:]
@@ -150,7 +154,13 @@ def test_kill_bake_recipe_then_the_same_command_finishes(openstack_sim_factory, 
     assert all(i["status"] != "baked" for i in listed), listed  # half-made: never listed as usable
     assert cloud.ok("status", "-o", "json").json()["lock"] is None
 
-    again = cloud.cli("bake", "1.1.0", "--recipe", "patch.sh", "-o", "json")
+    again = cloud.cli(*command, "-o", "json")
     assert again.code == 0, again.stderr[-3000:]
-    assert again.json()["image"]["status"] == "baked" and builders(sim) == []
-    assert unfinished() == [] and [i["version"] for i in cloud.ok("images", "-o", "json").json()["images"]].count("1.1.0") == 1
+    if command == UP:  # a new builder, ready, in place of the half-made one
+        assert again.json()["builder"]["status"] == "ready" and [b["id"] for b in builders(sim)] == [again.json()["builder"]["id"]]
+        assert again.json()["builder"]["id"] != left["id"]
+        assert cloud.ok("builder", "down", "-o", "json").json()["removed"] is True
+    else:
+        assert again.json()["image"]["status"] == "baked"
+    assert builders(sim) == [] and unfinished() == []
+    assert [i["version"] for i in cloud.ok("images", "-o", "json").json()["images"]].count("1.1.0") == (command == BAKE)
