@@ -341,7 +341,7 @@ def decide_analyze(obs: Observed, rel: Release, now: float, step: Analyze) -> De
     if now < rel.wake_at:
         return wait(f"analysing until {_clock(rel.wake_at)}")
     new, old = fleets(obs, rel)
-    verdict = analyse(step, stats, rel.baseline, new, old, obs.health)
+    verdict = analyse(step, stats, rel.baseline, new, old, obs.health, obs.server_of)
     if verdict.inconclusive:
         return inconclusive(rel, now, step, verdict)
     return Decision(Kind.FAIL if verdict.failed else Kind.ADVANCE, verdict.reason, analysis=verdict.analysis)

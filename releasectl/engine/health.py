@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
-from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe
+from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe, Server
 
 RECENT_LATENCIES = 20  # per server, for the release record's samples
 
@@ -191,8 +191,10 @@ class FailingMember:
     id: str
 
     @classmethod
-    def of_member(cls, member: Member) -> "FailingMember":
-        return cls(member.name, member.server_id or member.id)
+    def of_member(cls, member: Member, server_of: Callable[[Member], Server | None] | None = None) -> "FailingMember":
+        """Named as its server (what `status` lists and health failures name), else as the LB names it."""
+        server = server_of(member) if server_of is not None else None
+        return cls(server.name, server.id) if server is not None else cls(member.name, member.server_id or member.id)
 
 
 @dataclass(frozen=True)
@@ -234,7 +236,8 @@ class Verdict:
     analysis: AnalysisResult | None = None
 
 
-def analyse(step, stats: Mapping[str, MemberStats], baseline, new: list[Member], old: list[Member], health) -> Verdict:
+def analyse(step, stats: Mapping[str, MemberStats], baseline, new: list[Member], old: list[Member], health,
+            server_of: Callable[[Member], Server | None] | None = None) -> Verdict:
     """Error rate of the new members over the window (LB counters when the provider has them, else our
     probes, else the pool-status reads that stand in for them with `probe: false`), compared with the old
     members', and p95 latency of our probes. Fewer than `min_requests` is inconclusive, unless the errors
@@ -264,7 +267,7 @@ def analyse(step, stats: Mapping[str, MemberStats], baseline, new: list[Member],
     old_text = "n/a" if old_rate is None else f"{old_rate * 100:.2f}%"
     summary = f"new error rate {new_rate * 100:.2f}% over {requests} requests ({source}), old {old_text}"
     min_requests = getattr(step, "min_requests", 0)
-    worst = _worst(new, per_member)
+    worst = _worst(new, per_member, server_of)
 
     def verdict(failed: bool, result: str, reason: str, p95: float | None = None, inconclusive: bool = False) -> Verdict:
         figures = AnalysisResult(
@@ -298,9 +301,10 @@ def _window_counts(health, member: Member) -> tuple[int, int]:
     return health.window(member.server_id or member.id)
 
 
-def _worst(new: list[Member], per_member: Mapping[str, tuple[int, int]]) -> FailingMember | None:
+def _worst(new: list[Member], per_member: Mapping[str, tuple[int, int]],
+           server_of: Callable[[Member], Server | None] | None) -> FailingMember | None:
     """The new member with the highest error rate (then the most errors, then by name), if any erred."""
     erred = [(bad / max(requests, 1), bad, m.name, m) for m in new for bad, requests in [per_member.get(m.id, (0, 0))] if bad]
     if not erred:
         return None
-    return FailingMember.of_member(min(erred, key=lambda e: (-e[0], -e[1], e[2]))[3])
+    return FailingMember.of_member(min(erred, key=lambda e: (-e[0], -e[1], e[2]))[3], server_of)

@@ -129,6 +129,11 @@ def test_report_of_a_canary_rolled_back_renders_in_chromium(workspace, tmp_path)
     assert result.code == 1, result.stderr[-3000:]  # the analysis caught the 500s and rolled back
     rel = records.load_current(ws.provider())
     assert rel.phase.value == "failed" and "analysis failed" in (rel.failure or "")
+    release = result.json()["release"]  # the verdict's figures and worst member, as data (HAProxy counters)
+    figures = release["analysis"]
+    assert figures["result"] == "failed" and figures["source"] == "load balancer stats"
+    assert figures["new_error_rate_pct"] > figures["max_error_rate_pct"] and figures["errors"] > 0
+    assert release["failing_member"] == figures["failing_member"]["name"] and release["failing_member"].startswith("shop-1.1.0-")
 
     page = tmp_path / "report.html"
     made = ws.cli("report", "latest", "--html", str(page), "--output", "json")
