@@ -173,8 +173,13 @@ CLAIM = "builder/claim"  # a record of the environment: the actor and command ma
 def write_claim(ctx: EngineContext, command: str) -> None:
     """Written before the builder comes up; deleted when the command ends (`bake --recipe`: once the builder
     is down again). While it exists, the builder (or the one being made) belongs to that command, and to
-    whichever command runs next once its process is gone."""
-    ctx.provider.write_record(CLAIM, json.dumps({**ctx.actor, "command": command, "at": ctx.clock.time()}))
+    whichever command runs next once its process is gone. Best effort: without a record store (a cloud with
+    no object storage) the builder is made unclaimed, and a rerun refuses it as one made by hand."""
+    try:
+        ctx.provider.write_record(CLAIM, json.dumps({**ctx.actor, "command": command, "at": ctx.clock.time()}))
+    except ReleasectlError as exc:
+        ctx.event("builder", f"could not record who makes the builder ({exc}); if this command is killed, "
+                             "`releasectl builder down` removes what it leaves")
 
 
 def take_over(ctx: EngineContext) -> None:
@@ -196,16 +201,20 @@ def take_over(ctx: EngineContext) -> None:
 
 
 def read_claim(ctx: EngineContext) -> dict | None:
-    text = ctx.provider.read_record(CLAIM)
+    """The claim, or None; unreadable or unreachable is None (a builder is then refused, never taken down)."""
     try:
-        claim = json.loads(text) if text else None
-    except ValueError:
-        return None  # unreadable: as if none (the builder is then refused, never taken down)
+        claim = json.loads(ctx.provider.read_record(CLAIM) or "null")
+    except (ReleasectlError, ValueError):
+        return None
     return claim if isinstance(claim, dict) else None
 
 
 def forget_claim(ctx: EngineContext) -> None:
-    ctx.provider.delete_record(CLAIM)
+    try:
+        ctx.provider.delete_record(CLAIM)
+    except ReleasectlError as exc:  # left, it lets the next builder command replace this builder
+        ctx.event("builder", f"could not remove the builder's claim ({exc}): the next `builder up` or `bake "
+                             "--recipe` will take this builder down as one left half-made")
 
 
 def claim_dead(claim: dict) -> bool:
