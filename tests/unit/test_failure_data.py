@@ -80,3 +80,17 @@ def test_the_record_round_trips_the_failure_data(memory_project):
     assert rel.failure_analysis is not None and rel.failing_member == rel.failure_analysis.failing_member
     assert Release.from_json(rel.to_json()) == rel
     assert records._parse("current", text) == rel  # the loader status and history use: no damage reported
+
+
+def test_failure_data_of_the_wrong_shape_is_damage_not_a_crash(memory_project):
+    import pytest
+
+    from releasectl.errors import DamagedState
+
+    assert memory_project("rollout", "1.0.0")[0] == 0
+    memory_project.cloud.never_healthy("demo", "1.1.0")
+    assert memory_project("rollout", "1.1.0")[0] == 1
+    text = next(r["current"] for r in memory_project.cloud.records.values() if "current" in r)
+    for bad in ({"failing_member": "demo-1.1.0-abc"}, {"failure_analysis": {"result": "failed", "requests": 1}}):
+        with pytest.raises(DamagedState):
+            records._parse("current", json.dumps({**json.loads(text), **bad}))
