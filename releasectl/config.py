@@ -1256,15 +1256,18 @@ def builtin_pipelines() -> dict[str, Path]:
 
 
 def _builtin_dirs() -> list[Path]:
+    """The wheel's releasectl.pipelines_builtin folder (found, not imported: importlib.resources costs more
+    start-up CPU than reading the files), then the source tree's pipelines/."""
+    from importlib.util import find_spec
+
     dirs = []
     try:
-        from importlib.resources import files
-
-        packaged = Path(str(files("releasectl.pipelines_builtin")))
-        if packaged.is_dir():
-            dirs.append(packaged)
-    except (ModuleNotFoundError, TypeError):
-        pass
+        spec = find_spec("releasectl.pipelines_builtin")
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(location).is_dir():
+            dirs.append(Path(location))
     dirs.extend(d for d in BUILTIN_PIPELINE_DIRS if d.is_dir())
     return dirs
 
