@@ -14,7 +14,6 @@ or the state folder; a bad file changes nothing.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import math
 import re
@@ -805,6 +804,8 @@ def _sub(data: Any, key: str) -> dict[str, Any]:
 
 
 def _did_you_mean(key: str, keys: Any) -> str:
+    import difflib  # only for an unknown key: not on every command's start-up
+
     close = difflib.get_close_matches(str(key), [str(k) for k in keys], n=1)
     return f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(sorted(map(str, keys)))}"
 
