@@ -31,6 +31,8 @@ from releasectl.errors import ReleasectlError, UsageError, WaitTimeout
 from releasectl.timefmt import rfc3339, rfc3339_or_dash
 
 if TYPE_CHECKING:  # the rest is imported by the call that needs it: a command loads only its own engine parts
+    from releasectl.api_results import (BuilderInfo, EnvInfo, GcReport, IntentInfo, PruneReport, QuotaInfo,
+                                        ReleaseStory, StageReport)
     from releasectl.config import Settings
     from releasectl.engine.context import EngineContext, StopToken
     from releasectl.engine.model import Pipeline, Release
@@ -141,160 +143,19 @@ class ReleaseInfo(_Json):
 HistoryEntry = ReleaseInfo  # a row of `history`: the same release object, its state as seen from outside
 
 
-@dataclass(frozen=True)
-class TimelineEvent(_Json):
-    """One line of a release's story (`history show`)."""
-
-    at: str | None  # RFC 3339 UTC
-    event: str  # started, weights, step, analysis, intent, operator, rollback, ended
-    step: int | None
-    message: str
-    weight: dict[str, float] | None  # {"requested": %, "achieved": %} of the new version
-    analysis: dict[str, Any] | None  # error rates, requests, source, p95 of an analysis verdict
-    by: str | None  # user@host of who acted
-
-    @classmethod
-    def of(cls, entry: Any) -> "TimelineEvent":
-        return cls(at=rfc3339(entry.at), event=entry.event, step=entry.step, message=entry.message,
-                   weight=entry.weight, analysis=entry.analysis, by=entry.by)
+# The results of the rarer commands (history show, promote/abort/pause to a live runner, stage, prune, gc,
+# env, builder, quota) live in releasectl/api_results.py, imported on first use: creating a dataclass costs
+# start-up CPU that `status` and `images` need not pay. `api.StageReport` etc. still work (__getattr__ below).
+_RESULTS = ("TimelineEvent", "ReleaseStory", "IntentInfo", "CheckInfo", "StageReport", "PruneReport", "GcReport", "EnvInfo",
+            "BuilderInfo", "QuotaInfo")
 
 
-@dataclass(frozen=True)
-class ReleaseStory(_Json):
-    """`history show`: one release and its timeline."""
+def __getattr__(name: str) -> Any:
+    if name in _RESULTS:
+        from releasectl import api_results
 
-    release: ReleaseInfo
-    events: list[TimelineEvent]
-
-
-@dataclass(frozen=True)
-class IntentInfo(_Json):
-    """`promote`/`abort`/`pause` while another process runs the release: the intent handed to that runner."""
-
-    id: str
-    kind: str
-    release_id: str
-    version: str
-    posted_at: str
-    state: str  # accepted | applied (after a runner wait)
-    runner: dict[str, Any]
-    release: ReleaseInfo
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        release = data.pop("release")
-        return {"intent": data, "release": release}
-
-    @classmethod
-    def of(cls, posted: Any) -> "IntentInfo":
-        intent, runner = posted.intent, posted.runner
-        return cls(id=intent.id, kind=intent.kind.value, release_id=intent.release_id, version=posted.release.version,
-                   posted_at=rfc3339(intent.at), state="applied" if posted.waited else "accepted",
-                   runner={k: runner.get(k) for k in ("command", "host", "pid", "user", "ci_job")},
-                   release=ReleaseInfo.of(posted.release))
-
-
-@dataclass(frozen=True)
-class CheckInfo(_Json):
-    path: str
-    expected_status: int
-    status: int | None
-    latency_ms: float
-    passed: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class StageReport(_Json):
-    version: str
-    server: str
-    kept: bool
-    passed: bool
-    checks: list[CheckInfo]
-
-    @classmethod
-    def of(cls, result: Any) -> "StageReport":
-        checks = [CheckInfo(path=r.check.path, expected_status=r.check.expected_status, status=r.probe.status,
-                            latency_ms=round(r.probe.latency * 1000, 1), passed=r.passed, detail=r.detail)
-                  for r in result.results]
-        return cls(version=result.version, server=result.server.name, kept=result.kept, passed=result.passed, checks=checks)
-
-
-@dataclass(frozen=True)
-class PruneReport(_Json):
-    dry_run: bool
-    deleted: list[str]
-    kept: list[dict[str, str]]  # {"name", "reason"}
-
-
-@dataclass(frozen=True)
-class GcReport(_Json):
-    dry_run: bool
-    members: list[str]  # removed (or, dry run, would be)
-    servers: list[str]
-    images: list[str]
-    spared: list[str]  # left alone: state about them is damaged (`releasectl doctor`)
-
-
-@dataclass(frozen=True)
-class EnvInfo(_Json):
-    """`env plan|up|down`: the changes (planned, or made by `down`), what was applied, and what is there."""
-
-    action: str  # plan | up | down
-    changes: list[dict[str, str]]  # {"action", "kind", "name", "id", "detail"}; empty after `up`
-    applied: int
-    unchanged: int
-    resources: list[dict[str, Any]]  # {"kind", "name", "id", "owned"[, "address"]}
-    retired: list[str]  # servers `env_down(force=True)` retired first
-
-    @classmethod
-    def of(cls, report: Any) -> "EnvInfo":
-        from releasectl.engine.env import change_rows, resource_rows
-
-        return cls(action=report.action, changes=change_rows(report.changes) if report.action != "up" else [],
-                   applied=report.applied, unchanged=report.unchanged, resources=resource_rows(report.resources),
-                   retired=list(report.retired))
-
-
-@dataclass(frozen=True)
-class BuilderInfo(_Json):
-    """The builder from code (`builder up|status`)."""
-
-    id: str
-    name: str
-    status: str  # building | ready | failed | ...
-    source_image: str  # the image id it booted from, or "base"
-    recipe_sha256: str | None
-    created_at: str  # RFC 3339 UTC, "-" when unknown
-    address: str | None
-    port: int | None
-    detail: str | None  # why it failed: the tail of the recipe's output
-
-    @classmethod
-    def of(cls, builder: "Builder") -> "BuilderInfo":
-        return cls(id=builder.id, name=builder.name, status=builder.status.value,
-                   source_image=builder.source_image_id or "base", recipe_sha256=builder.recipe_sha256 or None,
-                   created_at=rfc3339_or_dash(builder.created_at), address=builder.address, port=builder.port,
-                   detail=builder.detail or None)
-
-
-@dataclass(frozen=True)
-class QuotaInfo(_Json):
-    """The project's quota as the provider reads it: {resource: {"used", "limit", "free"}} (limit -1 and free
-    None: unlimited; a resource the cloud does not publish is absent), and what one server takes."""
-
-    resources: dict[str, dict[str, int | None]]
-    per_server: dict[str, int]
-
-    @classmethod
-    def of(cls, quota: "Quota") -> "QuotaInfo":
-        from releasectl.providers.base import UNLIMITED
-
-        resources: dict[str, dict[str, int | None]] = {}
-        for name, limit in quota.limits.items():
-            used = quota.used.get(name, 0)
-            resources[name] = {"used": used, "limit": limit, "free": None if limit == UNLIMITED else max(0, limit - used)}
-        return cls(resources=resources, per_server=dict(quota.per_server))
+        return getattr(api_results, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 @dataclass
@@ -452,6 +313,7 @@ class Client:
 
     def prune(self, keep: int | None = None, *, dry_run: bool = False, on_event: EventSink | None = None) -> PruneReport:
         """Delete all but the newest `keep` images (default image.keep); never a live or previous one."""
+        from releasectl.api_results import PruneReport
         from releasectl.engine.images import prune
 
         keep = self.settings.image_keep if keep is None else keep
@@ -468,6 +330,7 @@ class Client:
     def stage(self, version: str, *, keep: bool = False, wait: bool = True, on_event: EventSink | None = None) -> StageReport:
         """Boot one instance of the image out of the pool and run the smoke checks. A failed check raises
         SmokeCheckFailed (exit 1) whose `report` is the StageReport."""
+        from releasectl.api_results import StageReport
         from releasectl.engine.stage import stage
         from releasectl.errors import SmokeCheckFailed
 
@@ -558,6 +421,7 @@ class Client:
 
     def gc(self, *, dry_run: bool = False, on_event: EventSink | None = None) -> GcReport:
         """Remove tagged servers, members and images that no live, warm, staged or running release owns."""
+        from releasectl.api_results import GcReport
         from releasectl.engine.release import gc
 
         def work(ctx: "EngineContext") -> GcReport:
@@ -584,6 +448,7 @@ class Client:
 
     def env_plan(self) -> EnvInfo:
         """What `env_up` would create or change, writing nothing."""
+        from releasectl.api_results import EnvInfo
         from releasectl.engine.env import env_plan
 
         spec = self._env_spec()
@@ -591,6 +456,7 @@ class Client:
 
     def env_up(self, *, on_event: EventSink | None = None) -> EnvInfo:
         """Create what is missing of the `env:` section and update what differs; a second call changes nothing."""
+        from releasectl.api_results import EnvInfo
         from releasectl.engine.env import env_up
 
         spec = self._env_spec()
@@ -599,6 +465,7 @@ class Client:
     def env_down(self, *, force: bool = False, on_event: EventSink | None = None) -> EnvInfo:
         """Delete what `env_up` created, in dependency order; refused while servers are there unless `force`,
         which retires them first (as `down`)."""
+        from releasectl.api_results import EnvInfo
         from releasectl.engine.env import env_down
         from releasectl.engine.release import down
 
@@ -610,6 +477,7 @@ class Client:
                    on_event: EventSink | None = None) -> BuilderInfo:
         """Bring the builder up (never in the pool) from `source` (a version, an image, or "base"; default the
         last image) and apply `recipe` (a shell script or #cloud-config file), waiting `timeout` seconds at most."""
+        from releasectl.api_results import BuilderInfo
         from releasectl.engine.builder import builder_up, load_recipe
 
         try:
@@ -628,6 +496,8 @@ class Client:
 
     def builder_status(self) -> BuilderInfo | None:
         """The builder from code, or None when none is up."""
+        from releasectl.api_results import BuilderInfo
+
         def work(ctx: "EngineContext") -> BuilderInfo | None:
             builder = ctx.provider.get_builder()
             return BuilderInfo.of(builder) if builder is not None else None
@@ -637,6 +507,8 @@ class Client:
     def quota(self) -> QuotaInfo:
         """The project's limits, usage and headroom (read-only), as the preflight of env up, builder up and
         rollout reads them."""
+        from releasectl.api_results import QuotaInfo
+
         return self._call("quota", lambda ctx: QuotaInfo.of(ctx.provider.quota()), writes=False)
 
     # -- views --
@@ -656,6 +528,7 @@ class Client:
     def release_story(self, ref: str = "latest") -> ReleaseStory:
         """One release (`ref`: "latest", an id, or a unique prefix of one) and its timeline: times, steps,
         weights, analysis figures, reasons and who acted."""
+        from releasectl.api_results import ReleaseStory, TimelineEvent
         from releasectl.engine.status import release_story
 
         if "\x00" in ref or len(ref) > 64:
@@ -677,6 +550,7 @@ def _checked(version: str) -> None:
 
 def release_or_intent(result: Any) -> "ReleaseInfo | IntentInfo":
     """The typed form of what the engine's promote, abort and pause return: a Release, or the Posted intent."""
+    from releasectl.api_results import IntentInfo
     from releasectl.engine.intents import Posted
 
     return IntentInfo.of(result) if isinstance(result, Posted) else ReleaseInfo.of(result)

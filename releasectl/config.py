@@ -14,7 +14,6 @@ or the state folder; a bad file changes nothing.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import math
 import re
@@ -808,6 +807,8 @@ def _sub(data: Any, key: str) -> dict[str, Any]:
 
 
 def _did_you_mean(key: str, keys: Any) -> str:
+    import difflib  # only for an unknown key: not on every command's start-up
+
     close = difflib.get_close_matches(str(key), [str(k) for k in keys], n=1)
     return f"did you mean `{close[0]}`?" if close else f"known keys: {', '.join(sorted(map(str, keys)))}"
 
@@ -1259,15 +1260,18 @@ def builtin_pipelines() -> dict[str, Path]:
 
 
 def _builtin_dirs() -> list[Path]:
+    """The wheel's releasectl.pipelines_builtin folder (found, not imported: importlib.resources costs more
+    start-up CPU than reading the files), then the source tree's pipelines/."""
+    from importlib.util import find_spec
+
     dirs = []
     try:
-        from importlib.resources import files
-
-        packaged = Path(str(files("releasectl.pipelines_builtin")))
-        if packaged.is_dir():
-            dirs.append(packaged)
-    except (ModuleNotFoundError, TypeError):
-        pass
+        spec = find_spec("releasectl.pipelines_builtin")
+    except (ImportError, ValueError):
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec is not None else []:
+        if Path(location).is_dir():
+            dirs.append(Path(location))
     dirs.extend(d for d in BUILTIN_PIPELINE_DIRS if d.is_dir())
     return dirs
 

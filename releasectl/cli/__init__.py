@@ -41,9 +41,14 @@ def main(argv: list[str] | None = None) -> int:
 
         sys.stdout.write(f"releasectl {__version__}\n")
         return 0
-    from releasectl.cli.app import run
+    from releasectl.cli import fastpath
     from releasectl.cli.runtime import finish_notifications
 
-    code = run(hoist_global_options(argv))
+    argv = hoist_global_options(argv)
+    code = fastpath.run(argv)  # status, images, history, pipelines: without typer
+    if code is None:
+        from releasectl.cli.app import run
+
+        code = run(argv)
     finish_notifications(code)  # `notify:` webhooks: the outcome, then at most one timeout's wait
     return code

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import copy
 import functools
-import logging
 import sys
-import traceback
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,12 +16,13 @@ except ImportError:  # older typer uses click itself
     from click import ClickException  # type: ignore[no-redef]
 
 from releasectl import __version__
-from releasectl.cli import views
-from releasectl.cli.exitcodes import ExitCode, classify, hint_for
-from releasectl.cli.release_json import JSON_DATA, live_release, reporting_release
-from releasectl.cli.render import Result, close_printers, emit_result
-from releasectl.cli.runtime import Globals, client, engine_context, note_release
-from releasectl.errors import ConfigError, ReleasectlError, UsageError
+from releasectl.cli import fastpath, views
+from releasectl.cli.boundary import fail, finish, guarded, set_globals, wants_json
+from releasectl.cli.exitcodes import ExitCode
+from releasectl.cli.release_json import live_release, reporting_release
+from releasectl.cli.render import Result
+from releasectl.cli.runtime import Globals, client, engine_context
+from releasectl.errors import ConfigError, UsageError
 from releasectl.cli.lean_typer import install as _lean_typer
 
 _lean_typer()
@@ -70,27 +69,8 @@ def main_options(
     os_cloud: Annotated[Optional[str], typer.Option("--os-cloud", help="clouds.yaml cloud (openstack); beats OS_CLOUD and openstack.cloud.")] = None,
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
-    if output not in ("table", "json"):
-        raise UsageError(f"--output must be table or json, got {output!r}")
-    for option, value in (("--config", config), ("--state-dir", state_dir), ("--env", env), ("--os-cloud", os_cloud)):
-        if value is not None and ("\x00" in str(value) or len(str(value)) > 4096):
-            raise UsageError(f"{option} must be a path or name without NUL characters, of at most 4096 characters")
-    g = ctx.ensure_object(Globals)
-    g.config, g.env, g.output, g.verbose, g.state_dir = config, env, output, verbose, state_dir
-    g.os_cloud = os_cloud
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    quiet_http_logs()
-
-
-def quiet_http_logs() -> None:
-    """urllib3 logs each request line, query string included, at DEBUG: keep it at WARNING even with -v
-    (provider modules log their own requests, redacted)."""
-    for name in ("urllib3", "requests", "keyring"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    set_globals(ctx.ensure_object(Globals), config=config, env=env, output=output, verbose=verbose, state_dir=state_dir,
+                os_cloud=os_cloud)
 
 
 def _check_version(version: str) -> None:
@@ -101,15 +81,9 @@ def _check_version(version: str) -> None:
 
 
 def _finish(ctx: typer.Context, result: Result) -> None:
-    note_release(result.data)
-    emit_result(result, _globals(ctx).output)
-    _globals(ctx).printer.close()
-    if result.exit_code:
-        for error in result.errors:
-            sys.stderr.write(f"releasectl: {_label(result.exit_code)}: {error['message']}\n")
-            if error.get("hint"):
-                sys.stderr.write(f"  hint: {error['hint']}\n")
-        raise typer.Exit(result.exit_code)
+    code = finish(_globals(ctx), result)
+    if code:
+        raise typer.Exit(code)
 
 
 # ---- setup --------------------------------------------------------------------------------------------
@@ -199,14 +173,7 @@ def _check_remote(g: Globals, s):
 def pipelines_cmd(ctx: typer.Context) -> None:
     """List the built-in pipelines and their steps; with a releasectl.yaml, mark the one `rollout` uses in
     the environment (a pipeline file of its own is listed too)."""
-    from releasectl.config import builtin_pipelines, configured_pipeline, parse_pipeline
-
-    found = [parse_pipeline(path) for path in builtin_pipelines().values()]
-    g = _globals(ctx)
-    configured = configured_pipeline(g.config, g.env, g.state_dir)
-    if configured is not None and all(p.source != configured[0].source for p in found):
-        found.append(configured[0])
-    _finish(ctx, views.pipelines_result(found, configured))
+    _finish(ctx, fastpath.pipelines_result(_globals(ctx)))
 
 
 # ---- images -------------------------------------------------------------------------------------------
@@ -239,7 +206,7 @@ def images_list(ctx: typer.Context) -> None:
     """Images, newest version first."""
     if ctx.invoked_subcommand is not None:
         return
-    _finish(ctx, views.images_result(client(_globals(ctx)).images()))
+    _finish(ctx, fastpath.images_result(_globals(ctx)))
 
 
 @images_app.command("prune")
@@ -388,13 +355,7 @@ def status(
 
         _finish(ctx, status_watch(_globals(ctx)))
         return
-    api = client(_globals(ctx))
-    if api.settings.regions:
-        from releasectl.cli import waves_cmd
-
-        _finish(ctx, waves_cmd.status(_globals(ctx), api.settings))
-        return
-    _finish(ctx, views.status_result(api.status()))
+    _finish(ctx, fastpath.status_result(_globals(ctx)))
 
 
 @app.command()
@@ -527,65 +488,28 @@ def _command_name(argv: list[str]) -> str | None:
 
 
 def run(argv: list[str]) -> int:
-    """Run the app; map every exception to one message on stderr and one exit code."""
-    g_output = "json" if _wants_json(argv) else "table"
-    verbose = "-v" in argv or "--verbose" in argv
-    try:
-        # without standalone mode, click hands back an Exit's code as the return value
-        name = _command_name(argv)
-        command = (_click_command(name) if name else None) or _click_command()
-        returned = command(args=argv, prog_name="releasectl", standalone_mode=False)
-        return returned if isinstance(returned, int) else ExitCode.OK
-    except typer.Exit as exc:
-        return int(exc.exit_code or 0)
-    except typer.Abort:
-        return _fail(ExitCode.USAGE, "usage", "aborted", None, g_output)
-    except ClickException as exc:
-        hint = None
-        ctx = getattr(exc, "ctx", None)
-        if ctx is not None:
-            hint = f"see `{ctx.command_path} --help`"
-        return _fail(ExitCode.USAGE, "usage", exc.format_message(), hint, g_output)
-    except ReleasectlError as exc:
-        code, name = classify(exc)
-        if verbose:
-            traceback.print_exc(file=sys.stderr)
-        return _fail(code, name, exc.message, exc.hint, g_output, getattr(exc, JSON_DATA, None))
-    except KeyboardInterrupt:
-        return _fail(ExitCode.INFRA, "interrupted", "interrupted by a signal", None, g_output)
-    except Exception as exc:  # a bug: say so plainly, traceback only with -v
-        if verbose:
-            traceback.print_exc(file=sys.stderr)
-        return _fail(ExitCode.INFRA, "internal", f"internal error: {type(exc).__name__}: {exc}", "rerun with -v for a traceback", g_output)
-    finally:
-        close_printers()
+    """Run the app; map every exception to one message on stderr and one exit code (cli/boundary.py)."""
+    output = "json" if wants_json(argv) else "table"
 
+    def invoke() -> int:
+        try:
+            # without standalone mode, click hands back an Exit's code as the return value
+            name = _command_name(argv)
+            command = (_click_command(name) if name else None) or _click_command()
+            returned = command(args=argv, prog_name="releasectl", standalone_mode=False)
+            return returned if isinstance(returned, int) else ExitCode.OK
+        except typer.Exit as exc:
+            return int(exc.exit_code or 0)
+        except typer.Abort:
+            return fail(ExitCode.USAGE, "usage", "aborted", None, output)
+        except ClickException as exc:
+            hint = None
+            ctx = getattr(exc, "ctx", None)
+            if ctx is not None:
+                hint = f"see `{ctx.command_path} --help`"
+            return fail(ExitCode.USAGE, "usage", exc.format_message(), hint, output)
 
-def _wants_json(argv: list[str]) -> bool:
-    for i, arg in enumerate(argv):
-        if arg in ("--output=json", "-o=json"):
-            return True
-        if arg in ("--output", "-o") and i + 1 < len(argv) and argv[i + 1] == "json":
-            return True
-    return False
-
-
-def _label(code: int) -> str:
-    """A manual gate (exit 4) is where the release waits for `promote`: a notice, not an error."""
-    return "notice" if code == ExitCode.PAUSED else "error"
-
-
-def _fail(code: ExitCode, name: str, message: str, hint: str | None, output: str, data: dict | None = None) -> int:
-    hint_text = hint_for(code, hint)
-    sys.stderr.write(f"releasectl: {_label(code)}: {message}\n")
-    if hint_text:
-        sys.stderr.write(f"  hint: {hint_text}\n")
-    if output == "json":
-        error = {"code": name, "message": message}
-        if hint_text:
-            error["hint"] = hint_text
-        emit_result(Result(data=data or {}, exit_code=int(code), errors=[error]), "json")
-    return int(code)
+    return guarded(argv, invoke)
 
 
 from releasectl.cli.env_cmd import env_app  # noqa: E402 - registered last: it uses the helpers above

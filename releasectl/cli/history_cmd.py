@@ -15,17 +15,10 @@ def history_list(ctx: typer.Context) -> None:
     """Releases of this environment, newest first."""
     if ctx.invoked_subcommand is not None:
         return
-    from releasectl.cli import views
     from releasectl.cli.app import _finish, _globals
-    from releasectl.cli.runtime import client
+    from releasectl.cli.fastpath import history_result
 
-    api = client(_globals(ctx))
-    if api.settings.regions:  # each region's releases, and the waves
-        from releasectl.cli import waves_cmd
-
-        _finish(ctx, waves_cmd.history(_globals(ctx), api.settings))
-        return
-    _finish(ctx, views.history_result(api.history()))
+    _finish(ctx, history_result(_globals(ctx)))
 
 
 @history_app.command("show")

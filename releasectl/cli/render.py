@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
@@ -29,9 +30,39 @@ class Result:
 def table(rows: list[dict[str, Any]] | list[list[Any]], headers: Any = "keys") -> str:
     if not rows:
         return "(none)"
+    plain = plain_table(rows) if headers == "keys" else None
+    if plain is not None:
+        return plain
     from tabulate import tabulate  # here, not at the top: its import costs more than most commands' work
 
     return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+
+
+_PLAIN_CELL = re.compile(r"[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?")  # one line of ASCII, no space at either end
+
+
+def plain_table(rows: list[Any]) -> str | None:
+    """tabulate's "simple" table of dict rows (headers "keys", numbers not parsed) whose cells are one line of
+    ASCII each, made here: importing tabulate reads the installed packages' metadata, about 30 ms of CPU on
+    every command that prints a table. None for anything else (tabulate makes it); tests/unit/test_render.py
+    holds the two side by side."""
+    if not all(isinstance(row, dict) for row in rows):
+        return None
+    keys = list(dict.fromkeys(key for row in rows for key in row))
+    if not keys:
+        return None
+    headers = [str(key) for key in keys]
+    cells = [["" if row.get(key) is None else f"{row.get(key)}" for key in keys] for row in rows]
+    if any(isinstance(row.get(key), bytes) for row in rows for key in keys):
+        return None
+    if not all(_PLAIN_CELL.fullmatch(text) for line in [headers, *cells] for text in line if text):
+        return None
+    widths = [max(len(header) + 2, *(len(line[i]) for line in cells)) for i, header in enumerate(headers)]
+
+    def line(texts: list[str]) -> str:
+        return "  ".join(text.ljust(width) for text, width in zip(texts, widths)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * width for width in widths]), *map(line, cells)])
 
 
 def emit_result(result: Result, output: str, out: TextIO | None = None) -> None:

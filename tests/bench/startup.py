@@ -7,6 +7,10 @@ provider, one baked image); `abort` there finds no release and stops at its deci
 the start-up path an operator's abort takes before it posts its intent. Issue 12 targets `status` at
 <= 0.12 s CPU (median) and `--version` under 0.3 s wall. This is a benchmark, not a test: timing
 assertions in the suite would be flaky on a loaded CI machine.
+
+Children run with bytecode cached, as a pip-installed tool has it (tests/bench/_env.py; one warm-up round
+is not counted); `--no-bytecode-cache` measures the plain mode, where PYTHONDONTWRITEBYTECODE=1 makes every
+run recompile what it imports. The first line of the output says which mode ran.
 """
 
 from __future__ import annotations
@@ -21,14 +25,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.bench._env import bytecode_cache, bytecode_mode, cli_env
+
 STATUS_CPU_TARGET = 0.12
 VERSION_WALL_TARGET = 0.3
 
 
-def measure(cmd: list[str], cwd: Path) -> tuple[float, float, int]:
-    """(cpu seconds, wall seconds, exit code) of one run of `cmd`."""
+def measure(cmd: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float, int]:
+    """(cpu seconds, wall seconds, exit code) of one run of `cmd`; `env` is the child's whole environment."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
@@ -43,11 +49,13 @@ def make_project(root: Path) -> Path:
         if done.returncode:
             raise SystemExit(f"releasectl {' '.join(args)}: exit {done.returncode}\n{done.stderr}")
     return project
-def timed(cmd: list[str], runs: int, cwd: Path | None = None) -> list[float]:
+
+
+def timed(cmd: list[str], runs: int, cwd: Path | None = None, env: dict[str, str] | None = None) -> list[float]:
     samples = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(cmd, check=True, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(cmd, check=True, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         samples.append(time.perf_counter() - start)
     return samples
 
@@ -55,6 +63,8 @@ def timed(cmd: list[str], runs: int, cwd: Path | None = None) -> list[float]:
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--no-bytecode-cache", dest="cached", action="store_false",
+                        help="run children as this environment has them (PYTHONDONTWRITEBYTECODE=1: recompiling)")
     args = parser.parse_args()
     beside = Path(sys.executable).with_name("releasectl")
     script = str(beside) if beside.exists() else shutil.which("releasectl")
@@ -69,19 +79,24 @@ def main() -> int:
     }
     if script:
         cases["releasectl --version (console script)"] = ([script, "--version"], {0})
-    with tempfile.TemporaryDirectory(prefix="releasectl-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="releasectl-bench-") as tmp, bytecode_cache(args.cached) as additions:
+        mode = bytecode_mode(additions)
+        env = cli_env(additions)
         project = make_project(Path(tmp))
         samples: dict[str, list[tuple[float, float]]] = {name: [] for name in cases}
-        for _ in range(args.runs):
+        for round_ in range(args.runs + 1):  # round 0 warms the bytecode cache up: not counted
             for name, (cmd, expected) in cases.items():
-                cpu, wall, code = measure(cmd, project)
+                cpu, wall, code = measure(cmd, project, env)
                 if code not in expected:
                     raise SystemExit(f"{name}: exit {code}, expected {sorted(expected)}")
-                samples[name].append((cpu, wall))
+                if round_:
+                    samples[name].append((cpu, wall))
     cpu = {name: statistics.median(c for c, _ in runs) for name, runs in samples.items()}
     wall = {name: statistics.median(w for _, w in runs) for name, runs in samples.items()}
     base_cpu, base_wall = cpu["baseline: python -c pass"], wall["baseline: python -c pass"]
-    print(f"median of {args.runs} runs; ratios against the baseline measured in the same run")
+    print(f"children: {mode}")
+    print(f"median of {args.runs} runs; ratios against the baseline measured in the same run; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"{'command':<40} {'cpu':>9} {'x base':>7} {'wall':>9} {'x base':>7}")
     for name in cases:
         print(f"{name:<40} {cpu[name] * 1000:>7.1f}ms {cpu[name] / base_cpu:>6.2f}x"

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import run_cli_in_process
 
 FORBIDDEN = ("requests", "urllib3", "pydantic", "releasectl.providers.openstack", "rich.live")  # rich.live: only `--watch`
+RELEASE_LOOP = "releasectl.engine.reconcile"  # no read-only command runs it (abort may: it rolls back)
+WITHOUT_TYPER = ("status", "images", "history", "pipelines")  # cli/fastpath.py: dispatched before typer is imported
 
 CHILD = """
 import contextlib, io, json, sys
@@ -61,7 +63,14 @@ def report(tmp_path_factory) -> dict[str, dict]:
 def test_command_imports_no_http_library_nor_unused_provider(report, command):
     assert report[command]["code"] == COMMANDS[command]
     assert loaded(report[command]["modules"]) == []
+    if command != "abort":
+        assert RELEASE_LOOP not in report[command]["modules"]
 
 
 def test_status_on_the_local_provider_loads_the_local_provider_only(report):
     assert "releasectl.providers.local" in report["status"]["modules"]
+
+
+@pytest.mark.parametrize("command", WITHOUT_TYPER)
+def test_plain_read_only_commands_do_not_import_typer(report, command):
+    assert [m for m in report[command]["modules"] if m == "typer" or m.startswith("typer.")] == []
