@@ -1,0 +1,88 @@
+"""A rollback to a warm fleet moves the traffic in its first action, when the LB vouches for that fleet.
+
+In-process, with the memory provider and a fake clock: 1.0.0 is released, then 1.1.0 with a pipeline that
+keeps 1.0.0 warm (drained, weight 0). The rollback's provider writes are recorded in order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from releasectl.engine.context import EngineContext
+from releasectl.engine.model import Launch, Phase, Pipeline, Retire, SetWeight
+from releasectl.engine.images import bake
+from releasectl.engine.release import rollback, rollout
+from releasectl.errors import ReleaseFailed
+from releasectl.providers.base import HealthCheck, Label, ProviderContext, Role
+from tests.fakes.clock import FakeClock
+from tests.fakes.memory import MemoryCloud, MemoryProvider
+
+APP, ENV = "shop", "production"
+HEALTH = HealthCheck(path="/healthz", expected_status=200, interval=1.0, timeout=1.0, rise=2, fall=2)
+
+FIRST = Pipeline(name="first", steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=0.0)))
+KEEP_WARM = Pipeline(name="keep-warm", steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=0.0, keep_previous=600.0)))
+WRITES = ("set_weights", "update_server_labels", "add_member", "remove_member", "create_server", "delete_server")
+
+
+def context(cloud: MemoryCloud, writes: list | None = None) -> EngineContext:
+    provider = MemoryProvider(ProviderContext(app=APP, env=ENV, config_dir=Path("/nonexistent"), state_dir=Path("/nonexistent"),
+                                              health=HEALTH, app_port=8000), cloud)
+    if writes is not None:  # record the order of pool and server writes
+        for name in WRITES:
+            call = getattr(provider, name)
+            setattr(provider, name, lambda *a, _n=name, _c=call: (writes.append((_n, a)), _c(*a))[1])
+    return EngineContext(provider=provider, app=APP, env=ENV, image_name="{app}-{version}", count=2, health=HEALTH,
+                         clock=cloud.clock, actor={"host": "test", "user": "warm", "pid": "1"}, drain_timeout=0.0)
+
+
+@pytest.fixture
+def warm_cloud() -> MemoryCloud:
+    """1.1.0 live on two servers, 1.0.0 warm on two (weight 0, healthy in the LB)."""
+    cloud = MemoryCloud(FakeClock())
+    ctx = context(cloud)
+    ctx.provider.ensure_pool()
+    bake(ctx, "1.0.0")
+    bake(ctx, "1.1.0")
+    assert rollout(ctx, "1.0.0", FIRST).phase is Phase.SUCCEEDED
+    assert rollout(ctx, "1.1.0", KEEP_WARM).phase is Phase.SUCCEEDED
+    return cloud
+
+
+def weights_by_version(ctx: EngineContext) -> dict[str, set[int]]:
+    servers = {s.id: s for s in ctx.provider.list_servers()}
+    out: dict[str, set[int]] = {}
+    for m in ctx.provider.list_members():
+        out.setdefault(servers[m.server_id].version, set()).add(m.weight)
+    return out
+
+
+def test_a_warm_fleet_the_lb_reports_healthy_gets_the_traffic_in_the_first_action(warm_cloud):
+    writes: list = []
+    ctx = context(warm_cloud, writes)
+    warm = {s.id for s in ctx.provider.list_servers() if s.role is Role.PREVIOUS}
+    assert len(warm) == 2 and weights_by_version(ctx) == {"1.0.0": {0}, "1.1.0": {100}}
+    rel = rollback(ctx)
+    assert rel.phase is Phase.SUCCEEDED and rel.version == "1.0.0"
+    name, (weights,) = writes[0]
+    warm_members = {m.id for m in ctx.provider.list_members() if m.server_id in warm}
+    assert name == "set_weights" and {mid for mid, w in weights.items() if w > 0} == warm_members
+    assert len(weights) == 4 and sorted(weights.values()) == [0, 0, 100, 100]  # one change: no gap (I1)
+    assert [n for n, _ in writes].count("set_weights") == 1  # the SetWeight step found it done
+    assert weights_by_version(ctx) == {"1.0.0": {100}}  # 1.1.0 retired
+
+
+def test_a_warm_fleet_the_lb_reports_down_is_not_given_traffic_first(warm_cloud):
+    writes: list = []
+    ctx = context(warm_cloud, writes)
+    for server in warm_cloud.servers.values():  # 1.0.0's app now fails its checks (and our probes)
+        server.healthy = server.labels.get(Label.VERSION) != "1.0.0"
+    warm_cloud.clock.sleep(HEALTH.interval * (HEALTH.fall + 1))
+    assert {m.health.value for m in ctx.provider.list_members() if m.weight == 0} == {"unhealthy"}
+    with pytest.raises(ReleaseFailed):
+        rollback(ctx)  # adopted, gated, failed: the rollback is rolled back
+    assert writes[0][0] == "update_server_labels"  # adopting it is the first move, not the traffic
+    assert all(w == 0 for name, (weights, *_) in writes if name == "set_weights" for w in weights.values())
+    assert weights_by_version(ctx) == {"1.1.0": {100}}  # 1.1.0 served throughout, the broken 1.0.0 is gone
