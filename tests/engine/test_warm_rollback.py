@@ -1,7 +1,8 @@
 """A rollback to a warm fleet moves the traffic in its first action, when the LB vouches for that fleet.
 
 In-process, with the memory provider and a fake clock: 1.0.0 is released, then 1.1.0 with a pipeline that
-keeps 1.0.0 warm (drained, weight 0). The rollback's provider writes are recorded in order.
+keeps 1.0.0 warm (drained, weight 0). The rollback's provider writes are recorded in order. Then the pure
+decision, table-style: only a rollback whose warm servers the LB all reports healthy swaps first.
 """
 
 from __future__ import annotations
@@ -10,12 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from releasectl.engine.actions import RelabelServers, SetWeights
 from releasectl.engine.context import EngineContext
-from releasectl.engine.model import Launch, Phase, Pipeline, Retire, SetWeight
+from releasectl.engine.decide import decide
+from releasectl.engine.model import Launch, Phase, Pipeline, ReleaseKind, Retire, SetWeight
 from releasectl.engine.images import bake
+from releasectl.engine.invariants import check
 from releasectl.engine.release import rollback, rollout
 from releasectl.errors import ReleaseFailed
-from releasectl.providers.base import HealthCheck, Label, ProviderContext, Role
+from releasectl.providers.base import AdminState, Health, HealthCheck, Label, ProviderContext, Role
+from tests.engine import test_decide as td
 from tests.fakes.clock import FakeClock
 from tests.fakes.memory import MemoryCloud, MemoryProvider
 
@@ -86,3 +91,34 @@ def test_a_warm_fleet_the_lb_reports_down_is_not_given_traffic_first(warm_cloud)
     assert writes[0][0] == "update_server_labels"  # adopting it is the first move, not the traffic
     assert all(w == 0 for name, (weights, *_) in writes if name == "set_weights" for w in weights.values())
     assert weights_by_version(ctx) == {"1.1.0": {100}}  # 1.1.0 served throughout, the broken 1.0.0 is gone
+
+
+# ---- the pure decision ---------------------------------------------------------------------------------
+
+ROLLBACK_STEPS = (Launch(), SetWeight(percent=100.0), Retire(drain_timeout=30.0))
+LIVE = [td.server(1, "1.1.0", Role.STABLE, "r-110"), td.server(2, "1.1.0", Role.STABLE, "r-110")]
+WARM = [td.server(3, "1.0.0", Role.PREVIOUS, "r-100"), td.server(4, "1.0.0", Role.PREVIOUS, "r-100")]
+
+
+def first_move(kind: ReleaseKind, warm_health: tuple[Health, Health], steps=ROLLBACK_STEPS):
+    observed = td.obs(LIVE + WARM, [td.member(s, 100) for s in LIVE] +
+                      [td.member(s, 0, health, admin=AdminState.DRAIN) for s, health in zip(WARM, warm_health)])
+    rel = td.release(*steps, kind=kind, version="1.0.0", previous_version="1.1.0")
+    return observed, decide(observed, rel, td.NOW)
+
+
+def test_the_swap_is_one_weight_change_that_keeps_a_member_serving():
+    observed, decision = first_move(ReleaseKind.ROLLBACK, (Health.HEALTHY, Health.HEALTHY))
+    assert isinstance(decision.action, SetWeights)
+    assert dict(decision.action.weights) == {"ms1": 0, "ms2": 0, "ms3": 100, "ms4": 100}
+    assert check(observed, decision.action, app="shop", env="production") is None  # I1 and I2 hold
+
+
+@pytest.mark.parametrize("kind, health", [
+    (ReleaseKind.ROLLBACK, (Health.HEALTHY, Health.UNKNOWN)),  # one still rising: adopted and gated
+    (ReleaseKind.ROLLBACK, (Health.UNHEALTHY, Health.HEALTHY)),
+    (ReleaseKind.ROLLOUT, (Health.HEALTHY, Health.HEALTHY)),  # a rollout adopting a warm fleet follows its pipeline
+], ids=["rising", "down", "rollout"])
+def test_no_swap_unless_a_rollback_and_the_lb_vouches_for_every_warm_server(kind, health):
+    _, decision = first_move(kind, health)
+    assert isinstance(decision.action, RelabelServers)
