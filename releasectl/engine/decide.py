@@ -214,6 +214,15 @@ def warm_swap(obs: Observed, rel: Release, want: int, policy: Policy) -> Decisio
     )
 
 
+def swapped_warm(obs: Observed, rel: Release) -> list[Member]:
+    """Members of the warm fleet a rollback weighted in (warm_swap) but had not adopted yet when it was cut
+    short: undoing that rollback drains them back to warm, beside its own fleet."""
+    if rel.kind is not ReleaseKind.ROLLBACK:
+        return []
+    warm = [s for s in obs.with_role(Role.PREVIOUS, exclude_release=rel.id) if s.version == rel.version]
+    return [m for m in obs.members_for(warm) if m.weight > 0]
+
+
 def _next_step_is_full_weight(rel: Release) -> bool:
     steps = rel.pipeline.steps
     following = steps[rel.step_index + 1] if rel.step_index + 1 < len(steps) else None
@@ -481,7 +490,7 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     # traffic goes back only to old members whose server is up and that the LB sees healthy
     old = [m for m in old if _can_serve(obs, m)]
     if old:
-        desired = {m.id: FULL_WEIGHT for m in old} | {m.id: 0 for m in new}
+        desired = {m.id: FULL_WEIGHT for m in old} | {m.id: 0 for m in new + swapped_warm(obs, rel)}
         pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
         if pending:
             return act(f"restoring all traffic to {rel.previous_version or 'the old fleet'}", SetWeights(pairs(pending)))

@@ -17,12 +17,12 @@ from releasectl.engine.decide import decide
 from releasectl.engine.model import Launch, Phase, Pipeline, ReleaseKind, Retire, SetWeight
 from releasectl.engine.images import bake
 from releasectl.engine.invariants import check
-from releasectl.engine.release import rollback, rollout
+from releasectl.engine.release import abort, rollback, rollout
 from releasectl.errors import ReleaseFailed
 from releasectl.providers.base import AdminState, Health, HealthCheck, Label, ProviderContext, Role
 from tests.engine import test_decide as td
 from tests.fakes.clock import FakeClock
-from tests.fakes.memory import MemoryCloud, MemoryProvider
+from tests.fakes.memory import Crash, MemoryCloud, MemoryProvider
 
 APP, ENV = "shop", "production"
 HEALTH = HealthCheck(path="/healthz", expected_status=200, interval=1.0, timeout=1.0, rise=2, fall=2)
@@ -122,3 +122,24 @@ def test_the_swap_is_one_weight_change_that_keeps_a_member_serving():
 def test_no_swap_unless_a_rollback_and_the_lb_vouches_for_every_warm_server(kind, health):
     _, decision = first_move(kind, health)
     assert isinstance(decision.action, RelabelServers)
+
+
+def test_undoing_a_rollback_cut_short_right_after_its_swap_drains_the_warm_fleet_again(warm_cloud):
+    """The runner dies just after the weight change (before adopting the warm fleet): an abort puts all
+    traffic back on 1.1.0 and the warm 1.0.0 back at weight 0, still warm, not half of the traffic each."""
+    ctx = context(warm_cloud)
+    set_weights = ctx.provider.set_weights
+
+    def then_die(weights):
+        set_weights(weights)
+        raise Crash("killed after the weight change")
+
+    ctx.provider.set_weights = then_die
+    with pytest.raises(Crash):
+        rollback(ctx)
+    ctx = context(warm_cloud)
+    assert weights_by_version(ctx) == {"1.0.0": {100}, "1.1.0": {0}}
+    warm_cloud.leases.clear()  # the dead runner's lease (a real one expires, or is taken over)
+    abort(ctx)
+    assert weights_by_version(ctx) == {"1.0.0": {0}, "1.1.0": {100}}
+    assert {s.role for s in ctx.provider.list_servers() if s.version == "1.0.0"} == {Role.PREVIOUS}
