@@ -32,13 +32,22 @@ KEEP_WARM = Pipeline(name="keep-warm", steps=(Launch(), SetWeight(percent=100.0)
 WRITES = ("set_weights", "update_server_labels", "add_member", "remove_member", "create_server", "delete_server")
 
 
+def recorded(name: str, call, writes: list):
+    """`call`, noting (name, args) in `writes` first: the order of the pool and server writes."""
+
+    def write(*args):
+        writes.append((name, args))
+        return call(*args)
+
+    return write
+
+
 def context(cloud: MemoryCloud, writes: list | None = None) -> EngineContext:
     provider = MemoryProvider(ProviderContext(app=APP, env=ENV, config_dir=Path("/nonexistent"), state_dir=Path("/nonexistent"),
                                               health=HEALTH, app_port=8000), cloud)
-    if writes is not None:  # record the order of pool and server writes
+    if writes is not None:
         for name in WRITES:
-            call = getattr(provider, name)
-            setattr(provider, name, lambda *a, _n=name, _c=call: (writes.append((_n, a)), _c(*a))[1])
+            setattr(provider, name, recorded(name, getattr(provider, name), writes))
     return EngineContext(provider=provider, app=APP, env=ENV, image_name="{app}-{version}", count=2, health=HEALTH,
                          clock=cloud.clock, actor={"host": "test", "user": "warm", "pid": "1"}, drain_timeout=0.0)
 
