@@ -1,7 +1,7 @@
 """Version strings: strict semver, with a hint for the near misses people type.
 
-semver is imported when a version is parsed, not with this module: `rollback` (and `status`) load the
-module but parse nothing on their way, and semver's import is on a warm rollback's critical path."""
+semver is imported when a version is parsed, not with this module: `rollback` loads the module but parses
+no version before its weight change, and semver's import would sit on that critical path."""
 
 from __future__ import annotations
 
