@@ -30,7 +30,7 @@ from releasectl.engine.actions import (
 )
 from releasectl.engine.health import AnalysisResult, FailingMember, HealthView, Verdict, analyse  # noqa: F401  (analyse: re-exported)
 from releasectl.engine.invariants import describe_serving, owns_member, serving, version_of
-from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, Retire, SetWeight, describe_step
+from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, ReleaseKind, Retire, SetWeight, describe_step
 from releasectl.engine.observe import Observed
 from releasectl.engine.weights import FULL_WEIGHT, plan_weights
 from releasectl.providers.base import (
@@ -127,7 +127,7 @@ def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -
             return act(f"replacing {why}", _replace(obs, s))
         return Decision(Kind.FAIL, why, failing_member=FailingMember(s.name, s.id))
     if isinstance(step, Launch):
-        return decide_launch(obs, rel, now, step)
+        return decide_launch(obs, rel, now, step, policy)
     problem = watch_health(obs, new)
     if problem:
         return problem
@@ -158,12 +158,15 @@ def past_deadline(rel: Release, now: float) -> bool:
 # launch ------------------------------------------------------------------------------------------------
 
 
-def decide_launch(obs: Observed, rel: Release, now: float, step: Launch) -> Decision:
+def decide_launch(obs: Observed, rel: Release, now: float, step: Launch, policy: Policy = Policy()) -> Decision:
     want = step.count or rel.count
     new = obs.of_release(rel.id)
     deleting = [s for s in new if s.status is ServerStatus.DELETING]
     if deleting:  # a replacement cut short by a crash: finish deleting before counting capacity
         return act(f"finishing the removal of {deleting[0].name}", _replace(obs, deleting[0]))
+    swap = warm_swap(obs, rel, want, policy)
+    if swap is not None:
+        return swap
     if len(new) < want:
         warm = [
             s
@@ -184,6 +187,48 @@ def decide_launch(obs: Observed, rel: Release, now: float, step: Launch) -> Deci
     if gate is not None:
         return gate
     return Decision(Kind.ADVANCE, f"{len(new)} new server(s) healthy ({obs.health.rise} checks in a row)")
+
+
+def warm_swap(obs: Observed, rel: Release, want: int, policy: Policy) -> Decision | None:
+    """A rollback to a warm fleet: all traffic moves to it in its first action, one weight change, before it
+    is adopted or probed (that change is the whole of the rollback's critical path; the rest follows it).
+    Only when every server of the fleet is up and the LB reports its member healthy (`rise` checks passed,
+    the last one too): the LB's own verdict is the gate, as for any member it routes to; the runner still
+    checks I1 on the action. None when there is no such fleet (then it is adopted and gated as a launch),
+    or once the traffic is on it."""
+    if rel.kind is not ReleaseKind.ROLLBACK or not _next_step_is_full_weight(rel) or obs.of_release(rel.id):
+        return None
+    warm = [s for s in obs.with_role(Role.PREVIOUS, Role.STABLE, exclude_release=rel.id) if s.version == rel.version]
+    warm_members = [m for m in obs.members_for(warm) if _can_serve(obs, m)]
+    if len(warm) < want or len(warm_members) < len(warm):
+        return None
+    leaving = [s for s in obs.with_role(Role.STABLE, exclude_release=rel.id) if s.version != rel.version]
+    old_members = obs.members_for(leaving)
+    plan = plan_weights(100.0, len(warm_members), len(old_members), policy.max_weight)
+    desired = {m.id: plan.new_weight for m in warm_members} | {m.id: plan.old_weight for m in old_members}
+    pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
+    if not pending:
+        return None
+    return act(
+        f"restoring all traffic to {rel.version}: its {len(warm)} warm server(s) are healthy in the load balancer",
+        SetWeights(pairs(pending)),
+        log=f"all traffic to the warm {rel.version} fleet ({len(warm_members)} member(s)), before adopting it",
+    )
+
+
+def swapped_warm(obs: Observed, rel: Release) -> list[Member]:
+    """Members of the warm fleet a rollback weighted in (warm_swap) but had not adopted yet when it was cut
+    short: undoing that rollback drains them back to warm, beside its own fleet."""
+    if rel.kind is not ReleaseKind.ROLLBACK:
+        return []
+    warm = [s for s in obs.with_role(Role.PREVIOUS, exclude_release=rel.id) if s.version == rel.version]
+    return [m for m in obs.members_for(warm) if m.weight > 0]
+
+
+def _next_step_is_full_weight(rel: Release) -> bool:
+    steps = rel.pipeline.steps
+    following = steps[rel.step_index + 1] if rel.step_index + 1 < len(steps) else None
+    return isinstance(following, SetWeight) and following.percent == 100
 
 
 def _missing_specs(rel: Release, version: str, image_id: str, release_id: str, have: list[Server], want: int) -> tuple[ServerSpec, ...]:
@@ -452,7 +497,7 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     # traffic goes back only to old members whose server is up and that the LB sees healthy
     old = [m for m in old if _can_serve(obs, m)]
     if old:
-        desired = {m.id: FULL_WEIGHT for m in old} | {m.id: 0 for m in new}
+        desired = {m.id: FULL_WEIGHT for m in old} | {m.id: 0 for m in new + swapped_warm(obs, rel)}
         pending = {mid: w for mid, w in desired.items() if not _applied(_find(obs.members, mid), w)}
         if pending:
             return act(f"restoring all traffic to {rel.previous_version or 'the old fleet'}", SetWeights(pairs(pending)))

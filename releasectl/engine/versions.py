@@ -1,15 +1,22 @@
-"""Version strings: strict semver, with a hint for the near misses people type."""
+"""Version strings: strict semver, with a hint for the near misses people type.
+
+semver is imported when a version is parsed, not with this module: `rollback` loads the module but parses
+no version before its weight change, and semver's import would sit on that critical path."""
 
 from __future__ import annotations
 
 import re
-
-import semver
+from typing import TYPE_CHECKING
 
 from releasectl.errors import UsageError
 
+if TYPE_CHECKING:
+    import semver
+
 
 def parse_version(text: str) -> semver.Version:
+    import semver
+
     try:
         return semver.Version.parse(text)
     except (ValueError, TypeError):
@@ -29,6 +36,8 @@ def parse_version(text: str) -> semver.Version:
 
 def version_key(text: str) -> semver.Version:
     """Sort key by semver precedence; unparsable versions sort first."""
+    import semver
+
     try:
         return semver.Version.parse(text)
     except ValueError:

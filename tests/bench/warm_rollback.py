@@ -11,12 +11,18 @@ subprocess and measures the time from launching it to the first moment after whi
 start-up, so each run also times `releasectl --version` just before (the part of the figure that is
 interpreter start-up on this machine at this moment). Prints each run and the median (issue 12's target: <= 0.5 s), and the failed requests (0 expected).
 Every load is bounded in time and requests. This is a benchmark, not a pytest test.
+
+The CLI runs with bytecode cached, as a pip-installed tool has it (tests/bench/_env.py); one rollback and
+its rollout before the timed runs are not counted (they compile what the rollback path imports).
+`--no-bytecode-cache` measures the plain mode (PYTHONDONTWRITEBYTECODE=1: every run recompiles). The output
+says which mode ran and the load average.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -28,6 +34,7 @@ import yaml
 from tabulate import tabulate
 
 from releasectl.loadgen import LoadGenerator
+from tests.bench._env import bytecode_cache, bytecode_mode
 from tests.bench.openstack_calls import FIRST
 from tests.conftest import run_cli
 from tests.helpers import free_port
@@ -43,8 +50,8 @@ OLD, NEW = "1.0.0", "1.1.0"
 RESOLUTION = 0.005  # seconds: how finely the switch-over moment is located
 
 
-def must(work: Path, *args: str) -> str:
-    proc = run_cli(*args, cwd=work, timeout=300)
+def must(work: Path, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = run_cli(*args, cwd=work, env=env, timeout=300)
     if proc.code != 0:
         raise SystemExit(f"releasectl {' '.join(args)} exited {proc.code}:\n{proc.stderr[-3000:]}")
     return proc.stderr
@@ -73,36 +80,52 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--verbose", action="store_true", help="show each rollback's progress (-v)")
+    parser.add_argument("--no-bytecode-cache", dest="cached", action="store_false",
+                        help="run the CLI as this environment has it (PYTHONDONTWRITEBYTECODE=1: recompiling)")
     args = parser.parse_args(argv)
+    with bytecode_cache(args.cached) as additions:
+        print(bytecode_mode(additions), file=sys.stderr)
+        return bench(args, additions)
+
+
+def bench(args: argparse.Namespace, additions: dict[str, str]) -> int:
     root = Path(tempfile.mkdtemp(prefix="releasectl-warm-rollback-"))
     work = root / "app"
     port = free_port()
     rows = []
+    loads = []
+
+    def cli(*cli_args: str) -> str:
+        return must(work, *cli_args, env=additions)
+
     try:
         work.mkdir()
-        must(work, "init", ".", "--app", "warm", "--port", str(port))
+        cli("init", ".", "--app", "warm", "--port", str(port))
         config = work / "releasectl.yaml"
         doc = yaml.safe_load(config.read_text())
         doc.setdefault("health", {}).update(interval="500ms", timeout="1s")
         config.write_text(yaml.safe_dump(doc, sort_keys=False))
         (work / "keep-warm.yaml").write_text(KEEP_WARM)
         (work / "first.yaml").write_text(FIRST)
-        must(work, "bake", OLD)
-        must(work, "bake", NEW)
-        must(work, "rollout", OLD, "--pipeline", "first.yaml")
+        cli("bake", OLD)
+        cli("bake", NEW)
+        cli("rollout", OLD, "--pipeline", "first.yaml")
+        cli("rollout", NEW, "--pipeline", "keep-warm.yaml")  # warm-up, not counted: compiles the rollback path
+        cli("rollback")
         url = f"http://127.0.0.1:{port}/"
         for run in range(1, args.runs + 1):
-            must(work, "rollout", NEW, "--pipeline", "keep-warm.yaml")
+            cli("rollout", NEW, "--pipeline", "keep-warm.yaml")
             started = time.monotonic()
-            must(work, "--version")
+            cli("--version")
             startup = time.monotonic() - started  # the interpreter and CLI start-up, in the same conditions
             load = LoadGenerator(url, duration=60, max_requests=500_000, keepalive_clients=2, new_connection_clients=1,
                                  timeout=5.0)
             with load:
                 time.sleep(1.0)  # load flowing to NEW first
+                loads.append(os.getloadavg()[0])
                 launched = time.time()
                 started = time.monotonic()
-                stderr = must(work, *(["-v"] if args.verbose else []), "rollback")
+                stderr = cli(*(["-v"] if args.verbose else []), "rollback")
                 took = time.monotonic() - started
                 time.sleep(0.5)
                 end = time.time()
@@ -116,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"run {run}: 100% {OLD} {rows[-1]['switch_s'] if at is None else f'{at - launched:.3f}'} s after "
                   f"launch; command {took:.2f} s; `--version` {startup:.2f} s; {during.failed} failed of {during.requests}", file=sys.stderr)
     finally:
-        run_cli("down", cwd=work, timeout=300)
+        run_cli("down", cwd=work, env=additions, timeout=300)
         shutil.rmtree(root, ignore_errors=True)
     print(tabulate([[r["run"], "-" if r["switch_s"] is None else f"{r['switch_s']:.3f}", f"{r['startup_s']:.3f}",
                      f"{r['command_s']:.2f}", r["requests"], r["failed"], r["warm"]] for r in rows],
@@ -126,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     switches = [r["switch_s"] for r in rows if r["switch_s"] is not None]
     if switches:
         print(f"\nmedian launch -> 100% {OLD}: {statistics.median(switches):.3f} s over {len(switches)} run(s) "
-              f"(target <= 0.5 s); failed requests: {sum(r['failed'] for r in rows)}")
+              f"(target <= 0.5 s); failed requests: {sum(r['failed'] for r in rows)}; load average "
+              f"{min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} cores")
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0 if switches and len(switches) == len(rows) and not any(r["failed"] for r in rows) else 1
