@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from releasectl.cli.runtime import finish_notifications
 
     argv = hoist_global_options(argv)
-    code = fastpath.run(argv)  # status, images, history, pipelines: without typer
+    code = fastpath.run(argv)  # status, images, history, pipelines, rollback: without typer
     if code is None:
         from releasectl.cli.app import run
 

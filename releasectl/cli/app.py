@@ -337,11 +337,7 @@ def rollback(
     """Return traffic to the last known-good version (warm fleet at once, or relaunched)."""
     if to is not None:
         _check_version(to)
-    g = _globals(ctx)
-    api = client(g)
-    with live_release(g), reporting_release() as api.track:
-        released = api.rollback(to)
-    _finish(ctx, views.release_result(released))
+    _finish(ctx, fastpath.rollback_result(_globals(ctx), to))
 
 
 @app.command()

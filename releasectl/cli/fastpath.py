@@ -1,6 +1,7 @@
-"""Read-only commands without typer: `status`, `images`, `history` and `pipelines`, given in their plain form
-(global options, the command name, nothing else), run here before typer is imported (its import and command
-building cost more CPU than `status` itself). Anything else, `--help`, a sub-command, an option we do not know,
+"""Commands without typer: the read-only `status`, `images`, `history` and `pipelines`, and `rollback` (an
+operator's emergency: start-up is on the path to traffic back on the known-good version), given in their plain
+form (global options, the command name, nothing else), run here before typer is imported (its import and
+command building cost more CPU than `status` itself). Anything else, `--help`, a sub-command, an option we do not know,
 an odd value, goes to the typer app (cli/app.py), so help, usage errors and their wording stay typer's. The
 typer commands call the same functions below, and both end at the same boundary (cli/boundary.py)."""
 
@@ -61,11 +62,22 @@ def pipelines_result(g: Globals) -> Result:
     return views.pipelines_result(found, configured)
 
 
+def rollback_result(g: Globals, to: str | None = None) -> Result:
+    from releasectl.cli import views
+    from releasectl.cli.release_json import live_release, reporting_release
+
+    api = client(g)
+    with live_release(g), reporting_release() as api.track:
+        released = api.rollback(to)
+    return views.release_result(released)
+
+
 COMMANDS: dict[str, Callable[[Globals], Result]] = {
     "status": status_result,
     "images": images_result,
     "history": history_result,
     "pipelines": pipelines_result,
+    "rollback": rollback_result,
 }
 
 

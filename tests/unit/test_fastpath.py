@@ -41,6 +41,8 @@ SAME = [
     ("-o", "xml", "status"),  # the callback's own usage error
     ("--config", "missing.yaml", "images"),
     ("--state-dir", "elsewhere", "history", "--output", "json"),
+    ("rollback", "-o", "json"),  # nothing released yet: nothing to return to (exit 2, nothing changed)
+    ("rollback",),
 ]
 
 
@@ -56,7 +58,7 @@ def test_fast_path_says_what_typer_says(project, monkeypatch, args):
     ["status", "--help"], ["--help"], ["status", "--watch"], ["status", "-w"], ["images", "prune"], ["history", "show"],
     ["status", "extra"], ["--bogus", "status"], ["-o=json", "status"], ["-ojson", "status"], ["--env", "a", "--env", "b", "status"],
     ["--env", "", "status"], ["--config", "a\x00b", "status"], ["--env", "--verbose", "status"], ["rollout"], [],
-    ["--output"], ["--", "status"],
+    ["--output"], ["--", "status"], ["rollback", "--to", "1.0.0"], ["rollback", "--help"],
 ], ids=repr)
 def test_everything_else_is_left_to_typer(argv):
     assert fastpath.parse(argv) is None
