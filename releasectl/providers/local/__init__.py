@@ -312,6 +312,3 @@ class LocalProvider(Provider):
 
     def builder_down(self) -> bool:
         return self.from_code.down()
-
-    def close(self) -> None:
-        self.servers.close()

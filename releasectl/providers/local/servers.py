@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
 from releasectl.providers.base import (
@@ -37,9 +37,6 @@ from releasectl.providers.base import (
 from . import procs, recovery
 from .files import flocked, read_json, write_json
 from .images import ImageStore
-
-if TYPE_CHECKING:
-    import requests
 
 log = logging.getLogger("releasectl.providers.local")
 
@@ -97,7 +94,6 @@ class ServerStore:
         self.start_command = list(start_command)
         self.stop_timeout = stop_timeout
         self.avoid_ports = set(avoid_ports or ())
-        self._session: requests.Session | None = None
 
     # ---- records ------------------------------------------------------------------------------------
 
@@ -434,15 +430,6 @@ class ServerStore:
     def probe(self, server: Server, path: str, timeout: float) -> Probe:
         if not server.address or not server.port:
             return Probe(status=None, latency=0.0, error=f"server {server.id} has no address yet")
-        import requests  # here, not at the top: read-only commands never probe and skip its import cost
+        from releasectl.providers._http_probe import loopback_get_probe
 
-        from releasectl.providers._http_probe import http_get_probe
-
-        if self._session is None:
-            self._session = requests.Session()
-        return http_get_probe(self._session, server.address, server.port, path, timeout)
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        return loopback_get_probe(server.address, server.port, path, timeout)
