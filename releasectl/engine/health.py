@@ -28,7 +28,6 @@ class Streak:
     probes: int = 0  # since the runner started (for the record's samples: deltas per version)
     failures: int = 0
     recent: deque = field(default_factory=lambda: deque(maxlen=RECENT_LATENCIES))  # latencies of passing probes
-    answered: bool = False  # the app has answered a probe (any status) since the runner started
 
 
 @dataclass
@@ -45,15 +44,16 @@ class HealthTracker:
     sources: set[str] = field(default_factory=set)  # what the window's "probes" really were (Probe.source)
 
     def due(self, server_id: str, now: float) -> bool:
-        """Once per interval; a server that has never answered (still booting) on every pass, so the probe
-        that finds it up is not an interval after the one that found its port closed."""
-        streak = self.streaks.get(server_id, Streak())
-        return not streak.answered or now - streak.last_at >= self.check.interval
+        return now - self.streaks.get(server_id, Streak()).last_at >= self.check.interval
 
     def record(self, server_id: str, probe: Probe, now: float, member: Member | None = None) -> Streak:
         streak = self.streaks.setdefault(server_id, Streak())
-        streak.last_at, streak.last = now, probe
-        streak.answered = streak.answered or probe.status is not None or probe.source != "probe"  # a pool read: per interval
+        streak.last = probe
+        if probe.status is not None or probe.source != "probe" or streak.last_at != float("-inf"):
+            # probes run once per interval from the server's first answer on; until then (its port still
+            # closed as it boots) it is due again at the next pass, so the probe that finds it up is not an
+            # interval late. A pool-status read (probe: false) is an API call: once per interval always.
+            streak.last_at = now
         if self.lb_verdicts and member is not None and member.health is Health.UNHEALTHY:
             streak.lb_down += 1
             streak.lb_detail = member.health_detail or "unhealthy in the load balancer"

@@ -130,8 +130,8 @@ class Runner:
             elif decision.kind is Kind.WAIT:
                 if new.wake_at is None:  # no known end (a boot, a health gate): look again soon, then less often
                     sleep_for = self._open_wait(decision.reason)
-                elif new.wake_at <= self.now() and new.wake_at == rel.wake_at:  # past before this pass (an
-                    sleep_for = poll  # analysis extended for want of requests); a hold of 0 s just set is not
+                elif new.wake_at <= self.now():  # already past (an analysis extended for want of requests)
+                    sleep_for = poll
                 else:
                     sleep_for = min(poll, new.wake_at - self.now())
                 self.ctx.clock.sleep(max(sleep_for, 0.02))

@@ -9,6 +9,7 @@ known by its recorded PID and start time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -36,7 +37,9 @@ class ProcId:
     boot: str  # /proc/sys/kernel/random/boot_id
 
 
+@functools.lru_cache(maxsize=1)
 def boot_id() -> str:
+    """This boot's id (read once: it cannot change while this process runs)."""
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:

@@ -224,7 +224,27 @@ class ServerStore:
     # ---- the interface ------------------------------------------------------------------------------
 
     def list(self) -> list[Server]:
-        return [self._to_server(r) for r in self._records()] + self.damaged()
+        """The servers, then the damaged ones (`damaged()`), from one read of each record: every pass of a
+        release lists them, often twice (the pool's members name their servers)."""
+        if not self.root.is_dir():
+            return []
+        good, damaged = [], []
+        for entry in sorted(self.root.iterdir()):
+            if not entry.is_dir() or not entry.name.startswith("srv-"):
+                continue
+            try:
+                rec = self._load(entry.name)
+            except DamagedState as exc:
+                log.info("server %s: %s", entry.name, exc)
+                damaged.append(recovery.damaged_server(entry, entry.name, self.app, self.env, exc))
+                continue
+            if rec is None:
+                missing = self.damage(entry.name)
+                if missing is not None:
+                    damaged.append(recovery.damaged_server(entry, entry.name, self.app, self.env, missing))
+            elif rec.get("app") == self.app and rec.get("env") == self.env:
+                good.append(self._to_server(rec))
+        return good + damaged
 
     def get(self, server_id: str) -> Server | None:
         rec = self._read(server_id)
