@@ -50,7 +50,12 @@ class HealthTracker:
 
     def record(self, server_id: str, probe: Probe, now: float, member: Member | None = None) -> Streak:
         streak = self.streaks.setdefault(server_id, Streak())
-        streak.last_at, streak.last = now, probe
+        streak.last = probe
+        if probe.status is not None or probe.source != "probe" or streak.last_at != float("-inf"):
+            # probes run once per interval from the server's first answer on; until then (its port still
+            # closed as it boots) it is due again at the next pass, so the probe that finds it up is not an
+            # interval late. A pool-status read (probe: false) is an API call: once per interval always.
+            streak.last_at = now
         if self.lb_verdicts and member is not None and member.health is Health.UNHEALTHY:
             streak.lb_down += 1
             streak.lb_detail = member.health_detail or "unhealthy in the load balancer"

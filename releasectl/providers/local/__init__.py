@@ -161,6 +161,9 @@ class LocalProvider(Provider):
     def create_server(self, spec: ServerSpec) -> Server:
         return self.servers.create(spec)
 
+    def create_servers(self, specs: Sequence[ServerSpec]) -> list[Server]:
+        return self.servers.create_many(list(specs))
+
     def update_server_labels(self, server_id: str, labels: Mapping[str, str | None]) -> Server:
         return self.servers.update_labels(server_id, labels)
 
@@ -309,6 +312,3 @@ class LocalProvider(Provider):
 
     def builder_down(self) -> bool:
         return self.from_code.down()
-
-    def close(self) -> None:
-        self.servers.close()

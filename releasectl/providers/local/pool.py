@@ -400,12 +400,20 @@ class Pool:
         atomic_write(self.state_path, state)
 
     def _add(self, api: RuntimeAPI, name: str, address: str, port: int, weight: int) -> None:
-        reply = api.call(add_server_command(name, address, port, weight, self.health))
-        if "New server registered" not in reply:
-            raise ProviderError(f"HAProxy refused to add member {name} ({address}:{port}): {reply.strip()}")
-        errors = api.batch([f"enable health {BACKEND}/{name}"])
+        self._add_all(api, [(name, address, port)], weight)
+
+    def _add_all(self, api: RuntimeAPI, members: list[tuple[str, str, int]], weight: int) -> None:
+        """`add server` for every (name, address, port), then `enable health` for all: two runtime-API calls
+        for a fleet (one pair per member took 0.3 s for 20 under load)."""
+        if not members:
+            return
+        reply = api.call("; ".join(add_server_command(n, a, p, weight, self.health) for n, a, p in members))
+        if reply.count("New server registered") != len(members):
+            names = ", ".join(f"{n} ({a}:{p})" for n, a, p in members)
+            raise ProviderError(f"HAProxy refused to add member(s) {names}: {reply.strip()}")
+        errors = api.batch([f"enable health {BACKEND}/{n}" for n, _, _ in members])
         if errors:
-            raise ProviderError(f"HAProxy refused to enable checks on member {name}: {'; '.join(errors)}")
+            raise ProviderError(f"HAProxy refused to enable checks on member(s): {'; '.join(errors)}")
 
     def _member_name(self, server: Server) -> str:
         name = "".join(c if c in _NAME_OK else "_" for c in server.id)
@@ -481,7 +489,11 @@ class Pool:
         with flocked(self.lock_path):
             api = self._live_api()
             rows = api.servers_state()
-            names = [self._add_one(api, rows, server) for server in servers]
+            new: list[tuple[str, str, int]] = []
+            names = [self._add_one(api, rows, server, new) for server in servers]
+            self._add_all(api, new, 0)
+            for name, address, port in new:
+                log.info("added member %s (%s:%d) in MAINT at weight 0; checks running", name, address, port)
             self._persist(api, claim=set(names))
             by_name = {m.id: m for m in self.members()}
             missing = [n for n in names if n not in by_name]
@@ -489,7 +501,9 @@ class Pool:
                 raise ProviderError(f"member(s) {', '.join(missing)} vanished from the pool right after the change")
             return [by_name[n] for n in names]
 
-    def _add_one(self, api: RuntimeAPI, rows: dict, server: Server) -> str:
+    def _add_one(self, api: RuntimeAPI, rows: dict, server: Server, new: list[tuple[str, str, int]]) -> str:
+        """The member name for `server`: an existing member adopted (or re-armed), or a new one appended to
+        `new` for the caller to add with the rest."""
         assert server.address and server.port
         for name, row in rows.items():
             if row["srv_addr"] == server.address and int(row["srv_port"]) == server.port:
@@ -507,9 +521,8 @@ class Pool:
                 f"a pool member named {name} already exists for another address "
                 f"({rows[name]['srv_addr']}:{rows[name]['srv_port']})"
             )
-        self._add(api, name, server.address, server.port, 0)
+        new.append((name, server.address, server.port))
         rows[name] = {"srv_addr": server.address, "srv_port": str(server.port)}  # a later duplicate adopts it
-        log.info("added member %s (%s:%d) in MAINT at weight 0; checks running", name, server.address, server.port)
         return name
 
     def set_weights(self, weights: Mapping[str, int]) -> None:

@@ -9,6 +9,7 @@ known by its recorded PID and start time.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -36,7 +37,9 @@ class ProcId:
     boot: str  # /proc/sys/kernel/random/boot_id
 
 
+@functools.lru_cache(maxsize=1)
 def boot_id() -> str:
+    """This boot's id (read once: it cannot change while this process runs)."""
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
@@ -163,17 +166,28 @@ def _signal(proc: ProcId, sig: int) -> None:
 
 def terminate(proc: ProcId, *, timeout: float, what: str) -> None:
     """SIGTERM, wait up to `timeout`, then SIGKILL; return once the process is gone. Idempotent."""
-    if not is_alive(proc):
+    terminate_all([(proc, what)], timeout=timeout)
+
+
+def terminate_all(stops: Sequence[tuple[ProcId, str]], *, timeout: float) -> None:
+    """`terminate` for several processes at once: SIGTERM to each, one wait for all of them (a fleet takes as
+    long as its slowest process, not the sum), SIGKILL to those left after `timeout`. `stops` pairs each
+    process with what it is, for the log."""
+    alive = [(proc, what) for proc, what in stops if is_alive(proc)]
+    for proc, _ in alive:
+        _signal(proc, signal.SIGTERM)
+    if alive:
+        names = alive[0][1] if len(alive) == 1 else f"{len(alive)} processes"
+        try:
+            wait_for(lambda: not any(is_alive(proc) for proc, _ in alive), timeout=max(timeout, 0.1), interval=0.02,
+                     max_interval=0.05, what=f"{names} to exit after SIGTERM")
+        except WaitTimeout:
+            for proc, what in alive:
+                if is_alive(proc):
+                    log.warning("%s (pid %d) ignored SIGTERM for %gs; sending SIGKILL", what, proc.pid, timeout)
+                    kill(proc, what=what)
+    for proc, _ in stops:
         reap(proc.pid)
-        return
-    _signal(proc, signal.SIGTERM)
-    try:
-        wait_for(lambda: not is_alive(proc), timeout=max(timeout, 0.1), interval=0.02, max_interval=0.25,
-                 what=f"{what} (pid {proc.pid}) to exit after SIGTERM")
-    except WaitTimeout:
-        log.warning("%s (pid %d) ignored SIGTERM for %gs; sending SIGKILL", what, proc.pid, timeout)
-        kill(proc, what=what)
-    reap(proc.pid)
 
 
 def find_by_cwd(folder: Path) -> list[ProcId]:

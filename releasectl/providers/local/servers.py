@@ -21,7 +21,7 @@ import socket
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence
 
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
 from releasectl.providers.base import (
@@ -38,16 +38,13 @@ from . import procs, recovery
 from .files import flocked, read_json, write_json
 from .images import ImageStore
 
-if TYPE_CHECKING:
-    import requests
-
 log = logging.getLogger("releasectl.providers.local")
 
 ADDRESS = "127.0.0.1"
 RECORD = "server.json"
 LOG = "server.log"
 BUILD_GRACE = 60.0  # a record without a PID older than this was interrupted mid-create
-STOP_CONCURRENCY = 8  # servers stopped at once when a fleet is retired
+FLEET_CONCURRENCY = 8  # servers started (or marked for deletion) at once when a fleet is launched (or retired)
 SERVER_SCHEMA = {
     "id": (str,),
     "app": (str,),
@@ -97,7 +94,6 @@ class ServerStore:
         self.start_command = list(start_command)
         self.stop_timeout = stop_timeout
         self.avoid_ports = set(avoid_ports or ())
-        self._session: requests.Session | None = None
 
     # ---- records ------------------------------------------------------------------------------------
 
@@ -228,7 +224,27 @@ class ServerStore:
     # ---- the interface ------------------------------------------------------------------------------
 
     def list(self) -> list[Server]:
-        return [self._to_server(r) for r in self._records()] + self.damaged()
+        """The servers, then the damaged ones (`damaged()`), from one read of each record: every pass of a
+        release lists them, often twice (the pool's members name their servers)."""
+        if not self.root.is_dir():
+            return []
+        good, damaged = [], []
+        for entry in sorted(self.root.iterdir()):
+            if not entry.is_dir() or not entry.name.startswith("srv-"):
+                continue
+            try:
+                rec = self._load(entry.name)
+            except DamagedState as exc:
+                log.info("server %s: %s", entry.name, exc)
+                damaged.append(recovery.damaged_server(entry, entry.name, self.app, self.env, exc))
+                continue
+            if rec is None:
+                missing = self.damage(entry.name)
+                if missing is not None:
+                    damaged.append(recovery.damaged_server(entry, entry.name, self.app, self.env, missing))
+            elif rec.get("app") == self.app and rec.get("env") == self.env:
+                good.append(self._to_server(rec))
+        return good + damaged
 
     def get(self, server_id: str) -> Server | None:
         rec = self._read(server_id)
@@ -238,56 +254,95 @@ class ServerStore:
                 return recovery.damaged_server(self.root / server_id, server_id, self.app, self.env, damage)
         return None if rec is None else self._to_server(rec)
 
-    def used_ports(self) -> set[int]:
-        return {int(r["port"]) for r in self._records() if r.get("port")}
-
     def create(self, spec: ServerSpec) -> Server:
-        if spec.app != self.app or spec.env != self.env:
-            raise ProviderError(
-                f"server spec for {spec.app}/{spec.env} given to the provider of {self.app}/{self.env}"
-            )
+        return self.create_many([spec])[0]
+
+    def create_many(self, specs: Sequence[ServerSpec]) -> list[Server]:
+        """Create a fleet: names looked up, images verified, ports chosen and BUILDING records written under
+        one lock, then every server unpacked and started in parallel (the records' fsyncs and the forks
+        overlap; one by one, 20 servers took 0.95 s). A name that exists already is returned, not duplicated."""
+        for spec in specs:
+            if spec.app != self.app or spec.env != self.env:
+                raise ProviderError(
+                    f"server spec for {spec.app}/{spec.env} given to the provider of {self.app}/{self.env}"
+                )
         self.root.mkdir(parents=True, exist_ok=True)
+        out: dict[int, Server] = {}
+        todo: list[tuple[int, ServerSpec, dict]] = []
         with flocked(self.root / ".create.lock"):  # name lookup + record creation, one CLI run at a time
-            for rec in self._records():
-                if rec.get("name") == spec.name:
+            records = self._records()
+            by_name = {rec.get("name"): rec for rec in records}
+            used = {int(r["port"]) for r in records if r.get("port")} | self.avoid_ports
+            verified: set[str] = set()
+            for i, spec in enumerate(specs):
+                rec = by_name.get(spec.name)
+                if rec is not None:
                     log.info("server %s already exists as %s; not creating a duplicate", spec.name, rec["id"])
-                    return self._to_server(rec)
-            # a missing or tampered image raises here, before any record: the image is at fault, not the server
-            self.images.verify(spec.image_id)
-            server_id = f"srv-{secrets.token_hex(6)}"
-            sdir = self.root / server_id
-            labels = {f"{LABEL_PREFIX}{k}": str(v) for k, v in spec.labels.items() if v is not None}
-            labels.update(
-                {
-                    f"{LABEL_PREFIX}{Label.APP}": spec.app,
-                    f"{LABEL_PREFIX}{Label.VERSION}": spec.version,
-                    f"{LABEL_PREFIX}{Label.ENV}": spec.env,
-                    f"{LABEL_PREFIX}{Label.ROLE}": Role(spec.role).value,
-                    f"{LABEL_PREFIX}{Label.RELEASE}": spec.release_id,
-                }
-            )
-            port = free_port(self.used_ports() | self.avoid_ports)
-            creator = os.getpid()
-            rec = {
-                "creator": {"pid": creator, "start": procs.start_time(creator), "boot": procs.boot_id()},
-                "format": 1,
-                "id": server_id,
-                "name": spec.name,
-                "app": spec.app,
-                "version": spec.version,
-                "env": spec.env,
-                "role": Role(spec.role).value,
-                "release": spec.release_id,
-                "labels": labels,
-                "pid": None,
-                "pid_start": None,
-                "boot_id": procs.boot_id(),
-                "port": port,
-                "image_id": spec.image_id,
-                "created_at": time.time(),
+                    out[i] = self._to_server(rec)
+                    continue
+                if spec.image_id not in verified:
+                    # a missing or tampered image raises here, before any record: the image is at fault
+                    self.images.verify(spec.image_id)
+                    verified.add(spec.image_id)
+                rec = self._new_record(spec, free_port(used))
+                used.add(rec["port"])
+                by_name[spec.name] = rec
+                todo.append((i, spec, rec))
+            self._parallel(self._write_building, [rec for _, _, rec in todo])
+        started = self._parallel(lambda job: self._start(job[1], job[2]), todo)
+        out.update({i: server for (i, _, _), server in zip(todo, started)})
+        return [out[i] for i in range(len(specs))]
+
+    @staticmethod
+    def _parallel(func, items: list) -> list:
+        """func over items, at most FLEET_CONCURRENCY at a time; the first failure is re-raised."""
+        if len(items) <= 1:
+            return [func(item) for item in items]
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(FLEET_CONCURRENCY, len(items))) as pool:
+            return list(pool.map(func, items))
+
+    def _new_record(self, spec: ServerSpec, port: int) -> dict:
+        labels = {f"{LABEL_PREFIX}{k}": str(v) for k, v in spec.labels.items() if v is not None}
+        labels.update(
+            {
+                f"{LABEL_PREFIX}{Label.APP}": spec.app,
+                f"{LABEL_PREFIX}{Label.VERSION}": spec.version,
+                f"{LABEL_PREFIX}{Label.ENV}": spec.env,
+                f"{LABEL_PREFIX}{Label.ROLE}": Role(spec.role).value,
+                f"{LABEL_PREFIX}{Label.RELEASE}": spec.release_id,
             }
-            sdir.mkdir()
-            write_json(sdir / RECORD, rec)  # BUILDING; a crash from here on leaves a visible ERROR record
+        )
+        creator = os.getpid()
+        return {
+            "creator": {"pid": creator, "start": procs.start_time(creator), "boot": procs.boot_id()},
+            "format": 1,
+            "id": f"srv-{secrets.token_hex(6)}",
+            "name": spec.name,
+            "app": spec.app,
+            "version": spec.version,
+            "env": spec.env,
+            "role": Role(spec.role).value,
+            "release": spec.release_id,
+            "labels": labels,
+            "pid": None,
+            "pid_start": None,
+            "boot_id": procs.boot_id(),
+            "port": port,
+            "image_id": spec.image_id,
+            "created_at": time.time(),
+        }
+
+    def _write_building(self, rec: dict) -> None:
+        sdir = self.root / rec["id"]
+        sdir.mkdir()
+        write_json(sdir / RECORD, rec)  # BUILDING; a crash from here on leaves a visible ERROR record
+
+    def _start(self, spec: ServerSpec, rec: dict) -> Server:
+        """Unpack the image into the server's folder and start its process; record the PID."""
+        server_id, port = rec["id"], rec["port"]
+        sdir = self.root / server_id
         try:
             self.images.unpack(spec.image_id, sdir / "app")
             argv = [a.replace("{python}", sys.executable).replace("{port}", str(port)) for a in self.start_command]
@@ -338,25 +393,44 @@ class ServerStore:
         return self._to_server(rec)
 
     def delete_many(self, server_ids: list[str]) -> None:
-        """Stop several servers at once (each waits up to stop_timeout for its process: in parallel, the fleet
-        takes as long as its slowest, not the sum)."""
-        if len(server_ids) <= 1:
-            for server_id in server_ids:
-                self.delete(server_id)
-            return
-        from concurrent.futures import ThreadPoolExecutor
+        """Stop several servers at once: every process is signalled, then all are waited for together (the
+        fleet takes as long as its slowest process, not the sum), then their folders go. A server still
+        being created is left alone and its Conflict raised once the others are gone."""
+        def look(server_id: str) -> list[tuple[procs.ProcId, str]] | Conflict | None:
+            try:
+                return self._processes_to_stop(server_id)
+            except Conflict as exc:
+                return exc
 
-        with ThreadPoolExecutor(max_workers=min(STOP_CONCURRENCY, len(server_ids))) as pool:
-            list(pool.map(self.delete, server_ids))  # re-raises the first failure
+        stops: list[tuple[procs.ProcId, str]] = []
+        doomed: list[str] = []
+        refused: list[Conflict] = []
+        for server_id, found in zip(server_ids, self._parallel(look, list(server_ids))):  # the marks' fsyncs overlap
+            if isinstance(found, Conflict):
+                refused.append(found)
+            elif found is not None:
+                stops += found
+                doomed.append(server_id)
+        procs.terminate_all(stops, timeout=self.stop_timeout)
+        for server_id in doomed:
+            shutil.rmtree(self.root / server_id, ignore_errors=True)
+            log.info("deleted server %s", server_id)
+        if refused:
+            raise refused[0]
 
     def delete(self, server_id: str) -> None:
+        self.delete_many([server_id])
+
+    def _processes_to_stop(self, server_id: str) -> list[tuple[procs.ProcId, str]] | None:
+        """The processes of a server about to be deleted, marked `deleting` in its record; None when there is
+        no such server (a damaged one is stopped and removed here, found by its folder and tags)."""
         rec = self._read(server_id)
         if rec is None:
-            if self.damage(server_id) is not None:  # stop its process (found by folder and tags), then go
+            if self.damage(server_id) is not None:
                 recovery.stop_server_processes(self.root / server_id, server_id, self.app, self.env, self.stop_timeout)
                 shutil.rmtree(self.root / server_id, ignore_errors=True)
                 log.info("deleted server %s (its record was damaged)", server_id)
-            return
+            return None
         proc = self._proc(rec)
         if (
             proc is None
@@ -366,29 +440,16 @@ class ServerStore:
         ):
             raise Conflict(f"server {server_id} is still being created; try again in a moment")
         if proc is None:  # interrupted create: a process may have started without being recorded
-            for orphan in procs.find_by_cwd(self.root / server_id):
-                procs.terminate(orphan, timeout=self.stop_timeout, what=f"unrecorded process of {server_id}")
-        else:
-            if not rec.get("deleting"):
-                rec["deleting"] = True
-                with contextlib.suppress(OSError):
-                    write_json(self._record_path(server_id), rec)
-            procs.terminate(proc, timeout=self.stop_timeout, what=f"server {server_id}")
-        shutil.rmtree(self.root / server_id, ignore_errors=True)
-        log.info("deleted server %s", server_id)
+            return [(orphan, f"unrecorded process of {server_id}") for orphan in procs.find_by_cwd(self.root / server_id)]
+        if not rec.get("deleting"):
+            rec["deleting"] = True
+            with contextlib.suppress(OSError):
+                write_json(self._record_path(server_id), rec)
+        return [(proc, f"server {server_id}")]
 
     def probe(self, server: Server, path: str, timeout: float) -> Probe:
         if not server.address or not server.port:
             return Probe(status=None, latency=0.0, error=f"server {server.id} has no address yet")
-        import requests  # here, not at the top: read-only commands never probe and skip its import cost
+        from releasectl.providers._http_probe import loopback_get_probe
 
-        from releasectl.providers._http_probe import http_get_probe
-
-        if self._session is None:
-            self._session = requests.Session()
-        return http_get_probe(self._session, server.address, server.port, path, timeout)
-
-    def close(self) -> None:
-        if self._session is not None:
-            self._session.close()
-            self._session = None
+        return loopback_get_probe(server.address, server.port, path, timeout)

@@ -77,8 +77,8 @@ def test_render_config():
         "timeout server 3000ms\n",  # fall 4 x inter 250ms + timeout 2s: a hung server is retried elsewhere
         "timeout connect 2000ms\n",
         "http-request disable-l7-retry unless { method GET HEAD OPTIONS TRACE PUT DELETE }\n",
-        "server srv-a 127.0.0.1:4001 check inter 250ms fall 4 rise 3 pool-max-conn -1 pool-purge-delay 5s weight 100\n",
-        "server srv-b 127.0.0.1:4002 check inter 250ms fall 4 rise 3 pool-max-conn -1 pool-purge-delay 5s weight 30 disabled",
+        "server srv-a 127.0.0.1:4001 check inter 250ms downinter 100ms fall 4 rise 3 pool-max-conn -1 pool-purge-delay 5s weight 100\n",
+        "server srv-b 127.0.0.1:4002 check inter 250ms downinter 100ms fall 4 rise 3 pool-max-conn -1 pool-purge-delay 5s weight 30 disabled",
     ):
         assert line in cfg, line
 

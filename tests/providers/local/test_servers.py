@@ -57,6 +57,22 @@ def test_create_is_idempotent_by_name(provider):
     assert again.id == first.id and len(provider.list_servers()) == 1
 
 
+def test_a_fleet_is_created_and_stopped_in_one_call(provider):
+    """create_servers: one record and port per new name, the existing name returned as it is, every process
+    started; delete_servers stops them all (signalled together) and removes their folders."""
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {})
+    first = provider.create_server(spec("1.0.0", image.id, name="demo-1.0.0-0"))
+    fleet = provider.create_servers([spec("1.0.0", image.id, name=f"demo-1.0.0-{i}") for i in range(4)])
+    assert [s.name for s in fleet] == [f"demo-1.0.0-{i}" for i in range(4)] and fleet[0].id == first.id
+    assert len({s.port for s in fleet}) == 4 and len(provider.list_servers()) == 4
+    for server in fleet:
+        wait_for(lambda s=server: provider.probe(s, "/healthz", 1.0).status == 200, timeout=15, interval=0.05)
+    running = [_proc(provider, s.id) for s in fleet]
+    provider.delete_servers([s.id for s in fleet])
+    assert not any(procs.is_alive(p) for p in running)
+    assert provider.list_servers() == [] and not any(provider.servers.root.glob("srv-*"))
+
+
 def test_crashed_process_is_stopped_with_fault(factory):
     provider = factory(start_command=["{python}", "-c", "import sys; print('boom: no config found'); sys.exit(3)"])
     image = provider.bake_image("1.0.0", "demo-1.0.0", {})
