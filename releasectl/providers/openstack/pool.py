@@ -119,6 +119,7 @@ class Pool:
         self._pool_read = 0.0  # when _pool was read (poll clock)
         self._active: tuple[float, dict[str, Any]] | None = None  # the LB last seen ACTIVE by us, and when
         self._settled = False  # _active comes from the wait after our own write (no other look since)
+        self._read_back: tuple[float, list[dict[str, Any]]] | None = None  # members read after our write, and when
 
     # ---- the pool and its load balancer ---------------------------------------------------------------
 
@@ -222,7 +223,7 @@ class Pool:
         for _ in range(MAX_CONFLICTS):
             if not self._trusted():  # seen ACTIVE a moment ago: a write that races another gets a 409 anyway
                 self.wait_active(f"before {what}")
-            self._active, self._settled = None, False
+            self._active, self._settled, self._read_back = None, False, None
             try:
                 result = call()
             except Conflict as exc:
@@ -305,6 +306,21 @@ class Pool:
     def members(self) -> list[dict[str, Any]]:
         return list(self.api.iter_members(self.id))
 
+    def look(self) -> list[dict[str, Any]]:
+        """The members for an observer (the engine's pass): the list our last write read back once the LB
+        settled, when that was less than LB_TRUST ago and nobody looked since (as `state` trusts the LB
+        then); else a fresh read."""
+        kept, self._read_back = self._read_back, None
+        if kept is not None and self.poll.clock.monotonic() - kept[0] < LB_TRUST:
+            return kept[1]
+        return self.members()
+
+    def _kept_members(self) -> list[dict[str, Any]]:
+        """A read right after our write settled, kept for the next `look`."""
+        members = self.members()
+        self._read_back = (self.poll.clock.monotonic(), members)
+        return members
+
     def find_member(self, address: str, port: int) -> dict[str, Any] | None:
         for m in self.members():
             if m.get("address") == address and int(m.get("protocol_port", 0)) == port:
@@ -358,7 +374,7 @@ class Pool:
 
         if not self.write("changing weights", apply):
             return
-        after = {m["id"]: m for m in self.members()}
+        after = {m["id"]: m for m in self._kept_members()}
         wrong = [
             f"{mid}: {after[mid].get('weight')} instead of {w}"
             for mid, w in weights.items()
@@ -425,7 +441,7 @@ class Pool:
             return changed
 
         self.write(f"adding {len(wanted)} member(s)", apply)
-        after = {(m["address"], int(m.get("protocol_port", 0))): m for m in self.members()}
+        after = {(m["address"], int(m.get("protocol_port", 0))): m for m in self._kept_members()}
         missing = [f"{a}:{p}" for a, p, _, _ in wanted if (a, p) not in after]
         if missing:
             raise ProviderError(f"pool {self.ref!r} did not take the new members ({', '.join(missing)})")
