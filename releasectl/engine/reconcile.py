@@ -131,7 +131,7 @@ class Runner:
             if decision.kind is Kind.DONE:
                 self._mark_images(new)
             self.release = new
-            sleep_for = self._sleep_for(decision, new) if decision.kind is Kind.WAIT else 0.0
+            sleep_for = self._sleep_for(decision, new, obs) if decision.kind is Kind.WAIT else 0.0
             if decision.kind in (Kind.ACT, Kind.ADVANCE, Kind.WAIT) and not sleep_for and not obs.intents:
                 # the next pass follows at once: its write carries this one (calls: issue 12); a pass that
                 # changed nothing in the cloud (an advance, a hold of 0 s) lends it its look, too
@@ -160,13 +160,30 @@ class Runner:
                 self._settle_leftover_intents()
                 return self._finished(self.release)
 
-    def _sleep_for(self, decision: Decision, new: Release) -> float:
+    def _sleep_for(self, decision: Decision, new: Release, obs: Observed) -> float:
         """How long a WAIT sleeps; 0 when the wait it starts is over already (a hold of 0 s)."""
         if new.wake_at is None:  # no known end (a boot, a health gate): look again soon, then less often
-            return self._open_wait(decision.reason)
+            sleep = self._open_wait(decision.reason)
+            due = self._next_probe(obs)
+            return sleep if due is None else max(sleep, min(due - self.now(), self.ctx.health.interval))
         if new.wake_at <= self.now():  # already past: just set (no sleep), or an analysis extended for want of requests
             return 0.0 if decision.wake_at is not None else self._poll
         return min(self._poll, new.wake_at - self.now())
+
+    def _next_probe(self, obs: Observed) -> float | None:
+        """When a health gate can pass at the earliest: the next probe of a server whose probes have not
+        passed yet (all of its fleet up and probed once). None when the gate waits for anything else (a boot,
+        a first probe, the LB's verdict): then the open wait's polls see it at once."""
+        rel = self.release
+        ids = (restore_release_id(rel),) if rel.phase is Phase.ROLLING_BACK else (rel.id,)
+        fleet = [s for s in obs.servers if s.release_id in ids]
+        if not fleet or any(s.status is not ServerStatus.ACTIVE for s in fleet):
+            return None
+        waiting = [s for s in fleet if not obs.health.passing(s.id) and (s.id in obs.asserted or not obs.health.answered(s.id))]
+        last = [self.health.streaks[s.id].last_at for s in waiting if s.id in self.health.streaks]
+        if not waiting or len(last) < len(waiting):
+            return None
+        return min(last) + self.ctx.health.interval
 
     def _look(self) -> tuple[Observed, bool]:
         """This pass's observation, and whether it is a new one: the last pass's, when that pass changed

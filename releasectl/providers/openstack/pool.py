@@ -239,8 +239,11 @@ class Pool:
 
     def ensure(self) -> None:
         """The pool exists, its LB is usable, and a health monitor checks its members."""
-        pool = self.pool(refresh=True)
-        self.wait_active("checking the pool")
+        recent = self._pool is not None and self.poll.clock.monotonic() - self._pool_read < LB_TRUST
+        pool = self.pool(refresh=not recent)  # read a moment ago (the LB's state): not again
+        if not self._trusted():
+            self.wait_active("checking the pool")
+        self._settled = True  # the look right after this check trusts it, as after our own write
         if pool.get("healthmonitor_id"):
             return
         if not self.create_monitor:

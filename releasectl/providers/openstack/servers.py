@@ -249,7 +249,10 @@ class Servers:
                 self.delete(server_id)
             return
         wanted = set(server_ids)
-        names = sorted({str(d.get("name", "")) for d in self.nova.iter_servers() if d.get("id") in wanted})
+        listed = [self._listed[sid] for sid in server_ids if sid in self._listed]
+        if len(listed) < len(wanted):  # not all in the last listing (the engine's look): list them now
+            listed = [d for d in self.nova.iter_servers() if d.get("id") in wanted]
+        names = sorted({str(d.get("name", "")) for d in listed})
         with ThreadPoolExecutor(max_workers=min(DELETE_CONCURRENCY, len(server_ids))) as pool:
             list(pool.map(self.nova.delete_server, server_ids))  # re-raises the first failure
         if not names:
