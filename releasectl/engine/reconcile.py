@@ -95,8 +95,8 @@ class Runner:
     def _run(self) -> Release:
         self.provider.ensure_pool()  # every command that drives a release (re)starts a dead LB first
         self._written = record_key(self.release)
-        if intents is not None:
-            intents.discard_others(self.provider, self.release.id)
+        if intents is not None and not intents.discard_others(self.provider, self.release.id):
+            self._intents_at = self.now()  # listed just now, none of this release's: the first pass need not
         if self.release.step_started_at is None:
             self.release.step_started_at = self.now()
             self._write()

@@ -120,6 +120,7 @@ class Pool:
         self._active: tuple[float, dict[str, Any]] | None = None  # the LB last seen ACTIVE by us, and when
         self._settled = False  # _active comes from the wait after our own write (no other look since)
         self._read_back: tuple[float, list[dict[str, Any]]] | None = None  # members read after our write, and when
+        self._looked_up = float("-inf")  # when `state` last looked the pool up (ensure may take that look as its own)
 
     # ---- the pool and its load balancer ---------------------------------------------------------------
 
@@ -186,11 +187,13 @@ class Pool:
             pool = self._lookup()
             if pool is not None:
                 self._keep(pool)
+                self._looked_up = self._pool_read
         lbs = (pool or {}).get("loadbalancers") or []
         return pool, (self.api.get_lb(str(lbs[0]["id"])) if lbs else None)
 
-    def wait_active(self, why: str = "") -> dict[str, Any]:
-        """Wait until the LB is ACTIVE; an LB in ERROR or being deleted fails at once."""
+    def wait_active(self, why: str = "", just_changed: bool = False) -> dict[str, Any]:
+        """Wait until the LB is ACTIVE; an LB in ERROR or being deleted fails at once. `just_changed`: right
+        after our write, when it cannot be ACTIVE yet (the first read waits the first poll)."""
         lb_id = self.lb_id
 
         def failed(lb: Mapping[str, Any]) -> ResourceFailure | None:
@@ -210,6 +213,7 @@ class Pool:
             done=lambda lb: str(lb.get("provisioning_status", "")).upper() == LB_READY,
             failed=failed,
             missing=lambda: ResourceFailure(f"load balancer {lb_id} of pool {self.ref!r} is gone"),
+            just_changed=just_changed,
         )
         assert lb is not None
         self._active = (self.poll.clock.monotonic(), dict(lb))
@@ -223,6 +227,7 @@ class Pool:
         for _ in range(MAX_CONFLICTS):
             if not self._trusted():  # seen ACTIVE a moment ago: a write that races another gets a 409 anyway
                 self.wait_active(f"before {what}")
+            before = self._active
             self._active, self._settled, self._read_back = None, False, None
             try:
                 result = call()
@@ -232,15 +237,19 @@ class Pool:
                 log.debug("%s: load balancer busy, waiting: %s", what, exc)
                 self.poll.clock.sleep(self.poll.interval)
                 continue
-            self.wait_active(f"after {what}")
+            if result is False:  # nothing was written (the pool was as wanted): the LB is as it was seen
+                self._active = before
+                return result
+            self.wait_active(f"after {what}", just_changed=True)
             self._settled = True
             return result
         raise ProviderError(f"{what}: the load balancer stayed busy through {MAX_CONFLICTS} attempts")
 
     def ensure(self) -> None:
         """The pool exists, its LB is usable, and a health monitor checks its members."""
-        recent = self._pool is not None and self.poll.clock.monotonic() - self._pool_read < LB_TRUST
-        pool = self.pool(refresh=not recent)  # read a moment ago (the LB's state): not again
+        looked, self._looked_up = self._looked_up, float("-inf")
+        recent = self._pool is not None and self.poll.clock.monotonic() - looked < LB_TRUST
+        pool = self.pool(refresh=not recent)  # looked up a moment ago (by `state`, for the same command): not again
         if not self._trusted():
             self.wait_active("checking the pool")
         self._settled = True  # the look right after this check trusts it, as after our own write
