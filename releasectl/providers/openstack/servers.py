@@ -258,8 +258,12 @@ class Servers:
         if not names:
             return
         pattern = _names_pattern(names)
+        first = [True]
 
         def left() -> bool:
+            if first[0]:  # Nova deletes after answering: a listing right after the DELETEs still shows them all
+                first[0] = False
+                return False
             return not [
                 d for d in self.nova.iter_servers({"name": pattern})
                 if d.get("id") in wanted and str(d.get("status")).upper() not in GONE_STATUSES
