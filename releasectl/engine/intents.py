@@ -154,15 +154,17 @@ def consume(provider: Provider, intents: Iterable[Intent]) -> None:
         provider.delete_record(key_of(intent))
 
 
-def discard_others(provider: Provider, release_id: str) -> list[str]:
-    """Delete the intents of every release but this one, and return their keys. Only one release of an app
+def discard_others(provider: Provider, release_id: str) -> bool:
+    """Delete the intents of every release but this one; True when the listing showed intents of this one
+    (when it showed none, the runner's first look need not list them again). Only one release of an app
     and environment is unfinished at a time, so they are leftovers: posted after their release's runner
     had ended (the operator's look and post raced its end). Never applied to another release: `pending`
     lists one release's intents only; this keeps them from piling up."""
-    stale = [key for key in provider.list_records(PREFIX) if not key.startswith(release_prefix(release_id))]
-    for key in stale:
-        provider.delete_record(key)
-    return stale
+    keys = provider.list_records(PREFIX)
+    for key in keys:
+        if not key.startswith(release_prefix(release_id)):
+            provider.delete_record(key)
+    return any(key.startswith(release_prefix(release_id)) for key in keys)
 
 
 # ---- folding intents into the release (pure) -------------------------------------------------------------

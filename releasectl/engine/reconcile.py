@@ -12,6 +12,7 @@ analyses and drains end at `release.wake_at`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import Analyze, Phase, Release, ReleaseKind, describe_step
 from releasectl.engine.observe import Observed, lb_state
 from releasectl.engine.transition import note_members, record_key, transition
-from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ResourceFailure
+from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ReleasectlError, ResourceFailure
 from releasectl.providers.base import Image, ImageOutcome, Label, LBStatus, Role, ServerStatus
 from releasectl.wait import FIRST_POLL, backoff_delay, retry_call
 
@@ -56,6 +57,7 @@ class Runner:
     _intents_at: float | None = None  # when operator intents were last listed (engine clock)
     _wait_reason: str = ""  # the open-ended wait going on, and how many passes it has lasted
     _waits: int = 0
+    _reuse: Observed | None = None  # the observation the next pass may use again (see _look)
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health, lb_verdicts=not self.provider.capabilities.own_probes)
@@ -84,10 +86,17 @@ class Runner:
     # ---- the loop ---------------------------------------------------------------------------------------
 
     def run(self) -> Release:
+        try:
+            return self._run()
+        except ReleasectlError:
+            self._flush()
+            raise
+
+    def _run(self) -> Release:
         self.provider.ensure_pool()  # every command that drives a release (re)starts a dead LB first
         self._written = record_key(self.release)
-        if intents is not None:
-            intents.discard_others(self.provider, self.release.id)
+        if intents is not None and not intents.discard_others(self.provider, self.release.id):
+            self._intents_at = self.now()  # listed just now, none of this release's: the first pass need not
         if self.release.step_started_at is None:
             self.release.step_started_at = self.now()
             self._write()
@@ -96,9 +105,10 @@ class Runner:
             self.ctx.stop.check()
             if self.lock is not None:
                 self.lock.check()
-            obs = self.observe()
+            obs, fresh = self._look()
             rel = self.release
-            self._samples.append(self.sampler.take(obs, rel, self._pass_stats, self.now()))  # hook: report samples
+            if fresh:
+                self._samples.append(self.sampler.take(obs, rel, self._pass_stats, self.now()))  # hook: report samples
             if intents is not None and obs.intents:  # hook: operator intents are folded in before decide
                 for verdict in intents.verdicts(rel, list(obs.intents)):
                     self.ctx.event("intent", verdict.reason, intent=verdict.intent.id, applied=verdict.applied)
@@ -121,19 +131,19 @@ class Runner:
             if decision.kind is Kind.DONE:
                 self._mark_images(new)
             self.release = new
-            self._write()  # hook: the one record write of the pass (only when changed)
+            sleep_for = self._sleep_for(decision, new, obs) if decision.kind is Kind.WAIT else 0.0
+            if decision.kind in (Kind.ACT, Kind.ADVANCE, Kind.WAIT) and not sleep_for and not obs.intents:
+                # the next pass follows at once: its write carries this one (calls: issue 12); a pass that
+                # changed nothing in the cloud (an advance, a hold of 0 s) lends it its look, too
+                self._reuse = None if decision.kind is Kind.ACT else obs
+            else:
+                self._write()  # hook: the one record write of the pass (only when changed)
             self._consume(obs)  # hook: operator intents are deleted once the record lists them as applied
             if decision.kind is Kind.ADVANCE and new.current_step is not None:
                 self.ctx.event("step", f"step {new.step_index + 1}/{len(new.pipeline.steps)}: {describe_step(new.current_step)}")
             elif decision.kind is Kind.FAIL:
                 self.ctx.event("rollback", f"rolling back: {decision.reason}")
-            elif decision.kind is Kind.WAIT:
-                if new.wake_at is None:  # no known end (a boot, a health gate): look again soon, then less often
-                    sleep_for = self._open_wait(decision.reason)
-                elif new.wake_at <= self.now():  # already past (an analysis extended for want of requests)
-                    sleep_for = poll
-                else:
-                    sleep_for = min(poll, new.wake_at - self.now())
+            elif decision.kind is Kind.WAIT and sleep_for:
                 self.ctx.clock.sleep(max(sleep_for, 0.02))
             elif decision.kind is Kind.PAUSE:
                 if intents is not None:
@@ -149,6 +159,49 @@ class Runner:
             elif decision.kind is Kind.DONE:
                 self._settle_leftover_intents()
                 return self._finished(self.release)
+
+    def _sleep_for(self, decision: Decision, new: Release, obs: Observed) -> float:
+        """How long a WAIT sleeps; 0 when the wait it starts is over already (a hold of 0 s)."""
+        if new.wake_at is None:  # no known end (a boot, a health gate): look again soon, then less often
+            sleep = self._open_wait(decision.reason)
+            due = self._next_probe(obs)
+            return sleep if due is None else max(sleep, min(due - self.now(), self.ctx.health.interval))
+        if new.wake_at <= self.now():  # already past: just set (no sleep), or an analysis extended for want of requests
+            return 0.0 if decision.wake_at is not None else self._poll
+        return min(self._poll, new.wake_at - self.now())
+
+    def _next_probe(self, obs: Observed) -> float | None:
+        """When a health gate can pass at the earliest: the next probe of a server whose probes have not
+        passed yet (all of its fleet up and probed once). None when the gate waits for anything else (a boot,
+        a first probe, the LB's verdict): then the open wait's polls see it at once."""
+        rel = self.release
+        ids = (restore_release_id(rel),) if rel.phase is Phase.ROLLING_BACK else (rel.id,)
+        fleet = [s for s in obs.servers if s.release_id in ids]
+        if not fleet or any(s.status is not ServerStatus.ACTIVE for s in fleet):
+            return None
+        waiting = [s for s in fleet if not obs.health.passing(s.id) and (s.id in obs.asserted or not obs.health.answered(s.id))]
+        last = [self.health.streaks[s.id].last_at for s in waiting if s.id in self.health.streaks]
+        if not waiting or len(last) < len(waiting):
+            return None
+        return min(last) + self.ctx.health.interval
+
+    def _look(self) -> tuple[Observed, bool]:
+        """This pass's observation, and whether it is a new one: the last pass's, when that pass changed
+        nothing in the cloud and this one follows at once (its health view refreshed, its intents handled)."""
+        reuse, self._reuse = self._reuse, None
+        if reuse is not None:
+            return dataclasses.replace(reuse, health=snapshot(self.health), intents=()), False
+        return self.observe(), True
+
+    def _flush(self) -> None:
+        """A run that stops on an error writes the record it deferred, unless it lost the lock (the record is
+        another runner's then)."""
+        try:
+            if self.lock is not None:
+                self.lock.check()
+            self._write()
+        except ReleasectlError:
+            pass
 
     def _open_wait(self, reason: str) -> float:
         """Sleep of a wait with no known end (a boot, a health gate): FIRST_POLL, growing to the poll interval

@@ -136,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--health-interval", default=None,
                         help="health.interval for releasectl.yaml (default: the scaffold's, 5s)")
     parser.add_argument("--json", type=Path, help="also write the counts as JSON to this file")
+    parser.add_argument("--trace", type=Path, help="also write the canary's calls in order, one a line, to this file "
+                        "(seconds since the reset, method, path; `-<count>` is appended to the name per size)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--verbose", action="store_true", help="show every command's progress")
     args = parser.parse_args(argv)
@@ -196,6 +198,11 @@ def measure(args: argparse.Namespace, count: int) -> tuple[int, int, float]:
         print(tabulate(call_rows, headers=["service", "method", "path template", "calls"], tablefmt="github"))
         print()
         print(tabulate(swift_writes(journal), headers=["Swift write", "calls"], tablefmt="github"))
+        if args.trace:
+            start = journal[0]["time"] if journal else 0.0
+            lines = [f"{e['time'] - start:8.3f} {e['service']:<13} {e['method']:<6} {e.get('path', e['template'])}"
+                     for e in journal]
+            args.trace.with_name(f"{args.trace.stem}-{count}{args.trace.suffix}").write_text("\n".join(lines) + "\n")
         if args.json:
             args.json.write_text(json.dumps({"count": count, "pipeline": args.pipeline, "seconds": took,
                                              "health_interval": doc["health"]["interval"], "counts": counts},

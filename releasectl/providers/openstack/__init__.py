@@ -352,7 +352,7 @@ class OpenStackProvider(Provider):
     def list_members(self) -> list[Member]:
         if not self.options["pool"]:
             return []
-        return [to_member(m) for m in self.pool.members()]
+        return [to_member(m) for m in self.pool.look()]
 
     def _subnet(self, server: Server) -> str | None:
         if not server.address:

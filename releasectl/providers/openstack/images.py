@@ -25,6 +25,7 @@ from .values import check_meta, epoch, labels_of
 log = logging.getLogger("releasectl.providers.openstack.images")
 
 IMAGE_TAG = "releasectl"
+LISTED_FRESH = 2.0  # seconds a listing stands in for a GET of one of its images before a label change
 BAKE_MARKER = "bake"  # label: a random token per snapshot, to recognise it after an unanswered createImage
 
 
@@ -64,9 +65,18 @@ class Images:
         self.builder_ref = builder
         self.timeout = timeout  # snapshot_timeout
         self.poll = poll
+        self._listed: tuple[float, dict[str, dict[str, Any]]] | None = None  # the last listing, by id, and when
 
     def list(self) -> list[Image]:
-        return [to_image(d) for d in self.glance.iter_images([(P + Label.APP, self.app), ("tag", IMAGE_TAG)])]
+        found = list(self.glance.iter_images([(P + Label.APP, self.app), ("tag", IMAGE_TAG)]))
+        self._listed = (self.poll.clock.monotonic(), {str(d["id"]): d for d in found})
+        return [to_image(d) for d in found]
+
+    def _recent(self, image_id: str) -> dict[str, Any] | None:
+        """The image as a listing a moment ago showed it (labels are set right after a listing), else None."""
+        if self._listed is None or self.poll.clock.monotonic() - self._listed[0] > LISTED_FRESH:
+            return None
+        return self._listed[1].get(image_id)
 
     def get(self, image_id: str) -> Image | None:
         d = self.glance.get_image(image_id)
@@ -160,7 +170,8 @@ class Images:
 
     def update(self, image_id: str, *, labels: Mapping[str, str | None] | None = None, protected: bool | None = None) -> Image:
         for attempt in range(2):
-            d = self.glance.get_image(image_id)
+            # the patch is computed from the image as just listed (no GET); a 409 reads it again
+            d = (self._recent(image_id) if not attempt else None) or self.glance.get_image(image_id)
             if d is None:
                 raise NotFound(f"image {image_id} does not exist")
             ops: list[dict[str, Any]] = []
@@ -176,7 +187,10 @@ class Images:
             if not ops:
                 return to_image(d)
             try:
-                return to_image(self.glance.patch(image_id, ops))
+                patched = self.glance.patch(image_id, ops)
+                if self._listed is not None and image_id in self._listed[1]:
+                    self._listed[1][image_id] = patched
+                return to_image(patched)
             except Conflict:  # a property we remove vanished meanwhile: read again
                 if attempt:
                     raise

@@ -91,9 +91,14 @@ class Nova(ServiceClient):
         resp = self.call("DELETE", f"/servers/{server_id}", allow=(404,))
         return resp.status_code != 404
 
-    def set_metadata(self, server_id: str, metadata: dict[str, str]) -> None:
-        """Merge (upsert) metadata items."""
-        self.call("POST", f"/servers/{server_id}/metadata", json={"metadata": metadata}, idempotent=True)
+    def set_metadata(self, server_id: str, metadata: dict[str, str]) -> dict[str, str] | None:
+        """Merge (upsert) metadata items; returns the server's whole metadata after the merge (Nova's answer)."""
+        resp = self.call("POST", f"/servers/{server_id}/metadata", json={"metadata": metadata}, idempotent=True)
+        try:
+            merged = resp.json().get("metadata")
+        except ValueError:
+            return None
+        return dict(merged) if isinstance(merged, dict) else None
 
     def delete_metadata(self, server_id: str, key: str) -> None:
         self.call("DELETE", f"/servers/{server_id}/metadata/{key}", allow=(404,))

@@ -119,6 +119,8 @@ class Pool:
         self._pool_read = 0.0  # when _pool was read (poll clock)
         self._active: tuple[float, dict[str, Any]] | None = None  # the LB last seen ACTIVE by us, and when
         self._settled = False  # _active comes from the wait after our own write (no other look since)
+        self._read_back: tuple[float, list[dict[str, Any]]] | None = None  # members read after our write, and when
+        self._looked_up = float("-inf")  # when `state` last looked the pool up (ensure may take that look as its own)
 
     # ---- the pool and its load balancer ---------------------------------------------------------------
 
@@ -185,11 +187,13 @@ class Pool:
             pool = self._lookup()
             if pool is not None:
                 self._keep(pool)
+                self._looked_up = self._pool_read
         lbs = (pool or {}).get("loadbalancers") or []
         return pool, (self.api.get_lb(str(lbs[0]["id"])) if lbs else None)
 
-    def wait_active(self, why: str = "") -> dict[str, Any]:
-        """Wait until the LB is ACTIVE; an LB in ERROR or being deleted fails at once."""
+    def wait_active(self, why: str = "", just_changed: bool = False) -> dict[str, Any]:
+        """Wait until the LB is ACTIVE; an LB in ERROR or being deleted fails at once. `just_changed`: right
+        after our write, when it cannot be ACTIVE yet (the first read waits the first poll)."""
         lb_id = self.lb_id
 
         def failed(lb: Mapping[str, Any]) -> ResourceFailure | None:
@@ -209,6 +213,7 @@ class Pool:
             done=lambda lb: str(lb.get("provisioning_status", "")).upper() == LB_READY,
             failed=failed,
             missing=lambda: ResourceFailure(f"load balancer {lb_id} of pool {self.ref!r} is gone"),
+            just_changed=just_changed,
         )
         assert lb is not None
         self._active = (self.poll.clock.monotonic(), dict(lb))
@@ -222,7 +227,8 @@ class Pool:
         for _ in range(MAX_CONFLICTS):
             if not self._trusted():  # seen ACTIVE a moment ago: a write that races another gets a 409 anyway
                 self.wait_active(f"before {what}")
-            self._active, self._settled = None, False
+            before = self._active
+            self._active, self._settled, self._read_back = None, False, None
             try:
                 result = call()
             except Conflict as exc:
@@ -231,15 +237,22 @@ class Pool:
                 log.debug("%s: load balancer busy, waiting: %s", what, exc)
                 self.poll.clock.sleep(self.poll.interval)
                 continue
-            self.wait_active(f"after {what}")
+            if result is False:  # nothing was written (the pool was as wanted): the LB is as it was seen
+                self._active = before
+                return result
+            self.wait_active(f"after {what}", just_changed=True)
             self._settled = True
             return result
         raise ProviderError(f"{what}: the load balancer stayed busy through {MAX_CONFLICTS} attempts")
 
     def ensure(self) -> None:
         """The pool exists, its LB is usable, and a health monitor checks its members."""
-        pool = self.pool(refresh=True)
-        self.wait_active("checking the pool")
+        looked, self._looked_up = self._looked_up, float("-inf")
+        recent = self._pool is not None and self.poll.clock.monotonic() - looked < LB_TRUST
+        pool = self.pool(refresh=not recent)  # looked up a moment ago (by `state`, for the same command): not again
+        if not self._trusted():
+            self.wait_active("checking the pool")
+        self._settled = True  # the look right after this check trusts it, as after our own write
         if pool.get("healthmonitor_id"):
             return
         if not self.create_monitor:
@@ -305,6 +318,21 @@ class Pool:
     def members(self) -> list[dict[str, Any]]:
         return list(self.api.iter_members(self.id))
 
+    def look(self) -> list[dict[str, Any]]:
+        """The members for an observer (the engine's pass): the list our last write read back once the LB
+        settled, when that was less than LB_TRUST ago and nobody looked since (as `state` trusts the LB
+        then); else a fresh read."""
+        kept, self._read_back = self._read_back, None
+        if kept is not None and self.poll.clock.monotonic() - kept[0] < LB_TRUST:
+            return kept[1]
+        return self.members()
+
+    def _kept_members(self) -> list[dict[str, Any]]:
+        """A read right after our write settled, kept for the next `look`."""
+        members = self.members()
+        self._read_back = (self.poll.clock.monotonic(), members)
+        return members
+
     def find_member(self, address: str, port: int) -> dict[str, Any] | None:
         for m in self.members():
             if m.get("address") == address and int(m.get("protocol_port", 0)) == port:
@@ -358,7 +386,7 @@ class Pool:
 
         if not self.write("changing weights", apply):
             return
-        after = {m["id"]: m for m in self.members()}
+        after = {m["id"]: m for m in self._kept_members()}
         wrong = [
             f"{mid}: {after[mid].get('weight')} instead of {w}"
             for mid, w in weights.items()
@@ -425,7 +453,7 @@ class Pool:
             return changed
 
         self.write(f"adding {len(wanted)} member(s)", apply)
-        after = {(m["address"], int(m.get("protocol_port", 0))): m for m in self.members()}
+        after = {(m["address"], int(m.get("protocol_port", 0))): m for m in self._kept_members()}
         missing = [f"{a}:{p}" for a, p, _, _ in wanted if (a, p) not in after]
         if missing:
             raise ProviderError(f"pool {self.ref!r} did not take the new members ({', '.join(missing)})")

@@ -47,6 +47,7 @@ class Servers:
         self.timeout = float(options["boot_timeout"])
         self.poll = poll
         self.pause = pause  # between create attempts (the transport's backoff)
+        self._listed: dict[str, Mapping[str, Any]] = {}  # each server as the last listing showed it, by id
 
     # ---- reading ------------------------------------------------------------------------------------------
 
@@ -103,7 +104,9 @@ class Servers:
         return meta.get(P + Label.APP) == self.ctx.app and meta.get(P + Label.ENV) == self.ctx.env
 
     def list(self) -> list[Server]:
-        return [self.to_server(d) for d in self.nova.iter_servers() if self._ours(d) and str(d.get("status")).upper() != "DELETED"]
+        found = [d for d in self.nova.iter_servers() if self._ours(d) and str(d.get("status")).upper() != "DELETED"]
+        self._listed = {str(d["id"]): d for d in found}
+        return [self.to_server(d) for d in found]
 
     def get(self, server_id: str) -> Server | None:
         d = self.nova.get_server(server_id)
@@ -216,10 +219,11 @@ class Servers:
         upsert = {P + k: str(v) for k, v in labels.items() if v is not None}
         remove = [P + k for k, v in labels.items() if v is None]
         check_meta(upsert)
+        merged = None
         for attempt in range(2):
             try:
                 if upsert:
-                    self.nova.set_metadata(server_id, upsert)
+                    merged = self.nova.set_metadata(server_id, upsert)
                 for key in remove:
                     self.nova.delete_metadata(server_id, key)
                 break
@@ -227,6 +231,11 @@ class Servers:
                 if attempt:
                     raise
                 self._wait_writable(server_id)
+        listed = self._listed.get(server_id)
+        if listed is not None and merged is not None:
+            # Nova answered with the whole metadata: the server as last listed, with its labels as they are
+            # now, and no GET per relabelled server (calls: issue 12)
+            return self.to_server({**listed, "metadata": {k: v for k, v in merged.items() if k not in remove}})
         server = self.get(server_id)
         if server is None:
             raise NotFound(f"server {server_id} does not exist")
@@ -240,14 +249,21 @@ class Servers:
                 self.delete(server_id)
             return
         wanted = set(server_ids)
-        names = sorted({str(d.get("name", "")) for d in self.nova.iter_servers() if d.get("id") in wanted})
+        listed = [self._listed[sid] for sid in server_ids if sid in self._listed]
+        if len(listed) < len(wanted):  # not all in the last listing (the engine's look): list them now
+            listed = [d for d in self.nova.iter_servers() if d.get("id") in wanted]
+        names = sorted({str(d.get("name", "")) for d in listed})
         with ThreadPoolExecutor(max_workers=min(DELETE_CONCURRENCY, len(server_ids))) as pool:
             list(pool.map(self.nova.delete_server, server_ids))  # re-raises the first failure
         if not names:
             return
         pattern = _names_pattern(names)
+        first = [True]
 
         def left() -> bool:
+            if first[0]:  # Nova deletes after answering: a listing right after the DELETEs still shows them all
+                first[0] = False
+                return False
             return not [
                 d for d in self.nova.iter_servers({"name": pattern})
                 if d.get("id") in wanted and str(d.get("status")).upper() not in GONE_STATUSES

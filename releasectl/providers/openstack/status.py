@@ -157,13 +157,20 @@ def wait_for_status(
     done: Callable[[Mapping[str, Any]], bool],
     failed: Callable[[Mapping[str, Any]], ReleasectlError | None] = lambda _: None,
     missing: Callable[[], ReleasectlError] | None = None,
+    just_changed: bool = False,
 ) -> Mapping[str, Any] | None:
     """Re-read a resource until `done(resource)`, bounded by `timeout` (openstacksdk's `wait_for_status`, over
     releasectl's `wait_for`). `failed(resource)` returns the error of a declared failure state, raised at once.
     A vanished resource (fetch returns None) raises `missing()`; with `missing=None` it is what we waited for
-    (a delete) and the wait returns None."""
+    (a delete) and the wait returns None. `just_changed`: the resource cannot be done at once (a write was
+    just accepted), so the first read is made after the first poll, not before it."""
+
+    skip = [just_changed]
 
     def check() -> Any:
+        if skip[0]:  # just written (Octavia answers a write with PENDING_*): the first look is after the first poll
+            skip[0] = False
+            return None
         resource = fetch()
         if resource is None:
             if missing is None:

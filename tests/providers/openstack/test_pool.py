@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from releasectl.errors import ResourceFailure, UsageError
-from releasectl.providers.base import AdminState, Capabilities, Health, Label, Role, ServerSpec, ServerStatus
+from releasectl.providers.base import AdminState, Capabilities, Health, Label, LBStatus, Role, ServerSpec, ServerStatus
 from releasectl.wait import wait_for
 
 BATCH = "/v2/lbaas/pools/{id}/members"
@@ -258,3 +258,45 @@ def test_create_servers_creates_a_fleet_with_one_listing(provider, openstack_sim
     assert openstack_sim.request_count("compute", "GET", "/v2.1/servers/{id}") == 0
     assert openstack_sim.request_count("image", "GET", "/v2/images/{id}") == 1
     assert sorted(s.name for s in provider.list_servers()) == sorted(spec.name for spec in specs)
+
+
+def test_the_look_right_after_a_pool_write_reads_nothing_again(provider, openstack_sim, servers, monkeypatch) -> None:
+    """The wait after a write saw the LB ACTIVE and read the members back: the next look (the engine's pass)
+    takes both instead of reading them again, and the look after it reads again. The wait's first read of
+    the LB comes a first poll after the PUT (right after it, Octavia only ever says PENDING_UPDATE)."""
+    from releasectl.providers.openstack import pool
+    from releasectl.wait import FIRST_POLL
+
+    monkeypatch.setattr(pool, "LB_TRUST", 60.0)  # the test asserts what is read, not how fast it runs
+    provider.ensure_pool()
+    a = provider.add_member(servers[0])
+    openstack_sim.reset_requests()
+    provider.set_weights({a.id: 7})
+    journal = [e for e in openstack_sim.requests()["journal"] if e["service"] == "load-balancer"]
+    put = next(i for i, e in enumerate(journal) if (e["method"], e["template"]) == ("PUT", BATCH))
+    first_look = next(e for e in journal[put + 1:] if e["template"] == "/v2/lbaas/loadbalancers/{id}")
+    assert first_look["time"] - journal[put]["time"] >= min(FIRST_POLL, provider.poll.interval) * 0.9
+    counts = openstack_sim.request_counts()
+    assert provider.lb_state().status is LBStatus.UP
+    assert {m.id: m.weight for m in provider.list_members()} == {a.id: 7}
+    assert openstack_sim.request_counts() == counts  # nothing read again
+    assert {m.id: m.weight for m in provider.list_members()} == {a.id: 7}
+    assert openstack_sim.request_count("load-balancer", "GET", "/v2/lbaas/pools/{id}/members") == \
+        counts["load-balancer GET /v2/lbaas/pools/{id}/members"] + 1
+    openstack_sim.reset_requests()
+    provider.set_weights({a.id: 7})  # nothing to change: no write, and no wait
+    assert openstack_sim.request_count("load-balancer", "GET", "/v2/lbaas/loadbalancers/{id}") == 0
+    assert batch_puts(openstack_sim) == 0
+
+
+def test_relabel_after_a_listing_reads_no_server(provider, openstack_sim, servers) -> None:
+    """Nova answers a metadata POST with the whole metadata: with the server's last listing, that is the
+    relabelled server, without a GET per server."""
+    provider.list_servers()
+    openstack_sim.reset_requests()
+    updated = provider.update_server_labels(servers[0].id, {Label.ROLE: Role.STABLE.value, "x": "1"})
+    assert (updated.id, updated.address, updated.role, updated.labels["x"]) == (servers[0].id, servers[0].address, Role.STABLE, "1")
+    assert openstack_sim.request_count("compute", "GET", "/v2.1/servers/{id}") == 0
+    again = provider.update_server_labels(servers[0].id, {"x": None})
+    assert "x" not in again.labels and again.role is Role.STABLE
+    assert provider.get_server(servers[0].id).labels == again.labels
