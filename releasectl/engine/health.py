@@ -8,12 +8,26 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping, Sequence
 
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
-from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe
+from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe, Server
 
 RECENT_LATENCIES = 20  # per server, for the release record's samples
+PROBE_CONCURRENCY = 16  # probes in flight at once: a pass costs about one probe's time, not one per server
+
+
+def probe_all(probe: Callable[[Server], Probe], servers: Sequence[Server]) -> list[Probe]:
+    """Probe a fleet in parallel (bounded), results in the order of `servers`. A fleet that boots together
+    is gated together: one by one, a pass over 50 servers took 50 probes' time, and a slow server held up
+    the rest. The first probe runs alone, so a provider that opens its HTTP session lazily opens one."""
+    if len(servers) <= 1:
+        return [probe(s) for s in servers]
+    from concurrent.futures import ThreadPoolExecutor  # here: read-only commands never probe
+
+    first = probe(servers[0])
+    with ThreadPoolExecutor(max_workers=min(PROBE_CONCURRENCY, len(servers) - 1)) as pool:
+        return [first, *pool.map(probe, servers[1:])]
 
 
 @dataclass
@@ -74,6 +88,14 @@ class HealthTracker:
 
     def passing(self, server_id: str) -> bool:
         return self.streaks.get(server_id, Streak()).ok >= self.check.rise
+
+    def until_gate_probe(self, server_ids: Sequence[str], now: float) -> float:
+        """Seconds until the next probe of a server still short of `rise` passing probes is due (0 when one is
+        due, or none is short): a health gate cannot pass before then."""
+        short = [self.streaks[s] for s in server_ids if s in self.streaks and self.streaks[s].ok < self.check.rise]
+        if not short or len(short) < sum(1 for s in server_ids if not self.passing(s)):
+            return 0.0  # a server not probed yet is probed at the next look
+        return max(0.0, min(s.last_at + self.check.interval for s in short) - now)
 
     def failed_at_launch(self, server_id: str) -> bool:
         """The app answers with the wrong status `fall` times in a row (a slow start is not a failure), or,

@@ -19,7 +19,7 @@ from releasectl.engine import records, samples
 from releasectl.engine.actions import AddMember, AddMembers, DrainMembers, MarkImage, RemoveMembers, SetWeights, apply, pairs
 from releasectl.engine.context import EngineContext
 from releasectl.engine.decide import Decision, Kind, Policy, analyse, decide, restore_release_id
-from releasectl.engine.health import HealthTracker, snapshot
+from releasectl.engine.health import HealthTracker, probe_all, snapshot
 from releasectl.engine.invariants import InvariantRefused, check, describe_serving
 from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import Analyze, Phase, Release, ReleaseKind, describe_step
@@ -35,6 +35,7 @@ except ImportError:  # pragma: no cover
     intents = None  # type: ignore[assignment]
 
 
+OPEN_WAIT_CAP = 0.5  # seconds: the longest look-again of a wait with no known end (a boot, a health gate)
 POOL_WRITES = (AddMember, AddMembers, SetWeights, DrainMembers, RemoveMembers)  # fail while the LB is down
 
 
@@ -129,9 +130,11 @@ class Runner:
                 self.ctx.event("rollback", f"rolling back: {decision.reason}")
             elif decision.kind is Kind.WAIT:
                 if new.wake_at is None:  # no known end (a boot, a health gate): look again soon, then less often
-                    sleep_for = self._open_wait(decision.reason)
-                elif new.wake_at <= self.now():  # already past (an analysis extended for want of requests)
-                    sleep_for = poll
+                    sleep_for = self._open_wait(decision.reason, obs)
+                elif new.wake_at <= self.now():
+                    # a zero hold, set by this very pass, is over: go on at once; one long past (an analysis
+                    # extended for want of requests) looks again in a poll
+                    sleep_for = 0.0 if rel.wake_at is None else poll
                 else:
                     sleep_for = min(poll, new.wake_at - self.now())
                 self.ctx.clock.sleep(max(sleep_for, 0.02))
@@ -150,12 +153,21 @@ class Runner:
                 self._settle_leftover_intents()
                 return self._finished(self.release)
 
-    def _open_wait(self, reason: str) -> float:
+    def _open_wait(self, reason: str, obs: Observed) -> float:
         """Sleep of a wait with no known end (a boot, a health gate): FIRST_POLL, growing to the poll interval
-        while the same wait goes on, so what settles in a moment is seen in a moment."""
+        (at most OPEN_WAIT_CAP: a boot seen a whole second late is a second on the critical path) while the
+        same wait goes on, so what settles in a moment is seen in a moment. While the whole fleet is up and
+        some server still lacks `rise` passing probes, nothing can pass before its next probe is due: the
+        wait sleeps until then (at most the poll interval) rather than looking again for nothing."""
         self._waits = self._waits + 1 if reason == self._wait_reason else 0
         self._wait_reason = reason
-        return backoff_delay(self._waits, first=FIRST_POLL, cap=self._poll)
+        backoff = backoff_delay(self._waits, first=FIRST_POLL, cap=min(self._poll, OPEN_WAIT_CAP))
+        rel = self.release
+        probed = restore_release_id(rel) if rel.phase is Phase.ROLLING_BACK else rel.id
+        fleet = [s for s in obs.servers if s.release_id == probed]
+        if not fleet or any(s.status is not ServerStatus.ACTIVE for s in fleet):
+            return backoff
+        return max(backoff, min(self.health.until_gate_probe([s.id for s in fleet], self.now()), self._poll))
 
     def _act(self, obs: Observed, rel: Release, decision: Decision) -> bool:
         """Check the action against the invariants and apply it. False when the provider was busy."""
@@ -212,10 +224,10 @@ class Runner:
         if rolling_back or rel.current_step is not None:
             now = self.now()
             pool = Observed(servers=servers, members=members, lb=lb)  # for member_of: the LB's verdict per server
-            for server in servers:
-                if server.release_id in probe_ids and server.status is ServerStatus.ACTIVE and self.health.due(server.id, now):
-                    probe = self.provider.probe(server, self.ctx.health.path, self.ctx.health.timeout)
-                    self.health.record(server.id, probe, now, pool.member_of(server))
+            due = [s for s in servers if s.release_id in probe_ids and s.status is ServerStatus.ACTIVE and self.health.due(s.id, now)]
+            check = self.ctx.health
+            for server, probe in zip(due, probe_all(lambda s: self.provider.probe(s, check.path, check.timeout), due)):
+                self.health.record(server.id, probe, now, pool.member_of(server))
         stats = None
         if self.provider.capabilities.member_stats:  # every pass: the record's samples chart traffic over time
             self._pass_stats = dict(self.provider.member_stats())

@@ -292,11 +292,31 @@ class Compute(Service):
         server.fault = {"code": 500, "message": message, "created": iso(now)}
         server.updated = now
 
-    def _spawning(self, server_id: str) -> None:
+    def _spawning(self, server_id: str, error: str | None = None) -> None:
+        """Halfway through the build the guest is booting: its app process starts now, so the server is
+        ACTIVE at ``build_delay`` as promised however slowly this machine spawns processes (50 at once
+        take seconds under load, which would otherwise stretch every boot)."""
         with self.ctx.store.lock:
             server = self.ctx.store.servers.get(server_id)
             if server is not None and server.status == "BUILD" and server.task_state == "scheduling":
                 server.task_state = "spawning"
+                if not error and self.ctx.options.serve_apps and server.address:
+                    self._start_app(server)
+
+    def _start_app(self, server: Server) -> None:
+        """The user data runs, then the app starts on the server's reserved address:port (caller holds the
+        lock, so a concurrent delete always finds the process to stop)."""
+        reserved = self.ctx.neutron.pool.take(server.address, server.app_port)
+        if reserved is None and self.ctx.apps.get(server.id) is not None:
+            return  # started already (at spawning)
+        props = self.image_props(server)
+        try:
+            self._boot_console(server)  # the user data runs before the app starts, as at a real boot
+            self.ctx.apps.start(server.id, name=server.name, address=server.address,
+                                port=server.app_port, version=props.get("releasectl_version", ""),
+                                fail_health=self.fails_health(server), sock=reserved, files=server.files)
+        except OSError as exc:
+            self._to_error(server, f"openstack_sim could not start the app process: {exc}")
 
     def _finish_boot(self, server_id: str, error: str | None) -> None:
         opts = self.ctx.options
@@ -304,37 +324,24 @@ class Compute(Service):
             server = self.ctx.store.servers.get(server_id)
             if server is None:
                 return
-            # The address:port reservation goes to the app process, or is dropped.
-            reserved = self.ctx.neutron.pool.take(server.address, server.app_port)
-            try:
-                if server.task_state == "deleting" or server.status != "BUILD":
-                    return
-                if error:
-                    self._to_error(server, error)
-                    return
-                if server.network and not server.address:
-                    self._to_error(server, f"Build of instance {server_id} aborted: No more IP addresses "
-                                           f"available on network {server.network}.")
-                    return
-                if not (opts.serve_apps and server.address):
-                    self._to_active(server)
-                    return
-                props = self.image_props(server)
-                try:
-                    # Started under the lock so a concurrent delete always finds the process to stop.
-                    self._boot_console(server)  # the user data runs before the app starts, as at a real boot
-                    self.ctx.apps.start(server.id, name=server.name, address=server.address,
-                                        port=server.app_port, version=props.get("releasectl_version", ""),
-                                        fail_health=self.fails_health(server), sock=reserved,
-                                        files=server.files)
-                except OSError as exc:
-                    self._to_error(server, f"openstack_sim could not start the app process: {exc}")
-                    return
-                finally:
-                    reserved = None  # apps.start closed it
-            finally:
-                if reserved is not None:
-                    reserved.close()
+            if server.task_state == "deleting" or server.status != "BUILD":
+                self.ctx.neutron.pool.release(server.address, server.app_port)
+                return
+            if error:
+                self.ctx.neutron.pool.release(server.address, server.app_port)
+                self._to_error(server, error)
+                return
+            if server.network and not server.address:
+                self._to_error(server, f"Build of instance {server_id} aborted: No more IP addresses "
+                                       f"available on network {server.network}.")
+                return
+            if not (opts.serve_apps and server.address):
+                self.ctx.neutron.pool.release(server.address, server.app_port)
+                self._to_active(server)
+                return
+            self._start_app(server)  # a no-op when it started at spawning
+            if server.status == "ERROR":
+                return
         self._await_app(server_id, time.monotonic() + opts.app_start_timeout)
 
     def _await_app(self, server_id: str, deadline: float) -> None:
@@ -523,7 +530,7 @@ class Compute(Service):
             server.user_data = user_data
             error = self.ctx.faults.take("next_create_error")
             answer_500 = self.ctx.faults.take("next_create_500")
-        self.ctx.scheduler.call_later(opts.build_delay / 2, self._spawning, server.id)
+        self.ctx.scheduler.call_later(opts.build_delay / 2, self._spawning, server.id, error)
         self.ctx.scheduler.call_later(opts.build_delay, self._finish_boot, server.id, error)
         if answer_500:
             raise ApiError(500, UNEXPECTED_ERROR)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 
 from releasectl.errors import Conflict, ProviderError, ResourceFailure, UsageError
 from releasectl.providers.base import HealthCheck, LBState, Member
+from releasectl.wait import Pace
 
 from .http import create_then_find
 from .neutron import looks_like_id
@@ -119,6 +120,7 @@ class Pool:
         self._pool_read = 0.0  # when _pool was read (poll clock)
         self._active: tuple[float, dict[str, Any]] | None = None  # the LB last seen ACTIVE by us, and when
         self._settled = False  # _active comes from the wait after our own write (no other look since)
+        self._pace = Pace()  # how long our last write took to settle: the next wait after a write follows it
 
     # ---- the pool and its load balancer ---------------------------------------------------------------
 
@@ -188,7 +190,7 @@ class Pool:
         lbs = (pool or {}).get("loadbalancers") or []
         return pool, (self.api.get_lb(str(lbs[0]["id"])) if lbs else None)
 
-    def wait_active(self, why: str = "") -> dict[str, Any]:
+    def wait_active(self, why: str = "", pace: Pace | None = None) -> dict[str, Any]:
         """Wait until the LB is ACTIVE; an LB in ERROR or being deleted fails at once."""
         lb_id = self.lb_id
 
@@ -208,7 +210,7 @@ class Pool:
             timeout=self.timeout, poll=self.poll,
             done=lambda lb: str(lb.get("provisioning_status", "")).upper() == LB_READY,
             failed=failed,
-            missing=lambda: ResourceFailure(f"load balancer {lb_id} of pool {self.ref!r} is gone"),
+            missing=lambda: ResourceFailure(f"load balancer {lb_id} of pool {self.ref!r} is gone"), pace=pace,
         )
         assert lb is not None
         self._active = (self.poll.clock.monotonic(), dict(lb))
@@ -231,7 +233,7 @@ class Pool:
                 log.debug("%s: load balancer busy, waiting: %s", what, exc)
                 self.poll.clock.sleep(self.poll.interval)
                 continue
-            self.wait_active(f"after {what}")
+            self.wait_active(f"after {what}", self._pace)
             self._settled = True
             return result
         raise ProviderError(f"{what}: the load balancer stayed busy through {MAX_CONFLICTS} attempts")
