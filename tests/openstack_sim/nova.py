@@ -683,6 +683,7 @@ class Compute(Service):
             if server.task_state != "deleting":
                 server.task_state = "deleting"
                 server.updated = self.ctx.now()
+                self.ctx.apps.begin_stop(server_id)  # the guest goes down first; the record goes after delete_delay
                 self.ctx.scheduler.call_later(self.ctx.options.delete_delay, self._finish_delete, server_id)
         return empty_response(204)
 
