@@ -12,7 +12,9 @@ import base64
 import binascii
 import re
 import secrets
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -91,6 +93,9 @@ def _check_tag(tag: Any) -> str:
     return tag
 
 
+APP_STARTERS = 8  # app processes started at once
+
+
 class Compute(Service):
     name = "compute"
     prefix = "/compute"
@@ -100,7 +105,19 @@ class Compute(Service):
         self.builder_id: str | None = None
         self.builder_fail_health = False
         self.image_files: dict[str, dict[str, str]] = {}  # image id -> the files of the server it snapshots
+        # app processes start on these threads, outside the store lock: a fork of this (big, threaded)
+        # process takes 50-400 ms under load, and 50 of them one by one held up the scheduler and every request
+        self._starter = ThreadPoolExecutor(max_workers=APP_STARTERS, thread_name_prefix="openstack-sim-app-start")
+        self._starting: set[str] = set()  # servers whose app is being started (caller holds the store lock)
+        self._starter_lock = threading.Lock()
+        self._stopping = False
         super().__init__(ctx)
+
+    def stop_starting(self) -> None:
+        """No app starts after this returns (Simulator.stop, before it stops every app)."""
+        with self._starter_lock:
+            self._stopping = True
+        self._starter.shutdown(wait=True, cancel_futures=True)
 
     def register(self) -> None:
         v = "/v2.1"
@@ -293,30 +310,53 @@ class Compute(Service):
         server.updated = now
 
     def _spawning(self, server_id: str, error: str | None = None) -> None:
-        """Halfway through the build the guest is booting: its app process starts now, so the server is
-        ACTIVE at ``build_delay`` as promised however slowly this machine spawns processes (50 at once
-        take seconds under load, which would otherwise stretch every boot)."""
+        """Halfway through the build the guest is booting: its app process starts now (on a starter thread),
+        so the server is ACTIVE at ``build_delay`` as promised however slowly this machine spawns processes
+        (50 at once take seconds under load, which would otherwise stretch every boot)."""
         with self.ctx.store.lock:
             server = self.ctx.store.servers.get(server_id)
-            if server is not None and server.status == "BUILD" and server.task_state == "scheduling":
-                server.task_state = "spawning"
-                if not error and self.ctx.options.serve_apps and server.address:
-                    self._start_app(server)
+            if server is None or server.status != "BUILD" or server.task_state != "scheduling":
+                return
+            server.task_state = "spawning"
+            if error or not (self.ctx.options.serve_apps and server.address):
+                return
+            self._starting.add(server_id)
+        with self._starter_lock:
+            if not self._stopping:
+                self._starter.submit(self._start_app, server_id)
+                return
+        with self.ctx.store.lock:
+            self._starting.discard(server_id)
 
-    def _start_app(self, server: Server) -> None:
-        """The user data runs, then the app starts on the server's reserved address:port (caller holds the
-        lock, so a concurrent delete always finds the process to stop)."""
-        reserved = self.ctx.neutron.pool.take(server.address, server.app_port)
-        if reserved is None and self.ctx.apps.get(server.id) is not None:
-            return  # started already (at spawning)
-        props = self.image_props(server)
-        try:
+    def _start_app(self, server_id: str) -> None:
+        """The user data runs, then the app starts on the server's reserved address:port. The fork runs
+        outside the store lock; a server deleted meanwhile has its new app stopped at once."""
+        with self.ctx.store.lock:
+            server = self.ctx.store.servers.get(server_id)
+            if server is None or server.task_state == "deleting" or server.status != "BUILD":
+                self._starting.discard(server_id)
+                return
+            reserved = self.ctx.neutron.pool.take(server.address, server.app_port)
+            if reserved is None and self.ctx.apps.get(server.id) is not None:
+                self._starting.discard(server_id)
+                return  # started already
             self._boot_console(server)  # the user data runs before the app starts, as at a real boot
-            self.ctx.apps.start(server.id, name=server.name, address=server.address,
-                                port=server.app_port, version=props.get("releasectl_version", ""),
-                                fail_health=self.fails_health(server), sock=reserved, files=server.files)
+            spec = dict(name=server.name, address=server.address, port=server.app_port,
+                        version=self.image_props(server).get("releasectl_version", ""),
+                        fail_health=self.fails_health(server), sock=reserved, files=dict(server.files))
+        try:
+            self.ctx.apps.start(server_id, **spec)
+            failure = None
         except OSError as exc:
-            self._to_error(server, f"openstack_sim could not start the app process: {exc}")
+            failure = f"openstack_sim could not start the app process: {exc}"
+        with self.ctx.store.lock:
+            self._starting.discard(server_id)
+            server = self.ctx.store.servers.get(server_id)
+            gone = server is None or server.task_state == "deleting"
+            if failure and not gone and server.status == "BUILD":
+                self._to_error(server, failure)
+        if gone and not failure:
+            self.ctx.apps.stop(server_id)
 
     def _finish_boot(self, server_id: str, error: str | None) -> None:
         opts = self.ctx.options
@@ -339,14 +379,18 @@ class Compute(Service):
                 self.ctx.neutron.pool.release(server.address, server.app_port)
                 self._to_active(server)
                 return
-            self._start_app(server)  # a no-op when it started at spawning
-            if server.status == "ERROR":
-                return
+            start_now = server_id not in self._starting and self.ctx.apps.get(server_id) is None
+            if start_now:  # not started at spawning (the simulator was stopping, or build_delay 0)
+                self._starting.add(server_id)
+        if start_now:
+            self._start_app(server_id)
         self._await_app(server_id, time.monotonic() + opts.app_start_timeout)
 
     def _await_app(self, server_id: str, deadline: float) -> None:
         """Poll (via the scheduler, so bounded by ``deadline``) until the app answers, then go ACTIVE."""
-        state = self.ctx.apps.probe(server_id, timeout=0.2)
+        with self.ctx.store.lock:
+            starting = server_id in self._starting
+        state = "starting" if starting else self.ctx.apps.probe(server_id, timeout=0.2)
         failed = False
         with self.ctx.store.lock:
             server = self.ctx.store.servers.get(server_id)

@@ -220,6 +220,7 @@ class Simulator:
             self._thread.join(5)
         self._health.stop()
         self.ctx.scheduler.stop()
+        self.ctx.nova.stop_starting()
         self.ctx.apps.stop_all()
         self.ctx.neutron.pool.release_all()
         atexit.unregister(self.stop)
