@@ -384,10 +384,17 @@ class Compute(Service):
                 self._starting.add(server_id)
         if start_now:
             self._start_app(server_id)
-        self._await_app(server_id, time.monotonic() + opts.app_start_timeout)
+        self._on_starter(self._await_app, server_id, time.monotonic() + opts.app_start_timeout)
+
+    def _on_starter(self, fn: Any, *args: Any) -> None:
+        """Run `fn` on a starter thread (probing 50 apps one by one on the scheduler's thread took 0.4 s)."""
+        with self._starter_lock:
+            if not self._stopping:
+                self._starter.submit(fn, *args)
 
     def _await_app(self, server_id: str, deadline: float) -> None:
-        """Poll (via the scheduler, so bounded by ``deadline``) until the app answers, then go ACTIVE."""
+        """Poll (on a starter thread, again via the scheduler, so bounded by ``deadline``) until the app
+        answers, then go ACTIVE."""
         with self.ctx.store.lock:
             starting = server_id in self._starting
         state = "starting" if starting else self.ctx.apps.probe(server_id, timeout=0.2)
@@ -406,7 +413,7 @@ class Compute(Service):
         if failed:
             self.ctx.apps.stop(server_id)
         else:
-            self.ctx.scheduler.call_later(0.02, self._await_app, server_id, deadline)
+            self.ctx.scheduler.call_later(0.02, self._on_starter, self._await_app, server_id, deadline)
 
     def start_builder_app(self) -> None:
         """Start the pre-created builder's app synchronously (``Simulator.start`` with serve_apps)."""
