@@ -20,7 +20,7 @@ from releasectl.engine import records, samples
 from releasectl.engine.actions import AddMember, AddMembers, DrainMembers, MarkImage, RemoveMembers, SetWeights, apply, pairs
 from releasectl.engine.context import EngineContext
 from releasectl.engine.decide import Decision, Kind, Policy, analyse, decide, restore_release_id
-from releasectl.engine.health import HealthTracker, snapshot
+from releasectl.engine.health import HealthTracker, probe_all, snapshot
 from releasectl.engine.invariants import InvariantRefused, check, describe_serving
 from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import Analyze, Phase, Release, ReleaseKind, describe_step
@@ -36,6 +36,7 @@ except ImportError:  # pragma: no cover
     intents = None  # type: ignore[assignment]
 
 
+OPEN_WAIT_CAP = 0.5  # seconds: the longest look-again of a wait with no known end (a boot, a health gate)
 POOL_WRITES = (AddMember, AddMembers, SetWeights, DrainMembers, RemoveMembers)  # fail while the LB is down
 
 
@@ -205,10 +206,12 @@ class Runner:
 
     def _open_wait(self, reason: str) -> float:
         """Sleep of a wait with no known end (a boot, a health gate): FIRST_POLL, growing to the poll interval
-        while the same wait goes on, so what settles in a moment is seen in a moment."""
+        (at most OPEN_WAIT_CAP: a boot seen a whole second late is a second on the critical path) while the
+        same wait goes on, so what settles in a moment is seen in a moment (`_sleep_for` sleeps on to the next
+        due probe when nothing can pass before it)."""
         self._waits = self._waits + 1 if reason == self._wait_reason else 0
         self._wait_reason = reason
-        return backoff_delay(self._waits, first=FIRST_POLL, cap=self._poll)
+        return backoff_delay(self._waits, first=FIRST_POLL, cap=min(self._poll, OPEN_WAIT_CAP))
 
     def _act(self, obs: Observed, rel: Release, decision: Decision) -> bool:
         """Check the action against the invariants and apply it. False when the provider was busy."""
@@ -265,10 +268,10 @@ class Runner:
         if rolling_back or rel.current_step is not None:
             now = self.now()
             pool = Observed(servers=servers, members=members, lb=lb)  # for member_of: the LB's verdict per server
-            for server in servers:
-                if server.release_id in probe_ids and server.status is ServerStatus.ACTIVE and self.health.due(server.id, now):
-                    probe = self.provider.probe(server, self.ctx.health.path, self.ctx.health.timeout)
-                    self.health.record(server.id, probe, now, pool.member_of(server))
+            due = [s for s in servers if s.release_id in probe_ids and s.status is ServerStatus.ACTIVE and self.health.due(s.id, now)]
+            check = self.ctx.health
+            for server, probe in zip(due, probe_all(lambda s: self.provider.probe(s, check.path, check.timeout), due)):
+                self.health.record(server.id, probe, now, pool.member_of(server))
         stats = None
         if self.provider.capabilities.member_stats:  # every pass: the record's samples chart traffic over time
             self._pass_stats = dict(self.provider.member_stats())

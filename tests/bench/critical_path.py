@@ -18,7 +18,8 @@ monitor checks every second; real app processes answer the health checks. The bo
     launch    build + max(lb, (rise - 1) x interval)   (boots in parallel; the fleet joins in one LB write,
                                                         while releasectl's own probes pass `rise` times)
     weight    lb per weight step, + its hold            analyze   its duration
-    retire    lb (drain) + drain timeout (Octavia cannot count sessions) + lb (remove) + delete
+    retire    drain timeout (Octavia cannot count sessions) + lb (remove) + delete; the drain itself costs no
+              LB write: both pipelines reach 100 % first, which already set the old fleet's weights to 0
 
 local: HAProxy and app processes. The bound is one app process's boot (measured in the same run) + rise x
 interval (HAProxy's checks) + holds + analyses (a drain with no sessions ends at once). The CLI's own
@@ -95,7 +96,7 @@ def bound(provider: str, pipeline: str, build: float, lb: float) -> float:
         return build + RISE * INTERVAL + waits
     launch = build + max(lb, (RISE - 1) * INTERVAL)
     weights = WEIGHT_STEPS[pipeline] * lb
-    retire = lb + DRAIN + lb + DELETE
+    retire = DRAIN + lb + DELETE  # the 100 % step's write drained the old fleet (weight 0): no write of its own
     return launch + weights + waits + retire
 
 

@@ -1,9 +1,12 @@
 """Member health checks over real HTTP, as an amphora runs them, when ``serve_apps`` is on.
 
 One background thread checks each monitored member every ``delay`` seconds of its pool's monitor
-(GET ``url_path`` on the member's address and port, or a TCP connect for TCP monitors). A member
-goes ``up`` after ``max_retries`` passing checks in a row and ``down`` after ``max_retries_down``
-failing ones. Without ``serve_apps`` Octavia derives health from the simulated servers instead.
+(GET ``url_path`` on the member's address and port, or a TCP connect for TCP monitors), the checks of
+one round in parallel (as an amphora's HAProxy runs them: a round over 100 members one by one took
+longer than the monitor's delay). A member goes ``up`` after ``max_retries`` passing checks in a row
+and ``down`` after ``max_retries_down`` failing ones. A finished load-balancer update wakes the thread,
+so new members are checked at once, as HAProxy checks a server as soon as it is configured. Without
+``serve_apps`` Octavia derives health from the simulated servers instead.
 """
 
 from __future__ import annotations
@@ -14,31 +17,45 @@ import sys
 import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .octavia import expected_codes_match
 
 MIN_WAIT, MAX_WAIT = 0.01, 0.5
+CONCURRENCY = 16  # checks in flight at once
 
 
 class HealthChecker:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name="openstack-sim-health", daemon=True)
+        self._pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="openstack-sim-check")
 
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        """Check the members that are due now (a load-balancer update just finished), not at the next round."""
+        self._wake.set()
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _run(self) -> None:
         wait = MIN_WAIT
         # Service loop: lives until stop(); each wait is bounded by MAX_WAIT.
-        while not self._stop.wait(wait):
+        while True:
+            self._wake.wait(wait)
+            self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 wait = self.run_once()
             except Exception:
@@ -76,10 +93,11 @@ class HealthChecker:
                     "domain": monitor.domain_name,
                 }
                 due.append((member.id, monitor.id, target))
-        for member_id, monitor_id, target in due:
+        targets = [target for _, _, target in due]
+        codes = self._pool.map(self.probe, targets) if len(targets) > 1 else map(self.probe, targets)
+        for (member_id, monitor_id, target), code in zip(due, codes):
             if self._stop.is_set():
                 break
-            code = self.probe(target)
             ok = code is not None and (target["type"] not in ("HTTP", "HTTPS")
                                        or expected_codes_match(target["expected"], code))
             self._record(member_id, monitor_id, ok, code)

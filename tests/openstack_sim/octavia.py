@@ -335,6 +335,7 @@ class LoadBalancing(Service):
                         store.members[mid].reset_health()
                 elif monitor is not None:
                     monitor.provisioning_status = "ACTIVE"
+            self.ctx.wake_health()  # new members are checked now, not at the checker's next round
 
     # ----- health and operating status -----
     def member_health(self, member: Member, monitor: HealthMonitor) -> str | None:

@@ -13,7 +13,7 @@ import ipaddress
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .apps import AppManager
@@ -106,6 +106,7 @@ class Context:
         self.swift: ObjectStorage = None  # type: ignore[assignment]
         self.dns: Dns = None  # type: ignore[assignment]
         self.quotas = Quotas(self)
+        self.wake_health: Callable[[], None] = lambda: None  # serve_apps: check new members now (health.py)
         self.primary: Context | None = None  # a second region: the region whose Keystone it trusts
         self.peers: list[Context] = []  # the first region: the other regions listed in its catalog
 
@@ -148,6 +149,7 @@ class Simulator:
                                         + ([ctx.swift] if self.options.object_store else []), ctx.keystone,
                                       self._control)
         self._health = HealthChecker(ctx)
+        ctx.wake_health = self._health.wake
         self._httpd: SimHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._started = self._stopped = False
@@ -218,6 +220,7 @@ class Simulator:
             self._thread.join(5)
         self._health.stop()
         self.ctx.scheduler.stop()
+        self.ctx.nova.stop_starting()
         self.ctx.apps.stop_all()
         self.ctx.neutron.pool.release_all()
         atexit.unregister(self.stop)

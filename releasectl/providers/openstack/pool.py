@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 
 from releasectl.errors import Conflict, ProviderError, ResourceFailure, UsageError
 from releasectl.providers.base import HealthCheck, LBState, Member
+from releasectl.wait import Pace
 
 from .http import create_then_find
 from .neutron import looks_like_id
@@ -121,6 +122,7 @@ class Pool:
         self._settled = False  # _active comes from the wait after our own write (no other look since)
         self._read_back: tuple[float, list[dict[str, Any]]] | None = None  # members read after our write, and when
         self._looked_up = float("-inf")  # when `state` last looked the pool up (ensure may take that look as its own)
+        self._pace = Pace()  # how long our last write took to settle: the next wait after a write follows it
 
     # ---- the pool and its load balancer ---------------------------------------------------------------
 
@@ -191,9 +193,10 @@ class Pool:
         lbs = (pool or {}).get("loadbalancers") or []
         return pool, (self.api.get_lb(str(lbs[0]["id"])) if lbs else None)
 
-    def wait_active(self, why: str = "", just_changed: bool = False) -> dict[str, Any]:
+    def wait_active(self, why: str = "", just_changed: bool = False, pace: Pace | None = None) -> dict[str, Any]:
         """Wait until the LB is ACTIVE; an LB in ERROR or being deleted fails at once. `just_changed`: right
-        after our write, when it cannot be ACTIVE yet (the first read waits the first poll)."""
+        after our write, when it cannot be ACTIVE yet (the first read waits the first poll). `pace`: how long
+        our last write took to settle (the wait follows it)."""
         lb_id = self.lb_id
 
         def failed(lb: Mapping[str, Any]) -> ResourceFailure | None:
@@ -213,7 +216,7 @@ class Pool:
             done=lambda lb: str(lb.get("provisioning_status", "")).upper() == LB_READY,
             failed=failed,
             missing=lambda: ResourceFailure(f"load balancer {lb_id} of pool {self.ref!r} is gone"),
-            just_changed=just_changed,
+            just_changed=just_changed, pace=pace,
         )
         assert lb is not None
         self._active = (self.poll.clock.monotonic(), dict(lb))
@@ -240,7 +243,7 @@ class Pool:
             if result is False:  # nothing was written (the pool was as wanted): the LB is as it was seen
                 self._active = before
                 return result
-            self.wait_active(f"after {what}", just_changed=True)
+            self.wait_active(f"after {what}", just_changed=True, pace=self._pace)
             self._settled = True
             return result
         raise ProviderError(f"{what}: the load balancer stayed busy through {MAX_CONFLICTS} attempts")

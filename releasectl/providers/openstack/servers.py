@@ -31,6 +31,7 @@ CREATE_MARKER = "create"  # label: a random token per create, to recognise our s
 USER_DATA_LIMIT = 65535
 GONE_STATUSES = ("DELETED", "SOFT_DELETED")
 DELETE_CONCURRENCY = 8  # DELETEs in flight at once when a fleet is retired
+DELETE_FIRST_POLL = 0.1  # a delete ends a release: a 0.5 s one seen at 0.76 s (from 0.2 s) costs a quarter second
 CREATE_CONCURRENCY = 8  # creates in flight at once when a fleet is launched
 
 
@@ -270,13 +271,14 @@ class Servers:
             ]
 
         wait_for(left, timeout=self.timeout, interval=self.poll.interval, max_interval=self.poll.max_interval, backoff=self.poll.backoff,
-                 what=f"{len(server_ids)} server(s) to be deleted", clock=self.poll.clock)
+                 what=f"{len(server_ids)} server(s) to be deleted", clock=self.poll.clock, first=DELETE_FIRST_POLL)
 
     def delete(self, server_id: str) -> None:
         self.nova.delete_server(server_id)
         wait_for_status(
             lambda: self.nova.get_server(server_id), what=f"server {server_id} to be deleted",
             timeout=self.timeout, poll=self.poll, done=lambda d: str(d.get("status")).upper() in GONE_STATUSES,
+            first=DELETE_FIRST_POLL,
         )
 
 

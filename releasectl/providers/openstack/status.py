@@ -8,7 +8,7 @@ from typing import Any, Callable, Mapping
 
 from releasectl.errors import ReleasectlError
 from releasectl.providers.base import AdminState, Health, ImageStatus, LBState, LBStatus, ServerStatus
-from releasectl.wait import REAL_CLOCK, Clock, wait_for
+from releasectl.wait import FIRST_POLL, REAL_CLOCK, Clock, Pace, wait_for
 
 # Nova `status`. Transitional states that end back in ACTIVE count as BUILDING (not ready, not broken).
 SERVER_STATUS: dict[str, ServerStatus] = {
@@ -158,6 +158,8 @@ def wait_for_status(
     failed: Callable[[Mapping[str, Any]], ReleasectlError | None] = lambda _: None,
     missing: Callable[[], ReleasectlError] | None = None,
     just_changed: bool = False,
+    pace: Pace | None = None,
+    first: float = FIRST_POLL,
 ) -> Mapping[str, Any] | None:
     """Re-read a resource until `done(resource)`, bounded by `timeout` (openstacksdk's `wait_for_status`, over
     releasectl's `wait_for`). `failed(resource)` returns the error of a declared failure state, raised at once.
@@ -182,5 +184,5 @@ def wait_for_status(
         return resource if done(resource) else None
 
     result = wait_for(check, timeout=timeout, interval=poll.interval, max_interval=poll.max_interval, what=what, clock=poll.clock,
-                      backoff=poll.backoff)
+                      backoff=poll.backoff, pace=pace, first=first)
     return None if result is GONE else result
