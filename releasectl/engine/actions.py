@@ -122,8 +122,7 @@ def apply(action: Action, provider: Provider) -> Member | Server | None:
         provider.create_servers(list(action.specs))
         return None
     if isinstance(action, RelabelServers):
-        for sid in action.server_ids:
-            provider.update_server_labels(sid, dict(action.labels))
+        provider.update_servers_labels(list(action.server_ids), dict(action.labels))
         return None
     if isinstance(action, AddMember):
         return provider.add_member(action.server)

@@ -488,6 +488,12 @@ class Provider(ABC):
     def update_server_labels(self, server_id: str, labels: Mapping[str, str | None]) -> Server:
         """Merge labels (None removes one)."""
 
+    def update_servers_labels(self, server_ids: Sequence[str], labels: Mapping[str, str | None]) -> None:
+        """update_server_labels with the same labels for several servers; a provider may write them in
+        parallel (bounded). This default writes them one by one."""
+        for server_id in server_ids:
+            self.update_server_labels(server_id, labels)
+
     @abstractmethod
     def delete_server(self, server_id: str) -> None:
         """Stop and delete; return once it is gone. Idempotent. Callers remove its pool member first."""

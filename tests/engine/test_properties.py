@@ -63,7 +63,8 @@ OPERATOR = {"host": "prop", "user": "operator", "pid": "2"}  # a second shell, n
 MUTATING = {"create_server", "update_server_labels", "delete_server", "add_member", "set_weights", "remove_member",
             "update_image", "delete_image", "bake_image", "ensure_pool", "destroy_pool"}
 OBSERVING = {"list_servers", "list_members", "lb_state"}
-BATCHES = {"create_servers": "create_server", "add_members": "add_member", "remove_members": "remove_member", "delete_servers": "delete_server"}
+BATCHES = {"create_servers": "create_server", "add_members": "add_member", "remove_members": "remove_member", "delete_servers": "delete_server",
+           "update_servers_labels": "update_server_labels"}
 RELEASE_VERBS = {"rollout", "resume", "abort", "rollback", "promote", "promote_full"}
 MAX_CALLS = 5_000  # provider calls one command may make before it counts as stuck
 MAX_HOURS = 6.0  # fake hours one command may take
@@ -181,7 +182,7 @@ class Oracle:
     def __getattr__(self, name: str) -> Any:
         if name in BATCHES:  # a batch runs as its single calls, so faults and checks land between them
             single = getattr(self, BATCHES[name])
-            return lambda items: [single(item) for item in items]
+            return lambda items, *rest: [single(item, *rest) for item in items]
         attr = getattr(self._provider, name)
         if name.startswith("_") or not callable(attr):
             return attr

@@ -44,6 +44,7 @@ from releasectl.errors import AuthError, Conflict, NotFound, ProviderError
 from releasectl.wait import REAL_CLOCK, Clock
 
 log = logging.getLogger("releasectl.providers.openstack.http")
+POOL_SIZE = 20  # HTTP connections kept per host (see Transport.__init__)
 T = TypeVar("T")
 
 IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
@@ -215,6 +216,11 @@ class Transport:
             raise TypeError("verify is True, False or a CA bundle path")  # never a truthy/falsy stand-in
         logging.getLogger("urllib3").setLevel(logging.WARNING)  # at DEBUG it logs URLs with query strings
         self.session = requests.Session()
+        # connections kept per host: a fleet's writes go up to 16 at a time (servers.FLEET_CONCURRENCY), and
+        # requests keeps 10, so the rest would reconnect (TLS handshake) for every call and then be discarded
+        pooled = requests.adapters.HTTPAdapter(pool_maxsize=POOL_SIZE)
+        self.session.mount("https://", pooled)
+        self.session.mount("http://", pooled)
         self.session.verify = verify
         # Passed with every request as well: requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE from the
         # environment override a Session's own `verify`, which would silently drop openstack.cacert.

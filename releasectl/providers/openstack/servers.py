@@ -9,7 +9,6 @@ import functools
 import logging
 import re
 import secrets
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -30,9 +29,11 @@ log = logging.getLogger("releasectl.providers.openstack.servers")
 CREATE_MARKER = "create"  # label: a random token per create, to recognise our server after an unanswered POST
 USER_DATA_LIMIT = 65535
 GONE_STATUSES = ("DELETED", "SOFT_DELETED")
-DELETE_CONCURRENCY = 8  # DELETEs in flight at once when a fleet is retired
 DELETE_FIRST_POLL = 0.1  # a delete ends a release: a 0.5 s one seen at 0.76 s (from 0.2 s) costs a quarter second
-CREATE_CONCURRENCY = 8  # creates in flight at once when a fleet is launched
+# creates, relabels and DELETEs in flight at once for a fleet. Nova answers a create at once and boots in the
+# background (scheduler and computes), so the POSTs only queue on its API workers: 16 launches 50 servers in 4
+# rounds instead of 7, and stays far below what one API node serves (and within the HTTP connection pool).
+FLEET_CONCURRENCY = 16
 
 
 class Servers:
@@ -191,7 +192,7 @@ class Servers:
         return create_then_find(lambda: self.nova.create_server(body), find, what=f"server {spec.name}", pause=self.pause)
 
     def create_many(self, specs: list[ServerSpec]) -> list[Server]:
-        """`create` for a fleet, at most CREATE_CONCURRENCY at a time (each with its own marker, so an unanswered
+        """`create` for a fleet, at most FLEET_CONCURRENCY at a time (each with its own marker, so an unanswered
         POST is still recognised, never repeated). The flavor, network and image are read once, first, and the
         new servers with one listing filtered by their names (a GET each only for one the listing lacks)."""
         if len(specs) <= 1:
@@ -200,9 +201,7 @@ class Servers:
         if self.options["network"]:
             self.neutron.network(self.options["network"])
         image = self.glance.get_image(specs[0].image_id)
-        with ThreadPoolExecutor(max_workers=min(CREATE_CONCURRENCY, len(specs))) as pool:
-            # re-raises the first failure, once the others ended
-            ids = list(pool.map(lambda spec: self._create(spec, image), specs))
+        ids = _parallel(lambda spec: self._create(spec, image), specs)
         listed = {str(d["id"]): d for d in self.nova.iter_servers({"name": _names_pattern([sp.name for sp in specs])})}
         return [self.to_server(listed[sid]) if sid in listed else self._read_created(sp, sid) for sp, sid in zip(specs, ids)]
 
@@ -242,8 +241,13 @@ class Servers:
             raise NotFound(f"server {server_id} does not exist")
         return server
 
+    def update_labels_many(self, server_ids: list[str], labels: Mapping[str, str | None]) -> list[Server]:
+        """`update_labels` for a fleet (marking it stable, keeping it warm), at most FLEET_CONCURRENCY at a time:
+        one metadata POST each, and no GET for a server the last listing showed."""
+        return _parallel(lambda sid: self.update_labels(sid, labels), server_ids)
+
     def delete_many(self, server_ids: list[str]) -> None:
-        """Delete several servers: the DELETEs in parallel (at most DELETE_CONCURRENCY at a time), then one
+        """Delete several servers: the DELETEs in parallel (at most FLEET_CONCURRENCY at a time), then one
         wait for all of them, polling one listing filtered by their names instead of a GET per server."""
         if len(server_ids) <= 1:
             for server_id in server_ids:
@@ -254,8 +258,7 @@ class Servers:
         if len(listed) < len(wanted):  # not all in the last listing (the engine's look): list them now
             listed = [d for d in self.nova.iter_servers() if d.get("id") in wanted]
         names = sorted({str(d.get("name", "")) for d in listed})
-        with ThreadPoolExecutor(max_workers=min(DELETE_CONCURRENCY, len(server_ids))) as pool:
-            list(pool.map(self.nova.delete_server, server_ids))  # re-raises the first failure
+        _parallel(self.nova.delete_server, server_ids)
         if not names:
             return
         pattern = _names_pattern(names)
@@ -280,6 +283,17 @@ class Servers:
             timeout=self.timeout, poll=self.poll, done=lambda d: str(d.get("status")).upper() in GONE_STATUSES,
             first=DELETE_FIRST_POLL,
         )
+
+
+def _parallel(func: Callable[[Any], Any], items: list) -> list:
+    """func over items, at most FLEET_CONCURRENCY at a time, results in order; re-raises the first failure once
+    the others ended (a write already sent is never abandoned half-way)."""
+    if len(items) <= 1:
+        return [func(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor  # here: read-only commands never write a fleet
+
+    with ThreadPoolExecutor(max_workers=min(FLEET_CONCURRENCY, len(items))) as pool:
+        return list(pool.map(func, items))
 
 
 def _names_pattern(names: list[str]) -> str:
