@@ -28,8 +28,8 @@ new member first a whole interval after it joins, which is what rise x interval 
 passes `downinter` (0.1 s) so a member that is still down is checked every 0.1 s, and its gate can pass
 after boot + 0.1 s + (rise - 1) x interval. The local rows are therefore also given against that tighter
 bound ("tight"), which leaves nothing for the CLI's start-up, the launch of N processes on this machine's
-cores, or the retire. The local CLI runs with bytecode cached (tests/bench/_env.py); the untimed first
-release compiles the rollout path before the timed ones.
+cores, or the retire. The CLI runs with bytecode cached on both providers (tests/bench/_env.py); the untimed
+first release compiles the rollout path before the timed ones.
 
 Prints, per provider, pipeline and N: seconds, bound, measured / bound, and (openstack) API calls and writes
 per service. `--quick` is a short run: N = 1,5 on the simulator with --build 2 --lb 1, and N = 1,5 locally.
@@ -141,14 +141,20 @@ def by_service(counts: dict[str, int]) -> tuple[dict[str, int], dict[str, int]]:
 
 
 def run_openstack(n: int, pipelines: list[str], build: float, lb: float) -> list[Row]:
+    """The CLI runs with bytecode cached, as a pip-installed tool has it (tests/bench/_env.py); the untimed
+    bakes and first release compile the rollout path before the timed ones."""
+    from tests.bench._env import bytecode_cache, bytecode_mode, cli_env
     from tests.openstack_sim import Simulator
 
     root = Path(tempfile.mkdtemp(prefix="releasectl-critical-path-"))
     sim = Simulator(serve_apps=True, build_delay=build, lb_delay=lb, delete_delay=DELETE, monitor_delay=MONITOR,
                     snapshot_delay=0.2, max_servers=2 * n + 5).start()
     try:
-        work, env = init_on_sim(sim, root)
-        return timed_releases("openstack", work, env, n, pipelines, build, lb, sim)
+        with bytecode_cache() as additions:
+            work, env = init_on_sim(sim, root)
+            env = cli_env(additions, env)
+            log(f"openstack N={n}: {bytecode_mode(additions)}")
+            return timed_releases("openstack", work, env, n, pipelines, build, lb, sim)
     finally:
         sim.stop()
         shutil.rmtree(root, ignore_errors=True)

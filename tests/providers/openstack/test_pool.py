@@ -300,3 +300,12 @@ def test_relabel_after_a_listing_reads_no_server(provider, openstack_sim, server
     again = provider.update_server_labels(servers[0].id, {"x": None})
     assert "x" not in again.labels and again.role is Role.STABLE
     assert provider.get_server(servers[0].id).labels == again.labels
+
+
+def test_relabel_a_fleet_after_a_listing_writes_each_once_and_reads_none(provider, openstack_sim, servers) -> None:
+    provider.list_servers()
+    openstack_sim.reset_requests()
+    provider.update_servers_labels([s.id for s in servers], {Label.ROLE: Role.STABLE.value, Label.RELEASE: None})
+    assert openstack_sim.request_count("compute", "POST", "/v2.1/servers/{id}/metadata") == 3
+    assert openstack_sim.request_count("compute", "GET", "/v2.1/servers/{id}") == 0
+    assert {(s.role, s.release_id) for s in provider.list_servers()} == {(Role.STABLE, "")}
