@@ -8,7 +8,6 @@ from typing import Any
 
 from releasectl.engine import records
 from releasectl.engine.context import EngineContext
-from releasectl.engine.health import percentile
 from releasectl.engine.model import Launch, Phase, Release, SetWeight, describe_step
 from releasectl.engine.observe import lb_state, live_version, observe
 from releasectl.engine.doctor import report_damage
@@ -307,6 +306,8 @@ class WatchSampler:
             if not stats and outcomes:
                 errors = sum(1 for ok in outcomes if not ok) / len(outcomes)
             window = self._latencies.get(version)
+            from releasectl.loadgen import percentile  # here: `status` without --watch never computes one
+
             p95 = percentile(list(window), 95) if window else None
             lines.append(VersionFigures(
                 version=version, role=role, members=len(members),
