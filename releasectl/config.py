@@ -20,7 +20,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from releasectl import safe_yaml
 from releasectl.engine.model import (
@@ -35,8 +35,11 @@ from releasectl.engine.model import (
     Step,
 )
 from releasectl.errors import ConfigError
-from releasectl.providers.base import PLACEHOLDER, EnvSpec, HealthCheck
+from releasectl.providers.base import PLACEHOLDER, HealthCheck
 from releasectl.safe_yaml import YamlDoc, clip
+
+if TYPE_CHECKING:
+    from releasectl.providers.base import EnvSpec
 
 CONFIG_NAME = "releasectl.yaml"
 SECRET_KEYS = {"password", "secret", "token", "application_credential_secret", "api_key"}
@@ -1110,6 +1113,8 @@ def _env_section(check: _Checker, env: _EnvValues, body: dict[str, Any], config_
 def _env_spec(section: dict[str, Any], app: str, env: str) -> EnvSpec | None:
     if not section or "network" not in section:
         return None
+    from releasectl.providers.base import EnvSpec  # here: only a config with an `env:` section makes one
+
     network, dns = section["network"], section.get("dns") or {}
     return EnvSpec(
         network=network.get("existing") or network.get("name") or f"{app}-{env}",

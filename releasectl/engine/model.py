@@ -8,6 +8,7 @@ deadlines); weights, health and fleets are derived from the provider each pass.
 from __future__ import annotations
 
 import enum
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Union
@@ -222,8 +223,6 @@ class Pipeline:
     @property
     def digest(self) -> str:
         """Changes when the steps change, so a resumed release can tell its plan was edited."""
-        import hashlib  # here: only a release compares digests, and hashlib loads OpenSSL
-
         body = json.dumps([step_to_dict(s) for s in self.steps], sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 
