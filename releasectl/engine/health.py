@@ -7,8 +7,8 @@ from the LB. Streaks live in memory: a resumed runner simply probes again.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
 from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe, Server

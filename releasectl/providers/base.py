@@ -19,7 +19,10 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
+
+if TYPE_CHECKING:  # loaded on first use: see __getattr__ at the end
+    from releasectl.providers.base_env import Builder, BuilderSpec, EnvChange, EnvKind, EnvResource, EnvSpec, Quota
 
 LABEL_PREFIX = "releasectl_"
 
