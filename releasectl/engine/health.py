@@ -12,7 +12,8 @@ from typing import Callable, Mapping, Sequence
 
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
 from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe, Server
-from releasectl.engine.model import AnalysisResult, FailingMember, HealthView, StreakView  # noqa: F401  (re-exported)
+from releasectl.engine.failure import AnalysisResult, FailingMember  # noqa: F401  (re-exported)
+from releasectl.engine.model import HealthView, StreakView  # noqa: F401  (re-exported)
 
 RECENT_LATENCIES = 20  # per server, for the release record's samples
 PROBE_CONCURRENCY = 16  # probes in flight at once: a pass costs about one probe's time, not one per server
