@@ -20,7 +20,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from releasectl import safe_yaml
 from releasectl.engine.model import (
@@ -35,8 +35,12 @@ from releasectl.engine.model import (
     Step,
 )
 from releasectl.errors import ConfigError
-from releasectl.providers.base import PLACEHOLDER, EnvSpec, HealthCheck
+from releasectl.providers.base import PLACEHOLDER, HealthCheck
 from releasectl.safe_yaml import YamlDoc, clip
+
+if TYPE_CHECKING:
+    from releasectl.config_extra import CheckReport, RegionSettings, Webhook
+    from releasectl.providers.base import EnvSpec
 
 CONFIG_NAME = "releasectl.yaml"
 SECRET_KEYS = {"password", "secret", "token", "application_credential_secret", "api_key"}
@@ -72,34 +76,6 @@ NOTIFY_EVENTS = ("started", "step", "paused", "failed", "rolled_back", "succeede
 WEBHOOK_FORMATS = ("json", "slack")
 
 
-@dataclass(frozen=True)
-class Webhook:
-    """One `notify.webhooks` entry. The URL is `url` or read from the environment variable `url_env` (a URL
-    that is itself a secret, like a Slack one); the HMAC secret only ever comes from `secret_env` or the
-    keyring (`secret_keyring`), never from the file."""
-
-    name: str
-    url: str | None = None
-    url_env: str | None = None
-    events: tuple[str, ...] = NOTIFY_EVENTS
-    format: str = "json"
-    secret_env: str | None = None
-    secret_keyring: str | None = None
-    timeout: float = 5.0  # one attempt; also the most a dead receiver delays the end of a command
-    retries: int = 3
-    backoff: float = 1.0  # before the first retry, doubled before each next one
-    budget: float = 60.0  # all attempts of one notification
-    cacert: str | None = None  # a CA bundle for a private CA (resolved against the config's folder)
-
-    def effective(self) -> dict[str, Any]:
-        url = f"${self.url_env}" if self.url_env else redact_url(self.url or "", keep_path=True)
-        secret = (f"env ${self.secret_env}" if self.secret_env
-                  else f"keyring releasectl/webhook:{self.secret_keyring}" if self.secret_keyring else "none (unsigned)")
-        return {"name": self.name, "url": url, "events": list(self.events), "format": self.format,
-                "signing_secret_from": secret, "timeout": self.timeout, "retries": self.retries,
-                "backoff": self.backoff, "budget": self.budget, "cacert": self.cacert}
-
-
 def redact_url(url: str, *, keep_path: bool = False) -> str:
     """scheme://host[:port] (and the path when keep_path): never the query, the fragment or credentials."""
     import urllib.parse
@@ -125,14 +101,6 @@ WAVE_GATES = ("none", "pause")
 WAVE_ON_FAILURE = ("keep_done", "rollback_all")
 WAVE_NOTIFY = ("summary", "regions")  # one notification for the wave's start and end, or also each region's own
 MAX_REGIONS = 20
-
-
-@dataclass(frozen=True)
-class RegionSettings:
-    """One `regions:` entry: the region's name and its own provider options (e.g. `openstack.pool`)."""
-
-    name: str
-    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -217,15 +185,6 @@ class Settings:
                 **({"region": self.region} if self.region else {}),
             }
         )
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """`config check`: the chosen environment's settings, and what else was validated."""
-
-    settings: Settings
-    environments: tuple[str, ...]
-    pipelines: dict[str, str] = field(default_factory=dict)  # reference -> resolved file
 
 
 def mask_secrets(value: Any) -> Any:
@@ -961,6 +920,8 @@ def _regions(check: _Checker, data: dict[str, Any], body: dict[str, Any], env_pa
         check.add(where("regions"), "`openstack.region` and `regions` both choose the region",
                   hint="drop openstack.region: each wave uses its entry of `regions`")
     provider_keys = {k: v for k, v in PROVIDER_KEYS["openstack"].items() if k not in ("region", "cloud")}
+    from releasectl.config_extra import RegionSettings
+
     out: list[RegionSettings] = []
     for i, item in enumerate(raw):
         path = f"{where('regions')}[{i}]"
@@ -1011,6 +972,8 @@ def _notify(check: _Checker, data: Any, path: str, config_dir: Path) -> tuple[We
     if not isinstance(hooks, list) or len(hooks) > MAX_WEBHOOKS:
         check.add(f"{path}.webhooks", f"expected a list of at most {MAX_WEBHOOKS} webhooks, got {_got(hooks)}")
         return ()
+    from releasectl.config_extra import Webhook
+
     out: list[Webhook] = []
     for i, item in enumerate(hooks):
         where = f"{path}.webhooks[{i}]"
@@ -1110,6 +1073,8 @@ def _env_section(check: _Checker, env: _EnvValues, body: dict[str, Any], config_
 def _env_spec(section: dict[str, Any], app: str, env: str) -> EnvSpec | None:
     if not section or "network" not in section:
         return None
+    from releasectl.providers.base import EnvSpec  # here: only a config with an `env:` section makes one
+
     network, dns = section["network"], section.get("dns") or {}
     return EnvSpec(
         network=network.get("existing") or network.get("name") or f"{app}-{env}",
@@ -1202,12 +1167,20 @@ def _chosen_env(v: _Validated, env: str | None) -> str:
 def load_settings(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> Settings:
     """The chosen environment's settings, after validating exactly what `config check` validates: every
     command accepts or refuses the same file, before anything is created."""
-    return check_config(path, env, state_dir).settings
+    return _check(path, env, state_dir)[0]
 
 
 def check_config(path: Path | None = None, env: str | None = None, state_dir: Path | None = None) -> CheckReport:
     """The whole file, every environment, every pipeline they name (resolved and read), and port clashes;
     all problems at once (ConfigError.problems)."""
+    from releasectl.config_extra import CheckReport
+
+    settings, environments, refs = _check(path, env, state_dir)
+    return CheckReport(settings=settings, environments=environments, pipelines=refs)
+
+
+def _check(path: Path | None, env: str | None, state_dir: Path | None) -> tuple[Settings, tuple[str, ...], dict[str, str]]:
+    """check_config's work: (the chosen environment's settings, every environment, pipeline reference -> file)."""
     path = (path or find_config()).resolve()
     doc = _read_config(path)
     problems = Problems()
@@ -1234,7 +1207,7 @@ def check_config(path: Path | None = None, env: str | None = None, state_dir: Pa
     assert validated is not None
     settings = _settings(validated, _chosen_env(validated, env), state_dir)
     refs = {k.split("\0")[0]: f for k, f in pipelines.items()}
-    return CheckReport(settings=settings, environments=tuple(validated.envs), pipelines=refs)
+    return settings, tuple(validated.envs), refs
 
 
 # ---- pipelines ----------------------------------------------------------------------------------------
@@ -1402,3 +1375,15 @@ def _check_order(check: _Checker, steps: list[Step]) -> bool:
     if sum(isinstance(s, Retire) for s in steps) != 1:
         check.add("steps", "expected exactly one `retire` step")
     return len(check.problems.items) == before
+
+
+_EXTRA = frozenset({"Webhook", "RegionSettings", "CheckReport"})
+
+
+def __getattr__(name: str) -> Any:
+    """The settings types of config_extra.py, on first use (not on `status`'s path)."""
+    if name in _EXTRA:
+        from releasectl import config_extra
+
+        return getattr(config_extra, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator, TextIO
 
 from releasectl.cli.exitcodes import ExitCode
 from releasectl.engine.events import Event
-from releasectl.engine.status import WatchFrame, WatchSampler
+from releasectl.engine.live import WatchFrame, WatchSampler
 from releasectl.timefmt import rfc3339
 
 REFRESH = 0.25  # seconds between redraws of the live screen (at least once a second)

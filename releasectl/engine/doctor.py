@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from releasectl.engine import records
+from releasectl.engine.records import report_damage  # noqa: F401  (re-exported: it lives with the records it reports)
 from releasectl.engine.context import EngineContext
 from releasectl.engine.lock import LockKeeper
-from releasectl.errors import DamagedState, ReleasectlError
+from releasectl.errors import DamagedState
 from releasectl.providers.base import Label, Server, StateIssue
 
 RECORD_ISSUE = "record:"
@@ -40,20 +41,6 @@ class DoctorReport:
     @property
     def healthy(self) -> bool:
         return not (self.remaining if self.fixed else self.findings)
-
-
-def report_damage(ctx: EngineContext, damages: Iterable[DamagedState]) -> list[dict[str, str]]:
-    """Damaged records plus what the provider finds wrong with its own state, as rows (for JSON), each
-    also said once on stderr. For the commands that keep working around damage (status, history, gc,
-    down); finding out never stops them."""
-    rows = [{"path": d.path, "problem": d.what} for d in damages]
-    try:
-        rows += [{"path": i.path, "problem": i.problem} for i in ctx.provider.check_state()]
-    except ReleasectlError as exc:
-        ctx.event("damaged", f"could not check the provider's state: {exc}")
-    for row in rows:
-        ctx.event("damaged", f"{row['path']}: {row['problem']} (see `releasectl doctor`)")
-    return rows
 
 
 def refuse_on_damaged_servers(servers: Iterable[Server]) -> None:

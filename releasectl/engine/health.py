@@ -7,11 +7,13 @@ from the LB. Streaks live in memory: a resumed runner simply probes again.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
 
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
 from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe, Server
+from releasectl.engine.failure import AnalysisResult, FailingMember  # noqa: F401  (re-exported)
+from releasectl.engine.model import HealthView, StreakView  # noqa: F401  (re-exported)
 
 RECENT_LATENCIES = 20  # per server, for the release record's samples
 PROBE_CONCURRENCY = 16  # probes in flight at once: a pass costs about one probe's time, not one per server
@@ -131,56 +133,6 @@ class HealthTracker:
             streak.window_probes = streak.window_failures = 0
 
 
-@dataclass(frozen=True)
-class StreakView:
-    ok: int = 0
-    bad: int = 0
-    down: int = 0
-    last: str = "not probed yet"
-    lb_down: int = 0
-    window_probes: int = 0
-    window_failures: int = 0
-
-
-@dataclass(frozen=True)
-class HealthView:
-    """A frozen copy of the tracker for `decide`: probes are I/O done by the runner; decide only reads this."""
-
-    rise: int = 2
-    fall: int = 2
-    streaks: tuple[tuple[str, StreakView], ...] = ()
-    latencies: tuple[float, ...] = ()
-    probes: int = 0
-    failures: int = 0
-    sources: frozenset[str] = frozenset()
-
-    def _streak(self, server_id: str) -> StreakView:
-        return next((s for sid, s in self.streaks if sid == server_id), StreakView())
-
-    def passing(self, server_id: str) -> bool:
-        return self._streak(server_id).ok >= self.rise
-
-    def answered(self, server_id: str) -> bool:
-        """Our last probe of it passed (one, not `rise`: for a server the LB already vouches for)."""
-        return self._streak(server_id).ok >= 1
-
-    def failed_at_launch(self, server_id: str) -> bool:
-        streak = self._streak(server_id)
-        return max(streak.bad, streak.lb_down) >= self.fall
-
-    def failed_in_service(self, server_id: str) -> bool:
-        streak = self._streak(server_id)
-        return max(streak.down, streak.lb_down) >= self.fall
-
-    def describe(self, server_id: str) -> str:
-        return self._streak(server_id).last
-
-    def window(self, server_id: str) -> tuple[int, int]:
-        """(failed, all) probes of the server since the analysis window opened."""
-        streak = self._streak(server_id)
-        return streak.window_failures, streak.window_probes
-
-
 def snapshot(tracker: HealthTracker) -> HealthView:
     return HealthView(
         rise=tracker.check.rise,
@@ -199,50 +151,6 @@ def snapshot(tracker: HealthTracker) -> HealthView:
 # ---- analysis ------------------------------------------------------------------------------------------
 
 LB_STATS, PROBES, POOL_STATUS = "load balancer stats", "releasectl probes", "pool status reads"
-
-
-@dataclass(frozen=True)
-class FailingMember:
-    """The server (pool member) a release failed on, as data: `status` and CD jobs read it, never the wording.
-    `id` is the server's id when the provider can tell (what `status` lists under servers), else the member's."""
-
-    name: str
-    id: str
-
-    @classmethod
-    def of_member(cls, member: Member, server_of: Callable[[Member], Server | None] | None = None) -> "FailingMember":
-        """Named as its server (what `status` lists and health failures name), else as the LB names it."""
-        server = server_of(member) if server_of is not None else None
-        return cls(server.name, server.id) if server is not None else cls(member.name, member.server_id or member.id)
-
-
-@dataclass(frozen=True)
-class AnalysisResult:
-    """An analysis verdict's figures, carried on the decision, the record's event and the record itself (a
-    failed one), so the timeline and `status` read numbers, not the reason's words. Rates in percent."""
-
-    result: str  # passed, failed, inconclusive
-    new_error_rate_pct: float
-    old_error_rate_pct: float | None  # None: the old fleet had no requests (or there is none)
-    requests: int
-    errors: int
-    source: str  # LB_STATS, PROBES or POOL_STATUS
-    max_error_rate_pct: float  # the step's threshold
-    min_requests: int
-    p95_ms: float | None = None  # of releasectl's probes, when the step has a p95 limit
-    max_p95_ms: float | None = None
-    failing_member: FailingMember | None = None  # the new member with the most errors, when any erred
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "AnalysisResult":
-        """Read back from a record (unknown keys of a newer writer ignored)."""
-        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        member = known.get("failing_member")
-        known["failing_member"] = None if member is None else FailingMember(**member)
-        return cls(**known)
 
 
 @dataclass(frozen=True)

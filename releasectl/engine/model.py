@@ -11,9 +11,64 @@ import enum
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
-from releasectl.engine.health import AnalysisResult, FailingMember
+if TYPE_CHECKING:
+    from releasectl.engine.failure import AnalysisResult, FailingMember
+
+# ---- health views: what decide reads (here, not in health.py, so read-only commands that only show them do not
+# create the tracker's classes nor import the load generator). A failure's figures are in engine/failure.py.
+
+
+@dataclass(frozen=True)
+class StreakView:
+    ok: int = 0
+    bad: int = 0
+    down: int = 0
+    last: str = "not probed yet"
+    lb_down: int = 0
+    window_probes: int = 0
+    window_failures: int = 0
+
+
+@dataclass(frozen=True)
+class HealthView:
+    """A frozen copy of the tracker for `decide`: probes are I/O done by the runner; decide only reads this."""
+
+    rise: int = 2
+    fall: int = 2
+    streaks: tuple[tuple[str, StreakView], ...] = ()
+    latencies: tuple[float, ...] = ()
+    probes: int = 0
+    failures: int = 0
+    sources: frozenset[str] = frozenset()
+
+    def _streak(self, server_id: str) -> StreakView:
+        return next((s for sid, s in self.streaks if sid == server_id), StreakView())
+
+    def passing(self, server_id: str) -> bool:
+        return self._streak(server_id).ok >= self.rise
+
+    def answered(self, server_id: str) -> bool:
+        """Our last probe of it passed (one, not `rise`: for a server the LB already vouches for)."""
+        return self._streak(server_id).ok >= 1
+
+    def failed_at_launch(self, server_id: str) -> bool:
+        streak = self._streak(server_id)
+        return max(streak.bad, streak.lb_down) >= self.fall
+
+    def failed_in_service(self, server_id: str) -> bool:
+        streak = self._streak(server_id)
+        return max(streak.down, streak.lb_down) >= self.fall
+
+    def describe(self, server_id: str) -> str:
+        return self._streak(server_id).last
+
+    def window(self, server_id: str) -> tuple[int, int]:
+        """(failed, all) probes of the server since the analysis window opened."""
+        streak = self._streak(server_id)
+        return streak.window_failures, streak.window_probes
+
 
 # ---- pipeline steps (a one-of, like Argo's CanaryStep) ------------------------------------------------
 
@@ -224,6 +279,8 @@ class Release:
         data["kind"] = ReleaseKind(data["kind"])
         data["phase"] = Phase(data["phase"])
         data["pipeline"] = Pipeline.from_dict(data["pipeline"])
+        if data.get("failing_member") is not None or data.get("failure_analysis") is not None:
+            from releasectl.engine.failure import AnalysisResult, FailingMember  # only a failed release has them
         if data.get("failing_member") is not None:
             data["failing_member"] = FailingMember(**data["failing_member"])
         if data.get("failure_analysis") is not None:

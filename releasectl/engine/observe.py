@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from releasectl.engine.health import HealthView
+from releasectl.engine.model import HealthView
 from releasectl.errors import ProviderError
 from releasectl.providers.base import (
     Image,

@@ -6,9 +6,14 @@ copied to `history/<started>-<id>` so `history` can list them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Iterable
+
 from releasectl.engine.model import Release
-from releasectl.errors import DamagedState
+from releasectl.errors import DamagedState, ReleasectlError
 from releasectl.providers.base import Provider
+
+if TYPE_CHECKING:
+    from releasectl.engine.context import EngineContext
 
 CURRENT = "current"
 HISTORY_PREFIX = "history/"
@@ -120,3 +125,17 @@ def find(provider: Provider, ref: str) -> Release:
         raise UsageError(f"{what} with id {ref[:64]!r} in this environment (newest: {known})",
                          hint="`releasectl history` lists the releases; `latest` is the newest")
     return matches[0]
+
+
+def report_damage(ctx: EngineContext, damages: Iterable[DamagedState]) -> list[dict[str, str]]:
+    """Damaged records plus what the provider finds wrong with its own state, as rows (for JSON), each
+    also said once on stderr. For the commands that keep working around damage (status, history, gc,
+    down); finding out never stops them."""
+    rows = [{"path": d.path, "problem": d.what} for d in damages]
+    try:
+        rows += [{"path": i.path, "problem": i.problem} for i in ctx.provider.check_state()]
+    except ReleasectlError as exc:
+        ctx.event("damaged", f"could not check the provider's state: {exc}")
+    for row in rows:
+        ctx.event("damaged", f"{row['path']}: {row['problem']} (see `releasectl doctor`)")
+    return rows

@@ -74,3 +74,13 @@ def test_status_on_the_local_provider_loads_the_local_provider_only(report):
 @pytest.mark.parametrize("command", WITHOUT_TYPER)
 def test_plain_read_only_commands_do_not_import_typer(report, command):
     assert [m for m in report[command]["modules"] if m == "typer" or m.startswith("typer.")] == []
+
+
+# issue 12: modules `status` never calls into, loaded on first use by the commands that need them
+LAZY_FOR_STATUS = ("releasectl.engine.health", "releasectl.loadgen", "releasectl.providers.base_env",
+                   "releasectl.providers.local.builder", "releasectl.engine.live", "releasectl.engine.doctor", "tarfile",
+                   "releasectl.config_extra", "releasectl.engine.failure")
+
+
+def test_status_does_not_import_what_it_never_calls(report):
+    assert [m for m in LAZY_FOR_STATUS if m in report["status"]["modules"]] == []

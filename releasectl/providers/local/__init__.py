@@ -19,20 +19,14 @@ lb_port (8080), lb_bind (127.0.0.1), stop_timeout (10 s), haproxy ("haproxy"), d
 
 from __future__ import annotations
 
+import functools
 import shlex
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from releasectl.errors import ConfigError
 from releasectl.providers.base import (
-    Builder,
-    BuilderSpec,
     Capabilities,
-    EnvAction,
-    EnvChange,
-    EnvKind,
-    EnvResource,
-    EnvSpec,
     LBStatus,
     Image,
     LBState,
@@ -47,13 +41,17 @@ from releasectl.providers.base import (
     StateIssue,
 )
 
-from .builder import LocalBuilder
 from .files import encode_name
 from .haproxy import bind_address
 from .images import ImageStore
 from .pool import MAX_WEIGHT, Pool
 from .records import LockStore, RecordStore
 from .servers import ServerStore
+
+if TYPE_CHECKING:  # the env and builder types: imported by the methods that make them (start-up of `status`)
+    from releasectl.providers.base import Builder, BuilderSpec, EnvChange, EnvKind, EnvResource, EnvSpec
+
+    from .builder import LocalBuilder
 
 __all__ = ["LocalProvider"]
 
@@ -101,7 +99,6 @@ class LocalProvider(Provider):
         self.env_dir = state / "envs" / encode_name(ctx.env)
         self.builder = (Path(ctx.config_dir) / str(opts["builder"])).resolve()
         self.images = ImageStore(state / "images", ctx.app, exclude=state)
-        self.from_code = LocalBuilder(state / "builder", base=self.builder, unpack=self.images.unpack, exclude=state)
         self.servers = ServerStore(
             self.env_dir / "servers",
             app=ctx.app,
@@ -125,6 +122,14 @@ class LocalProvider(Provider):
         )
         self.records = RecordStore(self.env_dir / "records")
         self.lock = LockStore(self.env_dir, f"{ctx.app}/{ctx.env}")
+
+    @functools.cached_property
+    def from_code(self) -> LocalBuilder:
+        """The builder from code (bake, builder up/down), made on first use: its module is not on `status`'s path."""
+        from .builder import LocalBuilder
+
+        state = Path(self.ctx.state_dir)
+        return LocalBuilder(state / "builder", base=self.builder, unpack=self.images.unpack, exclude=state)
 
     # ---- images -------------------------------------------------------------------------------------
 
@@ -225,9 +230,13 @@ class LocalProvider(Provider):
     ENV_FOLDERS = ("servers", "records", "lb")
 
     def env_kinds(self) -> frozenset[EnvKind]:
+        from releasectl.providers.base import EnvKind
+
         return frozenset({EnvKind.FOLDER, EnvKind.LOADBALANCER})
 
     def env_observe(self, spec: EnvSpec) -> list[EnvResource]:
+        from releasectl.providers.base import EnvKind, EnvResource
+
         name = f"{self.ctx.app}-{self.ctx.env}"
         out = []
         if all((self.env_dir / sub).is_dir() for sub in self.ENV_FOLDERS):
@@ -238,6 +247,8 @@ class LocalProvider(Provider):
         return out
 
     def env_apply(self, change: EnvChange, known: Mapping[str, EnvResource]) -> EnvResource | None:
+        from releasectl.providers.base import EnvAction, EnvKind, EnvResource
+
         r = change.resource
         if change.action is EnvAction.DELETE:
             if r.kind is EnvKind.LOADBALANCER:

@@ -23,11 +23,10 @@ import os
 import re
 import secrets
 import shutil
-import tarfile
 import time
 import zlib
 from pathlib import Path
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import releasectl
 from releasectl.errors import ConfigError, Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
@@ -35,6 +34,9 @@ from releasectl.providers.base import LABEL_PREFIX, Image, ImageStatus, Label
 
 from . import procs
 from .files import flocked, fsync_dir, quarantine, read_json, write_json
+
+if TYPE_CHECKING:
+    import tarfile
 
 log = logging.getLogger("releasectl.providers.local")
 
@@ -254,6 +256,8 @@ class ImageStore:
     def unpack(self, image_id: str, dest: Path) -> Image:
         """Verify, check every member is harmless and the whole is bounded, then extract the archive into
         `dest` (created; must not exist). A hostile archive is DamagedState and nothing is extracted."""
+        import tarfile  # here: `status` and `images` never open an archive
+
         image = self.verify(image_id)
         archive = self.root / image_id / ARCHIVE
         try:
@@ -317,6 +321,8 @@ class ImageStore:
                     f"an image of {self.app} {version} already exists ({existing.id})",
                     hint="delete it first to bake the version again",
                 )
+        import tarfile  # here: `status` and `images` never open an archive
+
         self.sweep()
         image_id = f"img-{secrets.token_hex(6)}"
         tmp = self.root / f".tmp-{image_id}-{os.getpid()}"

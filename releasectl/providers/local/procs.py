@@ -192,19 +192,20 @@ def terminate_all(stops: Sequence[tuple[ProcId, str]], *, timeout: float) -> Non
 
 def find_by_cwd(folder: Path) -> list[ProcId]:
     """Processes whose working directory is inside `folder` (for a server whose PID was never recorded)."""
-    folder = folder.resolve()
+    folder_str = str(folder.resolve())
+    inside = folder_str.rstrip("/") + "/"
     found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
+    for name in os.listdir("/proc"):  # strings, not Paths: `status` runs this scan (the doctor's) every time
+        if not name.isdigit():
             continue
         try:
-            cwd = Path(os.readlink(entry / "cwd"))
+            cwd = os.readlink(f"/proc/{name}/cwd")
         except OSError:
             continue
-        if cwd == folder or folder in cwd.parents:
-            st = start_time(int(entry.name))
+        if cwd == folder_str or cwd.startswith(inside):
+            st = start_time(int(name))
             if st is not None:
-                found.append(ProcId(int(entry.name), st, boot_id()))
+                found.append(ProcId(int(name), st, boot_id()))
     return found
 
 

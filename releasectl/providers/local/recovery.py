@@ -139,6 +139,8 @@ def haproxy_process(lb_root: Path, cfg_path: Path) -> procs.ProcId | None:
     line (what `Pool._start` spawns)."""
     cfg = str(cfg_path.resolve())
     lb_root = lb_root.resolve()
+    if not lb_root.is_dir():  # no process works in a folder that is not there: skip the /proc scan
+        return None
     for proc in procs.find_by_cwd(lb_root):
         try:
             cwd = Path(os.readlink(f"/proc/{proc.pid}/cwd"))
