@@ -226,9 +226,10 @@ class Pool:
         return self._active is not None and self.poll.clock.monotonic() - self._active[0] < LB_TRUST
 
     def write(self, what: str, call: Callable[[], Any]) -> Any:
-        """Run one write between two waits for ACTIVE; wait out 409 'immutable' answers (bounded)."""
-        for _ in range(MAX_CONFLICTS):
-            if not self._trusted():  # seen ACTIVE a moment ago: a write that races another gets a 409 anyway
+        """Run one write, then wait for ACTIVE; a 409 'immutable' (the LB busy, or in ERROR) is waited out
+        (bounded) by a wait for ACTIVE, which fails at once on an LB in ERROR."""
+        for attempt in range(MAX_CONFLICTS):
+            if attempt and not self._trusted():  # the first try needs no look: an LB that is not ACTIVE answers 409
                 self.wait_active(f"before {what}")
             before = self._active
             self._active, self._settled, self._read_back = None, False, None
