@@ -27,7 +27,7 @@ from releasectl.engine.model import Analyze, Phase, Release, ReleaseKind, descri
 from releasectl.engine.observe import Observed, lb_state
 from releasectl.engine.transition import note_members, record_key, transition
 from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ReleasectlError, ResourceFailure
-from releasectl.providers.base import Image, ImageOutcome, Label, LBState, LBStatus, Role, ServerStatus
+from releasectl.providers.base import Health, Image, ImageOutcome, Label, LBState, LBStatus, Role, ServerStatus
 from releasectl.wait import FIRST_POLL, backoff_delay, retry_call
 
 try:  # operator intents (engine/intents.py); absent on branches that predate it
@@ -279,15 +279,20 @@ class Runner:
         if lb.status in (LBStatus.DOWN, LBStatus.ABSENT, LBStatus.ERROR):
             return Observed(servers=(), members=(), lb=lb)
         try:
-            return self._read(lb)
+            obs = self._read(lb)
         except ProviderError:
             if read:
                 raise
-            self._lb_up = None  # the LB was not read this pass: a pool that fails to answer may be a dead LB
-            lb, _ = self._lb_look()
-            if lb.status is LBStatus.UP:
-                raise
-            return Observed(servers=(), members=(), lb=lb)
+            obs = None
+        if read or (obs is not None and not any(m.weight > 0 and m.health is Health.UNKNOWN for m in obs.members)):
+            return obs
+        # the LB was not read this pass, and its pool failed to answer or cannot tell the health of a member
+        # that serves (a dead HAProxy reports its last known members so): look at the LB now
+        self._lb_up = None
+        lb, _ = self._lb_look()
+        if lb.status is LBStatus.UP and obs is None:
+            return self._read(lb)
+        return obs if lb.status is LBStatus.UP else Observed(servers=(), members=(), lb=lb)
 
     def _read(self, lb: LBState) -> Observed:
         rel = self.release
