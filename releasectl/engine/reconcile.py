@@ -27,7 +27,7 @@ from releasectl.engine.model import Analyze, Phase, Release, ReleaseKind, descri
 from releasectl.engine.observe import Observed, lb_state
 from releasectl.engine.transition import note_members, record_key, transition
 from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ReleasectlError, ResourceFailure
-from releasectl.providers.base import Image, ImageOutcome, Label, LBStatus, Role, ServerStatus
+from releasectl.providers.base import Health, Image, ImageOutcome, Label, LBState, LBStatus, Role, ServerStatus
 from releasectl.wait import FIRST_POLL, backoff_delay, retry_call
 
 try:  # operator intents (engine/intents.py); absent on branches that predate it
@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover
 
 
 OPEN_WAIT_CAP = 0.5  # seconds: the longest look-again of a wait with no known end (a boot, a health gate)
+LB_RECHECK = 3.0  # seconds an UP load balancer seen by a pass vouches for the passes after it (calls: issue 12)
 POOL_WRITES = (AddMember, AddMembers, SetWeights, DrainMembers, RemoveMembers)  # fail while the LB is down
 
 
@@ -47,6 +48,7 @@ class Runner:
     ctx: EngineContext
     release: Release
     lock: LockKeeper | None = None
+    first_look: Observed | None = None  # servers and members read by the command just before (see _look)
     health: HealthTracker = field(init=False)
     _last_reason: str = ""
     _asserted: set[str] = field(default_factory=set)  # members this runner added or re-asserted
@@ -59,6 +61,7 @@ class Runner:
     _wait_reason: str = ""  # the open-ended wait going on, and how many passes it has lasted
     _waits: int = 0
     _reuse: Observed | None = None  # the observation the next pass may use again (see _look)
+    _lb_up: tuple[float, LBState] | None = None  # the LB last seen UP by a pass, and when (see _lb_look)
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health, lb_verdicts=not self.provider.capabilities.own_probes)
@@ -66,6 +69,7 @@ class Runner:
         # the record's samples live here during the run, not in self.release, which is copied every pass
         self._kept, self.release = samples.Kept.of(self.release.samples), copy.copy(self.release)
         self.release.samples = []
+        self._reuse, self.first_look = self.first_look, None
 
     @property
     def provider(self):
@@ -227,12 +231,15 @@ class Runner:
                 invariant=violation.invariant,
                 hint="nothing was removed; run `releasectl rollout --resume` once the cause is fixed",
             )
+        if isinstance(decision.action, POOL_WRITES):
+            self._lb_up = None  # the pass after a pool write looks at the LB again (free on OpenStack: the write's wait saw it)
         try:
             apply(decision.action, self.provider)
         except Conflict as exc:
             # busy (an LB update in flight, a server still being created): observe again later,
             # for as long as the progress deadline allows
             self._busy_since = self._busy_since or self.now()
+            self._lb_up = None
             if self.now() - self._busy_since > rel.progress_deadline:
                 raise
             self.ctx.event("wait", f"{decision.reason}: busy, retrying ({exc})")
@@ -254,13 +261,41 @@ class Runner:
             self._asserted.update(server.id for server in decision.action.servers)
         return True
 
+    def _lb_look(self) -> tuple[LBState, bool]:
+        """The LB's state for this pass: read, unless a pass saw it UP less than LB_RECHECK ago and nothing was
+        applied since. An LB that breaks in between is seen by the next read, by a pool read failing (observe
+        looks again then), or by our next pool write (which waits for the LB and fails on an LB in ERROR)."""
+        now = self.now()
+        if self._lb_up is not None and 0 <= now - self._lb_up[0] < LB_RECHECK:
+            return self._lb_up[1], False
+        lb = lb_state(self.provider)
+        self._lb_up = (now, lb) if lb.status is LBStatus.UP else None
+        return lb, True
+
     def observe(self) -> Observed:
         """Everything this pass needs, read from the provider (the only reads of a pass)."""
-        rel = self.release
-        lb = lb_state(self.provider)
+        lb, read = self._lb_look()
         self._pass_stats = None
         if lb.status in (LBStatus.DOWN, LBStatus.ABSENT, LBStatus.ERROR):
             return Observed(servers=(), members=(), lb=lb)
+        try:
+            obs = self._read(lb)
+        except ProviderError:
+            if read:
+                raise
+            obs = None
+        if read or (obs is not None and not any(m.weight > 0 and m.health is Health.UNKNOWN for m in obs.members)):
+            return obs
+        # the LB was not read this pass, and its pool failed to answer or cannot tell the health of a member
+        # that serves (a dead HAProxy reports its last known members so): look at the LB now
+        self._lb_up = None
+        lb, _ = self._lb_look()
+        if lb.status is LBStatus.UP and obs is None:
+            return self._read(lb)
+        return obs if lb.status is LBStatus.UP else Observed(servers=(), members=(), lb=lb)
+
+    def _read(self, lb: LBState) -> Observed:
+        rel = self.release
         servers = tuple(self.provider.list_servers())
         members = tuple(self.provider.list_members())
         rolling_back = rel.phase is Phase.ROLLING_BACK

@@ -46,12 +46,15 @@ def rollback_pipeline(drain_timeout: float) -> Pipeline:
     )
 
 
-def restart_dead_lb(ctx: EngineContext) -> None:
+def restart_dead_lb(ctx: EngineContext) -> LBStatus:
     """A load balancer that is down is restarted before the pool is read (what serves decides what to roll
-    out); an absent one (no release yet) is created later, by the runner, once the input was validated."""
-    if lb_state(ctx.provider).status is LBStatus.DOWN:
+    out); an absent one (no release yet) is created later, by the runner, once the input was validated.
+    Returns the status it saw."""
+    status = lb_state(ctx.provider).status
+    if status is LBStatus.DOWN:
         ctx.event("lb", "the load balancer is down: restarting it")
         ctx.provider.ensure_pool()
+    return status
 
 
 def _locked(ctx: EngineContext, command: str) -> LockKeeper:
@@ -71,10 +74,11 @@ def _in_progress_error(rel: Release) -> UsageError:
     )
 
 
-def _drive(ctx: EngineContext, release: Release, lock: LockKeeper) -> Release:
+def _drive(ctx: EngineContext, release: Release, lock: LockKeeper, first_look: Observed | None = None) -> Release:
     """Run the release to its end. An operator's abort (an intent, applied by this runner) ends a command
-    that set out to release with exit 1: the release did not happen and traffic is back where it was."""
-    rel = Runner(ctx, release, lock).run()
+    that set out to release with exit 1: the release did not happen and traffic is back where it was.
+    `first_look`: the servers and members the command read a moment ago, with nothing changed since."""
+    rel = Runner(ctx, release, lock, first_look=first_look).run()
     if rel.phase is Phase.ABORTED:
         raise _rolled_back(rel)
     return rel
@@ -89,10 +93,11 @@ def _rolled_back(rel: Release) -> ReleaseFailed:
     )
 
 
-def choose_image(ctx: EngineContext, version: str | None, live: str | None) -> Image:
-    """The image to roll out: the named version, or the newest baked one that is not live."""
+def choose_image(ctx: EngineContext, version: str | None, live: str | None, found: Image | None = None) -> Image:
+    """The image to roll out: the named version (`found`: its image as read a moment ago), or the newest
+    baked one that is not live."""
     if version is not None:
-        image = usable_image(ctx, version)
+        image = found if found is not None and found.version == version else usable_image(ctx, version)
         if image.outcome is ImageOutcome.FAILED:
             raise UsageError(
                 f"{version} failed an earlier release and is marked failed",
@@ -166,13 +171,26 @@ def _require_unfinished(ctx: EngineContext, message: str, hint: str | None = Non
         raise UsageError(message, hint=hint)
 
 
+def _baked_before_lock(ctx: EngineContext, version: str) -> Image:
+    """Read-only, before the lock: an unbaked version writes nothing. The record is read only when the image
+    is missing (an unfinished release is the better answer then); the lock re-reads it anyway."""
+    try:
+        return usable_image(ctx, version)
+    except UsageError:
+        current = _unfinished(ctx)
+        if current is not None:
+            raise _in_progress_error(current) from None
+        raise
+
+
 def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resume: bool = False) -> Release:
     if version is not None:
         parse_version(version)
     if resume:
         _require_unfinished(ctx, "there is no unfinished release to resume", hint="start one with `releasectl rollout VERSION`")
-    elif version is not None and _unfinished(ctx) is None:
-        usable_image(ctx, version)  # read-only, before the lock: an unbaked version writes nothing
+    found = None
+    if version is not None and not resume:
+        found = _baked_before_lock(ctx, version)
     with _locked(ctx, "rollout") as lock:
         current = _unfinished(ctx)
         if resume:
@@ -188,21 +206,22 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
             return _drive(ctx, current, lock)
         if current is not None:
             raise _in_progress_error(current)
-        restart_dead_lb(ctx)
+        lb_was = restart_dead_lb(ctx)
         observed = observe(ctx.provider)
         refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)
-        image = choose_image(ctx, version, live)
+        image = choose_image(ctx, version, live, found)
         old_count = len(observed.members_for(observed.with_role(Role.STABLE)))
         check_weight_steps(ctx, pipeline, ctx.count, old_count)
         warm = sum(1 for s in observed.servers if s.version == image.version)  # adopted, not booted
         quota.preflight(ctx.provider, what=f"rollout of {ctx.app} {image.version} with pipeline {pipeline.name}",
                         servers=max(0, quota.peak_new_servers(pipeline, ctx.count) - warm))
-        retire_expired_warm(ctx, observed)
+        retired = retire_expired_warm(ctx, observed)
         release = _new_release(ctx, ReleaseKind.ROLLOUT, image, pipeline, live, ctx.count)
         ctx.event("start", f"rollout of {ctx.app} {image.version} ({image.name}) to {ctx.env} with pipeline "
                   f"{pipeline.name}; live: {live or 'none'}")
-        return _drive(ctx, release, lock)
+        unchanged = lb_was is LBStatus.UP and not retired  # the runner's first pass need not read them again
+        return _drive(ctx, release, lock, first_look=observed if unchanged else None)
 
 
 def promote(ctx: EngineContext, *, full: bool = False, wait: float | None = None) -> Release | Posted:
@@ -371,7 +390,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
             if to is not None and to != current.previous_version:
                 raise _in_progress_error(current)
             return _abort(ctx, current, lock)
-        restart_dead_lb(ctx)
+        lb_was = restart_dead_lb(ctx)
         observed = observe(ctx.provider)
         refuse_on_damaged_servers(observed.servers)
         live = live_version(observed)

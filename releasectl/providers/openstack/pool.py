@@ -35,6 +35,10 @@ log = logging.getLogger("releasectl.providers.openstack.pool")
 
 MAX_CONFLICTS = 10  # 409s waited out per write
 LB_TRUST = 0.5  # seconds an ACTIVE LB seen by this run vouches for itself (the next look, the next write)
+# seconds the members an observer just read serve as the base of our next batch PUT: shorter than any
+# Octavia update takes to settle, so a change by someone else after that read is still PENDING at our PUT,
+# which Octavia then refuses (409) and we replay from a fresh read
+MEMBERS_FRESH = 0.25
 POOL_FRESH = 30.0  # seconds `state` trusts the pool it last read (its listeners, its LB) before reading it again
 MEMBER_FIELDS = ("name", "weight", "admin_state_up", "backup", "monitor_address", "monitor_port", "subnet_id", "tags")
 OWNER_TAG = "releasectl"
@@ -121,6 +125,7 @@ class Pool:
         self._active: tuple[float, dict[str, Any]] | None = None  # the LB last seen ACTIVE by us, and when
         self._settled = False  # _active comes from the wait after our own write (no other look since)
         self._read_back: tuple[float, list[dict[str, Any]]] | None = None  # members read after our write, and when
+        self._looked: tuple[float, list[dict[str, Any]]] | None = None  # members an observer read, and when
         self._looked_up = float("-inf")  # when `state` last looked the pool up (ensure may take that look as its own)
         self._pace = Pace()  # how long our last write took to settle: the next wait after a write follows it
 
@@ -226,9 +231,10 @@ class Pool:
         return self._active is not None and self.poll.clock.monotonic() - self._active[0] < LB_TRUST
 
     def write(self, what: str, call: Callable[[], Any]) -> Any:
-        """Run one write between two waits for ACTIVE; wait out 409 'immutable' answers (bounded)."""
-        for _ in range(MAX_CONFLICTS):
-            if not self._trusted():  # seen ACTIVE a moment ago: a write that races another gets a 409 anyway
+        """Run one write, then wait for ACTIVE; a 409 'immutable' (the LB busy, or in ERROR) is waited out
+        (bounded) by a wait for ACTIVE, which fails at once on an LB in ERROR."""
+        for attempt in range(MAX_CONFLICTS):
+            if attempt and not self._trusted():  # the first try needs no look: an LB that is not ACTIVE answers 409
                 self.wait_active(f"before {what}")
             before = self._active
             self._active, self._settled, self._read_back = None, False, None
@@ -240,6 +246,8 @@ class Pool:
                 log.debug("%s: load balancer busy, waiting: %s", what, exc)
                 self.poll.clock.sleep(self.poll.interval)
                 continue
+            finally:
+                self._looked = None  # an observer's read is no base after a write (ours, or one tried)
             if result is False:  # nothing was written (the pool was as wanted): the LB is as it was seen
                 self._active = before
                 return result
@@ -328,6 +336,16 @@ class Pool:
         kept, self._read_back = self._read_back, None
         if kept is not None and self.poll.clock.monotonic() - kept[0] < LB_TRUST:
             return kept[1]
+        members = self.members()
+        self._looked = (self.poll.clock.monotonic(), members)
+        return members
+
+    def _base(self) -> list[dict[str, Any]]:
+        """The members a batch PUT starts from: an observer's read of a moment ago (used once: a replay after
+        a 409 reads again), else a fresh read."""
+        looked, self._looked = self._looked, None
+        if looked is not None and self.poll.clock.monotonic() - looked[0] < MEMBERS_FRESH:
+            return [dict(m) for m in looked[1]]
         return self.members()
 
     def _kept_members(self) -> list[dict[str, Any]]:
@@ -400,7 +418,7 @@ class Pool:
 
     def _desired(self, weights: Mapping[str, int]) -> tuple[list[dict[str, Any]], bool]:
         """Every member's complete entry for the batch PUT (from a fresh read), and whether anything changes."""
-        current = self.members()
+        current = self._base()
         known = {m["id"] for m in current}
         missing = [mid for mid in weights if mid not in known]
         if missing:
@@ -432,7 +450,7 @@ class Pool:
         tags = owner_tags(self.app, self.env)
 
         def apply() -> bool:
-            current = self.members()
+            current = self._base()
             desired = [_entry(m) for m in current]
             at = {(m["address"], int(m.get("protocol_port", 0))): i for i, m in enumerate(current)}
             changed = False
@@ -468,7 +486,7 @@ class Pool:
         gone = set(member_ids)
 
         def apply() -> bool:
-            current = self.members()
+            current = self._base()
             if not any(m["id"] in gone for m in current):
                 return False
             desired = [_entry(m) for m in current if m["id"] not in gone]

@@ -309,3 +309,44 @@ def test_relabel_a_fleet_after_a_listing_writes_each_once_and_reads_none(provide
     assert openstack_sim.request_count("compute", "POST", "/v2.1/servers/{id}/metadata") == 3
     assert openstack_sim.request_count("compute", "GET", "/v2.1/servers/{id}") == 0
     assert {(s.role, s.release_id) for s in provider.list_servers()} == {(Role.STABLE, "")}
+
+
+MEMBERS_GET = "/v2/lbaas/pools/{id}/members"
+
+
+def test_a_batch_put_right_after_a_look_starts_from_that_look(provider, openstack_sim, servers, monkeypatch) -> None:
+    """The engine's pass reads the members and a moment later changes weights: the batch PUT starts from
+    that read (once) instead of reading the members again; a replay after a 409 reads them afresh."""
+    from releasectl.providers.openstack import pool
+
+    monkeypatch.setattr(pool, "MEMBERS_FRESH", 60.0)  # the test asserts what is read, not how fast it runs
+    provider.ensure_pool()
+    a = provider.add_member(servers[0])
+    provider.pool.wait_active()
+    provider.list_members()
+    provider.list_members()  # the look the PUT may start from (the one before was the write's read-back)
+    openstack_sim.reset_requests()
+    provider.set_weights({a.id: 5})
+    assert openstack_sim.request_count("load-balancer", "GET", MEMBERS_GET) == 1  # the read-back only
+    assert {m.id: m.weight for m in provider.list_members()} == {a.id: 5}
+    openstack_sim.set_faults(octavia_conflicts=1)
+    provider.list_members()
+    openstack_sim.reset_requests()
+    provider.set_weights({a.id: 6})
+    assert batch_puts(openstack_sim) == 2  # refused (409), replayed
+    assert openstack_sim.request_count("load-balancer", "GET", MEMBERS_GET) == 2  # the replay's base and the read-back
+    assert {m.id: m.weight for m in provider.list_members()} == {a.id: 6}
+
+
+def test_a_look_is_no_base_after_a_write_of_ours(provider, openstack_sim, servers, monkeypatch) -> None:
+    """A member added after the look must survive the next batch PUT (a member left out of it is deleted)."""
+    from releasectl.providers.openstack import pool
+
+    monkeypatch.setattr(pool, "MEMBERS_FRESH", 60.0)
+    provider.ensure_pool()
+    a = provider.add_member(servers[0])
+    provider.list_members()
+    provider.list_members()
+    b = provider.add_member(servers[1])
+    provider.set_weights({a.id: 3})
+    assert {m.id: m.weight for m in provider.list_members()} == {a.id: 3, b.id: 0}
