@@ -20,113 +20,77 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import socketserver
 import sys
 import threading
-import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
-# http.server is not used: with what it imports (email, http.client, html, mimetypes...) it doubled the
-# CPU a boot costs, and a fleet of 20 boots at once. The app needs only GET, keep-alive and a clean stop.
-HERE = os.path.dirname(os.path.abspath(__file__))
-FAIL_FLAG = os.path.join(HERE, "FAIL_HEALTH")
+HERE = Path(__file__).resolve().parent
+FAIL_FLAG = HERE / "FAIL_HEALTH"
 VERSION = os.environ.get("RELEASECTL_VERSION", "dev")
 LOG_REQUESTS = os.environ.get("APP_LOG_REQUESTS", "").lower() in ("1", "true", "yes", "on")
 GRACE_SECONDS = 10.0
-MAX_LINE = 65536
-MAX_HEADERS = 100
-REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error", 501: "Not Implemented"}
 
 _inflight = 0
 _inflight_cond = threading.Condition()
 _stopping = threading.Event()
 
 
-class Handler(socketserver.StreamRequestHandler):
-    """HTTP/1.0 and 1.1 GET with keep-alive; a request is in flight from its request line to its reply."""
-
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive
     disable_nagle_algorithm = True  # TCP_NODELAY: without it keep-alive costs ~40 ms per request
+    server_version = "releasectl-sample"
+    sys_version = ""
     timeout = 120  # drop idle keep-alive connections eventually (longer than any LB idle pool)
 
-    def handle(self) -> None:
+    def parse_request(self) -> bool:
+        # Called once a request line has arrived: from here until its reply is written, it is in flight.
         global _inflight
-        while True:
-            line = self.rfile.readline(MAX_LINE + 1)
-            if not line:
-                return  # the client closed
-            if line in (b"\r\n", b"\n"):
-                continue  # a stray blank line between requests (RFC 9112 2.2)
-            with _inflight_cond:
-                _inflight += 1
-            try:
-                keep_alive = self.handle_request(line)
-            finally:
+        with _inflight_cond:
+            _inflight += 1
+        self._counted = True
+        return super().parse_request()
+
+    def handle_one_request(self) -> None:
+        global _inflight
+        self._counted = False
+        try:
+            super().handle_one_request()
+        finally:
+            if self._counted:
                 with _inflight_cond:
                     _inflight -= 1
                     _inflight_cond.notify_all()
-            if not keep_alive:
-                return
 
-    def handle_request(self, line: bytes) -> bool:
-        """Read one request's headers (and discard its body), reply; whether the connection stays open."""
-        parts = line.decode("latin-1").split()
-        if len(line) > MAX_LINE or len(parts) != 3 or not parts[2].startswith("HTTP/1."):
-            return self.reply(400, "bad request\n", close=True)
-        method, target, version = parts
-        headers: dict[str, str] = {}
-        for _ in range(MAX_HEADERS + 1):
-            raw = self.rfile.readline(MAX_LINE + 1)
-            if raw in (b"\r\n", b"\n"):
-                break
-            if not raw or len(raw) > MAX_LINE or b":" not in raw:
-                return self.reply(400, "bad request\n", close=True)
-            name, _, value = raw.decode("latin-1").partition(":")
-            headers[name.strip().lower()] = value.strip()
-        else:
-            return self.reply(400, "too many headers\n", close=True)
-        connection = headers.get("connection", "").lower()
-        keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
-        if "transfer-encoding" in headers:
-            return self.reply(400, "chunked bodies are not supported\n", close=True)
-        try:
-            length = int(headers.get("content-length", "0"))
-        except ValueError:
-            return self.reply(400, "bad content-length\n", close=True)
-        if length > 0:
-            self.rfile.read(length)
-        self.log(f"{method} {target} {version}")
-        if method != "GET":
-            return self.reply(501, "not implemented\n", close=True)
-        path = target.split("?", 1)[0]
+    def do_GET(self) -> None:  # noqa: N802 - http.server naming
+        path = self.path.split("?", 1)[0]
         if path == "/":
-            return self.reply(200, f"{VERSION}\n", close=not keep_alive)
-        if path == "/healthz":
-            # checked on every request: that is how a demo bakes a broken version
-            if os.path.exists(FAIL_FLAG):
-                return self.reply(500, "unhealthy\n", close=not keep_alive)
-            return self.reply(200, "ok\n", close=not keep_alive)
-        return self.reply(404, "not found\n", close=not keep_alive)
+            self._reply(200, f"{VERSION}\n")
+        elif path == "/healthz":
+            if FAIL_FLAG.exists():
+                self._reply(500, "unhealthy\n")
+            else:
+                self._reply(200, "ok\n")
+        else:
+            self._reply(404, "not found\n")
 
-    def reply(self, status: int, text: str, *, close: bool) -> bool:
-        close = close or _stopping.is_set()  # a stopping app ends each connection after its reply
+    def _reply(self, status: int, text: str) -> None:
         body = text.encode()
-        head = (
-            f"HTTP/1.1 {status} {REASONS[status]}\r\n"
-            "Server: releasectl-sample\r\n"
-            f"Date: {time.strftime('%a, %d %b %Y %H:%M:%S GMT', time.gmtime())}\r\n"
-            "Content-Type: text/plain; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\n"
-            + ("Connection: close\r\n" if close else "")
-            + "\r\n"
-        )
-        self.wfile.write(head.encode("latin-1") + body)
-        return not close
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        if _stopping.is_set():
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        self.end_headers()
+        self.wfile.write(body)
 
-    def log(self, request: str) -> None:
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - http.server signature
         if LOG_REQUESTS:
-            print(f"{self.client_address[0]} - {request}", file=sys.stderr, flush=True)
+            super().log_message(format, *args)
 
 
-class Server(socketserver.ThreadingTCPServer):
+class Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 1024
     allow_reuse_address = True
