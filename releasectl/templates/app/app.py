@@ -18,6 +18,7 @@ On SIGTERM it stops accepting, lets in-flight requests finish (up to 10 s), then
 from __future__ import annotations
 
 import os
+import selectors
 import signal
 import sys
 import threading
@@ -100,23 +101,33 @@ class Server(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
+    def serve_until_stopped(self, wake_r: int) -> None:
+        """serve_forever without its 0.2 s shutdown poll: the loop sleeps in select() until a connection
+        arrives or the SIGTERM handler writes to the wake-up pipe, so it stops at once and idles for free."""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(wake_r, selectors.EVENT_READ)
+            while not _stopping.is_set():
+                for key, _ in selector.select():
+                    if key.fileobj is self and not _stopping.is_set():
+                        self._handle_request_noblock()
+
 
 def main() -> int:
     host = os.environ.get("HOST", "127.0.0.1")
     port = int(os.environ.get("PORT", "8000"))
     server = Server((host, port), Handler)
+    wake_r, wake_w = os.pipe()
 
     def on_term(signum: int, frame: object) -> None:
-        if not _stopping.is_set():
-            _stopping.set()
-            # shutdown() blocks until serve_forever returns, so it cannot run in this (the serving) thread
-            threading.Thread(target=server.shutdown, daemon=True).start()
+        _stopping.set()
+        os.write(wake_w, b"x")  # wakes serve_until_stopped's select()
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     print(f"app {VERSION} listening on http://{host}:{port}", file=sys.stderr, flush=True)
     try:
-        server.serve_forever(poll_interval=0.2)
+        server.serve_until_stopped(wake_r)
     finally:
         server.server_close()  # stop accepting
     with _inflight_cond:  # let in-flight requests finish
