@@ -137,12 +137,15 @@ class Runner:
                 self._mark_images(new)
             self.release = new
             sleep_for = self._sleep_for(decision, new, obs) if decision.kind is Kind.WAIT else 0.0
-            if decision.kind in (Kind.ACT, Kind.ADVANCE, Kind.WAIT) and not sleep_for and not obs.intents:
-                # the next pass follows at once: its write carries this one (calls: issue 12); a pass that
-                # changed nothing in the cloud (an advance, a hold of 0 s) lends it its look, too
-                self._reuse = None if decision.kind is Kind.ACT else obs
-            else:
-                self._write()  # hook: the one record write of the pass (only when changed)
+            follows_at_once = decision.kind in (Kind.ACT, Kind.ADVANCE, Kind.WAIT) and not sleep_for and not obs.intents
+            if follows_at_once and decision.kind is not Kind.ACT:
+                self._reuse = obs  # a pass that changed nothing in the cloud (an advance, a 0 s hold) lends its look
+            if not follows_at_once or decision.kind is Kind.ADVANCE:
+                # hook: the one record write of the pass (only when changed). A step transition is always
+                # written: a runner killed right after it resumes past it (a deferred advance, lost to every
+                # kill, would replay a passed analysis forever). An action or a 0 s hold whose next pass
+                # follows at once leaves its write to that pass (calls: issue 12); what it did is observed.
+                self._write()
             self._consume(obs)  # hook: operator intents are deleted once the record lists them as applied
             if decision.kind is Kind.ADVANCE and new.current_step is not None:
                 self.ctx.event("step", f"step {new.step_index + 1}/{len(new.pipeline.steps)}: {describe_step(new.current_step)}")

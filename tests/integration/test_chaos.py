@@ -42,6 +42,12 @@ def test_kill_9_at_twenty_points_converges_with_zero_failed_requests(live_100):
         code = kill_walk(ws, ["rollback"], [["rollout", "--resume"]], points, "rollback")
         assert code == 0
         assert_converged(ws, "1.0.0")
+
+        # 5. a blue-green of 1.1.0 again, killed over and over, resumed each time: with lean passes (issue 12) a
+        # release has fewer decision lines than before, and this walk's are its own points
+        code = kill_walk(ws, ["rollout", "1.1.0", "--pipeline", "bluegreen-fast.yaml"], [["rollout", "--resume"]], points, "blue-green")
+        assert code == 0
+        assert_converged(ws, "1.1.0")
     watch.assert_served_throughout()
     distinct = sorted(set(points))
     print(f"\nchaos: {len(points)} kills at {len(distinct)} distinct points; load: {dict(watch.responses)}, failed: {dict(watch.failures)}")
