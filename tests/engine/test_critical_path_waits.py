@@ -87,3 +87,34 @@ def test_a_zero_hold_ends_without_sleeping_a_poll(tmp_path: Path):
     held = [e for e in events if e.message.startswith("weight 100% verified; holding 0s")][-1]
     after = next(e for e in events[events.index(held) + 1:] if e.kind == "advance")
     assert after.at - held.at < 0.05  # was a whole poll interval (1 s)
+
+
+def test_a_step_transition_is_recorded_before_the_next_step_acts(tmp_path: Path):
+    """A runner killed while the next step acts resumes past the step that ended (its hold or analysis is not
+    replayed): the advance is written before the action that follows at once, not left to that pass."""
+    from releasectl.engine import records
+
+    cloud = MemoryCloud(FakeClock())
+    ctx_p = ProviderContext(app="demo", env="production", config_dir=tmp_path, state_dir=tmp_path, health=CHECK,
+                            app_port=8000, options={"pool": "pool"})
+    provider = MemoryProvider(ctx_p, cloud)
+    provider.ensure_pool()
+    ctx = EngineContext(provider=provider, app="demo", env="production", image_name="{app}-{version}", count=2,
+                        health=CHECK, clock=cloud.clock, emit=lambda e: None, actor={"user": "test"})
+    two_steps = Pipeline(name="two", steps=(Launch(), SetWeight(percent=50.0, hold=1.0), SetWeight(percent=100.0),
+                                            Retire(drain_timeout=0.0)))
+    for version in ("1.0.0", "1.1.0"):
+        bake(ctx, version)
+    assert rollout(ctx, "1.0.0", two_steps).phase is Phase.SUCCEEDED
+    recorded_at_write: list[int] = []
+    set_weights = provider.set_weights
+
+    def watched(weights):
+        current = records.load_current(provider)
+        recorded_at_write.append(current.step_index if current is not None and not current.phase.finished else -1)
+        return set_weights(weights)
+
+    provider.set_weights = watched
+    assert rollout(ctx, "1.1.0", two_steps).phase is Phase.SUCCEEDED
+    # each weight step's write happens with that step already in the record: 1 (50 %), then 2 (100 %)
+    assert [i for i in recorded_at_write if i in (1, 2)][-2:] == [1, 2], recorded_at_write
