@@ -119,6 +119,7 @@ def test_a_builder_up_by_hand_is_never_taken_down_by_bake_recipe(project: Path) 
     --recipe refuses (exit 2), also after an earlier `bake --recipe` was killed."""
     running = start_cli("bake", "1.1.0", "--recipe", str(slow_recipe(project)), cwd=project)
     kill_when(running, (project / "recipe-started").exists, "the recipe to start")
+    assert assert_nothing_orphaned(project, "1.1.0") is None  # the recipe dies with the CLI (its watcher polls)
     assert json_of(project, "builder", "up", "--from", "base")["builder"]["status"] == "ready"
     refused = run_cli_in_process("bake", "1.1.0", "--recipe", "slow.sh", "--output", "json", cwd=project)
     assert refused.code == 2 and "up already" in refused.json()["errors"][0]["message"]
