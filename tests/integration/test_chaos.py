@@ -1,4 +1,4 @@
-"""Chaos: kill -9 releasectl at 20+ distinct points of rollouts and rollbacks while load flows through the
+"""Chaos: kill -9 releasectl at 20+ distinct points of rollouts and rollbacks (six walks) while load flows through the
 LB, then resume, abort or roll back. The invariants: exactly one version live, traffic served throughout
 (0 failed requests), no orphaned server or member, and the lock released.
 
@@ -48,6 +48,11 @@ def test_kill_9_at_twenty_points_converges_with_zero_failed_requests(live_100):
         code = kill_walk(ws, ["rollout", "1.1.0", "--pipeline", "bluegreen-fast.yaml"], [["rollout", "--resume"]], points, "blue-green")
         assert code == 0
         assert_converged(ws, "1.1.0")
+
+        # 6. a canary to 1.3.0 beside the warm fleet the blue-green kept, killed over and over, resumed each time
+        code = kill_walk(ws, ["rollout", "1.3.0", "--pipeline", "canary-fast.yaml"], [["rollout", "--resume"]], points, "canary beside a warm fleet")
+        assert code == 0
+        assert_converged(ws, "1.3.0")
     watch.assert_served_throughout()
     distinct = sorted(set(points))
     print(f"\nchaos: {len(points)} kills at {len(distinct)} distinct points; load: {dict(watch.responses)}, failed: {dict(watch.failures)}")
