@@ -182,9 +182,7 @@ class Runner:
         """When a health gate can pass at the earliest: the next probe of a server whose probes have not
         passed yet (all of its fleet up and probed once). None when the gate waits for anything else (a boot,
         a first probe, the LB's verdict): then the open wait's polls see it at once."""
-        rel = self.release
-        ids = (restore_release_id(rel),) if rel.phase is Phase.ROLLING_BACK else (rel.id,)
-        fleet = [s for s in obs.servers if s.release_id in ids]
+        fleet = obs.of_release(self._gated_release())
         if not fleet or any(s.status is not ServerStatus.ACTIVE for s in fleet):
             return None
         waiting = [s for s in fleet if not obs.health.passing(s.id) and (s.id in obs.asserted or not obs.health.answered(s.id))]
@@ -192,6 +190,11 @@ class Runner:
         if not waiting or len(last) < len(waiting):
             return None
         return min(last) + self.ctx.health.interval
+
+    def _gated_release(self) -> str:
+        """The release whose fleet this run probes and gates: the one it restores while rolling back."""
+        rel = self.release
+        return restore_release_id(rel) if rel.phase is Phase.ROLLING_BACK else rel.id
 
     def _look(self) -> tuple[Observed, bool]:
         """This pass's observation, and whether it is a new one: the last pass's, when that pass changed
@@ -302,11 +305,11 @@ class Runner:
         servers = tuple(self.provider.list_servers())
         members = tuple(self.provider.list_members())
         rolling_back = rel.phase is Phase.ROLLING_BACK
-        probe_ids = (restore_release_id(rel),) if rolling_back else (rel.id,)
         if rolling_back or rel.current_step is not None:
             now = self.now()
             pool = Observed(servers=servers, members=members, lb=lb)  # for member_of: the LB's verdict per server
-            due = [s for s in servers if s.release_id in probe_ids and s.status is ServerStatus.ACTIVE and self.health.due(s.id, now)]
+            gated = self._gated_release()
+            due = [s for s in servers if s.release_id == gated and s.status is ServerStatus.ACTIVE and self.health.due(s.id, now)]
             check = self.ctx.health
             for server, probe in zip(due, probe_all(lambda s: self.provider.probe(s, check.path, check.timeout), due)):
                 self.health.record(server.id, probe, now, pool.member_of(server))
