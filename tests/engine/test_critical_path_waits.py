@@ -6,15 +6,14 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from releasectl.engine.context import EngineContext
-from releasectl.engine.health import HealthTracker, probe_all
+from releasectl.engine.health import probe_all
 from releasectl.engine.images import bake
 from releasectl.engine.model import Launch, Phase, Pipeline, Retire, SetWeight
 from releasectl.engine.release import rollout
-from releasectl.providers.base import HealthCheck, Probe, ProviderContext
+from releasectl.providers.base import HealthCheck
 from releasectl.wait import Pace, wait_for
 from tests.fakes.clock import FakeClock
-from tests.fakes.memory import MemoryCloud, MemoryProvider
+from tests.fakes.memory import memory_engine
 
 CHECK = HealthCheck(path="/healthz", expected_status=200, interval=1.0, timeout=1.0, rise=2, fall=2)
 
@@ -72,14 +71,8 @@ def test_probe_all_probes_a_fleet_at_once_and_keeps_its_order():
 
 
 def test_a_zero_hold_ends_without_sleeping_a_poll(tmp_path: Path):
-    cloud = MemoryCloud(FakeClock())
-    ctx_p = ProviderContext(app="demo", env="production", config_dir=tmp_path, state_dir=tmp_path, health=CHECK,
-                            app_port=8000, options={"pool": "pool"})
-    provider = MemoryProvider(ctx_p, cloud)
-    provider.ensure_pool()
     events = []
-    ctx = EngineContext(provider=provider, app="demo", env="production", image_name="{app}-{version}", count=2,
-                        health=CHECK, clock=cloud.clock, emit=events.append, actor={"user": "test"})
+    ctx, _, _ = memory_engine(tmp_path, CHECK, emit=events.append)
     blue_green = Pipeline(name="bg", steps=(Launch(), SetWeight(percent=100.0), Retire(drain_timeout=0.0)))
     for version in ("1.0.0", "1.1.0"):
         bake(ctx, version)
@@ -94,13 +87,7 @@ def test_a_step_transition_is_recorded_before_the_next_step_acts(tmp_path: Path)
     replayed): the advance is written before the action that follows at once, not left to that pass."""
     from releasectl.engine import records
 
-    cloud = MemoryCloud(FakeClock())
-    ctx_p = ProviderContext(app="demo", env="production", config_dir=tmp_path, state_dir=tmp_path, health=CHECK,
-                            app_port=8000, options={"pool": "pool"})
-    provider = MemoryProvider(ctx_p, cloud)
-    provider.ensure_pool()
-    ctx = EngineContext(provider=provider, app="demo", env="production", image_name="{app}-{version}", count=2,
-                        health=CHECK, clock=cloud.clock, emit=lambda e: None, actor={"user": "test"})
+    ctx, provider, _ = memory_engine(tmp_path, CHECK)
     two_steps = Pipeline(name="two", steps=(Launch(), SetWeight(percent=50.0, hold=1.0), SetWeight(percent=100.0),
                                             Retire(drain_timeout=0.0)))
     for version in ("1.0.0", "1.1.0"):

@@ -12,9 +12,8 @@ from releasectl.engine.context import EngineContext
 from releasectl.engine.images import bake
 from releasectl.engine.model import Analyze, Launch, Phase, Pipeline, Retire, SetWeight
 from releasectl.engine.release import rollout
-from releasectl.providers.base import Health, HealthCheck, LBStatus, ProviderContext
-from tests.fakes.clock import FakeClock
-from tests.fakes.memory import MemoryCloud, MemoryProvider
+from releasectl.providers.base import Health, HealthCheck, LBStatus
+from tests.fakes.memory import MemoryCloud, MemoryProvider, memory_engine
 
 CHECK = HealthCheck(path="/healthz", expected_status=200, interval=1.0, timeout=1.0, rise=2, fall=2)
 CANARY = Pipeline(name="c", steps=(Launch(), SetWeight(percent=50.0, hold=5.0), Analyze(duration=5.0, max_error_rate=1.0),
@@ -45,14 +44,7 @@ class Counting(MemoryProvider):
 
 
 def make(tmp_path: Path) -> tuple[EngineContext, Counting, MemoryCloud]:
-    cloud = MemoryCloud(FakeClock())
-    ctx_p = ProviderContext(app="demo", env="production", config_dir=tmp_path, state_dir=tmp_path, health=CHECK,
-                            app_port=8000, options={"pool": "pool"})
-    provider = Counting(ctx_p, cloud)
-    provider.ensure_pool()
-    ctx = EngineContext(provider=provider, app="demo", env="production", image_name="{app}-{version}", count=2,
-                        health=CHECK, clock=cloud.clock, actor={"user": "test"})
-    return ctx, provider, cloud
+    return memory_engine(tmp_path, CHECK, provider_cls=Counting)
 
 
 def test_a_canary_reads_the_lb_far_less_often_than_its_pool(tmp_path: Path) -> None:

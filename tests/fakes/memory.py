@@ -33,7 +33,8 @@ import itertools
 import re
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Mapping
 
 from releasectl.errors import Conflict, LockHeld, NotFound, ProviderError, RecipeFailed, ResourceFailure, UsageError
 from releasectl.providers.base import (
@@ -65,6 +66,9 @@ from releasectl.providers.base import (
 )
 
 from .clock import FakeClock
+
+if TYPE_CHECKING:
+    from releasectl.engine.context import EngineContext
 
 MAX_WEIGHT = 256
 BOOT_DELAY = 1.0  # seconds of fake time from create to ACTIVE
@@ -688,3 +692,20 @@ class MemoryProvider(Provider):
             return False
         self.cloud.builders[self.ctx.app] = replace(builder, status=BuilderStatus.READY)
         return True
+
+
+def memory_engine(tmp_path: Path, check: HealthCheck, *, provider_cls: type[MemoryProvider] | None = None,
+                  emit=None) -> tuple[EngineContext, MemoryProvider, MemoryCloud]:
+    """An engine context on a fresh memory cloud with a fake clock (demo/production, count 2, a pool made):
+    what the engine tests drive releases on in process."""
+    from releasectl.engine.context import EngineContext
+
+    cloud = MemoryCloud(FakeClock())
+    pctx = ProviderContext(app="demo", env="production", config_dir=tmp_path, state_dir=tmp_path, health=check,
+                           app_port=8000, options={"pool": "pool"})
+    provider = (provider_cls or MemoryProvider)(pctx, cloud)
+    provider.ensure_pool()
+    extra = {} if emit is None else {"emit": emit}
+    ctx = EngineContext(provider=provider, app="demo", env="production", image_name="{app}-{version}", count=2,
+                        health=check, clock=cloud.clock, actor={"user": "test"}, **extra)
+    return ctx, provider, cloud
