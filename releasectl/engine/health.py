@@ -10,6 +10,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
+from releasectl.fanout import fan_out
 from releasectl.loadgen import percentile  # noqa: F401  (re-exported: the one nearest-rank definition)
 from releasectl.providers.base import Health, HealthCheck, Member, MemberStats, Probe, Server
 from releasectl.engine.failure import AnalysisResult, FailingMember  # noqa: F401  (re-exported)
@@ -23,13 +24,7 @@ def probe_all(probe: Callable[[Server], Probe], servers: Sequence[Server]) -> li
     """Probe a fleet in parallel (bounded), results in the order of `servers`. A fleet that boots together
     is gated together: one by one, a pass over 50 servers took 50 probes' time, and a slow server held up
     the rest. The first probe runs alone, so a provider that opens its HTTP session lazily opens one."""
-    if len(servers) <= 1:
-        return [probe(s) for s in servers]
-    from concurrent.futures import ThreadPoolExecutor  # here: read-only commands never probe
-
-    first = probe(servers[0])
-    with ThreadPoolExecutor(max_workers=min(PROBE_CONCURRENCY, len(servers) - 1)) as pool:
-        return [first, *pool.map(probe, servers[1:])]
+    return fan_out(probe, servers, PROBE_CONCURRENCY, first_alone=True)
 
 
 @dataclass

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from releasectl.fanout import fan_out
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
 from releasectl.providers.base import (
     LABEL_PREFIX,
@@ -288,20 +289,10 @@ class ServerStore:
                 used.add(rec["port"])
                 by_name[spec.name] = rec
                 todo.append((i, spec, rec))
-            self._parallel(self._write_building, [rec for _, _, rec in todo])
-        started = self._parallel(lambda job: self._start(job[1], job[2]), todo)
+            fan_out(self._write_building, [rec for _, _, rec in todo], FLEET_CONCURRENCY)
+        started = fan_out(lambda job: self._start(job[1], job[2]), todo, FLEET_CONCURRENCY)
         out.update({i: server for (i, _, _), server in zip(todo, started)})
         return [out[i] for i in range(len(specs))]
-
-    @staticmethod
-    def _parallel(func, items: list) -> list:
-        """func over items, at most FLEET_CONCURRENCY at a time; the first failure is re-raised."""
-        if len(items) <= 1:
-            return [func(item) for item in items]
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=min(FLEET_CONCURRENCY, len(items))) as pool:
-            return list(pool.map(func, items))
 
     def _new_record(self, spec: ServerSpec, port: int) -> dict:
         labels = {f"{LABEL_PREFIX}{k}": str(v) for k, v in spec.labels.items() if v is not None}
@@ -405,7 +396,7 @@ class ServerStore:
         stops: list[tuple[procs.ProcId, str]] = []
         doomed: list[str] = []
         refused: list[Conflict] = []
-        for server_id, found in zip(server_ids, self._parallel(look, list(server_ids))):  # the marks' fsyncs overlap
+        for server_id, found in zip(server_ids, fan_out(look, server_ids, FLEET_CONCURRENCY)):  # the marks' fsyncs overlap
             if isinstance(found, Conflict):
                 refused.append(found)
             elif found is not None:

@@ -12,6 +12,7 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from releasectl.fanout import fan_out
 from releasectl.errors import ConfigError, Conflict, NotFound, ProviderError, ResourceFailure
 from releasectl.providers.base import LABEL_PREFIX as P
 from releasectl.providers.base import Label, ProviderContext, Role, Server, ServerSpec, ServerStatus
@@ -201,7 +202,7 @@ class Servers:
         if self.options["network"]:
             self.neutron.network(self.options["network"])
         image = self.glance.get_image(specs[0].image_id)
-        ids = _parallel(lambda spec: self._create(spec, image), specs)
+        ids = fan_out(lambda spec: self._create(spec, image), specs, FLEET_CONCURRENCY)
         listed = {str(d["id"]): d for d in self.nova.iter_servers({"name": _names_pattern([sp.name for sp in specs])})}
         return [self.to_server(listed[sid]) if sid in listed else self._read_created(sp, sid) for sp, sid in zip(specs, ids)]
 
@@ -244,7 +245,7 @@ class Servers:
     def update_labels_many(self, server_ids: list[str], labels: Mapping[str, str | None]) -> list[Server]:
         """`update_labels` for a fleet (marking it stable, keeping it warm), at most FLEET_CONCURRENCY at a time:
         one metadata POST each, and no GET for a server the last listing showed."""
-        return _parallel(lambda sid: self.update_labels(sid, labels), server_ids)
+        return fan_out(lambda sid: self.update_labels(sid, labels), server_ids, FLEET_CONCURRENCY)
 
     def delete_many(self, server_ids: list[str]) -> None:
         """Delete several servers: the DELETEs in parallel (at most FLEET_CONCURRENCY at a time), then one
@@ -258,7 +259,7 @@ class Servers:
         if len(listed) < len(wanted):  # not all in the last listing (the engine's look): list them now
             listed = [d for d in self.nova.iter_servers() if d.get("id") in wanted]
         names = sorted({str(d.get("name", "")) for d in listed})
-        _parallel(self.nova.delete_server, server_ids)
+        fan_out(self.nova.delete_server, server_ids, FLEET_CONCURRENCY)
         if not names:
             return
         pattern = _names_pattern(names)
@@ -283,17 +284,6 @@ class Servers:
             timeout=self.timeout, poll=self.poll, done=lambda d: str(d.get("status")).upper() in GONE_STATUSES,
             first=DELETE_FIRST_POLL,
         )
-
-
-def _parallel(func: Callable[[Any], Any], items: list) -> list:
-    """func over items, at most FLEET_CONCURRENCY at a time, results in order; re-raises the first failure once
-    the others ended (a write already sent is never abandoned half-way)."""
-    if len(items) <= 1:
-        return [func(item) for item in items]
-    from concurrent.futures import ThreadPoolExecutor  # here: read-only commands never write a fleet
-
-    with ThreadPoolExecutor(max_workers=min(FLEET_CONCURRENCY, len(items))) as pool:
-        return list(pool.map(func, items))
 
 
 def _names_pattern(names: list[str]) -> str:
