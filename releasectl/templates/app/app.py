@@ -42,6 +42,10 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "releasectl-sample"
     sys_version = ""
     timeout = 120  # drop idle keep-alive connections eventually (longer than any LB idle pool)
+    # Buffered writes: the status line, headers and body leave in one send() when the handler flushes, so a
+    # kill -9 can never leave a peer with headers and no body. The LB retries a request whose server sent
+    # nothing; once headers have gone to the client it cannot, and the client sees a cut-off reply.
+    wbufsize = -1
 
     def parse_request(self) -> bool:
         # Called once a request line has arrived: from here until its reply is written, it is in flight.
