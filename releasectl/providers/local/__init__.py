@@ -172,6 +172,9 @@ class LocalProvider(Provider):
     def update_server_labels(self, server_id: str, labels: Mapping[str, str | None]) -> Server:
         return self.servers.update_labels(server_id, labels)
 
+    def update_servers_labels(self, server_ids: Sequence[str], labels: Mapping[str, str | None]) -> None:
+        self.servers.update_labels_many(list(server_ids), labels)
+
     def delete_server(self, server_id: str) -> None:
         self.servers.delete(server_id)
 

@@ -76,6 +76,22 @@ def free_port(avoid: set[int]) -> int:
     raise ResourceFailure("could not find a free loopback port")
 
 
+def _relabelled(rec: dict, labels: Mapping[str, str | None]) -> dict:
+    """The record with `labels` merged in (None removes one) and its version, role and release fields kept
+    in step with their labels."""
+    stored = dict(rec.get("labels", {}))
+    for key, value in labels.items():
+        if value is None:
+            stored.pop(f"{LABEL_PREFIX}{key}", None)
+        else:
+            stored[f"{LABEL_PREFIX}{key}"] = str(value)
+    rec = {**rec, "labels": stored}
+    for key, field in ((Label.VERSION, "version"), (Label.ROLE, "role"), (Label.RELEASE, "release")):
+        if key in labels:
+            rec[field] = labels[key] if labels[key] is not None else ""
+    return rec
+
+
 class ServerStore:
     def __init__(
         self,
@@ -366,22 +382,23 @@ class ServerStore:
         return self._to_server(rec)
 
     def update_labels(self, server_id: str, labels: Mapping[str, str | None]) -> Server:
+        return self.update_labels_many([server_id], labels)[0]
+
+    def update_labels_many(self, server_ids: Sequence[str], labels: Mapping[str, str | None]) -> list[Server]:
+        """Merge labels into several servers' records under one lock: every record is read first (a missing
+        server raises NotFound before any is written), then all are written at once, each atomically (whole,
+        old or new). The parallel writes' fsyncs share journal commits: relabelling 20 servers one by one,
+        40 fsyncs in a row, took 0.1-0.2 s at the end of every release; a crash mid-way leaves some servers
+        relabelled and some not, which the engine redoes on resume."""
         with flocked(self.root / ".create.lock"):
-            rec = self._read(server_id)
-            if rec is None:
-                raise NotFound(f"server {server_id} does not exist in {self.app}/{self.env}")
-            stored = dict(rec.get("labels", {}))
-            for key, value in labels.items():
-                if value is None:
-                    stored.pop(f"{LABEL_PREFIX}{key}", None)
-                else:
-                    stored[f"{LABEL_PREFIX}{key}"] = str(value)
-            rec["labels"] = stored
-            for key, field in ((Label.VERSION, "version"), (Label.ROLE, "role"), (Label.RELEASE, "release")):
-                if key in labels:
-                    rec[field] = labels[key] if labels[key] is not None else ""
-            write_json(self._record_path(server_id), rec)
-        return self._to_server(rec)
+            records = []
+            for server_id in server_ids:
+                rec = self._read(server_id)
+                if rec is None:
+                    raise NotFound(f"server {server_id} does not exist in {self.app}/{self.env}")
+                records.append(_relabelled(rec, labels))
+            fan_out(lambda rec: write_json(self._record_path(rec["id"]), rec), records, FLEET_CONCURRENCY)
+        return [self._to_server(rec) for rec in records]
 
     def delete_many(self, server_ids: list[str]) -> None:
         """Stop several servers at once: every process is signalled, then all are waited for together (the
@@ -403,14 +420,16 @@ class ServerStore:
                 stops += found
                 doomed.append(server_id)
         procs.terminate_all(stops, timeout=self.stop_timeout)
-        for server_id in doomed:
-            shutil.rmtree(self.root / server_id, ignore_errors=True)
-            log.info("deleted server %s", server_id)
+        fan_out(self._remove_folder, doomed, FLEET_CONCURRENCY)  # 20 folders one by one: ~60 ms
         if refused:
             raise refused[0]
 
     def delete(self, server_id: str) -> None:
         self.delete_many([server_id])
+
+    def _remove_folder(self, server_id: str) -> None:
+        shutil.rmtree(self.root / server_id, ignore_errors=True)
+        log.info("deleted server %s", server_id)
 
     def _processes_to_stop(self, server_id: str) -> list[tuple[procs.ProcId, str]] | None:
         """The processes of a server about to be deleted, marked `deleting` in its record; None when there is

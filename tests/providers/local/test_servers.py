@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from releasectl.providers.base import Role, ServerStatus
+from releasectl.errors import NotFound
+from releasectl.providers.base import Label, Role, ServerStatus
 from releasectl.providers.local import procs
 from releasectl.wait import wait_for
 
@@ -71,6 +72,22 @@ def test_a_fleet_is_created_and_stopped_in_one_call(provider):
     provider.delete_servers([s.id for s in fleet])
     assert not any(procs.is_alive(p) for p in running)
     assert provider.list_servers() == [] and not any(provider.servers.root.glob("srv-*"))
+
+
+def test_a_fleet_is_relabelled_in_one_call(provider):
+    """update_servers_labels: every record rewritten (labels and the fields that mirror them); a server that
+    does not exist fails the call before any record is written."""
+    image = provider.bake_image("1.0.0", "demo-1.0.0", {})
+    fleet = provider.create_servers([spec("1.0.0", image.id, name=f"demo-1.0.0-{i}") for i in range(3)])
+    provider.update_servers_labels([s.id for s in fleet], {Label.ROLE: Role.STABLE.value, Label.RELEASE: None})
+    for server in provider.list_servers():
+        assert server.role is Role.STABLE and Label.RELEASE not in server.labels and server.version == "1.0.0"
+        rec = json.loads((provider.servers.root / server.id / "server.json").read_text())
+        assert (rec["role"], rec["release"]) == ("stable", "")
+    with pytest.raises(NotFound):
+        provider.update_servers_labels([fleet[0].id, "srv-000000000000"], {Label.ROLE: Role.CANDIDATE.value})
+    assert all(s.role is Role.STABLE for s in provider.list_servers())
+    provider.delete_servers([s.id for s in fleet])
 
 
 def test_crashed_process_is_stopped_with_fault(factory):
