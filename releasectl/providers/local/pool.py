@@ -576,19 +576,32 @@ class Pool:
             log.info("weights applied: %s", ", ".join(f"{n}={w}" for n, w in weights.items()))
 
     def _delete_server(self, api: RuntimeAPI, name: str) -> None:
-        """maint, then del, with the 2.6 retry for idle connections (G4): drain -> maint again."""
-        api.batch([f"set server {BACKEND}/{name} state maint"])
+        self._delete_servers(api, [name])
+
+    def _delete_servers(self, api: RuntimeAPI, names: list[str]) -> None:
+        """maint for all of them in one call, then del each, with the 2.6 retry for idle connections (G4):
+        drain -> maint again for those refused, and one wait shared by all of them (a retry per member, one
+        after the other, would cost a fleet 0.1 s per member)."""
+        api.batch([f"set server {BACKEND}/{name} state maint" for name in names])
+        left = list(names)
 
         def try_del() -> bool | None:
-            reply = api.call(f"del server {BACKEND}/{name}")
-            if "Server deleted" in reply or "No such server" in reply:
+            refused = []
+            for name in left:
+                reply = api.call(f"del server {BACKEND}/{name}")
+                if "Server deleted" in reply or "No such server" in reply:
+                    continue
+                if "still has connections" not in reply and "maintenance mode" not in reply:
+                    raise ProviderError(f"HAProxy refused to delete member {name}: {reply.strip()}")
+                refused.append(name)
+            left[:] = refused
+            if not refused:
                 return True
-            if "still has connections" not in reply and "maintenance mode" not in reply:
-                raise ProviderError(f"HAProxy refused to delete member {name}: {reply.strip()}")
-            api.batch([f"set server {BACKEND}/{name} state drain", f"set server {BACKEND}/{name} state maint"])
+            api.batch([f"set server {BACKEND}/{name} state {state}" for name in refused for state in ("drain", "maint")])
             return None
 
-        wait_for(try_del, timeout=15.0, interval=0.1, max_interval=0.5, what=f"HAProxy to delete member {name}")
+        wait_for(try_del, timeout=15.0, interval=0.1, max_interval=0.5,
+                 what=f"HAProxy to delete member {names[0]}" if len(names) == 1 else f"HAProxy to delete {len(names)} members")
 
     def remove(self, name: str) -> None:
         self.remove_many([name])
@@ -619,8 +632,7 @@ class Pool:
             except WaitTimeout:
                 log.warning("member(s) %s still have sessions after %gs; putting them in MAINT anyway (in-flight "
                             "requests still finish)", ", ".join(present), self.drain_timeout)
-            for name in present:
-                self._delete_server(api, name)
+            self._delete_servers(api, present)
             self._persist(api)
             log.info("removed member(s) %s (drain, maint, del)", ", ".join(present))
 

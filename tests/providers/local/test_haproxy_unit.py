@@ -139,3 +139,42 @@ def test_server_timeout_follows_the_health_checks():
     assert server_timeout(HealthCheck(interval=1.0, timeout=2.0, fall=2)) == 4.0  # the defaults
     assert server_timeout(HealthCheck(interval=0.1, timeout=1.0, fall=2)) == pytest.approx(1.2)
     assert "timeout server 1200ms" in _render(health=HealthCheck(interval=0.1, timeout=1.0, fall=2))
+
+
+class RefusingAPI:
+    """A runtime API whose `del server` says "still has connections" a given number of times per member (G4)."""
+
+    def __init__(self, refusals: dict[str, int]) -> None:
+        self.refusals = dict(refusals)
+        self.calls: list[str] = []
+
+    def batch(self, commands) -> list[str]:
+        self.calls.append("; ".join(commands))
+        return []
+
+    def call(self, command: str) -> str:
+        self.calls.append(command)
+        name = command.rsplit("/", 1)[1]
+        if self.refusals.get(name, 0) > 0:
+            self.refusals[name] -= 1
+            return "Server still has connections attached to it, cannot remove it.\n"
+        return "Server deleted.\n"
+
+
+def test_a_fleet_is_put_in_maint_at_once_and_only_the_refused_are_retried(tmp_path):
+    from releasectl.providers.local.pool import Pool
+
+    pool = Pool(tmp_path, app="demo", env="test", health=HealthCheck(path="/healthz", interval=1.0, rise=2, fall=2),
+                bind="127.0.0.1", port=8080, haproxy_bin="haproxy", stop_timeout=1.0, drain_timeout=1.0,
+                servers=list)
+    api = RefusingAPI({"b": 2})
+    pool._delete_servers(api, ["a", "b", "c"])
+    assert api.calls == [
+        "set server app/a state maint; set server app/b state maint; set server app/c state maint",
+        "del server app/a", "del server app/b", "del server app/c",
+        "set server app/b state drain; set server app/b state maint", "del server app/b",
+        "set server app/b state drain; set server app/b state maint", "del server app/b",
+    ]
+
+    with pytest.raises(ProviderError, match="refused to delete member x"):
+        pool._delete_servers(type("Odd", (RefusingAPI,), {"call": lambda self, c: "Unknown command\n"})({}), ["x"])
