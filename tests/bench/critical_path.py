@@ -83,6 +83,7 @@ class Row:
     writes: dict[str, int]
     load: float | None = None  # 1-minute load average when the timed command ended
     tight: float | None = None  # local: the bound with releasectl's downinter (tight_local_bound)
+    phases: dict[str, float] | None = None  # local: where the seconds went (local_phases)
 
     @property
     def ratio(self) -> float:
@@ -194,6 +195,27 @@ def app_boot(env: dict[str, str]) -> float:
     return statistics.median(times)
 
 
+PHASES = ("start-up", "launch", "traffic", "retire", "finish")
+
+
+def local_phases(work: Path, started: float, ended: float) -> dict[str, float]:
+    """Where a local rollout's seconds went, from the float times in its release record: start-up (the
+    command's start to the release's), launch (to step 1 done: boots, the fleet joining the pool, the health
+    gate), traffic (the weight steps, holds and analyses), retire (the last step: drain, remove, stop), and
+    finish (the last step done to the command's exit: marking the fleet stable, the record, the exit)."""
+    from tests.helpers import local_provider
+
+    provider = local_provider(work / "releasectl.yaml")
+    rec = json.loads(provider.read_record(max(provider.list_records("history/"))) or "{}")
+    done = [float(e["at"]) for e in rec.get("events", []) if str(e.get("message", "")).startswith("step ")
+            and " done: " in str(e.get("message", ""))]
+    if not done:
+        return {}
+    begin = float(rec["started_at"])
+    marks = [started, begin, done[0], done[-2] if len(done) > 1 else done[0], done[-1], ended]
+    return {name: round(b - a, 3) for name, a, b in zip(PHASES, marks, marks[1:])}
+
+
 def run_local(n: int, pipelines: list[str]) -> list[Row]:
     from tests.bench._env import bytecode_cache, bytecode_mode, cli_env
 
@@ -223,10 +245,13 @@ def timed_releases(provider: str, work: Path, env: dict[str, str] | None, n: int
     for pipeline in pipelines:
         if sim is not None:
             sim.reset_requests()
+        started = time.time()
         seconds = cli(["rollout", VERSIONS[pipeline], "--pipeline", f"cp-{pipeline}.yaml"], work, env)
+        phases = local_phases(work, started, time.time()) if provider == "local" else None
         calls, writes = by_service(sim.request_counts()) if sim is not None else ({}, {})
         rows.append(Row(provider, pipeline, n, seconds, bound(provider, pipeline, build, lb), calls, writes,
-                        load=os.getloadavg()[0], tight=tight_local_bound(pipeline, build) if provider == "local" else None))
+                        load=os.getloadavg()[0], tight=tight_local_bound(pipeline, build) if provider == "local" else None,
+                        phases=phases))
         log(f"{provider} N={n} {pipeline}: {seconds:.1f}s ({rows[-1].ratio:.2f} x the bound; load {rows[-1].load:.1f})")
     return rows
 
@@ -279,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
                          f"{r.seconds / (r.tight or r.bound):.2f}", f"{r.load:.1f}"] for r in local],
                        headers=["pipeline", "N", "seconds", "bound", "ratio", "tight bound", "ratio (tight)", "load"],
                        tablefmt="github"))
+        print("\nlocal, where the seconds went (local_phases; the app boot in the bound is one process alone)\n")
+        print(tabulate([[r.pipeline, r.n, f"{r.seconds:.2f}", *(f"{(r.phases or {}).get(p, float('nan')):.2f}" for p in PHASES)]
+                        for r in local], headers=["pipeline", "N", "seconds", *PHASES], tablefmt="github"))
     worst = max((r.ratio for r in rows), default=0.0)
     print(f"\nworst ratio {worst:.2f} (target <= 1.15)")
     if args.json:
