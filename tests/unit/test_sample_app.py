@@ -152,7 +152,7 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
 
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(APP)], env={**os.environ, "PORT": str(port)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for(lambda: _port_open(port), timeout=15, interval=0.02)
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
@@ -171,7 +171,6 @@ def test_sigterm_lets_a_request_in_flight_finish(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-        proc.stderr.close()
 
 
 def _port_open(port: int) -> bool:

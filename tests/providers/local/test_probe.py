@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from releasectl.providers._http_probe import loopback_get_probe
+from tests.helpers import closed_port
 
 
 @pytest.fixture
@@ -84,8 +85,5 @@ def test_a_silent_server_times_out_and_a_closed_port_is_refused(raw_server):
     replies.append(b"<hold>")
     slow = loopback_get_probe("127.0.0.1", port, "/healthz", 0.2)
     assert slow.status is None and slow.error.startswith("TimeoutError: ")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    refused = loopback_get_probe("127.0.0.1", closed, "/healthz", 1.0)
+    refused = loopback_get_probe("127.0.0.1", closed_port(), "/healthz", 1.0)
     assert refused.status is None and refused.error.startswith("ConnectionRefusedError: ")
