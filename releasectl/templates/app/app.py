@@ -16,7 +16,7 @@ HTTP/1.1 with keep-alive (HTTP/1.0: one request per connection unless it asks fo
 stops accepting, lets in-flight requests finish (up to 10 s), then exits.
 
 It speaks HTTP with socketserver instead of http.server: http.server imports email, html, mimetypes, ssl
-and more, which doubled the app's start-up CPU (50 ms -> 20 ms), and a release boots a whole fleet at once.
+and more, which took its start-up from 30 to 50 ms of CPU, and a release boots a whole fleet at once.
 """
 
 from __future__ import annotations
