@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -356,6 +355,8 @@ def string_list(value: Any, *, max_items: int = 50) -> list[str]:
 def command(value: Any) -> list[str]:
     """A list of arguments, or one string split as a POSIX shell would (quotes kept together)."""
     if isinstance(value, str):
+        import shlex  # here: a command given as a list (as `init` writes it) is not split
+
         if "\x00" in value or "\n" in value:
             raise ValueError("expected a command on one line, without NUL characters")
         try:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -63,16 +62,23 @@ def guarded(argv: list[str], command: Callable[[], int]) -> int:
     except ReleasectlError as exc:
         code, name = classify(exc)
         if verbose:
-            traceback.print_exc(file=sys.stderr)
+            print_traceback()
         return fail(code, name, exc.message, exc.hint, output, getattr(exc, JSON_DATA, None))
     except KeyboardInterrupt:
         return fail(ExitCode.INFRA, "interrupted", "interrupted by a signal", None, output)
     except Exception as exc:  # a bug: say so plainly, traceback only with -v
         if verbose:
-            traceback.print_exc(file=sys.stderr)
+            print_traceback()
         return fail(ExitCode.INFRA, "internal", f"internal error: {type(exc).__name__}: {exc}", "rerun with -v for a traceback", output)
     finally:
         close_printers()
+
+
+def print_traceback() -> None:
+    """-v: the traceback of the exception being handled (traceback is imported only then)."""
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
 
 
 def wants_json(argv: list[str]) -> bool:

@@ -6,7 +6,6 @@ import getpass
 import logging
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +34,15 @@ class Globals:
 
 
 def actor() -> dict[str, str]:
-    """Who runs this: recorded on the lock and on each release, for `status` and `history`."""
+    """Who runs this: recorded on the lock and on each release, for `status` and `history`. The host is the
+    kernel's node name, what socket.gethostname() returns (the lock's owner checks compare with it), read
+    without importing socket: every command makes an actor, `status` included (issue 12)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
     job = next((f"{name}={os.environ[name]}" for name in CI_JOB_VARIABLES if os.environ.get(name)), "")
-    return {"host": socket.gethostname(), "user": user, "pid": str(os.getpid()), "ci_job": job}
+    return {"host": os.uname().nodename, "user": user, "pid": str(os.getpid()), "ci_job": job}
 
 
 def provider_options(s: Settings, os_cloud: str | None = None) -> dict:

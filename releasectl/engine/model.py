@@ -8,7 +8,6 @@ deadlines); weights, health and fleets are derived from the provider each pass.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Union
@@ -179,6 +178,8 @@ class Pipeline:
     @property
     def digest(self) -> str:
         """Changes when the steps change, so a resumed release can tell its plan was edited."""
+        import hashlib  # here: `status` never digests a pipeline
+
         body = json.dumps([step_to_dict(s) for s in self.steps], sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 

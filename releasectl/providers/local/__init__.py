@@ -20,7 +20,6 @@ lb_port (8080), lb_bind (127.0.0.1), stop_timeout (10 s), haproxy ("haproxy"), d
 from __future__ import annotations
 
 import functools
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -70,6 +69,8 @@ def _options(raw: Mapping[str, Any]) -> dict[str, Any]:
     opts = {**DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
     cmd = opts["start_command"]
     if isinstance(cmd, str):
+        import shlex  # here: a command given as a list (as `init` writes it) is not split
+
         cmd = shlex.split(cmd)
     if not isinstance(cmd, (list, tuple)) or not cmd or not all(isinstance(a, str) for a in cmd):
         raise ConfigError("local.start_command must be a non-empty list of strings")

@@ -17,14 +17,10 @@ mtime moved since the bake do they re-hash it (once per provider instance) to de
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
-import secrets
-import shutil
 import time
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
@@ -63,6 +59,8 @@ _SKIP_NAMES = {"__pycache__", ".git", ".hg", ".svn", ".releasectl", ".pytest_cac
 
 
 def _sha256(path: Path) -> str:
+    import hashlib  # here and below: `status` and `images` neither hash, name, remove nor unpack
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -257,6 +255,7 @@ class ImageStore:
         """Verify, check every member is harmless and the whole is bounded, then extract the archive into
         `dest` (created; must not exist). A hostile archive is DamagedState and nothing is extracted."""
         import tarfile  # here: `status` and `images` never open an archive
+        import zlib
 
         image = self.verify(image_id)
         archive = self.root / image_id / ARCHIVE
@@ -275,6 +274,8 @@ class ImageStore:
     def sweep(self, max_age: float = TEMP_MAX_AGE) -> list[str]:
         """Remove temp leftovers of interrupted bakes and deletes: older than max_age, or whose baker is
         dead. Returns the names removed."""
+        import shutil
+
         removed: list[str] = []
         if not self.root.is_dir():
             return removed
@@ -309,6 +310,9 @@ class ImageStore:
             return self._bake(builder, version, name, labels)
 
     def _bake(self, builder: Path, version: str, name: str, labels: Mapping[str, str]) -> Image:
+        import secrets
+        import shutil
+
         builder = builder.resolve()
         if not builder.is_dir():
             raise ConfigError(
@@ -395,6 +399,9 @@ class ImageStore:
         return self._to_image(m)
 
     def delete(self, image_id: str) -> None:
+        import secrets
+        import shutil
+
         try:
             m = self._manifest(image_id)
         except DamagedState:

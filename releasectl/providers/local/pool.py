@@ -22,11 +22,9 @@ would read as "every member left".
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import ipaddress
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 from typing import Callable, Collection, Mapping
@@ -150,6 +148,8 @@ class Pool:
         return str(self._short_socket_dir() / "admin.sock")
 
     def _short_socket_dir(self) -> Path:
+        import hashlib  # here: only a state folder too deep for a socket path needs it
+
         digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
         return Path("/tmp") / f"releasectl-{digest}"
 
@@ -655,6 +655,8 @@ class Pool:
         return out
 
     def destroy(self) -> None:
+        import shutil
+
         with flocked(self.lock_path):
             info = self._info()
             if info is not None:

@@ -13,14 +13,15 @@ import functools
 import logging
 import os
 import signal
-import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from releasectl.errors import ResourceFailure, WaitTimeout
 from releasectl.wait import wait_for
+
+if TYPE_CHECKING:
+    import subprocess
 
 log = logging.getLogger("releasectl.providers.local")
 
@@ -47,6 +48,8 @@ def boot_id() -> str:
 
 
 def hostname() -> str:
+    import socket  # here: only a lock's owner check asks
+
     return socket.gethostname()
 
 
@@ -126,6 +129,8 @@ def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: P
 
     It outlives the CLI process that started it. Raises ResourceFailure when it cannot be executed.
     """
+    import subprocess  # here: read-only commands start nothing
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as logf:
         try:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -161,6 +160,8 @@ class LockStore:
         )
 
     def acquire(self, owner: Mapping[str, str], ttl: float) -> Lease:
+        import secrets  # here: read-only commands never take the lock
+
         with flocked(self.flock_path):
             now = self.clock()
             current = self._read()
