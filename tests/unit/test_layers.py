@@ -54,6 +54,7 @@ RULES = [
                            "requests", "keyring", "subprocess", "typer", "tabulate", "yaml")),
     ("releasectl.providers.base", ("releasectl.engine", "releasectl.cli", "releasectl.config", "requests", "typer")),
     ("releasectl.providers.base_env", ("releasectl.engine", "releasectl.cli", "releasectl.config", "requests", "typer")),
+    ("releasectl.providers.base_extra", ("releasectl.engine", "releasectl.cli", "releasectl.config", "requests", "typer")),
     ("releasectl.providers.local", ("releasectl.engine", "releasectl.cli", "releasectl.config", "releasectl.providers.openstack", "typer", "tabulate")),
     ("releasectl.providers.openstack", ("releasectl.engine", "releasectl.cli", "releasectl.config", "releasectl.providers.local", "typer", "tabulate")),
     ("releasectl.config", ("releasectl.cli", "releasectl.providers.local", "releasectl.providers.openstack", "typer", "requests")),

@@ -27,16 +27,12 @@ from releasectl.errors import ConfigError
 from releasectl.providers.base import (
     Capabilities,
     LBStatus,
-    Image,
     LBState,
     Lease,
     Member,
-    MemberStats,
-    Probe,
     Provider,
     ProviderContext,
     Server,
-    ServerSpec,
     StateIssue,
 )
 
@@ -48,7 +44,8 @@ from .records import LockStore, RecordStore
 from .servers import ServerStore
 
 if TYPE_CHECKING:  # the env and builder types: imported by the methods that make them (start-up of `status`)
-    from releasectl.providers.base import Builder, BuilderSpec, EnvChange, EnvKind, EnvResource, EnvSpec
+    from releasectl.providers.base import (Builder, BuilderSpec, EnvChange, EnvKind, EnvResource, EnvSpec, Image,
+                                           MemberStats, Probe, ServerSpec)
 
     from .builder import LocalBuilder
 

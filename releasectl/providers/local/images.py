@@ -26,13 +26,15 @@ from typing import TYPE_CHECKING, Mapping
 
 import releasectl
 from releasectl.errors import ConfigError, Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
-from releasectl.providers.base import LABEL_PREFIX, Image, ImageStatus, Label
+from releasectl.providers.base import LABEL_PREFIX, ImageStatus, Label
 
 from . import procs
 from .files import flocked, fsync_dir, quarantine, read_json, write_json
 
 if TYPE_CHECKING:
     import tarfile
+
+    from releasectl.providers.base import Image
 
 log = logging.getLogger("releasectl.providers.local")
 
@@ -144,6 +146,8 @@ class ImageStore:
 
     def _damaged(self, image_id: str, exc: DamagedState) -> Image:
         """One image whose manifest is unreadable: listed FAILED, marked damaged, the others unaffected."""
+        from releasectl.providers.base import Image  # here and in _to_image: `status` makes no Image
+
         return Image(
             id=image_id, name=image_id, app=self.app, version="", status=ImageStatus.FAILED, created_at=0.0,
             labels={Label.DAMAGED: exc.what},
@@ -194,6 +198,8 @@ class ImageStore:
         return ImageStatus.ACTIVE if self._verified[key] else ImageStatus.FAILED
 
     def _to_image(self, m: dict, status: ImageStatus | None = None) -> Image:
+        from releasectl.providers.base import Image
+
         return Image(
             id=m["id"],
             name=m.get("name", ""),

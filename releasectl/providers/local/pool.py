@@ -27,7 +27,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Callable, Collection, Mapping
 
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
 from releasectl.providers.base import (
@@ -37,7 +37,6 @@ from releasectl.providers.base import (
     LBState,
     LBStatus,
     Member,
-    MemberStats,
     Server,
 )
 from releasectl.wait import wait_for
@@ -55,6 +54,9 @@ from .haproxy import (
     member_health,
     render_config,
 )
+
+if TYPE_CHECKING:
+    from releasectl.providers.base import MemberStats
 
 log = logging.getLogger("releasectl.providers.local")
 
@@ -625,6 +627,8 @@ class Pool:
             log.info("removed member(s) %s (drain, maint, del)", ", ".join(present))
 
     def stats(self) -> dict[str, MemberStats]:
+        from releasectl.providers.base import MemberStats  # here: `status` reads no counters
+
         info = self._info()
         if info is None or self._observe(info).status is not LBStatus.UP:
             return {}  # no counters while it is down (a restart starts them from 0 anyway)

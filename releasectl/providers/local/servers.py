@@ -18,23 +18,24 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from releasectl.fanout import fan_out
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
 from releasectl.providers.base import (
     LABEL_PREFIX,
     Label,
-    Probe,
     Role,
     Server,
-    ServerSpec,
     ServerStatus,
 )
 
 from . import procs, recovery
 from .files import flocked, read_json, write_json
 from .images import ImageStore
+
+if TYPE_CHECKING:  # imported where made: `status` makes neither (providers/base_extra.py)
+    from releasectl.providers.base import Probe, ServerSpec
 
 log = logging.getLogger("releasectl.providers.local")
 
@@ -446,6 +447,8 @@ class ServerStore:
         return [(proc, f"server {server_id}")]
 
     def probe(self, server: Server, path: str, timeout: float) -> Probe:
+        from releasectl.providers.base import Probe
+
         if not server.address or not server.port:
             return Probe(status=None, latency=0.0, error=f"server {server.id} has no address yet")
         from releasectl.providers._http_probe import loopback_get_probe
