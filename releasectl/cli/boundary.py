@@ -4,7 +4,6 @@ read-only commands that run without typer (cli/fastpath.py) both end here, so bo
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Callable
@@ -14,6 +13,7 @@ from releasectl.cli.release_json import JSON_DATA
 from releasectl.cli.render import Result, close_printers, emit_result
 from releasectl.cli.runtime import Globals, note_release
 from releasectl.errors import ReleasectlError, UsageError
+from releasectl.logs import after_import
 
 
 def set_globals(g: Globals, *, config: Path | None, env: str | None, output: str, verbose: bool,
@@ -26,6 +26,13 @@ def set_globals(g: Globals, *, config: Path | None, env: str | None, output: str
             raise UsageError(f"{option} must be a path or name without NUL characters, of at most 4096 characters")
     g.config, g.env, g.output, g.verbose, g.state_dir = config, env, output, verbose, state_dir
     g.os_cloud = os_cloud
+    after_import(lambda: set_up_logging(verbose))  # once something imports logging: `status` never does
+
+
+def set_up_logging(verbose: bool) -> None:
+    """-v: DEBUG, else WARNING, to stderr, each line with its time, level and logger."""
+    import logging
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -37,6 +44,8 @@ def set_globals(g: Globals, *, config: Path | None, env: str | None, output: str
 def quiet_http_logs() -> None:
     """urllib3 logs each request line, query string included, at DEBUG: keep it at WARNING even with -v
     (provider modules log their own requests, redacted)."""
+    import logging
+
     for name in ("urllib3", "requests", "keyring"):
         logging.getLogger(name).setLevel(logging.WARNING)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 import signal
 import sys
@@ -15,6 +14,7 @@ from releasectl.config import CONTROL_CHARACTERS, Settings, duration, load_setti
 from releasectl.engine.context import EngineContext, StopToken
 from releasectl.engine.events import Event, EventSink
 from releasectl.errors import ConfigError
+from releasectl.logs import Logger
 from releasectl.providers import load as load_provider
 from releasectl.providers.base import Provider, ProviderContext
 from releasectl.wait import RealClock
@@ -253,7 +253,7 @@ def _install_signal_handlers(stop: StopToken, *, at_once: bool = False) -> None:
         if stop.is_set or at_once:
             stop.set(name)
             raise KeyboardInterrupt(name)
-        logging.getLogger("releasectl").warning("%s received: stopping at the next safe point", name)
+        Logger("releasectl").warning("%s received: stopping at the next safe point", name)
         stop.set(name)
 
     try:

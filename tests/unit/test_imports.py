@@ -80,7 +80,8 @@ def test_plain_read_only_commands_do_not_import_typer(report, command):
 LAZY_FOR_STATUS = ("releasectl.engine.health", "releasectl.loadgen", "releasectl.providers.base_env",
                    "releasectl.providers.local.builder", "releasectl.engine.live", "releasectl.engine.doctor", "tarfile",
                    "releasectl.config_extra", "releasectl.engine.failure", "releasectl.providers.base_extra",
-                   "releasectl.engine.timeline", "hashlib", "secrets", "shutil", "subprocess", "socket", "zlib", "shlex")
+                   "releasectl.engine.timeline", "hashlib", "secrets", "shutil", "subprocess", "socket", "zlib", "shlex",
+                   "logging", "traceback")
 
 
 def test_status_does_not_import_what_it_never_calls(report):

@@ -17,7 +17,6 @@ mtime moved since the bake do they re-hash it (once per provider instance) to de
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import re
 import time
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING, Mapping
 
 import releasectl
 from releasectl.errors import ConfigError, Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
+from releasectl.logs import Logger
 from releasectl.providers.base import LABEL_PREFIX, ImageStatus, Label
 
 from . import procs
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from releasectl.providers.base import Image
 
-log = logging.getLogger("releasectl.providers.local")
+log = Logger("releasectl.providers.local")
 
 ARCHIVE = "image.tar.gz"
 MANIFEST = "manifest.json"

@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
-import logging
 import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Collection, Mapping
 
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
+from releasectl.logs import Logger
 from releasectl.providers.base import (
     AdminState,
     Health,
@@ -58,7 +58,7 @@ from .haproxy import (
 if TYPE_CHECKING:
     from releasectl.providers.base import MemberStats
 
-log = logging.getLogger("releasectl.providers.local")
+log = Logger("releasectl.providers.local")
 
 MAX_WEIGHT = 256
 PING_TIMEOUT = 1.0  # an admin socket slower than this to answer `show info` counts as dead

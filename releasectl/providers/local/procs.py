@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import signal
 from dataclasses import dataclass
@@ -18,12 +17,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from releasectl.errors import ResourceFailure, WaitTimeout
+from releasectl.logs import Logger
 from releasectl.wait import wait_for
 
 if TYPE_CHECKING:
     import subprocess
 
-log = logging.getLogger("releasectl.providers.local")
+log = Logger("releasectl.providers.local")
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _EXIT_CODES: dict[int, int] = {}

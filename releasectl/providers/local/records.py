@@ -12,7 +12,6 @@ reused: the start time of the acquiring process is kept in the record when it is
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import time
 from dataclasses import replace
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from releasectl.errors import DamagedState, LockHeld, ProviderError
+from releasectl.logs import Logger
 from releasectl.providers.base import Lease, describe_owner, format_utc
 
 from . import procs
@@ -35,7 +35,7 @@ from .files import (
     write_json,
 )
 
-log = logging.getLogger("releasectl.providers.local")
+log = Logger("releasectl.providers.local")
 
 SUFFIX = ".rec"
 LOCK_SCHEMA = {

@@ -13,7 +13,6 @@ once it has exited, ERROR (with the reason as `fault`) when it could not start a
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from releasectl.fanout import fan_out
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
+from releasectl.logs import Logger
 from releasectl.providers.base import (
     LABEL_PREFIX,
     Label,
@@ -37,7 +37,7 @@ from .images import ImageStore
 if TYPE_CHECKING:  # imported where made: `status` makes neither (providers/base_extra.py)
     from releasectl.providers.base import Probe, ServerSpec
 
-log = logging.getLogger("releasectl.providers.local")
+log = Logger("releasectl.providers.local")
 
 ADDRESS = "127.0.0.1"
 RECORD = "server.json"
