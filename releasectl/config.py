@@ -57,6 +57,8 @@ WEEK = 7 * DAY
 
 @dataclass(frozen=True)
 class RolloutSettings:
+    """`rollout:` of releasectl.yaml, validated."""
+
     count: int = 2
     pipeline: str = "canary"
     progress_deadline: float = 600.0
@@ -67,6 +69,8 @@ class RolloutSettings:
 
 @dataclass(frozen=True)
 class StageSettings:
+    """`stage:` of releasectl.yaml, validated."""
+
     timeout: float = 60.0
     checks: tuple[SmokeCheck, ...] = ()
 
@@ -93,6 +97,8 @@ def redact_url(url: str, *, keep_path: bool = False) -> str:
 
 @dataclass(frozen=True)
 class NotifySettings:
+    """`notify:` of releasectl.yaml, validated: the webhooks told about each release."""
+
     webhooks: tuple[Webhook, ...] = ()
 
 
@@ -115,6 +121,8 @@ class WaveSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """One environment's settings: releasectl.yaml, validated."""
+
     path: Path
     app: str
     provider: str
@@ -804,6 +812,8 @@ class _EnvValues:
 
 @dataclass
 class _Validated:
+    """releasectl.yaml checked once: what each environment's Settings is made from."""
+
     doc: YamlDoc
     path: Path
     app: str

@@ -24,6 +24,8 @@ CI_JOB_VARIABLES = ("RELEASECTL_JOB_ID", "CI_JOB_ID", "GITHUB_RUN_ID", "BUILDKIT
 
 @dataclass
 class Globals:
+    """The global options every command takes, and its progress printer."""
+
     config: Path | None = None
     env: str | None = None
     output: str = "table"

@@ -11,6 +11,8 @@ from typing import Any, Callable, Mapping
 
 @dataclass(frozen=True)
 class Event:
+    """One progress event: the engine emits it, the CLI shows it (stderr line, live view, webhook)."""
+
     kind: str  # e.g. "step", "action", "wait", "health", "rollback", "done"
     message: str
     at: float = field(default_factory=time.time)

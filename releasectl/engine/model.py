@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StreakView:
+    """One server's probe streaks, frozen for `decide` (engine/health.py's tracker keeps the live ones)."""
+
     ok: int = 0
     bad: int = 0
     down: int = 0
@@ -153,6 +155,8 @@ def describe_step(step: Step) -> str:
 
 @dataclass(frozen=True)
 class Pipeline:
+    """A release plan: its steps in order (a built-in pipeline, or a YAML file of the project's)."""
+
     name: str
     steps: tuple[Step, ...]
     description: str = ""

@@ -22,6 +22,8 @@ LB_NOT_SERVING = (LBStatus.DOWN, LBStatus.ERROR)
 
 @dataclass
 class StatusView:
+    """What `status` shows of one environment (the CLI and the Python API render it)."""
+
     app: str
     environment: str
     provider: str

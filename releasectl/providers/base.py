@@ -99,6 +99,8 @@ class LBStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class LBState:
+    """The load balancer itself, as `lb_state` observes it."""
+
     status: LBStatus
     detail: str = ""  # the provider's own words: "haproxy pid 4242 is gone", "provisioning_status ERROR"
 
@@ -137,6 +139,8 @@ class ProviderContext:
 
 @dataclass(frozen=True)
 class Server:
+    """One server of this app and environment, as the provider lists it."""
+
     id: str
     name: str
     app: str
@@ -191,6 +195,8 @@ class StateIssue:
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a provider can tell and do, so the engine asks for nothing it cannot have."""
+
     max_weight: int = 256
     member_sessions: bool = True  # Member.sessions is meaningful, so a drain can wait for 0
     member_stats: bool = True  # member_stats() returns data
