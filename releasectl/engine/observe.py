@@ -7,21 +7,22 @@ members matched to servers, and images. Nothing is cached between passes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from releasectl.engine.model import HealthView
 from releasectl.errors import ProviderError
 from releasectl.providers.base import (
-    Image,
     ImageOutcome,
     LBState,
     LBStatus,
     Member,
-    MemberStats,
     Provider,
     Role,
     Server,
 )
+
+if TYPE_CHECKING:  # `status` observes neither images nor counters (providers/base_extra.py)
+    from releasectl.providers.base import Image, MemberStats
 
 
 @dataclass(frozen=True)
