@@ -408,8 +408,6 @@ class ServerStore:
         """Stop several servers at once: every process is signalled, then all are waited for together (the
         fleet takes as long as its slowest process, not the sum), then their folders go. A server still
         being created is left alone and its Conflict raised once the others are gone."""
-        import shutil
-
         def look(server_id: str) -> list[tuple[procs.ProcId, str]] | Conflict | None:
             try:
                 return self._processes_to_stop(server_id)
@@ -434,6 +432,8 @@ class ServerStore:
         self.delete_many([server_id])
 
     def _remove_folder(self, server_id: str) -> None:
+        import shutil  # here: `status` never removes a folder
+
         shutil.rmtree(self.root / server_id, ignore_errors=True)
         log.info("deleted server %s", server_id)
 
