@@ -43,6 +43,22 @@ def released(tmp_path: Path, emit=None):
     return ctx, labels, cloud
 
 
+def killed_canary(tmp_path: Path, kind: str, point: str):
+    """The canary to 1.1.0 killed (kill -9) at its first `kind` event starting with `point`; the context of a
+    new runner (a fresh provider on the same cloud) and that provider."""
+    def killer(provider):
+        def kill(event) -> None:
+            if event.kind == kind and event.message.startswith(point) and not provider.dead:
+                provider._die()
+        return kill
+
+    ctx, provider, cloud = released(tmp_path, emit=killer)
+    with pytest.raises(Crash):
+        rollout(ctx, "1.1.0", CANARY)
+    fresh = Labels(provider.ctx, cloud)
+    return dataclasses.replace(ctx, provider=fresh, emit=lambda event: None), fresh
+
+
 def roles(ctx) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for s in status(ctx).servers:
@@ -95,17 +111,7 @@ def test_gc_with_a_stale_record_keeps_the_live_fleet(tmp_path: Path):
 
 @pytest.mark.parametrize("kind, point", [("advance", "old fleet retired"), ("done", "1.1.0 is live")])
 def test_a_killed_finalize_leaves_candidates_that_gc_keeps_and_resume_settles(tmp_path: Path, kind: str, point: str):
-    def killer(provider):
-        def kill(event) -> None:
-            if event.kind == kind and event.message.startswith(point) and not provider.dead:
-                provider._die()
-        return kill
-
-    ctx, provider, cloud = released(tmp_path, emit=killer)
-    with pytest.raises(Crash):
-        rollout(ctx, "1.1.0", CANARY)
-    fresh = Labels(provider.ctx, cloud)
-    ctx = dataclasses.replace(ctx, provider=fresh, emit=lambda event: None)
+    ctx, fresh = killed_canary(tmp_path, kind, point)
     assert records.load_current(fresh).phase is Phase.PROGRESSING
     assert roles(ctx) == {"1.1.0": {Role.CANDIDATE.value}}  # its release has not ended
     weighted = serving(fresh)
@@ -120,17 +126,7 @@ def test_a_killed_finalize_leaves_candidates_that_gc_keeps_and_resume_settles(tm
 def test_a_record_lost_mid_release_leaves_both_fleets_stable_and_the_next_release_converges(tmp_path: Path):
     """The in-progress fleet of a lost record is no orphan (it may serve): gc keeps it, and the next release
     takes both fleets for its old one and retires them once its own is live."""
-    def killer(provider):
-        def kill(event) -> None:
-            if event.kind == "step" and event.message.startswith("step 4/7") and not provider.dead:
-                provider._die()
-        return kill
-
-    ctx, provider, cloud = released(tmp_path, emit=killer)
-    with pytest.raises(Crash):
-        rollout(ctx, "1.1.0", CANARY)
-    fresh = Labels(provider.ctx, cloud)
-    ctx = dataclasses.replace(ctx, provider=fresh, emit=lambda event: None)
+    ctx, fresh = killed_canary(tmp_path, "step", "step 4/7")
     fresh.delete_record(records.CURRENT)
     assert roles(ctx) == {"1.0.0": {Role.STABLE.value}, "1.1.0": {Role.STABLE.value}}
     assert_gc_keeps_everything(ctx, fresh)
