@@ -349,7 +349,8 @@ class Runner:
         analyses or drains again, in full), an action's effects (observed again). They ride along with the
         next write: the write-ahead of the next action (see `_run`), the end, a pause, a failure, an
         analysis's verdict, an intent, or, so that `status` and `watch` lag the runner by at most
-        RECORD_LAG, the first pass (or sleep) that would leave one pending longer."""
+        RECORD_LAG, the first pass that would leave one pending longer: at once when the wait just started
+        (a hold, an analysis, a drain) ends later than that, so a long hold shows its end at once."""
         key = record_key(self.release)
         if key == self._written:
             self._pending_since = None
@@ -357,7 +358,8 @@ class Runner:
         now = self.now()
         if self._pending_since is None:
             self._pending_since = now
-        if urgent or now + sleep_for - self._pending_since >= RECORD_LAG:
+        pending_until = max(now + sleep_for, self.release.wake_at or 0.0)
+        if urgent or pending_until - self._pending_since >= RECORD_LAG:
             self._write(key)
 
     def _write(self, key: str | None = None) -> None:

@@ -73,8 +73,8 @@ def test_a_canary_with_short_holds_writes_its_record_once_per_action_step_and_at
     assert [i for i, _ in provider.weights_at if i in (1, 3, 5)] == [1, 3, 5], provider.weights_at
 
 
-def test_a_long_hold_is_recorded_within_the_record_lag(tmp_path: Path):
-    """`status` and `watch` read the record: a hold longer than RECORD_LAG shows in it while it lasts."""
+def test_a_long_hold_is_recorded_as_it_starts(tmp_path: Path):
+    """`status` and `watch` read the record: a hold longer than RECORD_LAG shows its end as it starts."""
     ctx, provider, _ = live_100(tmp_path)
     hold = RECORD_LAG * 4
     pipeline = Pipeline(name="long", steps=(Launch(), SetWeight(percent=50.0, hold=hold), SetWeight(percent=100.0),
@@ -84,7 +84,7 @@ def test_a_long_hold_is_recorded_within_the_record_lag(tmp_path: Path):
     assert holding, [(at, r.step_index, r.wake_at) for at, r in provider.written]
     at, rel = holding[0]
     started = rel.wake_at - hold
-    assert at - started <= RECORD_LAG + CHECK.interval, (at - started)
+    assert at - started <= CHECK.interval, (at - started)  # its first pass (no later than one poll)
 
 
 @pytest.mark.parametrize("kind, point, step", [("wait", "analysing for", 1), ("step", "step 7/7", 5)])
