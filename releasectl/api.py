@@ -83,6 +83,8 @@ class _Json:
 
 @dataclass(frozen=True)
 class ImageInfo(_Json):
+    """One row of `images`: an image and its status in this environment."""
+
     version: str
     name: str
     id: str

@@ -17,7 +17,6 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
-import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -58,6 +57,8 @@ WEEK = 7 * DAY
 
 @dataclass(frozen=True)
 class RolloutSettings:
+    """`rollout:` of releasectl.yaml, validated."""
+
     count: int = 2
     pipeline: str = "canary"
     progress_deadline: float = 600.0
@@ -68,6 +69,8 @@ class RolloutSettings:
 
 @dataclass(frozen=True)
 class StageSettings:
+    """`stage:` of releasectl.yaml, validated."""
+
     timeout: float = 60.0
     checks: tuple[SmokeCheck, ...] = ()
 
@@ -94,6 +97,8 @@ def redact_url(url: str, *, keep_path: bool = False) -> str:
 
 @dataclass(frozen=True)
 class NotifySettings:
+    """`notify:` of releasectl.yaml, validated: the webhooks told about each release."""
+
     webhooks: tuple[Webhook, ...] = ()
 
 
@@ -116,6 +121,8 @@ class WaveSettings:
 
 @dataclass(frozen=True)
 class Settings:
+    """One environment's settings: releasectl.yaml, validated."""
+
     path: Path
     app: str
     provider: str
@@ -356,6 +363,8 @@ def string_list(value: Any, *, max_items: int = 50) -> list[str]:
 def command(value: Any) -> list[str]:
     """A list of arguments, or one string split as a POSIX shell would (quotes kept together)."""
     if isinstance(value, str):
+        import shlex  # here: a command given as a list (as `init` writes it) is not split
+
         if "\x00" in value or "\n" in value:
             raise ValueError("expected a command on one line, without NUL characters")
         try:
@@ -388,22 +397,24 @@ def env_name(value: Any) -> str:
     )
 
 
-ENV_VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
-WEBHOOK_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
+# The patterns of sections most configs lack (`notify:`, `env:`) are compiled on first use (re caches them):
+# compiling every one at import costs each command's start-up, `status` included (issue 12).
+ENV_VARIABLE = r"[A-Za-z_][A-Za-z0-9_]{0,127}"
+WEBHOOK_NAME = r"[a-z0-9][a-z0-9_-]{0,31}"
 MAX_WEBHOOK_URL = 2048
 # query keys that carry a credential: such a URL is a secret and belongs in url_env
-_SECRET_QUERY_KEY = re.compile(r"(?i)(token|secret|key|sig|signature|password|passwd|auth|code)")
+_SECRET_QUERY_KEY = r"(?i)(token|secret|key|sig|signature|password|passwd|auth|code)"
 _SECRET_URL_HOSTS = ("hooks.slack.com", "discord.com", "discordapp.com", "webhook.office.com", "chat.googleapis.com")
 
 
 def env_variable(value: Any) -> str:
-    if isinstance(value, str) and ENV_VARIABLE.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(ENV_VARIABLE, value):
         return value
     raise ValueError(f"expected an environment variable name like RELEASECTL_WEBHOOK_SECRET, got {_got(value)}")
 
 
 def webhook_name(value: Any) -> str:
-    if isinstance(value, str) and WEBHOOK_NAME.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(WEBHOOK_NAME, value):
         return value
     raise ValueError(f"expected a name of 1 to 32 lower-case letters, digits, - and _, got {_got(value)}")
 
@@ -435,7 +446,7 @@ def webhook_url(value: Any) -> str:
         raise ValueError("expected a URL without a #fragment")
     host = parts.hostname.lower()
     if any(host == h or host.endswith("." + h) for h in _SECRET_URL_HOSTS) or any(
-        _SECRET_QUERY_KEY.search(k) for k, _v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        re.search(_SECRET_QUERY_KEY, k) for k, _v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
     ):
         raise ValueError(f"a URL like this one ({host}) carries its own secret, and secrets never go in releasectl.yaml: "
                          "put it in an environment variable and name that with `url_env`")
@@ -525,15 +536,15 @@ CHECK_KEYS: dict[str, Parser] = {
 MAX_CHECKS = 50
 
 # ---- the `env:` section: what `env up` builds ----
-RESOURCE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-DNS_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+RESOURCE_NAME = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}"  # compiled on first use, as ENV_VARIABLE
+DNS_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 MAX_PUBLIC_KEY = 16 * 1024
 PUBLIC_KEY_TYPES = ("ssh-rsa", "ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521",
                     "sk-ssh-ed25519@openssh.com", "sk-ecdsa-sha2-nistp256@openssh.com")
 
 
 def resource_name(value: Any) -> str:
-    if isinstance(value, str) and RESOURCE_NAME.fullmatch(value):
+    if isinstance(value, str) and re.fullmatch(RESOURCE_NAME, value):
         return value
     raise ValueError(f"expected a name of 1 to 63 letters, digits, '.', '_' and '-', got {_got(value)}")
 
@@ -570,7 +581,7 @@ def dns_zone(value: Any) -> str:
     name = value if isinstance(value, str) else ""
     name = name if name.endswith(".") else name + "."
     labels = name[:-1].split(".")
-    if len(labels) < 2 or len(name) > 254 or not all(DNS_LABEL.fullmatch(label) for label in labels):
+    if len(labels) < 2 or len(name) > 254 or not all(re.fullmatch(DNS_LABEL, label) for label in labels):
         raise ValueError(f"expected a DNS zone like example.com (at least two labels), got {_got(value)}")
     return name.lower()
 
@@ -803,6 +814,8 @@ class _EnvValues:
 
 @dataclass
 class _Validated:
+    """releasectl.yaml checked once: what each environment's Settings is made from."""
+
     doc: YamlDoc
     path: Path
     app: str
@@ -1064,7 +1077,7 @@ def _env_section(check: _Checker, env: _EnvValues, body: dict[str, Any], config_
             name = dns["name"]
             fqdn = name if name.endswith(".") else f"{name}.{dns['zone']}"
             labels = fqdn[:-1].split(".")
-            if not fqdn.endswith("." + dns["zone"]) and fqdn != dns["zone"] or not all(DNS_LABEL.fullmatch(x) for x in labels):
+            if not fqdn.endswith("." + dns["zone"]) and fqdn != dns["zone"] or not all(re.fullmatch(DNS_LABEL, x) for x in labels):
                 check.add(where("dns"), f"name {_got(name)} is not a host name inside zone {dns['zone']}")
             else:
                 section["dns"] = {**dns, "fqdn": fqdn.lower()}

@@ -7,15 +7,15 @@ quietly. The clock is injectable so tests can run waits without real sleeps.
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from typing import Callable, Protocol, TypeVar
 
 from releasectl.errors import ReleasectlError, WaitTimeout
+from releasectl.logs import Logger
 
 T = TypeVar("T")
-log = logging.getLogger("releasectl.wait")
+log = Logger("releasectl.wait")
 
 
 class Clock(Protocol):

@@ -4,9 +4,7 @@ read-only commands that run without typer (cli/fastpath.py) both end here, so bo
 
 from __future__ import annotations
 
-import logging
 import sys
-import traceback
 from pathlib import Path
 from typing import Callable
 
@@ -15,6 +13,7 @@ from releasectl.cli.release_json import JSON_DATA
 from releasectl.cli.render import Result, close_printers, emit_result
 from releasectl.cli.runtime import Globals, note_release
 from releasectl.errors import ReleasectlError, UsageError
+from releasectl.logs import after_import
 
 
 def set_globals(g: Globals, *, config: Path | None, env: str | None, output: str, verbose: bool,
@@ -27,6 +26,13 @@ def set_globals(g: Globals, *, config: Path | None, env: str | None, output: str
             raise UsageError(f"{option} must be a path or name without NUL characters, of at most 4096 characters")
     g.config, g.env, g.output, g.verbose, g.state_dir = config, env, output, verbose, state_dir
     g.os_cloud = os_cloud
+    after_import(lambda: set_up_logging(verbose))  # once something imports logging: `status` never does
+
+
+def set_up_logging(verbose: bool) -> None:
+    """-v: DEBUG, else WARNING, to stderr, each line with its time, level and logger."""
+    import logging
+
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -38,6 +44,8 @@ def set_globals(g: Globals, *, config: Path | None, env: str | None, output: str
 def quiet_http_logs() -> None:
     """urllib3 logs each request line, query string included, at DEBUG: keep it at WARNING even with -v
     (provider modules log their own requests, redacted)."""
+    import logging
+
     for name in ("urllib3", "requests", "keyring"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -63,16 +71,23 @@ def guarded(argv: list[str], command: Callable[[], int]) -> int:
     except ReleasectlError as exc:
         code, name = classify(exc)
         if verbose:
-            traceback.print_exc(file=sys.stderr)
+            print_traceback()
         return fail(code, name, exc.message, exc.hint, output, getattr(exc, JSON_DATA, None))
     except KeyboardInterrupt:
         return fail(ExitCode.INFRA, "interrupted", "interrupted by a signal", None, output)
     except Exception as exc:  # a bug: say so plainly, traceback only with -v
         if verbose:
-            traceback.print_exc(file=sys.stderr)
+            print_traceback()
         return fail(ExitCode.INFRA, "internal", f"internal error: {type(exc).__name__}: {exc}", "rerun with -v for a traceback", output)
     finally:
         close_printers()
+
+
+def print_traceback() -> None:
+    """-v: the traceback of the exception being handled (traceback is imported only then)."""
+    import traceback
+
+    traceback.print_exc(file=sys.stderr)
 
 
 def wants_json(argv: list[str]) -> bool:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import getpass
-import logging
 import os
 import signal
-import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +14,7 @@ from releasectl.config import CONTROL_CHARACTERS, Settings, duration, load_setti
 from releasectl.engine.context import EngineContext, StopToken
 from releasectl.engine.events import Event, EventSink
 from releasectl.errors import ConfigError
+from releasectl.logs import Logger
 from releasectl.providers import load as load_provider
 from releasectl.providers.base import Provider, ProviderContext
 from releasectl.wait import RealClock
@@ -25,6 +24,8 @@ CI_JOB_VARIABLES = ("RELEASECTL_JOB_ID", "CI_JOB_ID", "GITHUB_RUN_ID", "BUILDKIT
 
 @dataclass
 class Globals:
+    """The global options every command takes, and its progress printer."""
+
     config: Path | None = None
     env: str | None = None
     output: str = "table"
@@ -35,13 +36,15 @@ class Globals:
 
 
 def actor() -> dict[str, str]:
-    """Who runs this: recorded on the lock and on each release, for `status` and `history`."""
+    """Who runs this: recorded on the lock and on each release, for `status` and `history`. The host is the
+    kernel's node name, what socket.gethostname() returns (the lock's owner checks compare with it), read
+    without importing socket: every command makes an actor, `status` included (issue 12)."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
     job = next((f"{name}={os.environ[name]}" for name in CI_JOB_VARIABLES if os.environ.get(name)), "")
-    return {"host": socket.gethostname(), "user": user, "pid": str(os.getpid()), "ci_job": job}
+    return {"host": os.uname().nodename, "user": user, "pid": str(os.getpid()), "ci_job": job}
 
 
 def provider_options(s: Settings, os_cloud: str | None = None) -> dict:
@@ -252,7 +255,7 @@ def _install_signal_handlers(stop: StopToken, *, at_once: bool = False) -> None:
         if stop.is_set or at_once:
             stop.set(name)
             raise KeyboardInterrupt(name)
-        logging.getLogger("releasectl").warning("%s received: stopping at the next safe point", name)
+        Logger("releasectl").warning("%s received: stopping at the next safe point", name)
         stop.set(name)
 
     try:

@@ -38,6 +38,8 @@ class StopToken:
 
 @dataclass
 class EngineContext:
+    """The provider, the release parameters and the clock of one engine operation."""
+
     provider: Provider
     app: str
     env: str

@@ -8,7 +8,6 @@ deadlines); weights, health and fleets are derived from the provider each pass.
 from __future__ import annotations
 
 import enum
-import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Union
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class StreakView:
+    """One server's probe streaks, frozen for `decide` (engine/health.py's tracker keeps the live ones)."""
+
     ok: int = 0
     bad: int = 0
     down: int = 0
@@ -154,6 +155,8 @@ def describe_step(step: Step) -> str:
 
 @dataclass(frozen=True)
 class Pipeline:
+    """A release plan: its steps in order (a built-in pipeline, or a YAML file of the project's)."""
+
     name: str
     steps: tuple[Step, ...]
     description: str = ""
@@ -179,6 +182,8 @@ class Pipeline:
     @property
     def digest(self) -> str:
         """Changes when the steps change, so a resumed release can tell its plan was edited."""
+        import hashlib  # here: `status` never digests a pipeline
+
         body = json.dumps([step_to_dict(s) for s in self.steps], sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()[:12]
 

@@ -7,21 +7,22 @@ members matched to servers, and images. Nothing is cached between passes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
 
 from releasectl.engine.model import HealthView, Release, restore_release_id
 from releasectl.errors import ProviderError
 from releasectl.providers.base import (
-    Image,
     ImageOutcome,
     LBState,
     LBStatus,
     Member,
-    MemberStats,
     Provider,
     Role,
     Server,
 )
+
+if TYPE_CHECKING:  # `status` observes neither images nor counters (providers/base_extra.py)
+    from releasectl.providers.base import Image, MemberStats
 
 
 @dataclass(frozen=True)

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from releasectl.engine import records
 from releasectl.engine.records import report_damage
 from releasectl.engine.context import EngineContext
 from releasectl.engine.model import Phase, Release, describe_step
 from releasectl.engine.observe import in_progress, lb_state, live_version, observe, settle_roles
-from releasectl.engine.events import TimelineEntry, timeline
 from releasectl.errors import UsageError
 from releasectl.providers.base import LBStatus, Lease
+
+if TYPE_CHECKING:
+    from releasectl.engine.timeline import TimelineEntry
 
 # The LB states in which nothing serves or can be changed: `status` exits 5 on them (the JSON still printed).
 LB_NOT_SERVING = (LBStatus.DOWN, LBStatus.ERROR)
@@ -20,6 +22,8 @@ LB_NOT_SERVING = (LBStatus.DOWN, LBStatus.ERROR)
 
 @dataclass
 class StatusView:
+    """What `status` shows of one environment (the CLI and the Python API render it)."""
+
     app: str
     environment: str
     provider: str
@@ -176,6 +180,8 @@ def history(ctx: EngineContext) -> list[dict[str, Any]]:
 
 def release_story(ctx: EngineContext, ref: str) -> tuple[dict[str, Any], list[TimelineEntry]]:
     """`history show REF`: one release (REF is `latest`, an id, or an id's unique prefix) and its timeline."""
+    from releasectl.engine.timeline import timeline  # here: `status` reads no timeline back
+
     lease = ctx.provider.read_lock()
     now = ctx.clock.time()
     releases, damages = records.load_history_and_damage(ctx.provider)

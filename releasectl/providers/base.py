@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 if TYPE_CHECKING:  # loaded on first use: see __getattr__ at the end
     from releasectl.providers.base_env import Builder, BuilderSpec, EnvChange, EnvKind, EnvResource, EnvSpec, Quota
+    from releasectl.providers.base_extra import Image, MemberStats, Probe, ServerSpec
 
 LABEL_PREFIX = "releasectl_"
 
@@ -98,6 +99,8 @@ class LBStatus(str, enum.Enum):
 
 @dataclass(frozen=True)
 class LBState:
+    """The load balancer itself, as `lb_state` observes it."""
+
     status: LBStatus
     detail: str = ""  # the provider's own words: "haproxy pid 4242 is gone", "provisioning_status ERROR"
 
@@ -135,41 +138,9 @@ class ProviderContext:
 
 
 @dataclass(frozen=True)
-class Image:
-    id: str
-    name: str
-    app: str
-    version: str
-    status: ImageStatus
-    created_at: float  # epoch seconds
-    size: int | None = None
-    checksum: str | None = None  # sha256 hex where the provider has it
-    source: str = ""
-    protected: bool = False
-    labels: Mapping[str, str] = field(default_factory=dict)  # without LABEL_PREFIX
-
-    @property
-    def outcome(self) -> ImageOutcome | None:
-        value = self.labels.get(Label.OUTCOME)
-        return ImageOutcome(value) if value in ImageOutcome._value2member_map_ else None
-
-
-@dataclass(frozen=True)
-class ServerSpec:
-    """What to boot. The provider stores app/version/env/role/release as labels, plus `labels`."""
-
-    name: str
-    image_id: str
-    app: str
-    version: str
-    env: str
-    role: Role
-    release_id: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class Server:
+    """One server of this app and environment, as the provider lists it."""
+
     id: str
     name: str
     app: str
@@ -211,31 +182,6 @@ class Member:
 
 
 @dataclass(frozen=True)
-class MemberStats:
-    """Cumulative per-member counters since the LB started; the engine works with deltas."""
-
-    member_id: str
-    requests: int
-    http_5xx: int
-    errors: int  # connection + response errors
-    response_time_ms: float | None = None  # LB's recent average, when available
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One HTTP GET made by releasectl itself against a server."""
-
-    status: int | None
-    latency: float  # seconds
-    body: str = ""
-    error: str | None = None  # connection error text when status is None
-    source: str = "probe"  # "probe": an HTTP GET of ours; "pool status": the LB's view read instead (probe: false)
-
-    def passed(self, expected_status: int) -> bool:
-        return self.status == expected_status
-
-
-@dataclass(frozen=True)
 class StateIssue:
     """One damaged or inconsistent piece of a provider's own state, for `releasectl doctor`.
 
@@ -249,6 +195,8 @@ class StateIssue:
 
 @dataclass(frozen=True)
 class Capabilities:
+    """What a provider can tell and do, so the engine asks for nothing it cannot have."""
+
     max_weight: int = 256
     member_sessions: bool = True  # Member.sessions is meaningful, so a drain can wait for 0
     member_stats: bool = True  # member_stats() returns data
@@ -563,16 +511,20 @@ class Provider(ABC):
         """Release client resources (HTTP sessions). Never stops servers or the LB."""
 
 
-# The environment, quota and builder types (`env`, `quota`, `bake --from-code`) live in base_env.py, loaded on
-# first use: creating their dataclasses costs every command's start-up, and read-only commands never use them.
-# This module stays the one interface: `from releasectl.providers.base import EnvSpec` works as before.
-_LAZY = frozenset({"EnvKind", "ENV_ORDER", "EnvSpec", "EnvAction", "EnvResource", "EnvChange", "Quota", "Recipe",
-                   "BuilderSpec", "BuilderStatus", "Builder"})
+# The environment, quota and builder types (`env`, `quota`, `bake --from-code`) live in base_env.py, and the image,
+# boot, probe and traffic-counter types in base_extra.py, both loaded on first use: creating their dataclasses
+# costs every command's start-up, and `status` never makes one. This module stays the one interface:
+# `from releasectl.providers.base import EnvSpec` (or Image) works as before.
+_LAZY = {
+    **dict.fromkeys(("EnvKind", "ENV_ORDER", "EnvSpec", "EnvAction", "EnvResource", "EnvChange", "Quota", "Recipe",
+                     "BuilderSpec", "BuilderStatus", "Builder"), "base_env"),
+    **dict.fromkeys(("Image", "ServerSpec", "MemberStats", "Probe"), "base_extra"),
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from releasectl.providers import base_env
+        from importlib import import_module
 
-        return getattr(base_env, name)
+        return getattr(import_module(f"releasectl.providers.{_LAZY[name]}"), name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

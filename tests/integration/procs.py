@@ -3,6 +3,7 @@ kill -9 walk the chaos tests of both providers share."""
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import re
@@ -147,15 +148,35 @@ def kill_walk(target: Target, first: list[str], then: list[list[str]], points: l
             code = running.finish()
             print(f"{label}: last run ({' '.join(args)}) exited {code}:\n{running.stderr[-2000:]}")
             return code
-        running.kill(signal.SIGKILL)
+        code = running.kill(signal.SIGKILL)
+        if code != -signal.SIGKILL:  # it ended on its own before the signal landed: the walk is over
+            print(f"{label}: last run ({' '.join(args)}) exited {code} before its kill landed:\n{running.stderr[-2000:]}")
+            return code
         done_before.update(m.group(2) for m in map(DECISION.match, (line.strip() for line in running.lines))
                            if m and m.group(1) in ("act", "advance"))
         points.append(f"{label}: {normalise(seen[-1])}")
         status = target.status()
         release = status["release"]
+        if release is None:  # the kill landed after the run had ended its release (record closed): over too
+            code = _ended_release_exit_code(target, args)
+            print(f"{label}: last run ({' '.join(args)}) was killed after its release ended (exit {code} by history)")
+            return code
         assert release is not None and release["state"] == "interrupted", (points[-1], release)
         lock = status["lock"]  # the dead holder's lease, until a run takes it over
         assert lock is None or (lock["alive"] is False and "gone" in lock["dead_reason"]), (points[-1], lock)
         args = then[min(kills, len(then) - 1)]
     last = "\n---\n".join(r.stderr[-1500:] for r in runs[-3:])
     raise AssertionError(f"{label}: still not finished after {max_kills} kills: {points}\nlast runs:\n{last}")
+
+
+def _ended_release_exit_code(target: Target, args: list[str]) -> int:
+    """The exit code the killed run would have given for the release `history` shows last: 0 succeeded, 1 failed
+    and rolled back; an aborted release is what `abort` succeeds at and what `rollout` fails with."""
+    history = target.start("history", "--output", "json")
+    assert history.finish() == 0, history.stderr[-2000:]
+    rows = json.loads(history.stdout)["releases"]  # newest first
+    state = rows[0]["state"]
+    assert state in ("succeeded", "failed", "aborted"), rows[0]
+    if state == "aborted":
+        return 0 if args[0] == "abort" else 1
+    return 0 if state == "succeeded" else 1

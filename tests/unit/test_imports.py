@@ -79,7 +79,9 @@ def test_plain_read_only_commands_do_not_import_typer(report, command):
 # issue 12: modules `status` never calls into, loaded on first use by the commands that need them
 LAZY_FOR_STATUS = ("releasectl.engine.health", "releasectl.loadgen", "releasectl.providers.base_env",
                    "releasectl.providers.local.builder", "releasectl.engine.live", "releasectl.engine.doctor", "tarfile",
-                   "releasectl.config_extra", "releasectl.engine.failure")
+                   "releasectl.config_extra", "releasectl.engine.failure", "releasectl.providers.base_extra",
+                   "releasectl.engine.timeline", "hashlib", "secrets", "shutil", "subprocess", "socket", "zlib", "shlex",
+                   "logging", "traceback")
 
 
 def test_status_does_not_import_what_it_never_calls(report):

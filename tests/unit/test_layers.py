@@ -54,6 +54,7 @@ RULES = [
                            "requests", "keyring", "subprocess", "typer", "tabulate", "yaml")),
     ("releasectl.providers.base", ("releasectl.engine", "releasectl.cli", "releasectl.config", "requests", "typer")),
     ("releasectl.providers.base_env", ("releasectl.engine", "releasectl.cli", "releasectl.config", "requests", "typer")),
+    ("releasectl.providers.base_extra", ("releasectl.engine", "releasectl.cli", "releasectl.config", "requests", "typer")),
     ("releasectl.providers.local", ("releasectl.engine", "releasectl.cli", "releasectl.config", "releasectl.providers.openstack", "typer", "tabulate")),
     ("releasectl.providers.openstack", ("releasectl.engine", "releasectl.cli", "releasectl.config", "releasectl.providers.local", "typer", "tabulate")),
     ("releasectl.config", ("releasectl.cli", "releasectl.providers.local", "releasectl.providers.openstack", "typer", "requests")),
@@ -76,7 +77,7 @@ def test_only_the_cli_and_demo_use_typer_and_tabulate():
 
 
 def test_wait_depends_only_on_errors():
-    assert {i for i in MODULES["releasectl.wait"] if i.startswith("releasectl")} <= {"releasectl.errors"}
+    assert {i for i in MODULES["releasectl.wait"] if i.startswith("releasectl")} <= {"releasectl.errors", "releasectl.logs"}
 
 
 def test_every_package_is_listed_for_the_wheel():

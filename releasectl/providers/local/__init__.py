@@ -20,7 +20,6 @@ lb_port (8080), lb_bind (127.0.0.1), stop_timeout (10 s), haproxy ("haproxy"), d
 from __future__ import annotations
 
 import functools
-import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -28,16 +27,12 @@ from releasectl.errors import ConfigError
 from releasectl.providers.base import (
     Capabilities,
     LBStatus,
-    Image,
     LBState,
     Lease,
     Member,
-    MemberStats,
-    Probe,
     Provider,
     ProviderContext,
     Server,
-    ServerSpec,
     StateIssue,
 )
 
@@ -49,7 +44,8 @@ from .records import LockStore, RecordStore
 from .servers import ServerStore
 
 if TYPE_CHECKING:  # the env and builder types: imported by the methods that make them (start-up of `status`)
-    from releasectl.providers.base import Builder, BuilderSpec, EnvChange, EnvKind, EnvResource, EnvSpec
+    from releasectl.providers.base import (Builder, BuilderSpec, EnvChange, EnvKind, EnvResource, EnvSpec, Image,
+                                           MemberStats, Probe, ServerSpec)
 
     from .builder import LocalBuilder
 
@@ -70,6 +66,8 @@ def _options(raw: Mapping[str, Any]) -> dict[str, Any]:
     opts = {**DEFAULTS, **{k: v for k, v in raw.items() if v is not None}}
     cmd = opts["start_command"]
     if isinstance(cmd, str):
+        import shlex  # here: a command given as a list (as `init` writes it) is not split
+
         cmd = shlex.split(cmd)
     if not isinstance(cmd, (list, tuple)) or not cmd or not all(isinstance(a, str) for a in cmd):
         raise ConfigError("local.start_command must be a non-empty list of strings")

@@ -8,7 +8,6 @@ stopped after its ownership (folder and tags, or folder and command line) and st
 from __future__ import annotations
 
 import contextlib
-import shutil
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -224,6 +223,8 @@ def _adopt_server(p: "LocalProvider", server_id: str) -> str:
 
 
 def _remove_server(p: "LocalProvider", server_id: str) -> str:
+    import shutil  # here: `status` runs the check, never a fix
+
     folder = p.servers.root / server_id
     server = p.servers.get(server_id)
     done = []

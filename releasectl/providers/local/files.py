@@ -8,7 +8,6 @@ import json
 import math
 import os
 import re
-import secrets
 import stat
 import time
 from pathlib import Path
@@ -34,6 +33,8 @@ def atomic_write(path: Path, data: str | bytes, *, mode: int = 0o644, exclusive:
     listings can skip them. `exclusive` is create-only: the temp file is hard-linked into place, and link(2)
     fails instead of replacing, so of two writers exactly one wins; False means the path existed.
     """
+    import secrets  # here, not at the top: read-only commands write nothing (issue 12)
+
     raw = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{secrets.token_hex(4)}"
@@ -162,6 +163,8 @@ def _json_type(value: Any) -> str:
 def quarantine(path: Path, vault: Path) -> Path:
     """Move a damaged file or folder aside into `vault` (never delete it: someone may want to read it).
     Returns where it went."""
+    import secrets
+
     vault.mkdir(parents=True, exist_ok=True)
     dest = vault / f"{time.strftime('%Y%m%dT%H%M%S')}-{secrets.token_hex(3)}-{path.name}"
     os.replace(path, dest)

@@ -17,7 +17,6 @@ No pool logic here (that is pool.py); this module only speaks HAProxy. Facts it 
 from __future__ import annotations
 
 import ipaddress
-import socket
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -51,6 +50,8 @@ class RuntimeAPI:
         self.timeout = timeout
 
     def call(self, command: str) -> str:
+        import socket  # here: `status` without a running HAProxy never calls it
+
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                 s.settimeout(self.timeout)

@@ -17,20 +17,16 @@ mtime moved since the bake do they re-hash it (once per provider instance) to de
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import logging
 import os
 import re
-import secrets
-import shutil
 import time
-import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 import releasectl
 from releasectl.errors import ConfigError, Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
-from releasectl.providers.base import LABEL_PREFIX, Image, ImageStatus, Label
+from releasectl.logs import Logger
+from releasectl.providers.base import LABEL_PREFIX, ImageStatus, Label
 
 from . import procs
 from .files import flocked, fsync_dir, quarantine, read_json, write_json
@@ -38,7 +34,9 @@ from .files import flocked, fsync_dir, quarantine, read_json, write_json
 if TYPE_CHECKING:
     import tarfile
 
-log = logging.getLogger("releasectl.providers.local")
+    from releasectl.providers.base import Image
+
+log = Logger("releasectl.providers.local")
 
 ARCHIVE = "image.tar.gz"
 MANIFEST = "manifest.json"
@@ -63,6 +61,8 @@ _SKIP_NAMES = {"__pycache__", ".git", ".hg", ".svn", ".releasectl", ".pytest_cac
 
 
 def _sha256(path: Path) -> str:
+    import hashlib  # here and below: `status` and `images` neither hash, name, remove nor unpack
+
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while chunk := f.read(1 << 20):
@@ -146,6 +146,8 @@ class ImageStore:
 
     def _damaged(self, image_id: str, exc: DamagedState) -> Image:
         """One image whose manifest is unreadable: listed FAILED, marked damaged, the others unaffected."""
+        from releasectl.providers.base import Image  # here and in _to_image: `status` makes no Image
+
         return Image(
             id=image_id, name=image_id, app=self.app, version="", status=ImageStatus.FAILED, created_at=0.0,
             labels={Label.DAMAGED: exc.what},
@@ -196,6 +198,8 @@ class ImageStore:
         return ImageStatus.ACTIVE if self._verified[key] else ImageStatus.FAILED
 
     def _to_image(self, m: dict, status: ImageStatus | None = None) -> Image:
+        from releasectl.providers.base import Image
+
         return Image(
             id=m["id"],
             name=m.get("name", ""),
@@ -257,6 +261,7 @@ class ImageStore:
         """Verify, check every member is harmless and the whole is bounded, then extract the archive into
         `dest` (created; must not exist). A hostile archive is DamagedState and nothing is extracted."""
         import tarfile  # here: `status` and `images` never open an archive
+        import zlib
 
         image = self.verify(image_id)
         archive = self.root / image_id / ARCHIVE
@@ -275,6 +280,8 @@ class ImageStore:
     def sweep(self, max_age: float = TEMP_MAX_AGE) -> list[str]:
         """Remove temp leftovers of interrupted bakes and deletes: older than max_age, or whose baker is
         dead. Returns the names removed."""
+        import shutil
+
         removed: list[str] = []
         if not self.root.is_dir():
             return removed
@@ -309,6 +316,9 @@ class ImageStore:
             return self._bake(builder, version, name, labels)
 
     def _bake(self, builder: Path, version: str, name: str, labels: Mapping[str, str]) -> Image:
+        import secrets
+        import shutil
+
         builder = builder.resolve()
         if not builder.is_dir():
             raise ConfigError(
@@ -395,6 +405,9 @@ class ImageStore:
         return self._to_image(m)
 
     def delete(self, image_id: str) -> None:
+        import secrets
+        import shutil
+
         try:
             m = self._manifest(image_id)
         except DamagedState:

@@ -22,16 +22,14 @@ would read as "every member left".
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import ipaddress
-import logging
 import os
-import shutil
 import time
 from pathlib import Path
-from typing import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Callable, Collection, Mapping
 
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure, UsageError, WaitTimeout
+from releasectl.logs import Logger
 from releasectl.providers.base import (
     AdminState,
     Health,
@@ -39,7 +37,6 @@ from releasectl.providers.base import (
     LBState,
     LBStatus,
     Member,
-    MemberStats,
     Server,
 )
 from releasectl.wait import wait_for
@@ -58,7 +55,10 @@ from .haproxy import (
     render_config,
 )
 
-log = logging.getLogger("releasectl.providers.local")
+if TYPE_CHECKING:
+    from releasectl.providers.base import MemberStats
+
+log = Logger("releasectl.providers.local")
 
 MAX_WEIGHT = 256
 PING_TIMEOUT = 1.0  # an admin socket slower than this to answer `show info` counts as dead
@@ -150,6 +150,8 @@ class Pool:
         return str(self._short_socket_dir() / "admin.sock")
 
     def _short_socket_dir(self) -> Path:
+        import hashlib  # here: only a state folder too deep for a socket path needs it
+
         digest = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
         return Path("/tmp") / f"releasectl-{digest}"
 
@@ -625,6 +627,8 @@ class Pool:
             log.info("removed member(s) %s (drain, maint, del)", ", ".join(present))
 
     def stats(self) -> dict[str, MemberStats]:
+        from releasectl.providers.base import MemberStats  # here: `status` reads no counters
+
         info = self._info()
         if info is None or self._observe(info).status is not LBStatus.UP:
             return {}  # no counters while it is down (a restart starts them from 0 anyway)
@@ -655,6 +659,8 @@ class Pool:
         return out
 
     def destroy(self) -> None:
+        import shutil
+
         with flocked(self.lock_path):
             info = self._info()
             if info is not None:

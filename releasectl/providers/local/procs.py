@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import logging
 import os
 import signal
-import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from releasectl.errors import ResourceFailure, WaitTimeout
+from releasectl.logs import Logger
 from releasectl.wait import wait_for
 
-log = logging.getLogger("releasectl.providers.local")
+if TYPE_CHECKING:
+    import subprocess
+
+log = Logger("releasectl.providers.local")
 
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _EXIT_CODES: dict[int, int] = {}
@@ -47,6 +48,8 @@ def boot_id() -> str:
 
 
 def hostname() -> str:
+    import socket  # here: only a lock's owner check asks
+
     return socket.gethostname()
 
 
@@ -126,6 +129,8 @@ def spawn(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log_path: P
 
     It outlives the CLI process that started it. Raises ResourceFailure when it cannot be executed.
     """
+    import subprocess  # here: read-only commands start nothing
+
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as logf:
         try:

@@ -12,15 +12,14 @@ reused: the start time of the acquiring process is kept in the record when it is
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import secrets
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Mapping
 
 from releasectl.errors import DamagedState, LockHeld, ProviderError
+from releasectl.logs import Logger
 from releasectl.providers.base import Lease, describe_owner, format_utc
 
 from . import procs
@@ -36,7 +35,7 @@ from .files import (
     write_json,
 )
 
-log = logging.getLogger("releasectl.providers.local")
+log = Logger("releasectl.providers.local")
 
 SUFFIX = ".rec"
 LOCK_SCHEMA = {
@@ -161,6 +160,8 @@ class LockStore:
         )
 
     def acquire(self, owner: Mapping[str, str], ttl: float) -> Lease:
+        import secrets  # here: read-only commands never take the lock
+
         with flocked(self.flock_path):
             now = self.clock()
             current = self._read()

@@ -8,17 +8,17 @@ start time like any other: never by a name pattern, never a process of someone e
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from pathlib import Path
 
 from releasectl.errors import DamagedState
+from releasectl.logs import Logger
 from releasectl.providers.base import Label, Server, ServerStatus
 
 from . import procs
 
-log = logging.getLogger("releasectl.providers.local")
+log = Logger("releasectl.providers.local")
 
 ADDRESS = "127.0.0.1"
 MISSING_RECORD_GRACE = 5.0  # a server folder this young may be mid-create: its record is not missing yet

@@ -13,25 +13,20 @@ once it has exited, ERROR (with the reason as `fault`) when it could not start a
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import secrets
-import shutil
-import socket
 import sys
 import time
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from releasectl.fanout import fan_out
 from releasectl.errors import Conflict, DamagedState, NotFound, ProviderError, ResourceFailure
+from releasectl.logs import Logger
 from releasectl.providers.base import (
     LABEL_PREFIX,
     Label,
-    Probe,
     Role,
     Server,
-    ServerSpec,
     ServerStatus,
 )
 
@@ -39,7 +34,10 @@ from . import procs, recovery
 from .files import flocked, read_json, write_json
 from .images import ImageStore
 
-log = logging.getLogger("releasectl.providers.local")
+if TYPE_CHECKING:  # imported where made: `status` makes neither (providers/base_extra.py)
+    from releasectl.providers.base import Probe, ServerSpec
+
+log = Logger("releasectl.providers.local")
 
 ADDRESS = "127.0.0.1"
 RECORD = "server.json"
@@ -67,6 +65,8 @@ SERVER_SCHEMA = {
 
 
 def free_port(avoid: set[int]) -> int:
+    import socket  # here and below: `status` neither starts, names nor removes a server
+
     for _ in range(50):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((ADDRESS, 0))
@@ -295,6 +295,8 @@ class ServerStore:
         return [out[i] for i in range(len(specs))]
 
     def _new_record(self, spec: ServerSpec, port: int) -> dict:
+        import secrets
+
         labels = {f"{LABEL_PREFIX}{k}": str(v) for k, v in spec.labels.items() if v is not None}
         labels.update(
             {
@@ -332,6 +334,8 @@ class ServerStore:
 
     def _start(self, spec: ServerSpec, rec: dict) -> Server:
         """Unpack the image into the server's folder and start its process; record the PID."""
+        import shutil
+
         server_id, port = rec["id"], rec["port"]
         sdir = self.root / server_id
         try:
@@ -387,6 +391,8 @@ class ServerStore:
         """Stop several servers at once: every process is signalled, then all are waited for together (the
         fleet takes as long as its slowest process, not the sum), then their folders go. A server still
         being created is left alone and its Conflict raised once the others are gone."""
+        import shutil
+
         def look(server_id: str) -> list[tuple[procs.ProcId, str]] | Conflict | None:
             try:
                 return self._processes_to_stop(server_id)
@@ -415,6 +421,8 @@ class ServerStore:
     def _processes_to_stop(self, server_id: str) -> list[tuple[procs.ProcId, str]] | None:
         """The processes of a server about to be deleted, marked `deleting` in its record; None when there is
         no such server (a damaged one is stopped and removed here, found by its folder and tags)."""
+        import shutil
+
         rec = self._read(server_id)
         if rec is None:
             if self.damage(server_id) is not None:
@@ -439,6 +447,8 @@ class ServerStore:
         return [(proc, f"server {server_id}")]
 
     def probe(self, server: Server, path: str, timeout: float) -> Probe:
+        from releasectl.providers.base import Probe
+
         if not server.address or not server.port:
             return Probe(status=None, latency=0.0, error=f"server {server.id} has no address yet")
         from releasectl.providers._http_probe import loopback_get_probe
