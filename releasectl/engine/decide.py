@@ -31,6 +31,7 @@ from releasectl.engine.actions import (
 from releasectl.engine.health import AnalysisResult, FailingMember, HealthView, Verdict, analyse  # noqa: F401  (analyse: re-exported)
 from releasectl.engine.invariants import describe_serving, owns_member, serving, version_of
 from releasectl.engine.model import Analyze, Launch, Pause, Phase, Release, ReleaseKind, Retire, SetWeight, describe_step
+from releasectl.engine.model import restore_release_id  # noqa: F401  (re-exported)
 from releasectl.engine.observe import Observed
 from releasectl.engine.weights import FULL_WEIGHT, plan_weights
 from releasectl.providers.base import (
@@ -88,11 +89,6 @@ def act(reason: str, action: Action, **kw: Any) -> Decision:
 
 def wait(reason: str, wake_at: float | None = None) -> Decision:
     return Decision(Kind.WAIT, reason, wake_at=wake_at)
-
-
-def restore_release_id(rel: Release) -> str:
-    """Release label of a previous version relaunched by a rollback after retirement."""
-    return f"{rel.id}-restore"
 
 
 def server_name(app: str, version: str, release_id: str, index: int, attempt: int) -> str:
@@ -257,9 +253,16 @@ def _spec(rel: Release, version: str, image_id: str, release_id: str, index: int
         app=rel.app,
         version=version,
         env=rel.env,
-        role=Role.CANDIDATE,
+        role=Role.STABLE,  # what it is once its release ends: no relabel then (observe.settle_roles)
         release_id=release_id,
     )
+
+
+def unlabelled_stable(fleet: list[Server]) -> list[Server]:
+    """Servers of an ending release whose label does not say stable yet: adopted warm servers (relabelled
+    candidates) and servers launched before servers were labelled stable at launch. The rest are labelled
+    stable already and are a candidate only while their release is in progress (observe.settle_roles)."""
+    return [s for s in fleet if s.role is not Role.STABLE and s.labels.get(Label.ROLE) != Role.STABLE.value]
 
 
 def health_gate(obs: Observed, fleet: list[Server], what: str) -> Decision | None:
@@ -460,7 +463,7 @@ def decide_finalize(obs: Observed, rel: Release, now: float) -> Decision:
         if past_deadline(rel, now) or not new:
             return Decision(Kind.FAIL, f"no server of {rel.version} is healthy and weighted in")
         return wait(f"waiting for {rel.version} to be healthy and weighted in")
-    unpromoted = [s for s in new if s.role is not Role.STABLE]
+    unpromoted = unlabelled_stable(new)
     if unpromoted:
         return act(f"marking {len(unpromoted)} server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
     return Decision(Kind.DONE, f"{rel.version} is live on {len(new)} server(s)")
@@ -512,7 +515,7 @@ def decide_rollback(obs: Observed, rel: Release, now: float, policy: Policy) -> 
     broken = [s for s in restore if s.status in (ServerStatus.ERROR, ServerStatus.STOPPED, ServerStatus.DELETING)]
     if broken:  # a relaunched server that died while the old fleet came back: nothing of it serves
         return act(f"removing relaunched {broken[0].name} ({broken[0].status.value})", _replace(obs, broken[0]))
-    unpromoted = [s for s in restore if s.role is not Role.STABLE]
+    unpromoted = unlabelled_stable(restore)
     if unpromoted:
         return act(f"marking {len(unpromoted)} relaunched server(s) stable", relabel(unpromoted, **{Label.ROLE: Role.STABLE.value}))
     # the last safety net: never "rolled back" unless the previous version serves (the gates above make it so)

@@ -292,3 +292,8 @@ class Release:
             data["failure_analysis"] = AnalysisResult.from_dict(data["failure_analysis"])
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def restore_release_id(rel: Release) -> str:
+    """Release label of a previous version relaunched by a rollback after retirement."""
+    return f"{rel.id}-restore"

@@ -6,10 +6,10 @@ members matched to servers, and images. Nothing is cached between passes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
 
-from releasectl.engine.model import HealthView
+from releasectl.engine.model import HealthView, Release, restore_release_id
 from releasectl.errors import ProviderError
 from releasectl.providers.base import (
     ImageOutcome,
@@ -80,6 +80,27 @@ class Observed:
 
 def observe(provider: Provider) -> Observed:
     return Observed(servers=tuple(provider.list_servers()), members=tuple(provider.list_members()))
+
+
+def in_progress(current: Release | None) -> frozenset[str]:
+    """The release ids whose servers a release in progress still launches, gates or removes: the unfinished
+    release's own and the previous version its rollback relaunched. Empty when every release has ended."""
+    if current is None or current.phase.finished:
+        return frozenset()
+    return frozenset({current.id, restore_release_id(current)})
+
+
+def settle_roles(servers: Iterable[Server], in_progress: Collection[str]) -> tuple[Server, ...]:
+    """Roles as the engine sees them: a server of the release in progress is its candidate.
+
+    A release labels its servers stable when it launches them (what they are once it ends), so its end
+    writes no label (issue 12: one metadata write per server saved); while it runs, the record makes them
+    candidates. A record that is lost or stale leaves them stable, never orphans of no release: gc keeps
+    them and the next release retires them as its old fleet, after its own is healthy and weighted in.
+    A server labelled candidate (adopted from a warm fleet, or launched before this) keeps that label
+    until its release ends and relabels it (decide.unlabelled_stable), as always."""
+    return tuple(replace(s, role=Role.CANDIDATE) if s.role is Role.STABLE and s.release_id in in_progress else s
+                 for s in servers)
 
 
 def lb_state(provider: Provider) -> LBState:

@@ -5,7 +5,8 @@ a crash, on another machine) continues from what is really there. `observe` does
 state, servers, members, due health probes, member stats, images, operator intents); `decide`
 (engine/decide.py) is a pure function of that observation, the record and the time; the runner checks the
 action against the safety invariants (engine/invariants.py), applies it (engine/actions.py), and writes
-the record once per pass, only when it changed (engine/transition.py). Time is data: holds, pauses,
+the record only when it changed: before an action, at the end, on a pause, failure or intent, and at most
+RECORD_LAG after any other change (engine/transition.py). Time is data: holds, pauses,
 analyses and drains end at `release.wake_at`.
 """
 
@@ -23,8 +24,8 @@ from releasectl.engine.decide import Decision, Kind, Policy, analyse, decide, re
 from releasectl.engine.health import HealthTracker, probe_all, snapshot
 from releasectl.engine.invariants import InvariantRefused, check, describe_serving
 from releasectl.engine.lock import LockKeeper
-from releasectl.engine.model import Analyze, Phase, Release, ReleaseKind, describe_step
-from releasectl.engine.observe import Observed, lb_state
+from releasectl.engine.model import Analyze, Launch, Phase, Release, ReleaseKind, Retire, SetWeight, describe_step
+from releasectl.engine.observe import Observed, in_progress, lb_state, settle_roles
 from releasectl.engine.transition import note_members, record_key, transition
 from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ReleasectlError, ResourceFailure
 from releasectl.providers.base import Health, Image, ImageOutcome, Label, LBState, LBStatus, Role, ServerStatus
@@ -37,6 +38,11 @@ except ImportError:  # pragma: no cover
 
 
 OPEN_WAIT_CAP = 0.5  # seconds: the longest look-again of a wait with no known end (a boot, a health gate)
+# steps whose end a resumed runner sees again in the world (the fleet healthy, the weights set, the old fleet
+# gone): their transition may wait for the next write. An analysis's verdict or a gate's opening may not: a
+# runner killed after it would replay that step (a passed analysis, lost to every kill, replayed forever)
+WORLD_SHOWN_STEPS = (Launch, SetWeight, Retire)
+RECORD_LAG = 5.0  # seconds the stored record may lag the runner's (never an action: see _write_when_due)
 LB_RECHECK = 3.0  # seconds an UP load balancer seen by a pass vouches for the passes after it (calls: issue 12)
 POOL_WRITES = (AddMember, AddMembers, SetWeights, DrainMembers, RemoveMembers)  # fail while the LB is down
 
@@ -62,6 +68,7 @@ class Runner:
     _waits: int = 0
     _reuse: Observed | None = None  # the observation the next pass may use again (see _look)
     _lb_up: tuple[float, LBState] | None = None  # the LB last seen UP by a pass, and when (see _lb_look)
+    _pending_since: float | None = None  # when the record first differed from the one written (see _write_when_due)
 
     def __post_init__(self) -> None:
         self.health = HealthTracker(self.ctx.health, lb_verdicts=not self.provider.capabilities.own_probes)
@@ -124,12 +131,16 @@ class Runner:
                 skipped = {"skipped": True} if decision.skipped else {}
                 self.ctx.event(decision.kind.value, decision.reason, step=rel.step_index, phase=rel.phase.value, **skipped)
                 self._last_reason = decision.reason
-            if decision.kind is Kind.ACT and not self._act(obs, rel, decision):
+            if decision.kind is Kind.ACT:
+                # write-ahead: the record is never behind the cloud by an action. A step transition or a
+                # hold's start left pending is written now, before the next step changes anything (a
+                # runner killed after the action resumes past the step that ended, never replaying it)
                 self.release = rel
                 self._write()
-                self._consume(obs)
-                self.ctx.clock.sleep(poll)
-                continue
+                if not self._act(obs, rel, decision):
+                    self._consume(obs)
+                    self.ctx.clock.sleep(poll)
+                    continue
             if decision.reset_window or decision.kind is Kind.ADVANCE:
                 self.health.reset_window()
             new = transition(rel, decision, self.now())
@@ -140,12 +151,10 @@ class Runner:
             follows_at_once = decision.kind in (Kind.ACT, Kind.ADVANCE, Kind.WAIT) and not sleep_for and not obs.intents
             if follows_at_once and decision.kind is not Kind.ACT:
                 self._reuse = obs  # a pass that changed nothing in the cloud (an advance, a 0 s hold) lends its look
-            if not follows_at_once or decision.kind is Kind.ADVANCE:
-                # hook: the one record write of the pass (only when changed). A step transition is always
-                # written: a runner killed right after it resumes past it (a deferred advance, lost to every
-                # kill, would replay a passed analysis forever). An action or a 0 s hold whose next pass
-                # follows at once leaves its write to that pass (calls: issue 12); what it did is observed.
-                self._write()
+            # hook: the record write of the pass, when due (see _write_when_due)
+            urgent = (decision.kind in (Kind.FAIL, Kind.PAUSE, Kind.HALT, Kind.DONE) or bool(obs.intents)
+                      or (decision.kind is Kind.ADVANCE and not isinstance(rel.current_step, WORLD_SHOWN_STEPS)))
+            self._write_when_due(urgent, sleep_for)
             self._consume(obs)  # hook: operator intents are deleted once the record lists them as applied
             if decision.kind is Kind.ADVANCE and new.current_step is not None:
                 self.ctx.event("step", f"step {new.step_index + 1}/{len(new.pipeline.steps)}: {describe_step(new.current_step)}")
@@ -302,7 +311,7 @@ class Runner:
 
     def _read(self, lb: LBState) -> Observed:
         rel = self.release
-        servers = tuple(self.provider.list_servers())
+        servers = settle_roles(self.provider.list_servers(), in_progress(rel))
         members = tuple(self.provider.list_members())
         rolling_back = rel.phase is Phase.ROLLING_BACK
         if rolling_back or rel.current_step is not None:
@@ -332,9 +341,30 @@ class Runner:
             intents=pending, asserted=frozenset(self._asserted),
         )
 
-    def _write(self) -> None:
-        """Write the record when it differs from the last one written (ignoring updated_at and reason)."""
+    def _write_when_due(self, urgent: bool, sleep_for: float) -> None:
+        """Write the record now if it must be, else leave the change pending (writes: issue 12).
+
+        Pending changes are the ones a resuming runner recomputes from the world: the end of a launch, hold
+        or retire step (WORLD_SHOWN_STEPS), a hold's, analysis's or drain's start (a resumed run holds,
+        analyses or drains again, in full), an action's effects (observed again). They ride along with the
+        next write: the write-ahead of the next action (see `_run`), the end, a pause, a failure, an
+        analysis's verdict, an intent, or, so that `status` and `watch` lag the runner by at most
+        RECORD_LAG, the first pass that would leave one pending longer: at once when the wait just started
+        (a hold, an analysis, a drain) ends later than that, so a long hold shows its end at once."""
         key = record_key(self.release)
+        if key == self._written:
+            self._pending_since = None
+            return
+        now = self.now()
+        if self._pending_since is None:
+            self._pending_since = now
+        pending_until = max(now + sleep_for, self.release.wake_at or 0.0)
+        if urgent or pending_until - self._pending_since >= RECORD_LAG:
+            self._write(key)
+
+    def _write(self, key: str | None = None) -> None:
+        """Write the record when it differs from the last one written (ignoring updated_at and reason)."""
+        key = key or record_key(self.release)
         if key == self._written:
             return
         self._kept.extend(self._samples)  # samples cause no write of their own: they ride along with this one
@@ -345,7 +375,7 @@ class Runner:
             records.save(self.provider, self.release)
         finally:
             self.release.samples = []
-        self._written = key
+        self._written, self._pending_since = key, None
 
     def _consume(self, obs: Observed) -> None:
         if intents is not None and obs.intents:

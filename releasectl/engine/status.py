@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from releasectl.engine import records
 from releasectl.engine.records import report_damage
 from releasectl.engine.context import EngineContext
 from releasectl.engine.model import Phase, Release, describe_step
-from releasectl.engine.observe import lb_state, live_version, observe
+from releasectl.engine.observe import in_progress, lb_state, live_version, observe, settle_roles
 from releasectl.errors import UsageError
 from releasectl.providers.base import LBStatus, Lease
 
@@ -108,6 +108,8 @@ def status(ctx: EngineContext) -> StatusView:
     now = ctx.clock.time()
     lease = provider.read_lock()
     current, damage = records.load_current_or_damage(provider)
+    if damage is None:  # roles as the engine sees them: the release in progress has candidates
+        observed = replace(observed, servers=settle_roles(observed.servers, in_progress(current)))
     damaged = report_damage(ctx, [damage] if damage else [])
     total = sum(m.weight for m in observed.members if m.admin.value == "ready")
     members = []

@@ -1,7 +1,7 @@
 """Record changes as data: the release record after a decision, computed without I/O.
 
-The runner applies the decision's action, then writes `transition(release, decision, now)` once, and only
-when it differs from what is stored (see `same_record`), so a pass that changes nothing costs no write.
+The runner applies the decision's action and computes `transition(release, decision, now)`; it writes it
+only when it differs from what is stored (see `record_key`), so a pass that changes nothing costs no write.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ def record_key(release: Release) -> str:
     """The record's content minus what needs no write of its own: updated_at and reason change every pass,
     own_members can be observed again (members of the release's servers), and an action's event line is an
     audit note (the action's effect is observed again after a crash), so they ride along with the next real
-    change, as the traffic samples do: one write per step transition, hold or drain start, and intent, not one
-    per action. Computed on every pass: the fields are serialised directly (the pipeline, frozen, by its digest
+    change, as the traffic samples do: the runner writes before an action, at the end and on intents, not once
+    per action or per step (engine/reconcile.py: _write_when_due). Computed on every pass: the fields are serialised directly (the pipeline, frozen, by its digest
     and name), not through to_json and back."""
     data = {name: getattr(release, name) for name in _KEYED}
     data["pipeline"] = _pipeline_key(release.pipeline)

@@ -2,8 +2,8 @@
 (tests/openstack_sim: Keystone, Nova, Glance, Octavia and Swift over loopback HTTP, one real app process per
 server, real HTTP health checks by "Octavia").
 
-- kill -9 at 20+ distinct points of a canary, of a failing release's automatic rollback, of an abort and of
-  a manual rollback; after each kill `status` shows the release interrupted; `rollout --resume` (or `abort`)
+- kill -9 at 20+ distinct points of a canary, of a failing release's automatic rollback, of an abort, of
+  a manual rollback and of a blue-green that keeps a warm fleet; after each kill `status` shows the release interrupted; `rollout --resume` (or `abort`)
   finishes it; then the invariants hold, read from `status` and from the simulator's own state;
 - two `rollout` at once: exactly one proceeds, the other exits 3 naming the holder and changes nothing;
 - the load balancer goes to ERROR mid-rollout (or Octavia answers 5xx longer than the retries last): exit 5
@@ -61,7 +61,7 @@ def live(sim: Simulator, tmp_path: Path) -> Cloud:
 
 
 def test_kill_9_at_twenty_points_converges_with_zero_failed_requests(live: Cloud) -> None:
-    """kill -9 over and over through four releases, with traffic "through the LB" all along.
+    """kill -9 over and over through five releases, with traffic "through the LB" all along.
 
     What the traffic measures: the simulated Octavia does not forward traffic through its VIP, so a load
     thread stands in for it. Every 100 ms it reads the pool from `sim.state()` and keeps the members the LB
@@ -108,11 +108,18 @@ def test_kill_9_at_twenty_points_converges_with_zero_failed_requests(live: Cloud
         code = kill_walk(cloud, ["rollback"], [["rollout", "--resume"]], points, "rollback")
         assert code == 0
         assert_converged(cloud, "1.0.0", COUNT)
+
+        # 5. a blue-green back to 1.1.0 that keeps 1.0.0 warm, killed over and over, resumed each time: a release
+        #    ends without relabelling its fleet (issue 12), so the four walks above have fewer decision lines
+        code = kill_walk(cloud, ["rollout", "1.1.0", "--pipeline", "bluegreen-fast.yaml"], [["rollout", "--resume"]],
+                         points, "blue-green")
+        assert code == 0
+        assert_converged(cloud, "1.1.0", COUNT)
     elapsed = time.monotonic() - started
     traffic.assert_served_throughout()
     history = cloud.ok("history", "-o", "json").json()["releases"]
     assert [(r["kind"], r["version"], r["state"]) for r in history] == [
-        ("rollback", "1.0.0", "succeeded"), ("rollout", "1.3.0", "aborted"), ("rollout", "1.2.0", "failed"),
+        ("rollout", "1.1.0", "succeeded"), ("rollback", "1.0.0", "succeeded"), ("rollout", "1.3.0", "aborted"), ("rollout", "1.2.0", "failed"),
         ("rollout", "1.1.0", "succeeded"), ("rollout", "1.0.0", "succeeded")]
 
     distinct = sorted(set(points))
