@@ -90,7 +90,7 @@ def broken_app(ws) -> str:
     load can catch it. Returns the original source to put back."""
     app = ws.path / "app" / "app.py"
     original = app.read_text()
-    patched = original.replace('self._reply(200, f"{VERSION}\\n")', 'self._reply(500, "broken\\n")')
+    patched = original.replace('status, text = 200, f"{VERSION}\\n"', 'status, text = 500, "broken\\n"')
     assert patched != original, "the sample app changed: update broken_app()"
     app.write_text(patched)
     return original
