@@ -121,7 +121,7 @@ def decide(obs: Observed, rel: Release, now: float, policy: Policy = Policy()) -
         if isinstance(step, Launch) and rel.relaunches < rel.count:
             # a failed boot (or a create cut short by a crash) gets a bounded number of replacements
             return act(f"replacing {why}", _replace(obs, s))
-        return Decision(Kind.FAIL, why, failing_member=FailingMember(s.name, s.id))
+        return Decision(Kind.FAIL, why, failing_member=FailingMember.of(s))
     if isinstance(step, Launch):
         return decide_launch(obs, rel, now, step, policy)
     problem = watch_health(obs, new)
@@ -281,7 +281,7 @@ def health_gate(obs: Observed, fleet: list[Server], what: str) -> Decision | Non
     for server in fleet:
         if obs.health.failed_at_launch(server.id):
             return Decision(Kind.FAIL, f"health check failed on {server.name}: {obs.health.describe(server.id)}",
-                            failing_member=FailingMember(server.name, server.id))
+                            failing_member=FailingMember.of(server))
     not_ready = [s for s in fleet if not _gate_passed(obs, s)]
     if not_ready:
         names = ", ".join(s.name for s in not_ready)
@@ -314,7 +314,7 @@ def watch_health(obs: Observed, new: list[Server]) -> Decision | None:
         elif obs.health.failed_in_service(server.id):
             problem = f"health check failed on {server.name}: {obs.health.describe(server.id)}"
         if problem:
-            return Decision(Kind.FAIL, problem, failing_member=FailingMember(server.name, server.id))
+            return Decision(Kind.FAIL, problem, failing_member=FailingMember.of(server))
     return None
 
 

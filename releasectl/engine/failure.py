@@ -20,10 +20,15 @@ class FailingMember:
     id: str
 
     @classmethod
+    def of(cls, server: Server) -> "FailingMember":
+        """The server a health failure names (three FAIL sites in decide.py)."""
+        return cls(server.name, server.id)
+
+    @classmethod
     def of_member(cls, member: Member, server_of: Callable[[Member], Server | None] | None = None) -> "FailingMember":
         """Named as its server (what `status` lists and health failures name), else as the LB names it."""
         server = server_of(member) if server_of is not None else None
-        return cls(server.name, server.id) if server is not None else cls(member.name, member.server_id or member.id)
+        return cls.of(server) if server is not None else cls(member.name, member.server_id or member.id)
 
 
 @dataclass(frozen=True)
