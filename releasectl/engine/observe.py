@@ -7,7 +7,7 @@ members matched to servers, and images. Nothing is cached between passes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Mapping
 
 from releasectl.engine.model import HealthView, Release, restore_release_id
 from releasectl.errors import ProviderError
@@ -114,13 +114,25 @@ def lb_state(provider: Provider) -> LBState:
         return LBState(LBStatus.ERROR, exc.message)
 
 
-def live_version(observed: Observed) -> str | None:
-    """The version the stable fleet serves, from labels; falls back to what the pool routes to."""
+def live_version(observed: Observed, env: str | None = None,
+                 images: Callable[[], Iterable[Image]] | None = None) -> str | None:
+    """The version the stable fleet serves, from labels; falls back to what the pool routes to, then, given
+    `env` and `images`, to the image the last finished release marked live in `env` if a stable server runs it.
+
+    Two stable versions with traffic on both is what a release record lost mid-canary leaves (servers are
+    labelled stable at launch; settle_roles needs the record): the image label, written when a release
+    ends, still names the version that was live before it. Images are listed only in that case."""
     stable = {s.version for s in observed.with_role(Role.STABLE)}
     if len(stable) == 1:
         return stable.pop()
     live = observed.live_versions()
-    return live[0] if len(live) == 1 else None
+    if len(live) == 1:
+        return live[0]
+    if len(stable) > 1 and env is not None and images is not None:
+        marked = {i.version for i in images() if i.labels.get(f"role_{env}") == "live"} & stable
+        if len(marked) == 1:
+            return marked.pop()
+    return None
 
 
 def rollback_targets(images: list[Image], env: str) -> list[Image]:

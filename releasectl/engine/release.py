@@ -209,7 +209,7 @@ def rollout(ctx: EngineContext, version: str | None, pipeline: Pipeline, *, resu
         lb_was = restart_dead_lb(ctx)
         observed = observe(ctx.provider)
         refuse_on_damaged_servers(observed.servers)
-        live = live_version(observed)
+        live = live_version(observed, ctx.env, ctx.provider.list_images)
         image = choose_image(ctx, version, live, found)
         old_count = len(observed.members_for(observed.with_role(Role.STABLE)))
         check_weight_steps(ctx, pipeline, ctx.count, old_count)
@@ -393,7 +393,7 @@ def rollback(ctx: EngineContext, to: str | None = None) -> Release:
         lb_was = restart_dead_lb(ctx)
         observed = observe(ctx.provider)
         refuse_on_damaged_servers(observed.servers)
-        live = live_version(observed)
+        live = live_version(observed, ctx.env, ctx.provider.list_images)
         target = rollback_target(ctx, to)
         if target.version == live:
             raise UsageError(f"{target.version} is already live: nothing to roll back")

@@ -158,7 +158,7 @@ def status(ctx: EngineContext) -> StatusView:
         app=ctx.app,
         environment=ctx.env,
         provider=provider.name,
-        live_version=live_version(observed),
+        live_version=live_version(observed, ctx.env, provider.list_images),
         endpoint=provider.pool_endpoint(),
         members=members,
         servers=servers,

@@ -14,6 +14,7 @@ from releasectl.engine.images import bake
 from releasectl.engine.model import Phase
 from releasectl.engine.release import gc, rollout
 from releasectl.engine.status import status
+from releasectl.errors import ReleaseFailed
 from releasectl.providers.base import Role
 from tests.engine.test_record_writes import CANARY, FIRST, Writes, live_100
 from tests.fakes.memory import Crash
@@ -129,8 +130,12 @@ def test_a_record_lost_mid_release_leaves_both_fleets_stable_and_the_next_releas
     ctx, fresh = killed_canary(tmp_path, "step", "step 4/7")
     fresh.delete_record(records.CURRENT)
     assert roles(ctx) == {"1.0.0": {Role.STABLE.value}, "1.1.0": {Role.STABLE.value}}
+    assert len({m.version for m in fresh.list_members() if m.weight > 0}) == 2  # the pool cannot tell either
+    # the image the last finished release marked live still names the version live before the lost release
+    assert status(ctx).live_version == "1.0.0"
     assert_gc_keeps_everything(ctx, fresh)
-    assert rollout(ctx, "1.2.0", CANARY).phase is Phase.SUCCEEDED
+    next_release = rollout(ctx, "1.2.0", CANARY)
+    assert (next_release.phase, next_release.previous_version) == (Phase.SUCCEEDED, "1.0.0")
     assert {s.version for s in fresh.list_servers()} == {"1.2.0"}
     assert roles(ctx) == {"1.2.0": {Role.STABLE.value}}
 
@@ -149,3 +154,18 @@ def test_finalize_relabels_only_what_is_not_labelled_stable():
     assert decide(obs(list(launched), [member(s, 100) for s in launched]), rel, NOW).kind is Kind.DONE
     adopted = [dataclasses.replace(s, labels={"role": "candidate"}) for s in NEW]
     assert isinstance(decide(obs(adopted, [member(s, 100) for s in adopted]), rel, NOW).action, RelabelServers)
+
+
+def test_after_a_record_lost_mid_release_a_failing_release_rolls_back_to_the_version_live_before(tmp_path: Path):
+    """The next release knows its previous version (from the image marked live), so its rollback has one to
+    restore and the I1 net stays on: both old fleets take the traffic back, the failed one is gone."""
+    ctx, fresh = killed_canary(tmp_path, "step", "step 4/7")
+    fresh.delete_record(records.CURRENT)
+    fresh.cloud.never_healthy(ctx.app, "1.2.0")
+    with pytest.raises(ReleaseFailed):
+        rollout(ctx, "1.2.0", CANARY)
+    last = records.load_history_and_damage(fresh)[0][0]
+    assert (last.version, last.previous_version, last.phase) == ("1.2.0", "1.0.0", Phase.FAILED)
+    assert "1.2.0" not in {s.version for s in fresh.list_servers()}
+    assert {"1.0.0", "1.1.0"} <= {m.version for m in fresh.list_members() if m.weight > 0}
+    assert status(ctx).live_version == "1.0.0"
