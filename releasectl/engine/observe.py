@@ -7,7 +7,7 @@ members matched to servers, and images. Nothing is cached between passes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping
 
 from releasectl.engine.model import HealthView, Release, restore_release_id
 from releasectl.errors import ProviderError
@@ -38,6 +38,10 @@ class Observed:
     images: tuple[Image, ...] | None = None  # read when a rollback must relaunch the previous version
     intents: tuple[Any, ...] = ()  # operator intents pending for the release (engine.intents.Intent)
     asserted: frozenset[str] = frozenset()  # servers whose membership this runner added or re-asserted
+
+    def settled(self, current: Release | None) -> "Observed":
+        """This observation with its servers' roles as the engine sees them while `current` runs (settle_roles)."""
+        return replace(self, servers=settle_roles(self.servers, current))
 
     def member_of(self, server: Server) -> Member | None:
         for m in self.members:
@@ -82,7 +86,7 @@ def observe(provider: Provider) -> Observed:
     return Observed(servers=tuple(provider.list_servers()), members=tuple(provider.list_members()))
 
 
-def in_progress(current: Release | None) -> frozenset[str]:
+def _in_progress(current: Release | None) -> frozenset[str]:
     """The release ids whose servers a release in progress still launches, gates or removes: the unfinished
     release's own and the previous version its rollback relaunched. Empty when every release has ended."""
     if current is None or current.phase.finished:
@@ -90,8 +94,9 @@ def in_progress(current: Release | None) -> frozenset[str]:
     return frozenset({current.id, restore_release_id(current)})
 
 
-def settle_roles(servers: Iterable[Server], in_progress: Collection[str]) -> tuple[Server, ...]:
-    """Roles as the engine sees them: a server of the release in progress is its candidate.
+def settle_roles(servers: Iterable[Server], current: Release | None) -> tuple[Server, ...]:
+    """Roles as the engine sees them: a server of the release in progress (`current`, unless it has ended) is
+    its candidate.
 
     A release labels its servers stable when it launches them (what they are once it ends), so its end
     writes no label (issue 12: one metadata write per server saved); while it runs, the record makes them
@@ -99,7 +104,8 @@ def settle_roles(servers: Iterable[Server], in_progress: Collection[str]) -> tup
     them and the next release retires them as its old fleet, after its own is healthy and weighted in.
     A server labelled candidate (adopted from a warm fleet, or launched before this) keeps that label
     until its release ends and relabels it (decide.unlabelled_stable), as always."""
-    return tuple(replace(s, role=Role.CANDIDATE) if s.role is Role.STABLE and s.release_id in in_progress else s
+    ids = _in_progress(current)
+    return tuple(replace(s, role=Role.CANDIDATE) if s.role is Role.STABLE and s.release_id in ids else s
                  for s in servers)
 
 

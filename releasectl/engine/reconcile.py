@@ -25,7 +25,7 @@ from releasectl.engine.health import HealthTracker, probe_all, snapshot
 from releasectl.engine.invariants import InvariantRefused, check, describe_serving
 from releasectl.engine.lock import LockKeeper
 from releasectl.engine.model import Analyze, Launch, Phase, Release, ReleaseKind, Retire, SetWeight, describe_step
-from releasectl.engine.observe import Observed, in_progress, lb_state, settle_roles
+from releasectl.engine.observe import Observed, lb_state, settle_roles
 from releasectl.engine.transition import note_members, record_key, transition
 from releasectl.errors import Conflict, NotFound, PausedAtGate, ProviderError, ReleaseFailed, ReleasectlError, ResourceFailure
 from releasectl.providers.base import Health, Image, ImageOutcome, Label, LBState, LBStatus, Role, ServerStatus
@@ -311,7 +311,7 @@ class Runner:
 
     def _read(self, lb: LBState) -> Observed:
         rel = self.release
-        servers = settle_roles(self.provider.list_servers(), in_progress(rel))
+        servers = settle_roles(self.provider.list_servers(), rel)
         members = tuple(self.provider.list_members())
         rolling_back = rel.phase is Phase.ROLLING_BACK
         if rolling_back or rel.current_step is not None:

@@ -8,7 +8,7 @@ changes; a bad request raises UsageError (exit 2) untouched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 from releasectl.engine import intents, quota, records
@@ -27,7 +27,7 @@ from releasectl.engine.model import (
     Retire,
     SetWeight,
 )
-from releasectl.engine.observe import Observed, in_progress, lb_state, live_version, observe, rollback_targets, settle_roles
+from releasectl.engine.observe import Observed, lb_state, live_version, observe, rollback_targets
 from releasectl.engine.reconcile import Runner, new_release_id
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.engine.weights import plan_weights
@@ -506,7 +506,7 @@ def gc(ctx: EngineContext, *, dry_run: bool) -> GcReport:
         current, damage = records.load_current_or_damage(ctx.provider)
         observed = observe(ctx.provider)
         if damage is None:  # the release in progress has candidates; with a damaged record every server looks stable
-            observed = replace(observed, servers=settle_roles(observed.servers, in_progress(current)))
+            observed = observed.settled(current)
         report_damage(ctx, [damage] if damage else [])
         members, servers, images = orphans(ctx, observed, current)
         spared = spare_around_damage(observed, servers, damage is not None)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from releasectl.engine import records
 from releasectl.engine.records import report_damage
 from releasectl.engine.context import EngineContext
 from releasectl.engine.model import Phase, Release, describe_step
-from releasectl.engine.observe import in_progress, lb_state, live_version, observe, settle_roles
+from releasectl.engine.observe import lb_state, live_version, observe
 from releasectl.errors import UsageError
 from releasectl.providers.base import LBStatus, Lease
 
@@ -109,7 +109,7 @@ def status(ctx: EngineContext) -> StatusView:
     lease = provider.read_lock()
     current, damage = records.load_current_or_damage(provider)
     if damage is None:  # roles as the engine sees them: the release in progress has candidates
-        observed = replace(observed, servers=settle_roles(observed.servers, in_progress(current)))
+        observed = observed.settled(current)
     damaged = report_damage(ctx, [damage] if damage else [])
     total = sum(m.weight for m in observed.members if m.admin.value == "ready")
     members = []

@@ -146,10 +146,10 @@ def test_finalize_relabels_only_what_is_not_labelled_stable():
     from releasectl.engine.actions import RelabelServers
     from releasectl.engine.decide import Kind, decide
     from releasectl.engine.observe import settle_roles
-    from tests.engine.test_decide import CANARY as STEPS, NEW, NOW, RID, member, obs, release
+    from tests.engine.test_decide import CANARY as STEPS, NEW, NOW, member, obs, release
 
     rel = release(*STEPS, step_index=len(STEPS))
-    launched = settle_roles([dataclasses.replace(s, role=Role.STABLE, labels={"role": "stable"}) for s in NEW], {RID})
+    launched = settle_roles([dataclasses.replace(s, role=Role.STABLE, labels={"role": "stable"}) for s in NEW], rel)
     assert {s.role for s in launched} == {Role.CANDIDATE}
     assert decide(obs(list(launched), [member(s, 100) for s in launched]), rel, NOW).kind is Kind.DONE
     adopted = [dataclasses.replace(s, labels={"role": "candidate"}) for s in NEW]
