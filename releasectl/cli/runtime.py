@@ -16,7 +16,7 @@ from releasectl.engine.events import Event, EventSink
 from releasectl.errors import ConfigError
 from releasectl.logs import Logger
 from releasectl.providers import load as load_provider
-from releasectl.providers.base import Provider, ProviderContext
+from releasectl.providers.base import Provider, ProviderContext, this_host
 from releasectl.wait import RealClock
 
 CI_JOB_VARIABLES = ("RELEASECTL_JOB_ID", "CI_JOB_ID", "GITHUB_RUN_ID", "BUILDKITE_JOB_ID", "BUILD_TAG", "ZUUL_BUILD")
@@ -36,15 +36,13 @@ class Globals:
 
 
 def actor() -> dict[str, str]:
-    """Who runs this: recorded on the lock and on each release, for `status` and `history`. The host is the
-    kernel's node name, what socket.gethostname() returns (the lock's owner checks compare with it), read
-    without importing socket: every command makes an actor, `status` included (issue 12)."""
+    """Who runs this: recorded on the lock and on each release, for `status` and `history`."""
     try:
         user = getpass.getuser()
     except (KeyError, OSError):
         user = str(os.getuid())
     job = next((f"{name}={os.environ[name]}" for name in CI_JOB_VARIABLES if os.environ.get(name)), "")
-    return {"host": os.uname().nodename, "user": user, "pid": str(os.getpid()), "ci_job": job}
+    return {"host": this_host(), "user": user, "pid": str(os.getpid()), "ci_job": job}
 
 
 def provider_options(s: Settings, os_cloud: str | None = None) -> dict:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from releasectl.engine.images import bake, check_bakeable, usable_image
 from releasectl.engine.stage import CheckResult, evaluate
 from releasectl.engine.versions import parse_version, version_key
 from releasectl.errors import Interrupted, ReleasectlError, SmokeCheckFailed, UsageError
-from releasectl.providers.base import Builder, BuilderSpec, Image, ImageStatus, Recipe, Server, ServerStatus
+from releasectl.providers.base import Builder, BuilderSpec, Image, ImageStatus, Recipe, Server, ServerStatus, this_host
 
 MAX_RECIPE_BYTES = 32 * 1024  # Nova takes 64 KiB of base64 user data, and the recipe rides in it with a wrapper
 BASE = "base"  # `--from base`: the provider's base (local: the configured builder folder; openstack: base_image)
@@ -221,7 +220,7 @@ def claim_dead(claim: dict) -> bool:
     """The claiming process is gone: it ran on this host and no process has its pid. On another host we
     cannot tell, so it counts as alive (the operator removes the builder with `builder down`)."""
     pid = str(claim.get("pid", ""))
-    if claim.get("host") != socket.gethostname() or not pid.isdigit():
+    if claim.get("host") != this_host() or not pid.isdigit():
         return False
     if int(pid) == os.getpid():  # an earlier command of this process (the API, tests in process): over
         return True

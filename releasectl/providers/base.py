@@ -219,6 +219,15 @@ class Lease:
         return self.dead_reason is None and self.expires_at > now
 
 
+def this_host() -> str:
+    """This machine's name, as locks and claims record their holder's host and as the dead-holder checks
+    compare it (one reading, so the two always agree): the kernel's node name, what socket.gethostname()
+    returns, read without importing socket (every command names its actor, `status` included)."""
+    import os
+
+    return os.uname().nodename
+
+
 def describe_owner(owner: Mapping[str, str]) -> str:
     """How every message names a lock holder: 'rollout by alice@ci-7 (pid 4242, CI job CI_JOB_ID=991)'."""
     who = f"{owner.get('command') or 'releasectl'} by {owner.get('user', '?')}@{owner.get('host', '?')} (pid {owner.get('pid', '?')}"

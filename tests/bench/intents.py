@@ -28,8 +28,8 @@ from pathlib import Path
 from releasectl.config import load_settings
 from releasectl.engine import intents, records
 from releasectl.engine.model import Launch, Pipeline, Release, ReleaseKind, SetWeight
-from releasectl.providers.base import ProviderContext
-from releasectl.providers.local import LocalProvider, procs
+from releasectl.providers.base import ProviderContext, this_host
+from releasectl.providers.local import LocalProvider
 from tests.bench.startup import timed
 from tests.helpers import free_port
 
@@ -75,7 +75,7 @@ def main() -> int:
                           previous_version="1.0.0", pipeline=Pipeline("bench", (Launch(), SetWeight(10, 3600))),
                           count=2, step_index=1, started_at=now, updated_at=now)
         records.save(provider, release)
-        owner = {"command": "rollout", "host": procs.hostname(), "pid": str(os.getpid()), "user": "bench"}
+        owner = {"command": "rollout", "host": this_host(), "pid": str(os.getpid()), "user": "bench"}
         lease = provider.acquire_lock(owner, ttl=3600)
         cases = {
             "baseline: python -c pass": [sys.executable, "-c", "pass"],

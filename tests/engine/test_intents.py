@@ -14,7 +14,7 @@ from releasectl.engine.context import EngineContext
 from releasectl.engine.intents import Intent, IntentKind
 from releasectl.engine.model import Analyze, Launch, Pause, Phase, Pipeline, Release, ReleaseKind, Retire, SetWeight
 from releasectl.errors import Interrupted, LockHeld, PausedAtGate, ReleaseFailed, UsageError, WaitTimeout
-from releasectl.providers.base import HealthCheck, Lease
+from releasectl.providers.base import HealthCheck, Lease, this_host
 
 PIPELINE = Pipeline(
     name="gate",
@@ -439,7 +439,7 @@ def test_an_intent_verb_posts_to_a_live_runner_without_loading_the_engine_verbs(
 
     from releasectl.config import load_settings
     from releasectl.providers.base import ProviderContext
-    from releasectl.providers.local import LocalProvider, procs
+    from releasectl.providers.local import LocalProvider
     from tests.conftest import run_cli_in_process
     from tests.helpers import free_port
 
@@ -450,7 +450,7 @@ def test_an_intent_verb_posts_to_a_live_runner_without_loading_the_engine_verbs(
                                              health=s.health, app_port=s.app_port, options=dict(s.provider_options)))
     now = time.time()
     records.save(provider, make_release(app="shop", env=s.env, step_index=1, started_at=now, updated_at=now))
-    lease = provider.acquire_lock({"command": "rollout", "host": procs.hostname(), "pid": str(os.getpid()), "user": "t"}, ttl=600)
+    lease = provider.acquire_lock({"command": "rollout", "host": this_host(), "pid": str(os.getpid()), "user": "t"}, ttl=600)
     try:
         for name in ("releasectl.engine.release", "releasectl.engine.reconcile", "releasectl.engine.decide"):
             monkeypatch.setitem(sys.modules, name, None)

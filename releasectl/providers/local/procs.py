@@ -47,12 +47,6 @@ def boot_id() -> str:
         return ""
 
 
-def hostname() -> str:
-    import socket  # here: only a lock's owner check asks
-
-    return socket.gethostname()
-
-
 def _stat(pid: int) -> tuple[str, int] | None:
     """(state letter, start time) from /proc/<pid>/stat, or None when there is no such process. Raw os calls:
     every pass of a release checks each server's process (Path.read_text took 4x as long)."""

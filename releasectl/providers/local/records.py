@@ -20,7 +20,7 @@ from typing import Callable, Mapping
 
 from releasectl.errors import DamagedState, LockHeld, ProviderError
 from releasectl.logs import Logger
-from releasectl.providers.base import Lease, describe_owner, format_utc
+from releasectl.providers.base import Lease, describe_owner, format_utc, this_host
 
 from . import procs
 from .files import (
@@ -143,7 +143,7 @@ class LockStore:
             return f"its lease expired at {format_utc(expires)}"
         owner = rec.get("owner", {})
         pid_text = str(owner.get("pid", ""))
-        if owner.get("host") == procs.hostname() and pid_text.isdigit():
+        if owner.get("host") == this_host() and pid_text.isdigit():
             pid = int(pid_text)
             if not procs.pid_is_running(pid):
                 return f"its process {pid} on this host is gone"
@@ -181,7 +181,7 @@ class LockStore:
                 "acquired_at": now,
                 "expires_at": now + ttl,
             }
-            if new_owner.get("pid") == str(os.getpid()) and new_owner.get("host") == procs.hostname():
+            if new_owner.get("pid") == str(os.getpid()) and new_owner.get("host") == this_host():
                 rec["pid_start"] = procs.start_time(os.getpid())
             write_json(self.path, rec)
             return self._lease(rec)

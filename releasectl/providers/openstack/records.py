@@ -42,13 +42,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 import time
 from dataclasses import replace
 from typing import Any, Callable, Mapping
 
 from releasectl.errors import LockHeld, ProviderError
-from releasectl.providers.base import Lease, describe_owner, format_utc
+from releasectl.providers.base import Lease, describe_owner, format_utc, this_host
 
 from .swift import ObjectStore
 
@@ -173,7 +172,7 @@ class LockStore:
             return f"its lease expired at {format_utc(expires)}"
         owner = state.get("owner") or {}
         pid = str(owner.get("pid", ""))
-        if owner.get("host") == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid() and not _pid_running(int(pid)):
+        if owner.get("host") == this_host() and pid.isdigit() and int(pid) != os.getpid() and not _pid_running(int(pid)):
             return f"its process {pid} on this host is gone"
         return None
 

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from releasectl.errors import LockHeld
+from releasectl.providers.base import this_host
 from releasectl.providers.local import procs
 
-OWNER = {"host": procs.hostname(), "pid": str(os.getpid()), "user": "ci", "ci_job": "build-77",
+OWNER = {"host": this_host(), "pid": str(os.getpid()), "user": "ci", "ci_job": "build-77",
          "command": "releasectl rollout 2.0.0"}
 
 
