@@ -512,7 +512,7 @@ class Pool:
                 if admin_state(row) is AdminState.MAINT and not checks_running(row):
                     # it entered MAINT (an interrupted removal): re-arm it so its checks run again
                     log.info("re-adding member %s so its health checks run again", name)
-                    self._delete_server(api, name)
+                    self._delete_servers(api, [name])
                     self._add(api, name, server.address, server.port, 0)
                 else:
                     log.info("adopting existing member %s for %s:%d", name, server.address, server.port)
@@ -576,9 +576,6 @@ class Pool:
                     hint="run the release again; it resumes from its record",
                 )
             log.info("weights applied: %s", ", ".join(f"{n}={w}" for n, w in weights.items()))
-
-    def _delete_server(self, api: RuntimeAPI, name: str) -> None:
-        self._delete_servers(api, [name])
 
     def _delete_servers(self, api: RuntimeAPI, names: list[str]) -> None:
         """maint for all of them in one call, then del each, with the 2.6 retry for idle connections (G4):
