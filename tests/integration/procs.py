@@ -161,7 +161,7 @@ def kill_walk(target: Target, first: list[str], then: list[list[str]], points: l
             code = _ended_release_exit_code(target, args)
             print(f"{label}: last run ({' '.join(args)}) was killed after its release ended (exit {code} by history)")
             return code
-        assert release is not None and release["state"] == "interrupted", (points[-1], release)
+        assert release["state"] == "interrupted", (points[-1], release)
         lock = status["lock"]  # the dead holder's lease, until a run takes it over
         assert lock is None or (lock["alive"] is False and "gone" in lock["dead_reason"]), (points[-1], lock)
         args = then[min(kills, len(then) - 1)]
